@@ -1,0 +1,58 @@
+//! Metric Vault's database schema, as reversible sea-orm migrations.
+//!
+//! The same migrations run on SQLite (the embedded default) and PostgreSQL, so
+//! they stick to what both support: integer ids, text, doubles, JSON stored as
+//! text on SQLite, and foreign keys with `ON DELETE CASCADE` where the API
+//! promises that a delete cascades.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_create_catalogue;
+mod m20261127_000002_create_history;
+
+/// Applies every migration in order; `Migrator::up(db, None)` at start-up.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261127_000001_create_catalogue::Migration),
+            Box::new(m20261127_000002_create_history::Migration),
+        ]
+    }
+}
+
+/// Foreign key from `from_table.from_col` to `to_table.id`, deleted with its parent.
+pub(crate) fn cascade_fk<F, C, T>(
+    name: &str,
+    from_table: F,
+    from_col: C,
+    to_table: T,
+) -> ForeignKeyCreateStatement
+where
+    F: IntoIden + 'static,
+    C: IntoIden + 'static,
+    T: IntoIden + 'static,
+{
+    ForeignKey::create()
+        .name(name)
+        .from(from_table, from_col)
+        .to(to_table, Alias::new("id"))
+        .on_delete(ForeignKeyAction::Cascade)
+        .on_update(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
+/// A plain (non-unique) index on the given columns.
+pub(crate) fn index_on<T: IntoIden + 'static>(
+    name: &str,
+    table: T,
+    columns: &[&'static str],
+) -> IndexCreateStatement {
+    let mut index = Index::create().name(name).table(table).to_owned();
+    for column in columns {
+        index.col(Alias::new(*column));
+    }
+    index
+}

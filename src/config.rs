@@ -1,0 +1,380 @@
+//! Typed settings from the environment (and an optional `.env`).
+//!
+//! The variable names are the ones the original FastAPI service used, so its
+//! users can move over without renaming anything. A bad value stops start-up
+//! with a message naming the variable and what it accepts.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+/// Which runner starts k6 when a launch does not say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunnerSetting {
+    /// k6 child processes on this machine.
+    Local,
+    /// Kubernetes Jobs in the configured namespace.
+    Kubernetes,
+}
+
+/// Everything the server reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub database_url: String,
+    pub bind_addr: SocketAddr,
+    pub runner: RunnerSetting,
+    pub influxdb_host: String,
+    pub influxdb_port: u16,
+    pub influxdb_database: String,
+    pub k6_script_file_folder: PathBuf,
+    pub k6_default_pvc: Option<String>,
+    pub kubernetes_namespace: String,
+    pub scheduler_poll_interval: Duration,
+    pub scheduler_max_retry: u32,
+    pub scheduler_metrics_delay: Duration,
+    pub scheduler_job_timeout_hours: f64,
+    pub scheduler_job_warning_hours: f64,
+    pub log_level: String,
+    pub auto_delete_completed_jobs: bool,
+    /// The k6 executable (`K6_BINARY`), found on PATH when it is a bare name.
+    pub k6_binary: String,
+}
+
+/// A variable that is set but holds a value the server cannot use.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {variable}={value:?}: expected {expected}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+/// The SQLite file used when `DATABASE_URL` is not set.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/metric-vault.db?mode=rwc";
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` when one exists.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass a map instead of the real environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+        Ok(Self {
+            database_url: env.text(
+                "DATABASE_URL",
+                DEFAULT_DATABASE_URL,
+                is_database_url,
+                DATABASE_URL_FORMS,
+            )?,
+            bind_addr: env.parsed(
+                "BIND_ADDR",
+                "127.0.0.1:8000",
+                "a socket address such as 127.0.0.1:8000",
+            )?,
+            runner: env.choice(
+                "RUNNER",
+                RunnerSetting::Local,
+                &[
+                    ("local", RunnerSetting::Local),
+                    ("kubernetes", RunnerSetting::Kubernetes),
+                ],
+                "one of: local, kubernetes",
+            )?,
+            influxdb_host: env.text(
+                "INFLUXDB_HOST",
+                "127.0.0.1",
+                |v| !v.is_empty(),
+                "a host name or address",
+            )?,
+            influxdb_port: env.parsed("INFLUXDB_PORT", "8086", "a TCP port (1-65535)")?,
+            influxdb_database: env.text(
+                "INFLUXDB_DATABASE",
+                "k6",
+                is_identifier,
+                "a database name of letters, digits, _ or -",
+            )?,
+            k6_script_file_folder: PathBuf::from(env.text(
+                "K6_SCRIPT_FILE_FOLDER",
+                "./data/scripts",
+                |v| !v.is_empty(),
+                "a folder path",
+            )?),
+            k6_default_pvc: env.optional("K6_DEFAULT_PVC"),
+            kubernetes_namespace: env.text(
+                "KUBERNETES_NAMESPACE",
+                "default",
+                is_dns_label,
+                "a Kubernetes namespace name (DNS label)",
+            )?,
+            scheduler_poll_interval: Duration::from_secs_f64(env.positive(
+                "SCHEDULER_POLL_INTERVAL",
+                5.0,
+                "a positive number of seconds",
+            )?),
+            scheduler_max_retry: env.parsed(
+                "SCHEDULER_MAX_RETRY",
+                "3",
+                "a whole number of retries (0 or more)",
+            )?,
+            scheduler_metrics_delay: Duration::from_secs_f64(env.non_negative(
+                "SCHEDULER_METRICS_DELAY",
+                2.0,
+                "a number of seconds (0 or more)",
+            )?),
+            scheduler_job_timeout_hours: env.positive(
+                "SCHEDULER_JOB_TIMEOUT_HOURS",
+                2.0,
+                "a positive number of hours",
+            )?,
+            scheduler_job_warning_hours: env.positive(
+                "SCHEDULER_JOB_WARNING_HOURS",
+                1.0,
+                "a positive number of hours",
+            )?,
+            log_level: env
+                .text(
+                    "LOG_LEVEL",
+                    "info",
+                    is_log_level,
+                    "one of: trace, debug, info, warn, error",
+                )?
+                .to_ascii_lowercase(),
+            auto_delete_completed_jobs: env.choice(
+                "AUTO_DELETE_COMPLETED_JOBS",
+                false,
+                &[
+                    ("true", true),
+                    ("1", true),
+                    ("yes", true),
+                    ("false", false),
+                    ("0", false),
+                    ("no", false),
+                ],
+                "true or false",
+            )?,
+            k6_binary: env.text(
+                "K6_BINARY",
+                "k6",
+                |v| !v.is_empty(),
+                "a path to the k6 executable",
+            )?,
+        })
+    }
+
+    /// True when the metadata database is PostgreSQL rather than the embedded SQLite.
+    pub fn uses_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+
+    /// Base URL of the InfluxDB 1.x HTTP API.
+    pub fn influxdb_url(&self) -> String {
+        format!("http://{}:{}", self.influxdb_host, self.influxdb_port)
+    }
+}
+
+const DATABASE_URL_FORMS: &str =
+    "sqlite://PATH[?mode=rwc], sqlite::memory:, or postgres://USER@HOST[:PORT]/DB";
+
+fn is_database_url(value: &str) -> bool {
+    ["sqlite:", "postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| value.starts_with(scheme))
+}
+
+fn is_identifier(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+fn is_dns_label(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 63
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+}
+
+fn is_log_level(value: &str) -> bool {
+    matches!(
+        value.to_ascii_lowercase().as_str(),
+        "trace" | "debug" | "info" | "warn" | "warning" | "error"
+    )
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    /// The trimmed value, or None when unset or blank (blank means "use the default").
+    fn optional(&self, variable: &str) -> Option<String> {
+        (self.lookup)(variable)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn error(variable: &'static str, value: String, expected: &'static str) -> ConfigError {
+        ConfigError {
+            variable,
+            value,
+            expected,
+        }
+    }
+
+    fn text(
+        &self,
+        variable: &'static str,
+        default: &str,
+        valid: impl Fn(&str) -> bool,
+        expected: &'static str,
+    ) -> Result<String, ConfigError> {
+        let value = self.optional(variable).unwrap_or_else(|| default.to_owned());
+        if valid(&value) {
+            Ok(value)
+        } else {
+            Err(Self::error(variable, value, expected))
+        }
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        variable: &'static str,
+        default: &str,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        let value = self.optional(variable).unwrap_or_else(|| default.to_owned());
+        value.parse().map_err(|_| Self::error(variable, value, expected))
+    }
+
+    fn number(
+        &self,
+        variable: &'static str,
+        default: f64,
+        valid: impl Fn(f64) -> bool,
+        expected: &'static str,
+    ) -> Result<f64, ConfigError> {
+        match self.optional(variable) {
+            None => Ok(default),
+            Some(value) => match value.parse::<f64>() {
+                Ok(n) if n.is_finite() && valid(n) => Ok(n),
+                _ => Err(Self::error(variable, value, expected)),
+            },
+        }
+    }
+
+    fn positive(
+        &self,
+        variable: &'static str,
+        default: f64,
+        expected: &'static str,
+    ) -> Result<f64, ConfigError> {
+        self.number(variable, default, |n| n > 0.0, expected)
+    }
+
+    fn non_negative(
+        &self,
+        variable: &'static str,
+        default: f64,
+        expected: &'static str,
+    ) -> Result<f64, ConfigError> {
+        self.number(variable, default, |n| n >= 0.0, expected)
+    }
+
+    fn choice<T: Copy>(
+        &self,
+        variable: &'static str,
+        default: T,
+        choices: &[(&str, T)],
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        let Some(value) = self.optional(variable) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(&value))
+            .map(|(_, choice)| *choice)
+            .ok_or_else(|| Self::error(variable, value, expected))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_give_an_embedded_local_setup() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(s.bind_addr.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.runner, RunnerSetting::Local);
+        assert_eq!(s.influxdb_url(), "http://127.0.0.1:8086");
+        assert!(!s.uses_postgres());
+        assert!(!s.auto_delete_completed_jobs);
+    }
+
+    #[test]
+    fn seed_variable_names_are_read() {
+        let s = settings(&[
+            ("INFLUXDB_HOST", "influx.local"),
+            ("INFLUXDB_PORT", "9999"),
+            ("INFLUXDB_DATABASE", "loadtests"),
+            ("RUNNER", "Kubernetes"),
+            ("AUTO_DELETE_COMPLETED_JOBS", "yes"),
+            ("SCHEDULER_JOB_TIMEOUT_HOURS", "0.5"),
+            ("DATABASE_URL", "postgres://root@127.0.0.1:5432/mv"),
+        ])
+        .unwrap();
+        assert_eq!(s.influxdb_url(), "http://influx.local:9999");
+        assert_eq!(s.influxdb_database, "loadtests");
+        assert_eq!(s.runner, RunnerSetting::Kubernetes);
+        assert!(s.auto_delete_completed_jobs);
+        assert_eq!(s.scheduler_job_timeout_hours, 0.5);
+        assert!(s.uses_postgres());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_it_accepts() {
+        let cases = [
+            ("RUNNER", "docker", "one of: local, kubernetes"),
+            ("INFLUXDB_PORT", "70000", "a TCP port (1-65535)"),
+            (
+                "BIND_ADDR",
+                "localhost",
+                "a socket address such as 127.0.0.1:8000",
+            ),
+            ("SCHEDULER_JOB_TIMEOUT_HOURS", "-1", "a positive number of hours"),
+            ("SCHEDULER_POLL_INTERVAL", "soon", "a positive number of seconds"),
+            ("LOG_LEVEL", "loud", "one of: trace, debug, info, warn, error"),
+            ("DATABASE_URL", "mysql://x", DATABASE_URL_FORMS),
+            ("AUTO_DELETE_COMPLETED_JOBS", "maybe", "true or false"),
+        ];
+        for (variable, value, expected) in cases {
+            let err = settings(&[(variable, value)]).unwrap_err();
+            assert_eq!(
+                err,
+                ConfigError {
+                    variable,
+                    value: value.into(),
+                    expected
+                },
+                "{variable}"
+            );
+            assert!(err.to_string().contains(variable));
+        }
+    }
+}

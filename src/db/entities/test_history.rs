@@ -1,0 +1,55 @@
+//! `test_history`: one load-test run and its run-wide summary.
+
+use sea_orm::entity::prelude::*;
+
+use crate::domain::{RunnerKind, TestStatus};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "test_history")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub project_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub target_tps: Option<f64>,
+    pub status: TestStatus,
+    pub runner: RunnerKind,
+    pub parallelism: i32,
+    pub job_name: String,
+    pub k6_script_file_name: String,
+    #[sea_orm(column_type = "Text")]
+    pub k6_script: String,
+    pub tested_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub completed_at: Option<DateTimeUtc>,
+    pub failure_reason: Option<String>,
+    pub is_completed: bool,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    pub test_duration: Option<f64>,
+    pub max_tps: Option<f64>,
+    pub min_tps: Option<f64>,
+    pub avg_tps: Option<f64>,
+    pub max_response_time: Option<f64>,
+    pub min_response_time: Option<f64>,
+    pub avg_response_time: Option<f64>,
+    pub p50_response_time: Option<f64>,
+    pub p95_response_time: Option<f64>,
+    pub p99_response_time: Option<f64>,
+    pub max_error_rate: Option<f64>,
+    pub min_error_rate: Option<f64>,
+    pub avg_error_rate: Option<f64>,
+    pub max_vus: Option<f64>,
+    pub min_vus: Option<f64>,
+    pub avg_vus: Option<f64>,
+    pub total_requests: Option<i64>,
+    pub failed_requests: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+super::impl_has_metrics!(Model);

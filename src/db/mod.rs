@@ -1,0 +1,107 @@
+//! The metadata database: connect (SQLite by default, PostgreSQL on request), migrate, count statements.
+
+pub mod entities;
+pub mod repo;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context;
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection,
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+
+/// Counts every SQL statement the server sends, so tests and benchmarks can check
+/// that a nested query costs a number of statements that does not grow with the data.
+#[derive(Clone, Debug, Default)]
+pub struct StatementCounter(Arc<AtomicU64>);
+
+impl StatementCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Connects, applies pending migrations and returns the pool with its statement counter.
+#[tracing::instrument(skip(database_url), fields(backend))]
+pub async fn connect_and_migrate(
+    database_url: &str,
+) -> anyhow::Result<(DatabaseConnection, StatementCounter)> {
+    let is_sqlite = database_url.starts_with("sqlite:");
+    if is_sqlite {
+        create_sqlite_folder(database_url)?;
+    }
+    let mut options = ConnectOptions::new(database_url.to_owned());
+    options
+        .max_connections(if is_sqlite { 4 } else { 16 })
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10))
+                .create_if_missing(true)
+        });
+    let mut db = Database::connect(options)
+        .await
+        .with_context(|| format!("connecting to the database at {}", redact(database_url)))?;
+    tracing::Span::current().record("backend", format!("{:?}", db.get_database_backend()));
+
+    let counter = StatementCounter::default();
+    let count = counter.0.clone();
+    db.set_metric_callback(move |_| {
+        count.fetch_add(1, Ordering::Relaxed);
+    });
+
+    Migrator::up(&db, None)
+        .await
+        .context("applying database migrations")?;
+    Ok((db, counter))
+}
+
+/// True when the database answers a trivial query.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}
+
+/// SQLite creates the file but not its folder; `./data/` may not exist on a fresh clone.
+fn create_sqlite_folder(database_url: &str) -> anyhow::Result<()> {
+    let path = database_url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating the database folder {}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// The URL without its password, for logs and error messages.
+pub fn redact(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => database_url.to_owned(),
+    }
+}

@@ -1,0 +1,121 @@
+//! The API catalogue: specs and endpoints, filtered and paged.
+
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
+};
+
+use super::Page;
+use crate::{
+    db::entities::{endpoint, openapi_spec, tag, tag_endpoint},
+    domain::HttpMethod,
+    error::{AppError, AppResult},
+};
+
+/// Which endpoints a list shows; every part is optional and they combine with AND.
+#[derive(Debug, Default, Clone)]
+pub struct EndpointFilter {
+    pub project_id: Option<i64>,
+    pub spec_id: Option<i64>,
+    pub tag: Option<String>,
+    pub method: Option<HttpMethod>,
+    pub search: Option<String>,
+}
+
+/// Escapes LIKE wildcards so a search for `50%` finds the text `50%`.
+fn like_contains(text: &str) -> LikeExpr {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    LikeExpr::new(format!("%{escaped}%")).escape('\\')
+}
+
+fn filtered(filter: &EndpointFilter) -> Select<endpoint::Entity> {
+    let mut select = endpoint::Entity::find().filter(endpoint::Column::RemovedAt.is_null());
+    if let Some(project_id) = filter.project_id {
+        select = select.filter(endpoint::Column::ProjectId.eq(project_id));
+    }
+    if let Some(spec_id) = filter.spec_id {
+        select = select.filter(endpoint::Column::SpecId.eq(spec_id));
+    }
+    if let Some(method) = filter.method {
+        select = select.filter(endpoint::Column::Method.eq(method));
+    }
+    if let Some(tag_name) = &filter.tag {
+        let tagged = Query::select()
+            .column(tag_endpoint::Column::EndpointId)
+            .from(tag_endpoint::Entity)
+            .inner_join(
+                tag::Entity,
+                Expr::col((tag::Entity, tag::Column::Id))
+                    .equals((tag_endpoint::Entity, tag_endpoint::Column::TagId)),
+            )
+            .and_where(Expr::col((tag::Entity, tag::Column::Name)).eq(tag_name.as_str()))
+            .to_owned();
+        select = select.filter(endpoint::Column::Id.in_subquery(tagged));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let any_column = [
+            endpoint::Column::Path,
+            endpoint::Column::Summary,
+            endpoint::Column::OperationId,
+        ]
+        .into_iter()
+        .fold(Condition::any(), |any, column| {
+            any.add(
+                Expr::expr(Func::lower(Expr::col((endpoint::Entity, column)))).like(like_contains(search)),
+            )
+        });
+        select = select.filter(any_column);
+    }
+    select
+}
+
+/// One page of endpoints in id order, starting after `after_id`.
+#[tracing::instrument(skip(db))]
+pub async fn endpoints_page(
+    db: &DatabaseConnection,
+    filter: &EndpointFilter,
+    first: u64,
+    after_id: Option<i64>,
+) -> AppResult<Page<endpoint::Model>> {
+    let mut select = filtered(filter);
+    if let Some(after_id) = after_id {
+        select = select.filter(endpoint::Column::Id.gt(after_id));
+    }
+    let rows = select
+        .order_by_asc(endpoint::Column::Id)
+        .limit(first + 1)
+        .all(db)
+        .await?;
+    Ok(Page::from_probe(rows, first))
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn endpoints_count(db: &DatabaseConnection, filter: &EndpointFilter) -> AppResult<u64> {
+    Ok(filtered(filter).count(db).await?)
+}
+
+#[tracing::instrument(skip(db))]
+pub async fn specs(db: &DatabaseConnection, project_id: Option<i64>) -> AppResult<Vec<openapi_spec::Model>> {
+    let mut select = openapi_spec::Entity::find();
+    if let Some(project_id) = project_id {
+        select = select.filter(openapi_spec::Column::ProjectId.eq(project_id));
+    }
+    Ok(select.order_by_asc(openapi_spec::Column::Id).all(db).await?)
+}
+
+/// Deletes a spec with its tags and endpoints (cascading foreign keys).
+#[tracing::instrument(skip(db))]
+pub async fn delete_spec(db: &DatabaseConnection, id: i64) -> AppResult<()> {
+    let txn = db.begin().await?;
+    let deleted = openapi_spec::Entity::delete_by_id(id).exec(&txn).await?;
+    if deleted.rows_affected == 0 {
+        return Err(AppError::not_found("OpenApiSpec", id));
+    }
+    txn.commit().await?;
+    Ok(())
+}

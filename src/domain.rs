@@ -1,0 +1,233 @@
+//! The vocabulary shared by the database and the API: methods, statuses, runners, executors.
+//!
+//! These enums are stored as their SCREAMING_CASE names and exposed with the same
+//! names in GraphQL, so one definition serves both; they change together or not at all.
+
+use async_graphql::Enum;
+use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
+
+/// The eight HTTP methods an OpenAPI operation can have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(8))")]
+pub enum HttpMethod {
+    #[sea_orm(string_value = "GET")]
+    Get,
+    #[sea_orm(string_value = "PUT")]
+    Put,
+    #[sea_orm(string_value = "POST")]
+    Post,
+    #[sea_orm(string_value = "DELETE")]
+    Delete,
+    #[sea_orm(string_value = "OPTIONS")]
+    Options,
+    #[sea_orm(string_value = "HEAD")]
+    Head,
+    #[sea_orm(string_value = "PATCH")]
+    Patch,
+    #[sea_orm(string_value = "TRACE")]
+    Trace,
+}
+
+/// Where a parameter travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(8))")]
+pub enum ParameterLocation {
+    #[sea_orm(string_value = "PATH")]
+    Path,
+    #[sea_orm(string_value = "QUERY")]
+    Query,
+    #[sea_orm(string_value = "HEADER")]
+    Header,
+    #[sea_orm(string_value = "COOKIE")]
+    Cookie,
+}
+
+/// The life of a run: `PENDING → RUNNING → COMPLETED | FAILED | CANCELLED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum TestStatus {
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    #[sea_orm(string_value = "RUNNING")]
+    Running,
+    #[sea_orm(string_value = "COMPLETED")]
+    Completed,
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+impl TestStatus {
+    /// Pending or running: the run still has processes or pods behind it.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Running)
+    }
+}
+
+/// Where k6 runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+pub enum RunnerKind {
+    #[sea_orm(string_value = "LOCAL")]
+    Local,
+    #[sea_orm(string_value = "KUBERNETES")]
+    Kubernetes,
+}
+
+/// The k6 executors Metric Vault offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+pub enum Executor {
+    #[sea_orm(string_value = "CONSTANT_VUS")]
+    ConstantVus,
+    #[sea_orm(string_value = "RAMPING_VUS")]
+    RampingVus,
+    #[sea_orm(string_value = "CONSTANT_ARRIVAL_RATE")]
+    ConstantArrivalRate,
+    #[sea_orm(string_value = "RAMPING_ARRIVAL_RATE")]
+    RampingArrivalRate,
+}
+
+/// Whether a run or scenario met its targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum)]
+pub enum Verdict {
+    Passed,
+    Failed,
+    Unknown,
+}
+
+/// A run's (or a scenario's) measured figures. Times in ms, rates per second, error rates in percent.
+#[derive(Clone, Debug, PartialEq, async_graphql::SimpleObject)]
+pub struct MetricSummary {
+    pub total_requests: i64,
+    pub failed_requests: i64,
+    pub test_duration: f64,
+    pub max_tps: f64,
+    pub min_tps: f64,
+    pub avg_tps: f64,
+    pub max_response_time: f64,
+    pub min_response_time: f64,
+    pub avg_response_time: f64,
+    pub p50_response_time: f64,
+    pub p95_response_time: f64,
+    pub p99_response_time: f64,
+    pub max_error_rate: f64,
+    pub min_error_rate: f64,
+    pub avg_error_rate: f64,
+    pub max_vus: f64,
+    pub min_vus: f64,
+    pub avg_vus: f64,
+}
+
+/// A scenario passes when its p95 and error rate are within the targets it has.
+/// Without targets, or before its summary is known, the verdict is `Unknown`.
+pub fn scenario_verdict(
+    summary: Option<&MetricSummary>,
+    response_time_target: Option<f64>,
+    error_rate_target: Option<f64>,
+) -> Verdict {
+    let Some(summary) = summary else {
+        return Verdict::Unknown;
+    };
+    if response_time_target.is_none() && error_rate_target.is_none() {
+        return Verdict::Unknown;
+    }
+    let p95_ok = response_time_target.is_none_or(|target| summary.p95_response_time <= target);
+    let errors_ok = error_rate_target.is_none_or(|target| summary.avg_error_rate <= target);
+    if p95_ok && errors_ok {
+        Verdict::Passed
+    } else {
+        Verdict::Failed
+    }
+}
+
+/// A run fails when any scenario failed or its average TPS stayed under `target_tps`;
+/// it passes when everything that had a target met it; otherwise it is `Unknown`.
+pub fn test_verdict(
+    summary: Option<&MetricSummary>,
+    target_tps: Option<f64>,
+    scenario_verdicts: impl IntoIterator<Item = Verdict>,
+) -> Verdict {
+    let mut judged = false;
+    for verdict in scenario_verdicts {
+        match verdict {
+            Verdict::Failed => return Verdict::Failed,
+            Verdict::Passed => judged = true,
+            Verdict::Unknown => {}
+        }
+    }
+    if let (Some(target), Some(summary)) = (target_tps, summary) {
+        if summary.avg_tps < target {
+            return Verdict::Failed;
+        }
+        judged = true;
+    }
+    if judged { Verdict::Passed } else { Verdict::Unknown }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(p95: f64, error_rate: f64, avg_tps: f64) -> MetricSummary {
+        MetricSummary {
+            total_requests: 100,
+            failed_requests: 0,
+            test_duration: 10.0,
+            max_tps: avg_tps,
+            min_tps: avg_tps,
+            avg_tps,
+            max_response_time: p95,
+            min_response_time: 1.0,
+            avg_response_time: p95 / 2.0,
+            p50_response_time: p95 / 2.0,
+            p95_response_time: p95,
+            p99_response_time: p95,
+            max_error_rate: error_rate,
+            min_error_rate: error_rate,
+            avg_error_rate: error_rate,
+            max_vus: 1.0,
+            min_vus: 1.0,
+            avg_vus: 1.0,
+        }
+    }
+
+    #[test]
+    fn scenario_verdict_follows_its_targets() {
+        let s = summary(120.0, 2.0, 50.0);
+        assert_eq!(
+            scenario_verdict(Some(&s), Some(150.0), Some(5.0)),
+            Verdict::Passed
+        );
+        assert_eq!(scenario_verdict(Some(&s), Some(100.0), None), Verdict::Failed);
+        assert_eq!(scenario_verdict(Some(&s), None, Some(1.0)), Verdict::Failed);
+        assert_eq!(scenario_verdict(Some(&s), None, None), Verdict::Unknown);
+        assert_eq!(scenario_verdict(None, Some(150.0), None), Verdict::Unknown);
+    }
+
+    #[test]
+    fn test_verdict_fails_on_any_failure_or_low_tps() {
+        let s = summary(120.0, 0.0, 50.0);
+        assert_eq!(
+            test_verdict(Some(&s), None, [Verdict::Passed, Verdict::Unknown]),
+            Verdict::Passed
+        );
+        assert_eq!(
+            test_verdict(Some(&s), None, [Verdict::Passed, Verdict::Failed]),
+            Verdict::Failed
+        );
+        assert_eq!(
+            test_verdict(Some(&s), Some(60.0), [Verdict::Passed]),
+            Verdict::Failed
+        );
+        assert_eq!(
+            test_verdict(Some(&s), Some(40.0), [Verdict::Unknown]),
+            Verdict::Passed
+        );
+        assert_eq!(
+            test_verdict(None, Some(40.0), [Verdict::Unknown]),
+            Verdict::Unknown
+        );
+    }
+}

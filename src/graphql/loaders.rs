@@ -1,0 +1,430 @@
+//! DataLoaders, created per request: every relation is fetched in one statement per
+//! nesting level, however many parents ask for it.
+//!
+//! One `DbLoader` serves every key type; each newtype key says which relation to load.
+
+use std::{collections::HashMap, hash::Hash, time::Duration};
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait, RelationTrait, Select,
+    sea_query::{Alias, Asterisk, Expr, ExprTrait, Query, SelectStatement},
+};
+
+use crate::{
+    db::entities::{
+        endpoint, endpoint_parameter, openapi_spec, project, request_body, scenario_history, stage_history,
+        tag, tag_endpoint, test_history,
+    },
+    db::repo::Page,
+    error::AppError,
+};
+
+/// The request-scoped loader: batching plus a per-request cache.
+pub type AppLoader = DataLoader<DbLoader, HashMapCache>;
+
+/// Big enough that the catalogue of a large project loads in one batch; below SQLite's
+/// 32,766 bound parameters.
+const MAX_BATCH: usize = 20_000;
+
+/// Builds the loader for one request.
+pub fn request_loader(db: DatabaseConnection) -> AppLoader {
+    DataLoader::with_cache(DbLoader { db }, tokio::spawn, HashMapCache::default())
+        .max_batch_size(MAX_BATCH)
+        .delay(Duration::from_millis(1))
+}
+
+/// Loads rows by key from the metadata database.
+pub struct DbLoader {
+    db: DatabaseConnection,
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+
+fn db_error(err: sea_orm::DbErr) -> async_graphql::Error {
+    AppError::from(err).into()
+}
+
+/// Rows of `select` whose `parent` column is in `keys`, grouped by that column under `wrap(key)`.
+async fn children<E, K>(
+    db: &DatabaseConnection,
+    select: Select<E>,
+    parent: E::Column,
+    keys: &[K],
+    key_id: impl Fn(&K) -> i64,
+    parent_of: impl Fn(&E::Model) -> i64,
+) -> LoadResult<K, Vec<E::Model>>
+where
+    E: EntityTrait,
+    K: Hash + Eq + Clone,
+{
+    let ids: Vec<i64> = keys.iter().map(&key_id).collect();
+    let rows = select.filter(parent.is_in(ids)).all(db).await.map_err(db_error)?;
+    let mut grouped: HashMap<i64, Vec<E::Model>> = HashMap::new();
+    for row in rows {
+        grouped.entry(parent_of(&row)).or_default().push(row);
+    }
+    // Every key gets an entry, so a parent without children reads as an empty list, not a miss.
+    Ok(keys
+        .iter()
+        .map(|key| (key.clone(), grouped.remove(&key_id(key)).unwrap_or_default()))
+        .collect())
+}
+
+/// Rows by primary key.
+async fn by_id<E>(
+    db: &DatabaseConnection,
+    id_column: E::Column,
+    keys: &[i64],
+    id_of: impl Fn(&E::Model) -> i64,
+) -> LoadResult<i64, E::Model>
+where
+    E: EntityTrait,
+{
+    let rows = E::find()
+        .filter(id_column.is_in(keys.iter().copied()))
+        .all(db)
+        .await
+        .map_err(db_error)?;
+    Ok(rows.into_iter().map(|row| (id_of(&row), row)).collect())
+}
+
+/// Wraps `inner` so that only the first `limit` rows per `partition` (in `order`) remain.
+/// One statement for any number of parents, on SQLite and PostgreSQL alike.
+fn top_n_per_parent(inner: SelectStatement, partition: &str, order: &str, limit: u64) -> SelectStatement {
+    let mut ranked = inner;
+    ranked.expr_as(
+        Expr::cust(format!(
+            "ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order})"
+        )),
+        Alias::new("rank_in_parent"),
+    );
+    Query::select()
+        .column(Asterisk)
+        .from_subquery(ranked, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rank_in_parent")).lte(limit))
+        .to_owned()
+}
+
+async fn ranked_rows<M: FromQueryResult>(
+    db: &DatabaseConnection,
+    statement: SelectStatement,
+) -> Result<Vec<M>, async_graphql::Error> {
+    let statement = db.get_database_backend().build(&statement);
+    M::find_by_statement(statement).all(db).await.map_err(db_error)
+}
+
+macro_rules! by_id_loader {
+    ($key:ident, $entity:ident) => {
+        #[doc = concat!("A `", stringify!($entity), "` row by id.")]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $key(pub i64);
+
+        impl Loader<$key> for DbLoader {
+            type Value = $entity::Model;
+            type Error = async_graphql::Error;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
+                let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+                let rows = by_id::<$entity::Entity>(&self.db, $entity::Column::Id, &ids, |m| m.id).await?;
+                Ok(rows.into_iter().map(|(id, row)| ($key(id), row)).collect())
+            }
+        }
+    };
+}
+
+by_id_loader!(ProjectById, project);
+by_id_loader!(SpecById, openapi_spec);
+by_id_loader!(EndpointById, endpoint);
+by_id_loader!(TestHistoryById, test_history);
+
+macro_rules! children_loader {
+    ($(#[$doc:meta])* $key:ident => $entity:ident by $column:ident ($field:ident), $select:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $key(pub i64);
+
+        impl Loader<$key> for DbLoader {
+            type Value = Vec<$entity::Model>;
+            type Error = async_graphql::Error;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Self::Value> {
+                children(&self.db, $select, $entity::Column::$column, keys, |k| k.0, |m| m.$field).await
+            }
+        }
+    };
+}
+
+children_loader!(
+    /// A project's specs, in import order.
+    SpecsOfProject => openapi_spec by ProjectId(project_id),
+    openapi_spec::Entity::find().order_by_asc(openapi_spec::Column::Id)
+);
+children_loader!(
+    /// A spec's tags, in document order.
+    TagsOfSpec => tag by SpecId(spec_id),
+    tag::Entity::find().order_by_asc(tag::Column::Position).order_by_asc(tag::Column::Id)
+);
+children_loader!(
+    /// A spec's current endpoints (not those a re-import removed).
+    EndpointsOfSpec => endpoint by SpecId(spec_id),
+    endpoint::Entity::find().filter(endpoint::Column::RemovedAt.is_null()).order_by_asc(endpoint::Column::Id)
+);
+children_loader!(
+    /// An endpoint's parameters, in document order.
+    ParametersOfEndpoint => endpoint_parameter by EndpointId(endpoint_id),
+    endpoint_parameter::Entity::find().order_by_asc(endpoint_parameter::Column::Position)
+);
+children_loader!(
+    /// A run's scenarios, in launch order.
+    ScenariosOfTest => scenario_history by TestHistoryId(test_history_id),
+    scenario_history::Entity::find().order_by_asc(scenario_history::Column::Position)
+);
+children_loader!(
+    /// A scenario's stages, in order.
+    StagesOfScenario => stage_history by ScenarioHistoryId(scenario_history_id),
+    stage_history::Entity::find().order_by_asc(stage_history::Column::Position)
+);
+
+/// An endpoint's request body, if it takes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BodyOfEndpoint(pub i64);
+
+impl Loader<BodyOfEndpoint> for DbLoader {
+    type Value = request_body::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[BodyOfEndpoint]) -> LoadResult<BodyOfEndpoint, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = request_body::Entity::find()
+            .filter(request_body::Column::EndpointId.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (BodyOfEndpoint(row.endpoint_id), row))
+            .collect())
+    }
+}
+
+/// The endpoints carrying a tag (many-to-many through `tag_endpoint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointsOfTag(pub i64);
+
+impl Loader<EndpointsOfTag> for DbLoader {
+    type Value = Vec<endpoint::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[EndpointsOfTag]) -> LoadResult<EndpointsOfTag, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = endpoint::Entity::find()
+            .join_rev(JoinType::InnerJoin, tag_endpoint::Relation::Endpoint.def())
+            .select_also(tag_endpoint::Entity)
+            .filter(tag_endpoint::Column::TagId.is_in(ids))
+            .filter(endpoint::Column::RemovedAt.is_null())
+            .order_by_asc(endpoint::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut grouped: HashMap<EndpointsOfTag, Vec<endpoint::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (endpoint, link) in rows {
+            if let Some(link) = link {
+                grouped
+                    .entry(EndpointsOfTag(link.tag_id))
+                    .or_default()
+                    .push(endpoint);
+            }
+        }
+        Ok(grouped)
+    }
+}
+
+/// The tags an endpoint carries, in document order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TagsOfEndpoint(pub i64);
+
+impl Loader<TagsOfEndpoint> for DbLoader {
+    type Value = Vec<tag::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[TagsOfEndpoint]) -> LoadResult<TagsOfEndpoint, Self::Value> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows = tag::Entity::find()
+            .join_rev(JoinType::InnerJoin, tag_endpoint::Relation::Tag.def())
+            .select_also(tag_endpoint::Entity)
+            .filter(tag_endpoint::Column::EndpointId.is_in(ids))
+            .order_by_asc(tag::Column::Position)
+            .order_by_asc(tag::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut grouped: HashMap<TagsOfEndpoint, Vec<tag::Model>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (tag, link) in rows {
+            if let Some(link) = link {
+                grouped
+                    .entry(TagsOfEndpoint(link.endpoint_id))
+                    .or_default()
+                    .push(tag);
+            }
+        }
+        Ok(grouped)
+    }
+}
+
+/// How many current endpoints a project has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointCountOfProject(pub i64);
+
+impl Loader<EndpointCountOfProject> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[EndpointCountOfProject]) -> LoadResult<EndpointCountOfProject, i64> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let counts: Vec<(i64, i64)> = endpoint::Entity::find()
+            .select_only()
+            .column(endpoint::Column::ProjectId)
+            .column_as(endpoint::Column::Id.count(), "endpoints")
+            .filter(endpoint::Column::ProjectId.is_in(ids))
+            .filter(endpoint::Column::RemovedAt.is_null())
+            .group_by(endpoint::Column::ProjectId)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        Ok(keys
+            .iter()
+            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
+            .collect())
+    }
+}
+
+/// How many runs a project has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RunCountOfProject(pub i64);
+
+impl Loader<RunCountOfProject> for DbLoader {
+    type Value = i64;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[RunCountOfProject]) -> LoadResult<RunCountOfProject, i64> {
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let counts: Vec<(i64, i64)> = test_history::Entity::find()
+            .select_only()
+            .column(test_history::Column::ProjectId)
+            .column_as(test_history::Column::Id.count(), "runs")
+            .filter(test_history::Column::ProjectId.is_in(ids))
+            .group_by(test_history::Column::ProjectId)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let counts: HashMap<i64, i64> = counts.into_iter().collect();
+        Ok(keys
+            .iter()
+            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
+            .collect())
+    }
+}
+
+/// One page of a project's runs, newest first: `first` rows after the run `before`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RunsOfProject {
+    pub project_id: i64,
+    pub first: u64,
+    pub before: Option<i64>,
+}
+
+impl Loader<RunsOfProject> for DbLoader {
+    type Value = Page<test_history::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[RunsOfProject]) -> LoadResult<RunsOfProject, Self::Value> {
+        // Parents asking for the same page shape share one statement.
+        let mut shapes: HashMap<(u64, Option<i64>), Vec<i64>> = HashMap::new();
+        for key in keys {
+            shapes
+                .entry((key.first, key.before))
+                .or_default()
+                .push(key.project_id);
+        }
+        let mut pages = HashMap::new();
+        for ((first, before), project_ids) in shapes {
+            let mut inner = test_history::Entity::find()
+                .filter(test_history::Column::ProjectId.is_in(project_ids.iter().copied()));
+            if let Some(before) = before {
+                inner = inner.filter(test_history::Column::Id.lt(before));
+            }
+            let statement =
+                top_n_per_parent(QueryTrait::into_query(inner), "project_id", "id DESC", first + 1);
+            let rows: Vec<test_history::Model> = ranked_rows(&self.db, statement).await?;
+            let mut grouped: HashMap<i64, Vec<test_history::Model>> = HashMap::new();
+            for row in rows {
+                grouped.entry(row.project_id).or_default().push(row);
+            }
+            for project_id in project_ids {
+                let mut rows = grouped.remove(&project_id).unwrap_or_default();
+                rows.sort_by(|a, b| b.id.cmp(&a.id));
+                pages.insert(
+                    RunsOfProject {
+                        project_id,
+                        first,
+                        before,
+                    },
+                    Page::from_probe(rows, first),
+                );
+            }
+        }
+        Ok(pages)
+    }
+}
+
+/// The latest `last` scenario results (with a summary) against an endpoint, newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RecentScenariosOfEndpoint {
+    pub endpoint_id: i64,
+    pub last: u64,
+}
+
+impl Loader<RecentScenariosOfEndpoint> for DbLoader {
+    type Value = Vec<scenario_history::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[RecentScenariosOfEndpoint],
+    ) -> LoadResult<RecentScenariosOfEndpoint, Self::Value> {
+        let mut by_last: HashMap<u64, Vec<i64>> = HashMap::new();
+        for key in keys {
+            by_last.entry(key.last).or_default().push(key.endpoint_id);
+        }
+        let mut results = HashMap::new();
+        for (last, endpoint_ids) in by_last {
+            let inner = scenario_history::Entity::find()
+                .filter(scenario_history::Column::EndpointId.is_in(endpoint_ids.iter().copied()))
+                .filter(scenario_history::Column::TotalRequests.is_not_null());
+            let statement = top_n_per_parent(
+                QueryTrait::into_query(inner),
+                "endpoint_id",
+                "test_history_id DESC, id DESC",
+                last,
+            );
+            let rows: Vec<scenario_history::Model> = ranked_rows(&self.db, statement).await?;
+            let mut grouped: HashMap<i64, Vec<scenario_history::Model>> = HashMap::new();
+            for row in rows {
+                grouped.entry(row.endpoint_id).or_default().push(row);
+            }
+            for endpoint_id in endpoint_ids {
+                let mut rows = grouped.remove(&endpoint_id).unwrap_or_default();
+                rows.sort_by(|a, b| (b.test_history_id, b.id).cmp(&(a.test_history_id, a.id)));
+                results.insert(RecentScenariosOfEndpoint { endpoint_id, last }, rows);
+            }
+        }
+        Ok(results)
+    }
+}

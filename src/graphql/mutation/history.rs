@@ -1,0 +1,21 @@
+//! deleteTestHistory.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::{
+    db::repo,
+    graphql::types::{db, parse_id, to_id},
+};
+
+#[derive(Default)]
+pub struct HistoryMutation;
+
+#[Object]
+impl HistoryMutation {
+    /// Deletes a finished run with its scenarios and stages; an active run must be cancelled first.
+    async fn delete_test_history(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let id = parse_id(&id, "id")?;
+        repo::history::delete(db(ctx), id).await?;
+        Ok(to_id(id))
+    }
+}

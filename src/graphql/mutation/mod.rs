@@ -1,0 +1,13 @@
+//! The write side, one object per domain, merged into `Mutation`.
+
+mod catalogue;
+mod history;
+mod project;
+
+/// Every mutation of the API.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(
+    project::ProjectMutation,
+    catalogue::CatalogueMutation,
+    history::HistoryMutation,
+);

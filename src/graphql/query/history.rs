@@ -1,0 +1,90 @@
+//! Runs: the board, one run, the active ones.
+
+use async_graphql::{Context, ID, InputObject, Object, Result};
+
+use crate::{
+    db::repo::{self, history::TestHistoryFilter as TestHistoryFilterRow},
+    domain::TestStatus,
+    graphql::{
+        AppState,
+        loaders::TestHistoryById,
+        types::{
+            connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
+            db, decode_cursor,
+            history::{SchedulerJob, TestHistory},
+            loader, page_size, parse_id,
+        },
+    },
+};
+
+#[derive(Default)]
+pub struct HistoryQuery;
+
+/// Which runs to list.
+#[derive(InputObject, Default)]
+pub struct TestHistoryFilter {
+    project_id: Option<ID>,
+    status: Option<Vec<TestStatus>>,
+    endpoint_id: Option<ID>,
+}
+
+impl TestHistoryFilter {
+    fn into_row(self) -> Result<TestHistoryFilterRow> {
+        Ok(TestHistoryFilterRow {
+            project_id: self
+                .project_id
+                .as_ref()
+                .map(|id| parse_id(id, "filter.projectId"))
+                .transpose()?,
+            statuses: self.status,
+            endpoint_id: self
+                .endpoint_id
+                .as_ref()
+                .map(|id| parse_id(id, "filter.endpointId"))
+                .transpose()?,
+        })
+    }
+}
+
+#[Object]
+impl HistoryQuery {
+    /// Test runs, newest first, filtered and paged (Relay cursor connection).
+    async fn test_histories(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TestHistoryFilter>,
+        #[graphql(default = 20)] first: i32,
+        after: Option<String>,
+    ) -> Result<TestHistoryConnection> {
+        let filter = filter.unwrap_or_default().into_row()?;
+        let first = page_size(first)?;
+        let before = after
+            .as_deref()
+            .map(|c| decode_cursor(RUN_CURSOR, c))
+            .transpose()?;
+        let page = repo::history::page(db(ctx), &filter, first, before).await?;
+        Ok(TestHistoryConnection::new(
+            page,
+            before.is_some(),
+            RunTotal::Filter(filter),
+        ))
+    }
+
+    async fn test_history(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TestHistory>> {
+        let id = parse_id(&id, "id")?;
+        Ok(loader(ctx).load_one(TestHistoryById(id)).await?.map(TestHistory))
+    }
+
+    /// Runs that are pending or running now, on any runner.
+    async fn scheduler_jobs(&self, ctx: &Context<'_>) -> Result<Vec<SchedulerJob>> {
+        let warning_hours = ctx
+            .data_unchecked::<AppState>()
+            .settings
+            .scheduler_job_warning_hours;
+        let runs = repo::history::active(db(ctx)).await?;
+        Ok(runs
+            .into_iter()
+            .map(|run| SchedulerJob { run, warning_hours })
+            .collect())
+    }
+}

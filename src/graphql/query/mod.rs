@@ -1,0 +1,13 @@
+//! The read side, one object per domain, merged into `Query`.
+
+mod catalogue;
+mod health;
+mod history;
+
+/// Every query field of the API.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(
+    health::HealthQuery,
+    catalogue::CatalogueQuery,
+    history::HistoryQuery,
+);

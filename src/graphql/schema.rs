@@ -1,0 +1,114 @@
+//! The schema and what every resolver can reach through its context.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    EmptySubscription, ErrorExtensionValues, Schema, ServerError, ServerResult, ValidationResult, Value,
+    Variables, async_trait,
+    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
+    parser::types::{ExecutableDocument, OperationType},
+};
+use sea_orm::DatabaseConnection;
+
+use super::{mutation::Mutation, query::Query};
+use crate::{config::Settings, db::StatementCounter};
+
+/// The executable schema.
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Shared state of the running server, available to every resolver.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: DatabaseConnection,
+    pub statements: StatementCounter,
+    /// For outbound calls (InfluxDB, documents, targets); each call sets its own timeout.
+    pub http: reqwest::Client,
+}
+
+/// Builds the schema with the state as schema data.
+pub fn build_schema(state: AppState) -> AppSchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(state.db.clone())
+        .data(state)
+        .extension(ApolloErrorCodes)
+        .finish()
+}
+
+/// The schema's SDL, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .finish()
+        .sdl()
+}
+
+/// Marks a request that arrived as an HTTP GET, which may only read.
+#[derive(Clone, Copy, Debug)]
+pub struct ReadOnlyTransport;
+
+/// Codes a client sees when its document never reached execution.
+pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+
+/// Gives parse and validation failures the `extensions.code` Apollo Server uses,
+/// and refuses mutations sent over GET.
+struct ApolloErrorCodes;
+
+impl ExtensionFactory for ApolloErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ApolloErrorCodes)
+    }
+}
+
+fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", Value::from(code));
+    }
+    error
+}
+
+#[async_trait::async_trait]
+impl Extension for ApolloErrorCodes {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, PARSE_FAILED))?;
+        if ctx.data_opt::<ReadOnlyTransport>().is_some()
+            && document
+                .operations
+                .iter()
+                .any(|(_, op)| op.node.ty != OperationType::Query)
+        {
+            return Err(with_code(
+                ServerError::new(
+                    "only queries may be sent with GET; send mutations and subscriptions with POST",
+                    None,
+                ),
+                METHOD_NOT_ALLOWED,
+            ));
+        }
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| with_code(e, VALIDATION_FAILED))
+                .collect()
+        })
+    }
+}

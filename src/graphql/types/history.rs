@@ -1,0 +1,253 @@
+//! TestHistory, ScenarioHistory, Stage, TrendPoint, SchedulerJob.
+
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use super::{
+    catalogue::{Endpoint, Project, required},
+    loader, to_id,
+};
+use crate::{
+    db::entities::{HasMetrics, scenario_history, stage_history, test_history},
+    domain::{Executor, MetricSummary, RunnerKind, TestStatus, Verdict, scenario_verdict, test_verdict},
+    graphql::loaders::{EndpointById, ProjectById, ScenariosOfTest, StagesOfScenario, TestHistoryById},
+};
+
+/// One load-test run.
+pub struct TestHistory(pub test_history::Model);
+
+#[Object]
+impl TestHistory {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
+        let project = loader(ctx).load_one(ProjectById(self.0.project_id)).await?;
+        Ok(Project(required(project, "project", self.0.project_id)?))
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn target_tps(&self) -> Option<f64> {
+        self.0.target_tps
+    }
+    async fn status(&self) -> TestStatus {
+        self.0.status
+    }
+    async fn runner(&self) -> RunnerKind {
+        self.0.runner
+    }
+    /// k6 processes (local) or pods (Kubernetes) the load was split across.
+    async fn parallelism(&self) -> i32 {
+        self.0.parallelism
+    }
+    async fn job_name(&self) -> &str {
+        &self.0.job_name
+    }
+    async fn k6_script_file_name(&self) -> &str {
+        &self.0.k6_script_file_name
+    }
+    /// The exact k6 script that ran (or will run).
+    async fn k6_script(&self) -> &str {
+        &self.0.k6_script
+    }
+    async fn tested_at(&self) -> DateTime<Utc> {
+        self.0.tested_at
+    }
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    async fn completed_at(&self) -> Option<DateTime<Utc>> {
+        self.0.completed_at
+    }
+    async fn failure_reason(&self) -> Option<&str> {
+        self.0.failure_reason.as_deref()
+    }
+    async fn is_completed(&self) -> bool {
+        self.0.is_completed
+    }
+    async fn summary(&self) -> Option<MetricSummary> {
+        self.0.metrics()
+    }
+    async fn verdict(&self, ctx: &Context<'_>) -> Result<Verdict> {
+        let summary = self.0.metrics();
+        if summary.is_none() {
+            return Ok(Verdict::Unknown);
+        }
+        let scenarios = loader(ctx)
+            .load_one(ScenariosOfTest(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let verdicts = scenarios.iter().map(ScenarioHistory::verdict_of);
+        Ok(test_verdict(summary.as_ref(), self.0.target_tps, verdicts))
+    }
+    async fn scenarios(&self, ctx: &Context<'_>) -> Result<Vec<ScenarioHistory>> {
+        let scenarios = loader(ctx)
+            .load_one(ScenariosOfTest(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(scenarios.into_iter().map(ScenarioHistory).collect())
+    }
+}
+
+/// One scenario of a run, against one endpoint.
+pub struct ScenarioHistory(pub scenario_history::Model);
+
+impl ScenarioHistory {
+    fn verdict_of(row: &scenario_history::Model) -> Verdict {
+        scenario_verdict(
+            row.metrics().as_ref(),
+            row.response_time_target,
+            row.error_rate_target,
+        )
+    }
+}
+
+#[Object]
+impl ScenarioHistory {
+    async fn id(&self) -> ID {
+        to_id(self.0.id)
+    }
+    async fn test_history(&self, ctx: &Context<'_>) -> Result<TestHistory> {
+        let run = loader(ctx)
+            .load_one(TestHistoryById(self.0.test_history_id))
+            .await?;
+        Ok(TestHistory(required(
+            run,
+            "test history",
+            self.0.test_history_id,
+        )?))
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// The tag value k6 writes as `scenario` on every sample of this scenario.
+    async fn scenario_tag(&self) -> &str {
+        &self.0.scenario_tag
+    }
+    async fn endpoint(&self, ctx: &Context<'_>) -> Result<Endpoint> {
+        let endpoint = loader(ctx).load_one(EndpointById(self.0.endpoint_id)).await?;
+        Ok(Endpoint(required(endpoint, "endpoint", self.0.endpoint_id)?))
+    }
+    async fn executor(&self) -> Executor {
+        self.0.executor
+    }
+    async fn think_time(&self) -> f64 {
+        self.0.think_time
+    }
+    async fn response_time_target(&self) -> Option<f64> {
+        self.0.response_time_target
+    }
+    async fn error_rate_target(&self) -> Option<f64> {
+        self.0.error_rate_target
+    }
+    async fn stages(&self, ctx: &Context<'_>) -> Result<Vec<Stage>> {
+        let stages = loader(ctx)
+            .load_one(StagesOfScenario(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(stages.into_iter().map(Stage::from).collect())
+    }
+    async fn summary(&self) -> Option<MetricSummary> {
+        self.0.metrics()
+    }
+    async fn verdict(&self) -> Verdict {
+        Self::verdict_of(&self.0)
+    }
+}
+
+/// One stage of a scenario: ramp to `target` over `duration`.
+#[derive(SimpleObject)]
+pub struct Stage {
+    id: ID,
+    duration: String,
+    target: i32,
+}
+
+impl From<stage_history::Model> for Stage {
+    fn from(row: stage_history::Model) -> Self {
+        Self {
+            id: to_id(row.id),
+            duration: row.duration,
+            target: row.target,
+        }
+    }
+}
+
+/// One finished scenario result of an endpoint, as a point on its trend.
+pub struct TrendPoint(pub scenario_history::Model);
+
+#[Object]
+impl TrendPoint {
+    async fn test_history(&self, ctx: &Context<'_>) -> Result<TestHistory> {
+        let run = loader(ctx)
+            .load_one(TestHistoryById(self.0.test_history_id))
+            .await?;
+        Ok(TestHistory(required(
+            run,
+            "test history",
+            self.0.test_history_id,
+        )?))
+    }
+    async fn tested_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
+        let run = loader(ctx)
+            .load_one(TestHistoryById(self.0.test_history_id))
+            .await?;
+        Ok(required(run, "test history", self.0.test_history_id)?.tested_at)
+    }
+    async fn avg_tps(&self) -> Option<f64> {
+        self.0.avg_tps
+    }
+    async fn avg_response_time(&self) -> Option<f64> {
+        self.0.avg_response_time
+    }
+    async fn p95_response_time(&self) -> Option<f64> {
+        self.0.p95_response_time
+    }
+    async fn avg_error_rate(&self) -> Option<f64> {
+        self.0.avg_error_rate
+    }
+}
+
+/// A run that is pending or running now.
+pub struct SchedulerJob {
+    pub run: test_history::Model,
+    pub warning_hours: f64,
+}
+
+#[Object]
+impl SchedulerJob {
+    async fn test_history(&self) -> TestHistory {
+        TestHistory(self.run.clone())
+    }
+    async fn job_name(&self) -> &str {
+        &self.run.job_name
+    }
+    async fn runner(&self) -> RunnerKind {
+        self.run.runner
+    }
+    async fn status(&self) -> TestStatus {
+        self.run.status
+    }
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.run.started_at
+    }
+    /// Seconds since the run started (or was launched, while pending).
+    async fn elapsed_seconds(&self) -> f64 {
+        self.elapsed_seconds_now()
+    }
+    /// True once the run has gone past SCHEDULER_JOB_WARNING_HOURS.
+    async fn overdue(&self) -> bool {
+        self.elapsed_seconds_now() > self.warning_hours * 3600.0
+    }
+}
+
+impl SchedulerJob {
+    fn elapsed_seconds_now(&self) -> f64 {
+        let since = self.run.started_at.unwrap_or(self.run.tested_at);
+        (Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0
+    }
+}

@@ -1,0 +1,168 @@
+//! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/health`, `/ready`.
+
+use std::time::Duration;
+
+use async_graphql::{
+    Data,
+    http::{ALL_WEBSOCKET_PROTOCOLS, GraphQLPlaygroundConfig, playground_source},
+};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::{
+    Router,
+    extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
+    http::{HeaderMap, StatusCode, header},
+    response::{Html, IntoResponse, Response},
+    routing::get,
+};
+
+use crate::graphql::{
+    AppSchema, AppState,
+    loaders::request_loader,
+    schema::{METHOD_NOT_ALLOWED, PARSE_FAILED, ReadOnlyTransport, VALIDATION_FAILED},
+};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct HttpState {
+    pub schema: AppSchema,
+    pub app: AppState,
+}
+
+/// The server's routes.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/playground", get(playground))
+        .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
+        .with_state(state)
+}
+
+async fn execute(state: &HttpState, request: async_graphql::Request) -> Response {
+    let response = state
+        .schema
+        .execute(request.data(request_loader(state.app.db.clone())))
+        .await;
+    // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
+    let status = response
+        .errors
+        .iter()
+        .filter_map(|e| e.extensions.as_ref()?.get("code").cloned())
+        .find_map(|code| match code {
+            async_graphql::Value::String(code) if code == PARSE_FAILED || code == VALIDATION_FAILED => {
+                Some(StatusCode::BAD_REQUEST)
+            }
+            async_graphql::Value::String(code) if code == METHOD_NOT_ALLOWED => {
+                Some(StatusCode::METHOD_NOT_ALLOWED)
+            }
+            _ => None,
+        });
+    let mut http_response = GraphQLResponse::from(response).into_response();
+    if let Some(status) = status {
+        *http_response.status_mut() = status;
+    }
+    http_response
+}
+
+async fn graphql_post(State(state): State<HttpState>, request: GraphQLRequest) -> Response {
+    execute(&state, request.into_inner()).await
+}
+
+/// GET serves three clients: websocket upgrades, a browser asking for GraphiQL, and
+/// query-string requests (urql's default for queries).
+async fn graphql_get(State(state): State<HttpState>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    if is_websocket_upgrade(&parts.headers) {
+        let protocol = GraphQLProtocol::from_request_parts(&mut parts, &state).await.ok();
+        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+            Ok(upgrade) => upgrade,
+            Err(rejection) => return rejection.into_response(),
+        };
+        return websocket(state, protocol, upgrade);
+    }
+    if parts.uri.query().is_none_or(str::is_empty) && wants_html(&parts.headers) {
+        return Html(GRAPHIQL_PAGE).into_response();
+    }
+    let request = Request::from_parts(parts, body);
+    match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
+        Ok(request) => execute(&state, request.into_inner().data(ReadOnlyTransport)).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn websocket(state: HttpState, protocol: Option<GraphQLProtocol>, upgrade: WebSocketUpgrade) -> Response {
+    let Some(protocol) = protocol else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "GraphQL over websocket needs a subprotocol: send Sec-WebSocket-Protocol \
+             `graphql-transport-ws` (graphql-ws, Apollo Client, urql) or `graphql-ws` (legacy subscriptions-transport-ws)",
+        )
+            .into_response();
+    };
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            let mut data = Data::default();
+            data.insert(request_loader(state.app.db.clone()));
+            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+                .with_data(data)
+                .keepalive_timeout(Duration::from_secs(30))
+                .serve()
+                .await
+        })
+}
+
+async fn playground() -> Html<String> {
+    Html(playground_source(
+        GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql"),
+    ))
+}
+
+async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
+    if crate::db::ping(&state.app.db).await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+    }
+}
+
+/// GraphiQL 3 from a CDN, with graphql-ws for subscriptions on the same path.
+const GRAPHIQL_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Metric Vault · GraphiQL</title>
+  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
+  <link rel="stylesheet" href="https://unpkg.com/graphiql@3.8.3/graphiql.min.css">
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script src="https://unpkg.com/react@18.3.1/umd/react.production.min.js" crossorigin></script>
+  <script src="https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js" crossorigin></script>
+  <script src="https://unpkg.com/graphql-ws@5.16.0/umd/graphql-ws.min.js" crossorigin></script>
+  <script src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js" crossorigin></script>
+  <script>
+    const url = new URL('/graphql', window.location.href);
+    const wsUrl = url.href.replace(/^http/, 'ws');
+    const fetcher = GraphiQL.createFetcher({ url: url.href, wsClient: graphqlWs.createClient({ url: wsUrl }) });
+    ReactDOM.createRoot(document.getElementById('graphiql')).render(
+      React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true })
+    );
+  </script>
+</body>
+</html>
+"#;

@@ -1,0 +1,19 @@
+//! k6 load-test scripts: the plan a test is rendered from, and the rendering.
+//!
+//! Everything here is pure: no I/O, no process spawning (tests aside).
+
+/// k6 duration strings: parsing, validation and formatting.
+pub mod duration;
+/// Validated test plans, scenario keys and arrival-rate VU sizing.
+pub mod plan;
+/// Rendering a plan as a k6 script.
+pub mod script;
+
+pub use duration::{
+    DurationError, format_k6_duration, is_valid_k6_duration, parse_k6_duration, total_duration,
+};
+pub use plan::{
+    Executor, RequestBodyPlan, RequestPlan, ScenarioPlan, StagePlan, TestPlan, arrival_rate_vus,
+    is_valid_k6_scenario_name, scenario_key,
+};
+pub use script::render_script;

@@ -1,0 +1,20 @@
+//! Metric Vault: a GraphQL server for API load testing.
+
+/// Typed settings from the environment.
+pub mod config;
+/// The metadata database: connection, migrations, entities, repositories.
+pub mod db;
+/// Enums and value types shared by the database and the API.
+pub mod domain;
+/// The one error type and its GraphQL codes.
+pub mod error;
+/// The GraphQL schema, loaders and types.
+pub mod graphql;
+/// HTTP routes around the schema.
+pub mod http;
+/// k6: durations, load plans and script generation.
+pub mod k6;
+/// Building and running the server.
+pub mod startup;
+/// Logging setup.
+pub mod telemetry;
