@@ -39,10 +39,8 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn execute(state: &HttpState, request: async_graphql::Request) -> Response {
-    let response = state
-        .schema
-        .execute(request.data(request_loader(state.app.db.clone())))
-        .await;
+    let (loader, gate) = request_loader(state.app.db.clone());
+    let response = gate.run(state.schema.execute(request.data(loader))).await;
     // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
     let status = response
         .errors
@@ -117,7 +115,9 @@ fn websocket(state: HttpState, protocol: Option<GraphQLProtocol>, upgrade: WebSo
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
             let mut data = Data::default();
-            data.insert(request_loader(state.app.db.clone()));
+            // Websocket operations are polled by the connection, not through a gate: their
+            // batches fall back to the timed window.
+            data.insert(request_loader(state.app.db.clone()).0);
             GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
                 .with_data(data)
                 .keepalive_timeout(Duration::from_secs(30))

@@ -59,7 +59,8 @@ pub async fn connect_and_migrate(
 
     let counter = StatementCounter::default();
     let count = counter.0.clone();
-    db.set_metric_callback(move |_| {
+    db.set_metric_callback(move |info| {
+        tracing::trace!(target: "metric_vault::sql", sql = %info.statement.sql, elapsed = ?info.elapsed, "statement");
         count.fetch_add(1, Ordering::Relaxed);
     });
 

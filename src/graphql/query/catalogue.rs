@@ -87,11 +87,11 @@ impl CatalogueQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<EndpointFilter>,
-        #[graphql(default = 50)] first: i32,
+        #[graphql(default = 50)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<EndpointConnection> {
         let filter = filter.unwrap_or_default().into_row()?;
-        let first = page_size(first)?;
+        let first = page_size(first, 50)?;
         let after_id = after
             .as_deref()
             .map(|c| decode_cursor(ENDPOINT_CURSOR, c))

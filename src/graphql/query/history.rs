@@ -53,11 +53,11 @@ impl HistoryQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<TestHistoryFilter>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<TestHistoryConnection> {
         let filter = filter.unwrap_or_default().into_row()?;
-        let first = page_size(first)?;
+        let first = page_size(first, 20)?;
         let before = after
             .as_deref()
             .map(|c| decode_cursor(RUN_CURSOR, c))

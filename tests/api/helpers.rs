@@ -1,0 +1,153 @@
+//! `spawn_app()`: the real server on a free port with a fresh database.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use metric_vault::{config::Settings, db::StatementCounter, startup::Application};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::{Value, json};
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub address: String,
+    pub db: DatabaseConnection,
+    pub statements: StatementCounter,
+    pub client: reqwest::Client,
+    /// Keeps the SQLite file alive for the test's duration.
+    _data_dir: tempfile::TempDir,
+}
+
+/// A GraphQL answer with its HTTP status.
+pub struct GraphQlResponse {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl GraphQlResponse {
+    /// The `data` of an answer that must have no errors.
+    pub fn data(&self) -> &Value {
+        assert!(
+            self.body.get("errors").is_none(),
+            "unexpected errors: {}",
+            self.body
+        );
+        &self.body["data"]
+    }
+
+    /// The `extensions.code` of the first error.
+    pub fn error_code(&self) -> &str {
+        self.body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error code in {}", self.body))
+    }
+
+    pub fn error_message(&self) -> &str {
+        self.body["errors"][0]["message"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// POSTs a GraphQL request.
+    pub async fn graphql(&self, query: &str, variables: Value) -> GraphQlResponse {
+        let response = self
+            .client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("a JSON answer");
+        GraphQlResponse { status, body }
+    }
+
+    /// Creates a project through the API and returns its id.
+    pub async fn create_project(&self, title: &str) -> String {
+        let response = self
+            .graphql(
+                "mutation($t: String!) { createProject(input: {title: $t}) { id } }",
+                json!({ "t": title }),
+            )
+            .await;
+        response.data()["createProject"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+static DATABASES: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh database URL: a SQLite file in `dir`, or a new database on the PostgreSQL server
+/// of `TEST_DATABASE_URL` (dropped by the test command after the run).
+async fn fresh_database_url(dir: &std::path::Path) -> String {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        return format!("sqlite://{}/metric-vault.db?mode=rwc", dir.display());
+    };
+    let name = format!(
+        "mvt_{}_{}_{}",
+        std::process::id(),
+        DATABASES.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let admin = Database::connect(&admin_url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database");
+    admin.close().await.ok();
+    let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Settings for a test server: free port, fresh database, nothing else reachable by accident.
+pub async fn test_settings(dir: &std::path::Path) -> Settings {
+    let database_url = fresh_database_url(dir).await;
+    let scripts = dir.join("scripts").display().to_string();
+    let overrides = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("K6_SCRIPT_FILE_FOLDER", scripts.as_str()),
+        // A port nothing listens on, unless a test starts InfluxDB and says otherwise.
+        ("INFLUXDB_PORT", "9"),
+        ("LOG_LEVEL", "warn"),
+    ];
+    Settings::from_lookup(|name| {
+        overrides
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("test settings are valid")
+}
+
+/// Starts the server on a free port with a fresh database.
+pub async fn spawn_app() -> TestApp {
+    let data_dir = tempfile::tempdir().expect("a temp dir");
+    let settings = test_settings(data_dir.path()).await;
+    spawn_with(settings, data_dir).await
+}
+
+pub async fn spawn_with(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
+    let app = Application::build(settings).await.expect("the server builds");
+    let address = app.address().to_string();
+    let db = app.db().clone();
+    let statements = app.statements();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        db,
+        statements,
+        client: reqwest::Client::new(),
+        _data_dir: data_dir,
+    }
+}

@@ -1,0 +1,84 @@
+//! DataLoaders keep a nested query's SQL statement count independent of the data size.
+
+use serde_json::json;
+
+use crate::{
+    helpers::{TestApp, spawn_app},
+    seed::{self, Figures, Run, ScenarioSeed},
+};
+
+const CATALOGUE_TREE: &str = r#"query($id: ID!) { project(id: $id) {
+    title endpointCount
+    specs { title tags { name endpoints { method path tags { name } parameters { name example } requestBody { contentType } } } } } }"#;
+
+const BOARD: &str = r#"query($id: ID!) {
+    testHistories(filter: {projectId: $id}, first: 50) { totalCount nodes {
+      title verdict summary { p95ResponseTime }
+      scenarios { name verdict stages { duration target } endpoint { path spec { title } } } } } }"#;
+
+/// Statements the server sent for one query.
+async fn statements_for(app: &TestApp, query: &str, project_id: &str) -> u64 {
+    let before = app.statements.get();
+    let response = app.graphql(query, json!({ "id": project_id })).await;
+    response.data();
+    app.statements.get() - before
+}
+
+async fn catalogue_statements(endpoints: usize) -> u64 {
+    let app = spawn_app().await;
+    let id = app.create_project("Shop").await;
+    seed::spec(
+        &app.db,
+        id.parse().unwrap(),
+        "http://127.0.0.1:9000",
+        10,
+        endpoints,
+    )
+    .await;
+    statements_for(&app, CATALOGUE_TREE, &id).await
+}
+
+#[tokio::test]
+async fn the_catalogue_tree_costs_the_same_statements_for_10_and_1000_endpoints() {
+    let small = catalogue_statements(10).await;
+    let large = catalogue_statements(1000).await;
+
+    assert_eq!(
+        small, large,
+        "statements must not grow with the number of endpoints"
+    );
+    assert!(small <= 10, "one statement per level, got {small}");
+}
+
+async fn board_statements(runs: usize) -> u64 {
+    let app = spawn_app().await;
+    let id = app.create_project("Shop").await;
+    let spec = seed::spec(&app.db, id.parse().unwrap(), "http://127.0.0.1:9000", 2, 8).await;
+    let figures = Figures {
+        p95: 120.0,
+        error_rate: 0.5,
+        avg_tps: 80.0,
+    };
+    for i in 0..runs {
+        let mut run = Run::new(id.parse().unwrap()).summary(figures);
+        for s in 0..4 {
+            run = run.scenario(ScenarioSeed {
+                endpoint_id: spec.endpoint_ids[(i + s) % spec.endpoint_ids.len()],
+                response_time_target: Some(200.0),
+                error_rate_target: Some(1.0),
+                summary: Some(figures),
+            });
+        }
+        run.insert(&app.db).await;
+    }
+    statements_for(&app, BOARD, &id).await
+}
+
+#[tokio::test]
+async fn the_board_costs_the_same_statements_for_2_and_50_runs() {
+    let small = board_statements(2).await;
+    let large = board_statements(50).await;
+
+    assert_eq!(small, large, "statements must not grow with the number of runs");
+    assert!(small <= 10, "one statement per level, got {small}");
+}
