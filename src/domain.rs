@@ -3,11 +3,13 @@
 //! These enums are stored as their SCREAMING_CASE names and exposed with the same
 //! names in GraphQL, so one definition serves both; they change together or not at all.
 
+use std::{fmt, str::FromStr};
+
 use async_graphql::Enum;
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};
 
 /// The eight HTTP methods an OpenAPI operation can have.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter, serde::Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(8))")]
 pub enum HttpMethod {
     #[sea_orm(string_value = "GET")]
@@ -29,7 +31,7 @@ pub enum HttpMethod {
 }
 
 /// Where a parameter travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter, serde::Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(8))")]
 pub enum ParameterLocation {
     #[sea_orm(string_value = "PATH")]
@@ -42,8 +44,112 @@ pub enum ParameterLocation {
     Cookie,
 }
 
+impl HttpMethod {
+    /// All methods in the order the OpenAPI specification lists them in a path item,
+    /// which is also the order endpoints of one path are reported in.
+    pub const ALL: [HttpMethod; 8] = [
+        HttpMethod::Get,
+        HttpMethod::Put,
+        HttpMethod::Post,
+        HttpMethod::Delete,
+        HttpMethod::Options,
+        HttpMethod::Head,
+        HttpMethod::Patch,
+        HttpMethod::Trace,
+    ];
+
+    /// Upper-case name, e.g. "GET".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Post => "POST",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Options => "OPTIONS",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Trace => "TRACE",
+        }
+    }
+
+    /// The key this method has in a path item, e.g. "get".
+    pub fn path_item_key(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "get",
+            HttpMethod::Put => "put",
+            HttpMethod::Post => "post",
+            HttpMethod::Delete => "delete",
+            HttpMethod::Options => "options",
+            HttpMethod::Head => "head",
+            HttpMethod::Patch => "patch",
+            HttpMethod::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error for a method or location name that is not one of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownName {
+    kind: &'static str,
+    value: String,
+}
+
+impl FromStr for HttpMethod {
+    type Err = UnknownName;
+
+    /// Accepts any letter case, since both "GET" (HTTP) and "get" (OpenAPI) are common.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        HttpMethod::ALL
+            .into_iter()
+            .find(|method| method.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| UnknownName {
+                kind: "HTTP method",
+                value: text.to_owned(),
+            })
+    }
+}
+
+impl ParameterLocation {
+    /// The `in` value OpenAPI uses, e.g. "path".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParameterLocation::Path => "path",
+            ParameterLocation::Query => "query",
+            ParameterLocation::Header => "header",
+            ParameterLocation::Cookie => "cookie",
+        }
+    }
+}
+
+impl fmt::Display for ParameterLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ParameterLocation {
+    type Err = UnknownName;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [Self::Path, Self::Query, Self::Header, Self::Cookie]
+            .into_iter()
+            .find(|location| location.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| UnknownName {
+                kind: "parameter location",
+                value: text.to_owned(),
+            })
+    }
+}
+
 /// The life of a run: `PENDING → RUNNING → COMPLETED | FAILED | CANCELLED`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter, serde::Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum TestStatus {
     #[sea_orm(string_value = "PENDING")]
@@ -66,7 +172,7 @@ impl TestStatus {
 }
 
 /// Where k6 runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter, serde::Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
 pub enum RunnerKind {
     #[sea_orm(string_value = "LOCAL")]
@@ -76,7 +182,7 @@ pub enum RunnerKind {
 }
 
 /// The k6 executors Metric Vault offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter, serde::Serialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 pub enum Executor {
     #[sea_orm(string_value = "CONSTANT_VUS")]

@@ -9,7 +9,7 @@ use async_graphql::{
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
 use axum::{
     Router,
-    extract::{FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
+    extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode, header},
     response::{Html, IntoResponse, Response},
     routing::get,
@@ -20,6 +20,9 @@ use crate::graphql::{
     loaders::request_loader,
     schema::{METHOD_NOT_ALLOWED, PARSE_FAILED, ReadOnlyTransport, VALIDATION_FAILED},
 };
+
+/// The largest request body accepted.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -35,6 +38,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/playground", get(playground))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        // Inline OpenAPI documents may be up to 25 MB; leave room for the JSON envelope.
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(state)
 }
 

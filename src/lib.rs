@@ -14,6 +14,10 @@ pub mod graphql;
 pub mod http;
 /// k6: durations, load plans and script generation.
 pub mod k6;
+/// Reading OpenAPI and Swagger documents into the catalogue's model.
+pub mod openapi;
+/// Deterministic fixture data for tests and benchmarks.
+pub mod seed;
 /// Building and running the server.
 pub mod startup;
 /// Logging setup.

@@ -32,11 +32,13 @@ impl Application {
             .no_proxy()
             .build()
             .context("building the HTTP client")?;
+        let document_client = crate::openapi::build_client(&crate::openapi::FetchLimits::default());
         let state = AppState {
             settings: Arc::new(settings),
             db,
             statements,
             http,
+            document_client,
         };
         let schema = build_schema(state.clone());
         let router = router(HttpState {

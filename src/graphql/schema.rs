@@ -22,8 +22,10 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: DatabaseConnection,
     pub statements: StatementCounter,
-    /// For outbound calls (InfluxDB, documents, targets); each call sets its own timeout.
+    /// For outbound calls (InfluxDB, targets); each call sets its own timeout.
     pub http: reqwest::Client,
+    /// For OpenAPI documents: bounded redirects and time (see `openapi::fetch`).
+    pub document_client: reqwest::Client,
 }
 
 /// Builds the schema with the state as schema data.

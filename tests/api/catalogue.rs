@@ -1,8 +1,9 @@
 //! The catalogue read side: nested specs, tags and endpoints; the filtered, paged endpoint list.
 
+use metric_vault::seed;
 use serde_json::{Value, json};
 
-use crate::{helpers::spawn_app, seed};
+use crate::helpers::spawn_app;
 
 const PAGE: &str = r#"
 query($filter: EndpointFilter, $first: Int, $after: String) {

@@ -151,3 +151,19 @@ pub async fn spawn_with(settings: Settings, data_dir: tempfile::TempDir) -> Test
         _data_dir: data_dir,
     }
 }
+
+/// Serves `router` on a free loopback port (a target API or a document host) and returns its base URL.
+pub async fn serve(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}")
+}
+
+/// A document from `tests/fixtures/openapi/`.
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/openapi/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}

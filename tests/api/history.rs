@@ -1,12 +1,10 @@
 //! The run history read side: the board, summaries and verdicts, trends, active runs, deletes.
 
 use metric_vault::domain::TestStatus;
+use metric_vault::seed::{self, Figures, Run, ScenarioSeed};
 use serde_json::json;
 
-use crate::{
-    helpers::{TestApp, spawn_app},
-    seed::{self, Figures, Run, ScenarioSeed},
-};
+use crate::helpers::{TestApp, spawn_app};
 
 fn scenario(endpoint_id: i64, p95_target: Option<f64>, summary: Option<Figures>) -> ScenarioSeed {
     ScenarioSeed {

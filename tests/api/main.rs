@@ -3,8 +3,8 @@
 mod catalogue;
 mod helpers;
 mod history;
+mod import;
 mod projects;
 mod schema;
-mod seed;
 mod statements;
 mod transport;

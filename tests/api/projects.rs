@@ -1,13 +1,11 @@
 //! Projects: create, read, update, delete with cascade, and the errors around them.
 
 use metric_vault::domain::TestStatus;
+use metric_vault::seed::{self, Run};
 use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 
-use crate::{
-    helpers::spawn_app,
-    seed::{self, Run},
-};
+use crate::helpers::spawn_app;
 use metric_vault::db::entities::{endpoint, project, test_history};
 
 #[tokio::test]

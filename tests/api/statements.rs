@@ -1,11 +1,9 @@
 //! DataLoaders keep a nested query's SQL statement count independent of the data size.
 
+use metric_vault::seed::{self, Figures, Run, ScenarioSeed};
 use serde_json::json;
 
-use crate::{
-    helpers::{TestApp, spawn_app},
-    seed::{self, Figures, Run, ScenarioSeed},
-};
+use crate::helpers::{TestApp, spawn_app};
 
 const CATALOGUE_TREE: &str = r#"query($id: ID!) { project(id: $id) {
     title endpointCount

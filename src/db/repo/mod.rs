@@ -2,6 +2,7 @@
 
 pub mod catalogue;
 pub mod history;
+pub mod import;
 pub mod project;
 
 /// One page of rows, fetched with one extra row to know whether more follow.

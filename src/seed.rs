@@ -1,14 +1,14 @@
-//! Fixture builders that write rows directly, for what the API cannot create yet or
-//! would create too slowly for a large dataset.
+//! Deterministic fixture data written straight to the database, for tests and benchmarks:
+//! datasets too large to create through the API, and runs without a real k6 behind them.
 
-use chrono::{Duration, Utc};
-use metric_vault::{
+use crate::{
     db::entities::{
         endpoint, endpoint_parameter, openapi_spec, request_body, scenario_history, stage_history, tag,
         tag_endpoint, test_history,
     },
     domain::{Executor, HttpMethod, ParameterLocation, RunnerKind, TestStatus},
 };
+use chrono::{Duration, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,

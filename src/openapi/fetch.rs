@@ -1,0 +1,437 @@
+//! Fetching an OpenAPI document over HTTP, with limits on time, size and redirects.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use url::Url;
+
+/// Bounds on one document download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// For the whole exchange, body included.
+    pub timeout: Duration,
+    /// Largest body accepted, in bytes.
+    pub max_bytes: usize,
+    /// Redirects followed before giving up.
+    pub max_redirects: usize,
+}
+
+impl Default for FetchLimits {
+    /// 10 s, 25 MiB, 5 redirects: the largest public descriptions (GitHub's) are about 12 MB.
+    fn default() -> Self {
+        FetchLimits {
+            timeout: Duration::from_secs(10),
+            max_bytes: 25 * 1024 * 1024,
+            max_redirects: 5,
+        }
+    }
+}
+
+/// A downloaded document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedDocument {
+    /// The body, as text.
+    pub text: String,
+    /// Where the document was finally served from, after redirects; relative server URLs
+    /// in the document resolve against it.
+    pub final_url: Url,
+}
+
+/// Why a document could not be fetched. The Display text is shown to the user as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The text is not a URL.
+    #[error("`{url}` is not a valid URL: {reason}")]
+    InvalidUrl {
+        /// As given.
+        url: String,
+        /// The URL parser's message.
+        reason: String,
+    },
+    /// `file:`, `ftp:` and the like.
+    #[error("only http and https URLs can be imported, not `{scheme}:`")]
+    UnsupportedScheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// No connection could be made.
+    #[error("could not reach {url}: {reason}")]
+    Unreachable {
+        /// The URL requested.
+        url: String,
+        /// E.g. "connection refused".
+        reason: String,
+    },
+    /// No complete answer within the time limit.
+    #[error("{url} did not answer within {limit}")]
+    Timeout {
+        /// The URL requested.
+        url: String,
+        /// The limit, e.g. "10 s".
+        limit: String,
+    },
+    /// A status other than 2xx.
+    #[error("{url} answered HTTP {status}")]
+    HttpStatus {
+        /// The URL that answered.
+        url: String,
+        /// Code and reason, e.g. "404 Not Found".
+        status: String,
+    },
+    /// A redirect loop, or a chain longer than the limit.
+    #[error("{url} redirected more than {max_redirects} times")]
+    TooManyRedirects {
+        /// The URL requested.
+        url: String,
+        /// The limit.
+        max_redirects: usize,
+    },
+    /// The body is over the size limit.
+    #[error("the document is larger than {limit}")]
+    TooLarge {
+        /// The limit, e.g. "25 MB".
+        limit: String,
+    },
+    /// The body is not UTF-8 text.
+    #[error("the document at {url} is not UTF-8 text")]
+    NotUtf8 {
+        /// The URL that served it.
+        url: String,
+    },
+    /// Anything else the HTTP client reports.
+    #[error("could not fetch {url}: {reason}")]
+    Other {
+        /// The URL requested.
+        url: String,
+        /// The client's message.
+        reason: String,
+    },
+}
+
+/// A client for [`fetch_document`]: follows at most `max_redirects` redirects, stops after
+/// `timeout`, and ignores proxy environment variables (a server should not route imports
+/// through whatever proxy its environment happens to name).
+pub fn build_client(limits: &FetchLimits) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(limits.max_redirects))
+        .timeout(limits.timeout)
+        .no_proxy()
+        .user_agent(concat!(
+            "metric-vault/",
+            env!("CARGO_PKG_VERSION"),
+            " (OpenAPI import)"
+        ))
+        .build()
+        .expect("a client without TLS configuration or proxies always builds")
+}
+
+/// Downloads `url`, streaming the body so an oversized document is refused without being held
+/// in memory. The redirect limit is the client's, so `client` should come from [`build_client`].
+pub async fn fetch_document(
+    client: &reqwest::Client,
+    url: &str,
+    limits: &FetchLimits,
+) -> Result<FetchedDocument, FetchError> {
+    let parsed = Url::parse(url.trim()).map_err(|error| FetchError::InvalidUrl {
+        url: url.to_owned(),
+        reason: error.to_string(),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(FetchError::UnsupportedScheme {
+            scheme: parsed.scheme().to_owned(),
+        });
+    }
+    let shown_url = parsed.to_string();
+    // The client's own timeout may differ from `limits`; this one bounds the whole exchange.
+    match tokio::time::timeout(limits.timeout, download(client, parsed, limits)).await {
+        Ok(result) => result.map_err(|error| describe(error, &shown_url, limits)),
+        Err(_elapsed) => Err(FetchError::Timeout {
+            url: shown_url,
+            limit: human_duration(limits.timeout),
+        }),
+    }
+}
+
+/// Failures inside the download, before they are worded for the user.
+enum DownloadError {
+    Client(reqwest::Error),
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    TooLarge,
+    NotUtf8 {
+        url: String,
+    },
+}
+
+async fn download(
+    client: &reqwest::Client,
+    url: Url,
+    limits: &FetchLimits,
+) -> Result<FetchedDocument, DownloadError> {
+    let mut response = client.get(url).send().await.map_err(DownloadError::Client)?;
+    let final_url = response.url().clone();
+    if !response.status().is_success() {
+        return Err(DownloadError::Status {
+            url: final_url.to_string(),
+            status: response.status(),
+        });
+    }
+    if response
+        .content_length()
+        .is_some_and(|length| length > limits.max_bytes as u64)
+    {
+        return Err(DownloadError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(DownloadError::Client)? {
+        if body.len() + chunk.len() > limits.max_bytes {
+            return Err(DownloadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(body).map_err(|_| DownloadError::NotUtf8 {
+        url: final_url.to_string(),
+    })?;
+    Ok(FetchedDocument { text, final_url })
+}
+
+fn describe(error: DownloadError, url: &str, limits: &FetchLimits) -> FetchError {
+    let url = url.to_owned();
+    let error = match error {
+        DownloadError::Client(error) => error,
+        DownloadError::Status { url, status } => {
+            let reason = status.canonical_reason().unwrap_or("");
+            return FetchError::HttpStatus {
+                url,
+                status: format!("{} {reason}", status.as_u16()).trim_end().to_owned(),
+            };
+        }
+        DownloadError::TooLarge => {
+            return FetchError::TooLarge {
+                limit: human_size(limits.max_bytes),
+            };
+        }
+        DownloadError::NotUtf8 { url } => return FetchError::NotUtf8 { url },
+    };
+    if error.is_timeout() {
+        FetchError::Timeout {
+            url,
+            limit: human_duration(limits.timeout),
+        }
+    } else if error.is_redirect() {
+        FetchError::TooManyRedirects {
+            url,
+            max_redirects: limits.max_redirects,
+        }
+    } else if error.is_connect() {
+        FetchError::Unreachable {
+            url,
+            reason: connect_reason(&error),
+        }
+    } else if error.is_builder() && url.starts_with("https:") {
+        // This build carries no TLS stack yet; the client refuses https before connecting.
+        FetchError::Other {
+            url,
+            reason: "https is not supported by this server build".to_owned(),
+        }
+    } else {
+        FetchError::Other {
+            url,
+            reason: innermost_message(&error),
+        }
+    }
+}
+
+fn connect_reason(error: &reqwest::Error) -> String {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+                std::io::ErrorKind::TimedOut => "connection timed out".to_owned(),
+                _ => io.to_string(),
+            };
+        }
+        source = cause.source();
+    }
+    innermost_message(error)
+}
+
+/// reqwest's own message is generic ("error sending request"); the cause says what happened.
+fn innermost_message(error: &reqwest::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message = cause.to_string();
+        source = cause.source();
+    }
+    message
+}
+
+fn human_duration(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 && duration.as_secs() > 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}
+
+fn human_size(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MB", bytes / MIB)
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::response::Redirect;
+    use axum::routing::get;
+    use tokio::net::TcpListener;
+
+    const DOCUMENT: &str = "openapi: 3.0.0\ninfo: {title: Local, version: '1'}\npaths: {}\n";
+
+    /// Serves the test routes on a free loopback port; the task ends with the test's runtime.
+    async fn start_server() -> String {
+        let router = Router::new()
+            .route("/spec.yaml", get(|| async { DOCUMENT }))
+            .route("/moved", get(|| async { Redirect::temporary("/spec.yaml") }))
+            .route(
+                "/missing",
+                get(|| async { (StatusCode::NOT_FOUND, "no such spec") }),
+            )
+            .route("/loop", get(|| async { Redirect::temporary("/loop") }))
+            .route("/big", get(|| async { "x".repeat(4096) }))
+            .route("/latin1", get(|| async { vec![0x63_u8, 0x61, 0x66, 0xe9] }))
+            .route(
+                "/never",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    "too late"
+                }),
+            );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        format!("http://{address}")
+    }
+
+    fn small_limits() -> FetchLimits {
+        FetchLimits {
+            timeout: Duration::from_millis(300),
+            max_bytes: 1024,
+            max_redirects: 3,
+        }
+    }
+
+    #[tokio::test]
+    async fn fetches_and_follows_redirects() {
+        let base = start_server().await;
+        let limits = small_limits();
+        let client = build_client(&limits);
+        let fetched = fetch_document(&client, &format!("{base}/moved"), &limits)
+            .await
+            .unwrap();
+        assert_eq!(fetched.text, DOCUMENT);
+        assert_eq!(fetched.final_url.as_str(), format!("{base}/spec.yaml"));
+        let spec = super::super::parse_document(&fetched.text, Some(&fetched.final_url), None).unwrap();
+        assert_eq!(spec.base_url, format!("{base}/"));
+    }
+
+    #[tokio::test]
+    async fn reports_status_loops_size_timeout_and_encoding() {
+        let base = start_server().await;
+        let limits = small_limits();
+        let client = build_client(&limits);
+        let fetch = async |path: &str| fetch_document(&client, &format!("{base}{path}"), &limits).await;
+
+        let error = fetch("/missing").await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{base}/missing answered HTTP 404 Not Found")
+        );
+        let error = fetch("/loop").await.unwrap_err();
+        assert!(
+            matches!(error, FetchError::TooManyRedirects { max_redirects: 3, .. }),
+            "{error}"
+        );
+        let error = fetch("/big").await.unwrap_err();
+        assert_eq!(error.to_string(), "the document is larger than 1 KB");
+        let error = fetch("/never").await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("{base}/never did not answer within 300 ms")
+        );
+        let error = fetch("/latin1").await.unwrap_err();
+        assert!(matches!(error, FetchError::NotUtf8 { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn stops_reading_a_chunked_body_at_the_cap() {
+        use std::io::{Read, Write};
+        // A body without Content-Length can only be caught while streaming. A plain thread with
+        // blocking sockets keeps the test free of tokio's io-util feature.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut request = [0_u8; 1024];
+            let _ = socket.read(&mut request);
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            for _ in 0..8 {
+                let chunk = [b"200\r\n".as_slice(), &[b'y'; 0x200], b"\r\n"].concat();
+                if socket.write_all(&chunk).is_err() {
+                    return;
+                }
+            }
+            let _ = socket.write_all(b"0\r\n\r\n");
+        });
+        let limits = small_limits();
+        let error = fetch_document(&build_client(&limits), &format!("http://{address}/"), &limits)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, FetchError::TooLarge { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn rejects_bad_urls_and_closed_ports() {
+        let limits = small_limits();
+        let client = build_client(&limits);
+        let error = fetch_document(&client, "file:///etc/passwd", &limits)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "only http and https URLs can be imported, not `file:`"
+        );
+        let error = fetch_document(&client, "not a url", &limits).await.unwrap_err();
+        assert!(matches!(error, FetchError::InvalidUrl { .. }), "{error}");
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed = listener.local_addr().unwrap();
+        drop(listener);
+        let error = fetch_document(&client, &format!("http://{closed}/spec.json"), &limits)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("could not reach http://{closed}/spec.json: connection refused")
+        );
+    }
+
+    #[test]
+    fn limits_are_worded_for_people() {
+        assert_eq!(human_size(25 * 1024 * 1024), "25 MB");
+        assert_eq!(human_duration(Duration::from_secs(10)), "10 s");
+        assert_eq!(FetchLimits::default().max_redirects, 5);
+    }
+}
