@@ -23,3 +23,6 @@ if [ -z "${K6_BINARY:-}" ]; then
   export K6_BINARY="$(command -v k6)"
 fi
 export K6_NO_USAGE_REPORT=true
+
+# InfluxDB 1.x: k6 writes every sample there and the server reads results back.
+./scripts/influxdb.sh ensure-installed

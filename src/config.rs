@@ -75,10 +75,7 @@ impl Settings {
             runner: env.choice(
                 "RUNNER",
                 RunnerSetting::Local,
-                &[
-                    ("local", RunnerSetting::Local),
-                    ("kubernetes", RunnerSetting::Kubernetes),
-                ],
+                &[("local", RunnerSetting::Local), ("kubernetes", RunnerSetting::Kubernetes)],
                 "one of: local, kubernetes",
             )?,
             influxdb_host: env.text(
@@ -133,32 +130,15 @@ impl Settings {
                 "a positive number of hours",
             )?,
             log_level: env
-                .text(
-                    "LOG_LEVEL",
-                    "info",
-                    is_log_level,
-                    "one of: trace, debug, info, warn, error",
-                )?
+                .text("LOG_LEVEL", "info", is_log_level, "one of: trace, debug, info, warn, error")?
                 .to_ascii_lowercase(),
             auto_delete_completed_jobs: env.choice(
                 "AUTO_DELETE_COMPLETED_JOBS",
                 false,
-                &[
-                    ("true", true),
-                    ("1", true),
-                    ("yes", true),
-                    ("false", false),
-                    ("0", false),
-                    ("no", false),
-                ],
+                &[("true", true), ("1", true), ("yes", true), ("false", false), ("0", false), ("no", false)],
                 "true or false",
             )?,
-            k6_binary: env.text(
-                "K6_BINARY",
-                "k6",
-                |v| !v.is_empty(),
-                "a path to the k6 executable",
-            )?,
+            k6_binary: env.text("K6_BINARY", "k6", |v| !v.is_empty(), "a path to the k6 executable")?,
         })
     }
 
@@ -177,33 +157,23 @@ const DATABASE_URL_FORMS: &str =
     "sqlite://PATH[?mode=rwc], sqlite::memory:, or postgres://USER@HOST[:PORT]/DB";
 
 fn is_database_url(value: &str) -> bool {
-    ["sqlite:", "postgres://", "postgresql://"]
-        .iter()
-        .any(|scheme| value.starts_with(scheme))
+    ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| value.starts_with(scheme))
 }
 
 fn is_identifier(value: &str) -> bool {
-    !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn is_dns_label(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 63
-        && value
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !value.starts_with('-')
         && !value.ends_with('-')
 }
 
 fn is_log_level(value: &str) -> bool {
-    matches!(
-        value.to_ascii_lowercase().as_str(),
-        "trace" | "debug" | "info" | "warn" | "warning" | "error"
-    )
+    matches!(value.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "warning" | "error")
 }
 
 struct Env<'a> {
@@ -213,17 +183,11 @@ struct Env<'a> {
 impl Env<'_> {
     /// The trimmed value, or None when unset or blank (blank means "use the default").
     fn optional(&self, variable: &str) -> Option<String> {
-        (self.lookup)(variable)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        (self.lookup)(variable).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
     fn error(variable: &'static str, value: String, expected: &'static str) -> ConfigError {
-        ConfigError {
-            variable,
-            value,
-            expected,
-        }
+        ConfigError { variable, value, expected }
     }
 
     fn text(
@@ -234,11 +198,7 @@ impl Env<'_> {
         expected: &'static str,
     ) -> Result<String, ConfigError> {
         let value = self.optional(variable).unwrap_or_else(|| default.to_owned());
-        if valid(&value) {
-            Ok(value)
-        } else {
-            Err(Self::error(variable, value, expected))
-        }
+        if valid(&value) { Ok(value) } else { Err(Self::error(variable, value, expected)) }
     }
 
     fn parsed<T: std::str::FromStr>(
@@ -309,10 +269,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -352,11 +310,7 @@ mod tests {
         let cases = [
             ("RUNNER", "docker", "one of: local, kubernetes"),
             ("INFLUXDB_PORT", "70000", "a TCP port (1-65535)"),
-            (
-                "BIND_ADDR",
-                "localhost",
-                "a socket address such as 127.0.0.1:8000",
-            ),
+            ("BIND_ADDR", "localhost", "a socket address such as 127.0.0.1:8000"),
             ("SCHEDULER_JOB_TIMEOUT_HOURS", "-1", "a positive number of hours"),
             ("SCHEDULER_POLL_INTERVAL", "soon", "a positive number of seconds"),
             ("LOG_LEVEL", "loud", "one of: trace, debug, info, warn, error"),
@@ -365,15 +319,7 @@ mod tests {
         ];
         for (variable, value, expected) in cases {
             let err = settings(&[(variable, value)]).unwrap_err();
-            assert_eq!(
-                err,
-                ConfigError {
-                    variable,
-                    value: value.into(),
-                    expected
-                },
-                "{variable}"
-            );
+            assert_eq!(err, ConfigError { variable, value: value.into(), expected }, "{variable}");
             assert!(err.to_string().contains(variable));
         }
     }

@@ -109,10 +109,7 @@ impl FromStr for HttpMethod {
         HttpMethod::ALL
             .into_iter()
             .find(|method| method.as_str().eq_ignore_ascii_case(text))
-            .ok_or_else(|| UnknownName {
-                kind: "HTTP method",
-                value: text.to_owned(),
-            })
+            .ok_or_else(|| UnknownName { kind: "HTTP method", value: text.to_owned() })
     }
 }
 
@@ -141,10 +138,7 @@ impl FromStr for ParameterLocation {
         [Self::Path, Self::Query, Self::Header, Self::Cookie]
             .into_iter()
             .find(|location| location.as_str().eq_ignore_ascii_case(text))
-            .ok_or_else(|| UnknownName {
-                kind: "parameter location",
-                value: text.to_owned(),
-            })
+            .ok_or_else(|| UnknownName { kind: "parameter location", value: text.to_owned() })
     }
 }
 
@@ -182,7 +176,19 @@ pub enum RunnerKind {
 }
 
 /// The k6 executors Metric Vault offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Enum,
+    DeriveActiveEnum,
+    EnumIter,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
 pub enum Executor {
     #[sea_orm(string_value = "CONSTANT_VUS")]
@@ -193,6 +199,23 @@ pub enum Executor {
     ConstantArrivalRate,
     #[sea_orm(string_value = "RAMPING_ARRIVAL_RATE")]
     RampingArrivalRate,
+}
+
+impl Executor {
+    /// The executor's name in k6 options, e.g. `"constant-vus"`.
+    pub fn as_k6(self) -> &'static str {
+        match self {
+            Self::ConstantVus => "constant-vus",
+            Self::RampingVus => "ramping-vus",
+            Self::ConstantArrivalRate => "constant-arrival-rate",
+            Self::RampingArrivalRate => "ramping-arrival-rate",
+        }
+    }
+
+    /// Whether stage targets are iterations per second (open model) rather than VUs.
+    pub fn is_arrival_rate(self) -> bool {
+        matches!(self, Self::ConstantArrivalRate | Self::RampingArrivalRate)
+    }
 }
 
 /// Whether a run or scenario met its targets.
@@ -241,11 +264,7 @@ pub fn scenario_verdict(
     }
     let p95_ok = response_time_target.is_none_or(|target| summary.p95_response_time <= target);
     let errors_ok = error_rate_target.is_none_or(|target| summary.avg_error_rate <= target);
-    if p95_ok && errors_ok {
-        Verdict::Passed
-    } else {
-        Verdict::Failed
-    }
+    if p95_ok && errors_ok { Verdict::Passed } else { Verdict::Failed }
 }
 
 /// A run fails when any scenario failed or its average TPS stayed under `target_tps`;
@@ -302,10 +321,7 @@ mod tests {
     #[test]
     fn scenario_verdict_follows_its_targets() {
         let s = summary(120.0, 2.0, 50.0);
-        assert_eq!(
-            scenario_verdict(Some(&s), Some(150.0), Some(5.0)),
-            Verdict::Passed
-        );
+        assert_eq!(scenario_verdict(Some(&s), Some(150.0), Some(5.0)), Verdict::Passed);
         assert_eq!(scenario_verdict(Some(&s), Some(100.0), None), Verdict::Failed);
         assert_eq!(scenario_verdict(Some(&s), None, Some(1.0)), Verdict::Failed);
         assert_eq!(scenario_verdict(Some(&s), None, None), Verdict::Unknown);
@@ -315,25 +331,10 @@ mod tests {
     #[test]
     fn test_verdict_fails_on_any_failure_or_low_tps() {
         let s = summary(120.0, 0.0, 50.0);
-        assert_eq!(
-            test_verdict(Some(&s), None, [Verdict::Passed, Verdict::Unknown]),
-            Verdict::Passed
-        );
-        assert_eq!(
-            test_verdict(Some(&s), None, [Verdict::Passed, Verdict::Failed]),
-            Verdict::Failed
-        );
-        assert_eq!(
-            test_verdict(Some(&s), Some(60.0), [Verdict::Passed]),
-            Verdict::Failed
-        );
-        assert_eq!(
-            test_verdict(Some(&s), Some(40.0), [Verdict::Unknown]),
-            Verdict::Passed
-        );
-        assert_eq!(
-            test_verdict(None, Some(40.0), [Verdict::Unknown]),
-            Verdict::Unknown
-        );
+        assert_eq!(test_verdict(Some(&s), None, [Verdict::Passed, Verdict::Unknown]), Verdict::Passed);
+        assert_eq!(test_verdict(Some(&s), None, [Verdict::Passed, Verdict::Failed]), Verdict::Failed);
+        assert_eq!(test_verdict(Some(&s), Some(60.0), [Verdict::Passed]), Verdict::Failed);
+        assert_eq!(test_verdict(Some(&s), Some(40.0), [Verdict::Unknown]), Verdict::Passed);
+        assert_eq!(test_verdict(None, Some(40.0), [Verdict::Unknown]), Verdict::Unknown);
     }
 }

@@ -44,17 +44,11 @@ pub type AppResult<T> = Result<T, AppError>;
 impl AppError {
     /// A `BAD_USER_INPUT` error about one input field.
     pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::BadUserInput {
-            message: message.into(),
-            field: Some(field.into()),
-        }
+        Self::BadUserInput { message: message.into(), field: Some(field.into()) }
     }
 
     pub fn not_found(entity: &'static str, id: impl ToString) -> Self {
-        Self::NotFound {
-            entity,
-            id: id.to_string(),
-        }
+        Self::NotFound { entity, id: id.to_string() }
     }
 
     /// The stable code a client can switch on.
@@ -117,23 +111,14 @@ mod tests {
     fn codes_are_stable_and_internal_details_stay_hidden() {
         let err: async_graphql::Error = AppError::bad_input("input.title", "title must not be empty").into();
         let ext = err.extensions.as_ref().unwrap();
-        assert_eq!(
-            ext.get("code"),
-            Some(&async_graphql::Value::from("BAD_USER_INPUT"))
-        );
+        assert_eq!(ext.get("code"), Some(&async_graphql::Value::from("BAD_USER_INPUT")));
         assert_eq!(ext.get("field"), Some(&async_graphql::Value::from("input.title")));
 
         let err: async_graphql::Error = AppError::Database(DbErr::Custom("password=secret".into())).into();
         assert_eq!(err.message, "internal server error");
         let ext = err.extensions.as_ref().unwrap();
-        assert_eq!(
-            ext.get("code"),
-            Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR"))
-        );
+        assert_eq!(ext.get("code"), Some(&async_graphql::Value::from("INTERNAL_SERVER_ERROR")));
 
-        assert_eq!(
-            AppError::not_found("Project", 7).message(),
-            "Project 7 does not exist"
-        );
+        assert_eq!(AppError::not_found("Project", 7).message(), "Project 7 does not exist");
     }
 }

@@ -47,18 +47,17 @@ async fn execute(state: &HttpState, request: async_graphql::Request) -> Response
     let (loader, gate) = request_loader(state.app.db.clone());
     let response = gate.run(state.schema.execute(request.data(loader))).await;
     // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
-    let status = response
-        .errors
-        .iter()
-        .filter_map(|e| e.extensions.as_ref()?.get("code").cloned())
-        .find_map(|code| match code {
-            async_graphql::Value::String(code) if code == PARSE_FAILED || code == VALIDATION_FAILED => {
-                Some(StatusCode::BAD_REQUEST)
+    let status =
+        response.errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").cloned()).find_map(|code| {
+            match code {
+                async_graphql::Value::String(code) if code == PARSE_FAILED || code == VALIDATION_FAILED => {
+                    Some(StatusCode::BAD_REQUEST)
+                }
+                async_graphql::Value::String(code) if code == METHOD_NOT_ALLOWED => {
+                    Some(StatusCode::METHOD_NOT_ALLOWED)
+                }
+                _ => None,
             }
-            async_graphql::Value::String(code) if code == METHOD_NOT_ALLOWED => {
-                Some(StatusCode::METHOD_NOT_ALLOWED)
-            }
-            _ => None,
         });
     let mut http_response = GraphQLResponse::from(response).into_response();
     if let Some(status) = status {
@@ -101,10 +100,7 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
 fn websocket(state: HttpState, protocol: Option<GraphQLProtocol>, upgrade: WebSocketUpgrade) -> Response {
@@ -116,25 +112,21 @@ fn websocket(state: HttpState, protocol: Option<GraphQLProtocol>, upgrade: WebSo
         )
             .into_response();
     };
-    upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
-        .on_upgrade(move |socket| async move {
-            let mut data = Data::default();
-            // Websocket operations are polled by the connection, not through a gate: their
-            // batches fall back to the timed window.
-            data.insert(request_loader(state.app.db.clone()).0);
-            GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-                .with_data(data)
-                .keepalive_timeout(Duration::from_secs(30))
-                .serve()
-                .await
-        })
+    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+        let mut data = Data::default();
+        // Websocket operations are polled by the connection, not through a gate: their
+        // batches fall back to the timed window.
+        data.insert(request_loader(state.app.db.clone()).0);
+        GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
+            .with_data(data)
+            .keepalive_timeout(Duration::from_secs(30))
+            .serve()
+            .await
+    })
 }
 
 async fn playground() -> Html<String> {
-    Html(playground_source(
-        GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql"),
-    ))
+    Html(playground_source(GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql")))
 }
 
 async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {

@@ -14,8 +14,12 @@ pub mod graphql;
 pub mod http;
 /// k6: durations, load plans and script generation.
 pub mod k6;
+/// Metrics: reading k6 samples back from InfluxDB.
+pub mod metrics;
 /// Reading OpenAPI and Swagger documents into the catalogue's model.
 pub mod openapi;
+/// The life of a run: launch, status, results, cancellation, recovery.
+pub mod scheduler;
 /// Deterministic fixture data for tests and benchmarks.
 pub mod seed;
 /// Building and running the server.

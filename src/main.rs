@@ -15,8 +15,6 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     telemetry::init(&settings.log_level);
-    let app = Application::build(settings)
-        .await
-        .context("starting Metric Vault")?;
+    let app = Application::build(settings).await.context("starting Metric Vault")?;
     app.run_until_stopped().await
 }

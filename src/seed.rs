@@ -3,10 +3,10 @@
 
 use crate::{
     db::entities::{
-        endpoint, endpoint_parameter, openapi_spec, request_body, scenario_history, stage_history, tag,
-        tag_endpoint, test_history,
+        endpoint, endpoint_parameter, openapi_spec, request_body, scenario_history, set_metric_columns,
+        stage_history, tag, tag_endpoint, test_history,
     },
-    domain::{Executor, HttpMethod, ParameterLocation, RunnerKind, TestStatus},
+    domain::{Executor, HttpMethod, MetricSummary, ParameterLocation, RunnerKind, TestStatus},
 };
 use chrono::{Duration, Utc};
 use sea_orm::{
@@ -15,29 +15,31 @@ use sea_orm::{
 };
 use serde_json::json;
 
-/// Fills the summary columns of a run or scenario active model from a few figures.
-macro_rules! set_figures {
-    ($model:ident, $f:expr) => {{
-        let f: Figures = $f;
-        $model.total_requests = Set(Some((f.avg_tps * 60.0) as i64));
-        $model.failed_requests = Set(Some((f.avg_tps * 60.0 * f.error_rate / 100.0) as i64));
-        $model.test_duration = Set(Some(60.0));
-        $model.max_tps = Set(Some(f.avg_tps * 1.2));
-        $model.min_tps = Set(Some(f.avg_tps * 0.8));
-        $model.avg_tps = Set(Some(f.avg_tps));
-        $model.max_response_time = Set(Some(f.p95 * 2.0));
-        $model.min_response_time = Set(Some(1.0));
-        $model.avg_response_time = Set(Some(f.p95 / 2.0));
-        $model.p50_response_time = Set(Some(f.p95 / 2.5));
-        $model.p95_response_time = Set(Some(f.p95));
-        $model.p99_response_time = Set(Some(f.p95 * 1.5));
-        $model.max_error_rate = Set(Some(f.error_rate * 2.0));
-        $model.min_error_rate = Set(Some(0.0));
-        $model.avg_error_rate = Set(Some(f.error_rate));
-        $model.max_vus = Set(Some(20.0));
-        $model.min_vus = Set(Some(0.0));
-        $model.avg_vus = Set(Some(12.0));
-    }};
+impl Figures {
+    /// A full summary around these figures: one minute of load, the rest derived.
+    pub fn summary(self) -> MetricSummary {
+        let total = (self.avg_tps * 60.0) as i64;
+        MetricSummary {
+            total_requests: total,
+            failed_requests: (total as f64 * self.error_rate / 100.0) as i64,
+            test_duration: 60.0,
+            max_tps: self.avg_tps * 1.2,
+            min_tps: self.avg_tps * 0.8,
+            avg_tps: self.avg_tps,
+            max_response_time: self.p95 * 2.0,
+            min_response_time: 1.0,
+            avg_response_time: self.p95 / 2.0,
+            p50_response_time: self.p95 / 2.5,
+            p95_response_time: self.p95,
+            p99_response_time: self.p95 * 1.5,
+            max_error_rate: self.error_rate * 2.0,
+            min_error_rate: 0.0,
+            avg_error_rate: self.error_rate,
+            max_vus: 20.0,
+            min_vus: 0.0,
+            avg_vus: 12.0,
+        }
+    }
 }
 
 /// Ids of a seeded spec.
@@ -87,12 +89,7 @@ pub async fn spec(
         tag_ids.push(tag.id);
     }
 
-    let methods = [
-        HttpMethod::Get,
-        HttpMethod::Post,
-        HttpMethod::Put,
-        HttpMethod::Delete,
-    ];
+    let methods = [HttpMethod::Get, HttpMethod::Post, HttpMethod::Put, HttpMethod::Delete];
     let mut endpoint_ids = Vec::new();
     for chunk_start in (0..endpoints).step_by(500) {
         let chunk: Vec<_> = (chunk_start..endpoints.min(chunk_start + 500))
@@ -125,13 +122,7 @@ pub async fn spec(
     let mut bodies = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         params.push(param(row.id, 0, "id", ParameterLocation::Path, json!(i)));
-        params.push(param(
-            row.id,
-            1,
-            "verbose",
-            ParameterLocation::Query,
-            json!(false),
-        ));
+        params.push(param(row.id, 1, "verbose", ParameterLocation::Query, json!(false)));
         if !tag_ids.is_empty() {
             links.push(tag_endpoint::ActiveModel {
                 tag_id: Set(tag_ids[i % tag_ids.len()]),
@@ -143,37 +134,23 @@ pub async fn spec(
                 endpoint_id: Set(row.id),
                 content_type: Set("application/json".into()),
                 required: Set(true),
-                schema: Set(Some(
-                    json!({"type": "object", "properties": {"name": {"type": "string"}}}),
-                )),
+                schema: Set(Some(json!({"type": "object", "properties": {"name": {"type": "string"}}}))),
                 example: Set(Some(json!({"name": "example"}))),
                 ..Default::default()
             });
         }
     }
     for chunk in params.chunks(500) {
-        endpoint_parameter::Entity::insert_many(chunk.to_vec())
-            .exec(&txn)
-            .await
-            .unwrap();
+        endpoint_parameter::Entity::insert_many(chunk.to_vec()).exec(&txn).await.unwrap();
     }
     for chunk in links.chunks(500) {
-        tag_endpoint::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await
-            .unwrap();
+        tag_endpoint::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await.unwrap();
     }
     for chunk in bodies.chunks(500) {
-        request_body::Entity::insert_many(chunk.to_vec())
-            .exec(&txn)
-            .await
-            .unwrap();
+        request_body::Entity::insert_many(chunk.to_vec()).exec(&txn).await.unwrap();
     }
     txn.commit().await.unwrap();
-    SeededSpec {
-        spec_id: spec.id,
-        endpoint_ids,
-    }
+    SeededSpec { spec_id: spec.id, endpoint_ids }
 }
 
 fn param(
@@ -190,12 +167,7 @@ fn param(
         location: Set(location),
         required: Set(location == ParameterLocation::Path),
         schema_type: Set(Some(
-            if location == ParameterLocation::Path {
-                "integer"
-            } else {
-                "boolean"
-            }
-            .into(),
+            if location == ParameterLocation::Path { "integer" } else { "boolean" }.into(),
         )),
         description: Set(None),
         example: Set(Some(example)),
@@ -286,7 +258,7 @@ impl Run {
             ..Default::default()
         };
         if let Some(figures) = self.summary {
-            set_figures!(run, figures);
+            set_metric_columns!(run, &figures.summary());
         }
         let run = run.insert(&txn).await.unwrap();
         for (position, seed) in self.scenarios.into_iter().enumerate() {
@@ -305,7 +277,7 @@ impl Run {
                 ..Default::default()
             };
             if let Some(figures) = seed.summary {
-                set_figures!(scenario, figures);
+                set_metric_columns!(scenario, &figures.summary());
             }
             let scenario = scenario.insert(&txn).await.unwrap();
             let stages: Vec<_> = [("10s", 5), ("30s", 20), ("10s", 0)]
@@ -319,10 +291,7 @@ impl Run {
                     ..Default::default()
                 })
                 .collect();
-            stage_history::Entity::insert_many(stages)
-                .exec(&txn)
-                .await
-                .unwrap();
+            stage_history::Entity::insert_many(stages).exec(&txn).await.unwrap();
         }
         txn.commit().await.unwrap();
         run.id

@@ -11,6 +11,7 @@ use crate::{
     db::{self, StatementCounter},
     graphql::{AppState, build_schema},
     http::{HttpState, router},
+    scheduler::Scheduler,
 };
 
 /// A bound, migrated, ready-to-serve server.
@@ -33,28 +34,16 @@ impl Application {
             .build()
             .context("building the HTTP client")?;
         let document_client = crate::openapi::build_client(&crate::openapi::FetchLimits::default());
-        let state = AppState {
-            settings: Arc::new(settings),
-            db,
-            statements,
-            http,
-            document_client,
-        };
+        let settings = Arc::new(settings);
+        let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone()).await;
+        let state = AppState { settings, db, statements, http, document_client, scheduler };
         let schema = build_schema(state.clone());
-        let router = router(HttpState {
-            schema,
-            app: state.clone(),
-        });
+        let router = router(HttpState { schema, app: state.clone() });
         let listener = TcpListener::bind(state.settings.bind_addr)
             .await
             .with_context(|| format!("binding {}", state.settings.bind_addr))?;
         let address = listener.local_addr().context("reading the bound address")?;
-        Ok(Self {
-            listener,
-            address,
-            state,
-            router,
-        })
+        Ok(Self { listener, address, state, router })
     }
 
     pub fn port(&self) -> u16 {
@@ -82,12 +71,7 @@ impl Application {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving HTTP")?;
-        self.state
-            .db
-            .clone()
-            .close()
-            .await
-            .context("closing the database")?;
+        self.state.db.clone().close().await.context("closing the database")?;
         tracing::info!("Metric Vault stopped");
         Ok(())
     }

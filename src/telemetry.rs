@@ -12,11 +12,7 @@ pub fn init(log_level: &str) {
     let result = if std::io::stdout().is_terminal() {
         builder.compact().try_init()
     } else {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init()
+        builder.json().flatten_event(true).with_current_span(false).try_init()
     };
     // A second init (tests start many apps in one process) keeps the first subscriber.
     let _ = result;

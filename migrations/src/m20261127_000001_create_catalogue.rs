@@ -111,9 +111,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index_on("ix_project_created_at", Project::Table, &["created_at"]))
-            .await?;
+        manager.create_index(index_on("ix_project_created_at", Project::Table, &["created_at"])).await?;
 
         manager
             .create_table(
@@ -140,13 +138,9 @@ impl MigrationTrait for Migration {
         // A project holds at most one spec per base URL: re-importing updates it in place.
         manager
             .create_index(
-                index_on(
-                    "ux_openapi_spec_project_base_url",
-                    OpenapiSpec::Table,
-                    &["project_id", "base_url"],
-                )
-                .unique()
-                .to_owned(),
+                index_on("ux_openapi_spec_project_base_url", OpenapiSpec::Table, &["project_id", "base_url"])
+                    .unique()
+                    .to_owned(),
             )
             .await?;
 
@@ -159,21 +153,12 @@ impl MigrationTrait for Migration {
                     .col(string(Tag::Name))
                     .col(text_null(Tag::Description))
                     .col(integer(Tag::Position).default(0))
-                    .foreign_key(&mut cascade_fk(
-                        "fk_tag_spec",
-                        Tag::Table,
-                        Tag::SpecId,
-                        OpenapiSpec::Table,
-                    ))
+                    .foreign_key(&mut cascade_fk("fk_tag_spec", Tag::Table, Tag::SpecId, OpenapiSpec::Table))
                     .to_owned(),
             )
             .await?;
         manager
-            .create_index(
-                index_on("ux_tag_spec_name", Tag::Table, &["spec_id", "name"])
-                    .unique()
-                    .to_owned(),
-            )
+            .create_index(index_on("ux_tag_spec_name", Tag::Table, &["spec_id", "name"]).unique().to_owned())
             .await?;
 
         manager
@@ -208,25 +193,13 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                index_on(
-                    "ux_endpoint_spec_method_path",
-                    Endpoint::Table,
-                    &["spec_id", "method", "path"],
-                )
-                .unique()
-                .to_owned(),
+                index_on("ux_endpoint_spec_method_path", Endpoint::Table, &["spec_id", "method", "path"])
+                    .unique()
+                    .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index_on(
-                "ix_endpoint_project",
-                Endpoint::Table,
-                &["project_id", "id"],
-            ))
-            .await?;
-        manager
-            .create_index(index_on("ix_endpoint_method", Endpoint::Table, &["method"]))
-            .await?;
+        manager.create_index(index_on("ix_endpoint_project", Endpoint::Table, &["project_id", "id"])).await?;
+        manager.create_index(index_on("ix_endpoint_method", Endpoint::Table, &["method"])).await?;
 
         manager
             .create_table(
@@ -234,11 +207,7 @@ impl MigrationTrait for Migration {
                     .table(TagEndpoint::Table)
                     .col(big_integer(TagEndpoint::TagId))
                     .col(big_integer(TagEndpoint::EndpointId))
-                    .primary_key(
-                        Index::create()
-                            .col(TagEndpoint::TagId)
-                            .col(TagEndpoint::EndpointId),
-                    )
+                    .primary_key(Index::create().col(TagEndpoint::TagId).col(TagEndpoint::EndpointId))
                     .foreign_key(&mut cascade_fk(
                         "fk_tag_endpoint_tag",
                         TagEndpoint::Table,
@@ -255,11 +224,7 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(index_on(
-                "ix_tag_endpoint_endpoint",
-                TagEndpoint::Table,
-                &["endpoint_id"],
-            ))
+            .create_index(index_on("ix_tag_endpoint_endpoint", TagEndpoint::Table, &["endpoint_id"]))
             .await?;
 
         manager

@@ -133,25 +133,13 @@ impl MigrationTrait for Migration {
         manager.create_table(test_history).await?;
         // The board lists runs newest first, per project and per status.
         manager
-            .create_index(index_on(
-                "ix_test_history_project",
-                TestHistory::Table,
-                &["project_id", "id"],
-            ))
+            .create_index(index_on("ix_test_history_project", TestHistory::Table, &["project_id", "id"]))
             .await?;
         manager
-            .create_index(index_on(
-                "ix_test_history_status",
-                TestHistory::Table,
-                &["status", "id"],
-            ))
+            .create_index(index_on("ix_test_history_status", TestHistory::Table, &["status", "id"]))
             .await?;
         manager
-            .create_index(index_on(
-                "ix_test_history_tested_at",
-                TestHistory::Table,
-                &["tested_at"],
-            ))
+            .create_index(index_on("ix_test_history_tested_at", TestHistory::Table, &["tested_at"]))
             .await?;
 
         let mut scenario_history = Table::create()

@@ -64,9 +64,7 @@ pub async fn connect_and_migrate(
         count.fetch_add(1, Ordering::Relaxed);
     });
 
-    Migrator::up(&db, None)
-        .await
-        .context("applying database migrations")?;
+    Migrator::up(&db, None).await.context("applying database migrations")?;
     Ok((db, counter))
 }
 
@@ -86,10 +84,7 @@ fn create_sqlite_folder(database_url: &str) -> anyhow::Result<()> {
     if path.is_empty() || path.starts_with(':') {
         return Ok(());
     }
-    if let Some(parent) = std::path::Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
+    if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating the database folder {}", parent.display()))?;
     }

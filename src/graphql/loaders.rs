@@ -91,10 +91,7 @@ pub struct ExecutionGate {
 impl ExecutionGate {
     /// Runs `execution` so the loader's batches start only while it waits.
     pub fn run<F: Future>(&self, execution: F) -> Gated<F> {
-        Gated {
-            inner: Box::pin(execution),
-            state: self.state.clone(),
-        }
+        Gated { inner: Box::pin(execution), state: self.state.clone() }
     }
 }
 
@@ -127,10 +124,7 @@ impl<F: Future> Future for Gated<F> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         self.state.polling.store(true, Ordering::Release);
         self.state.woken.store(false, Ordering::Release);
-        let waker = Waker::from(Arc::new(GateWaker {
-            inner: cx.waker().clone(),
-            state: self.state.clone(),
-        }));
+        let waker = Waker::from(Arc::new(GateWaker { inner: cx.waker().clone(), state: self.state.clone() }));
         let result = self.inner.as_mut().poll(&mut TaskContext::from_waker(&waker));
         self.state.polling.store(false, Ordering::Release);
         result
@@ -168,10 +162,7 @@ where
         grouped.entry(parent_of(&row)).or_default().push(row);
     }
     // Every key gets an entry, so a parent without children reads as an empty list, not a miss.
-    Ok(keys
-        .iter()
-        .map(|key| (key.clone(), grouped.remove(&key_id(key)).unwrap_or_default()))
-        .collect())
+    Ok(keys.iter().map(|key| (key.clone(), grouped.remove(&key_id(key)).unwrap_or_default())).collect())
 }
 
 /// Rows by primary key.
@@ -184,11 +175,7 @@ async fn by_id<E>(
 where
     E: EntityTrait,
 {
-    let rows = E::find()
-        .filter(id_column.is_in(keys.iter().copied()))
-        .all(db)
-        .await
-        .map_err(db_error)?;
+    let rows = E::find().filter(id_column.is_in(keys.iter().copied())).all(db).await.map_err(db_error)?;
     Ok(rows.into_iter().map(|row| (id_of(&row), row)).collect())
 }
 
@@ -197,9 +184,7 @@ where
 fn top_n_per_parent(inner: SelectStatement, partition: &str, order: &str, limit: u64) -> SelectStatement {
     let mut ranked = inner;
     ranked.expr_as(
-        Expr::cust(format!(
-            "ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order})"
-        )),
+        Expr::cust(format!("ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY {order})")),
         Alias::new("rank_in_parent"),
     );
     Query::select()
@@ -304,10 +289,7 @@ impl Loader<BodyOfEndpoint> for DbLoader {
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| (BodyOfEndpoint(row.endpoint_id), row))
-            .collect())
+        Ok(rows.into_iter().map(|row| (BodyOfEndpoint(row.endpoint_id), row)).collect())
     }
 }
 
@@ -334,10 +316,7 @@ impl Loader<EndpointsOfTag> for DbLoader {
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for (endpoint, link) in rows {
             if let Some(link) = link {
-                grouped
-                    .entry(EndpointsOfTag(link.tag_id))
-                    .or_default()
-                    .push(endpoint);
+                grouped.entry(EndpointsOfTag(link.tag_id)).or_default().push(endpoint);
             }
         }
         Ok(grouped)
@@ -367,10 +346,7 @@ impl Loader<TagsOfEndpoint> for DbLoader {
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for (tag, link) in rows {
             if let Some(link) = link {
-                grouped
-                    .entry(TagsOfEndpoint(link.endpoint_id))
-                    .or_default()
-                    .push(tag);
+                grouped.entry(TagsOfEndpoint(link.endpoint_id)).or_default().push(tag);
             }
         }
         Ok(grouped)
@@ -399,10 +375,7 @@ impl Loader<EndpointCountOfProject> for DbLoader {
             .await
             .map_err(db_error)?;
         let counts: HashMap<i64, i64> = counts.into_iter().collect();
-        Ok(keys
-            .iter()
-            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
-            .collect())
+        Ok(keys.iter().map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0))).collect())
     }
 }
 
@@ -427,10 +400,7 @@ impl Loader<RunCountOfProject> for DbLoader {
             .await
             .map_err(db_error)?;
         let counts: HashMap<i64, i64> = counts.into_iter().collect();
-        Ok(keys
-            .iter()
-            .map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0)))
-            .collect())
+        Ok(keys.iter().map(|k| (*k, counts.get(&k.0).copied().unwrap_or(0))).collect())
     }
 }
 
@@ -450,10 +420,7 @@ impl Loader<RunsOfProject> for DbLoader {
         // Parents asking for the same page shape share one statement.
         let mut shapes: HashMap<(u64, Option<i64>), Vec<i64>> = HashMap::new();
         for key in keys {
-            shapes
-                .entry((key.first, key.before))
-                .or_default()
-                .push(key.project_id);
+            shapes.entry((key.first, key.before)).or_default().push(key.project_id);
         }
         let mut pages = HashMap::new();
         for ((first, before), project_ids) in shapes {
@@ -472,14 +439,7 @@ impl Loader<RunsOfProject> for DbLoader {
             for project_id in project_ids {
                 let mut rows = grouped.remove(&project_id).unwrap_or_default();
                 rows.sort_by_key(|row| std::cmp::Reverse(row.id));
-                pages.insert(
-                    RunsOfProject {
-                        project_id,
-                        first,
-                        before,
-                    },
-                    Page::from_probe(rows, first),
-                );
+                pages.insert(RunsOfProject { project_id, first, before }, Page::from_probe(rows, first));
             }
         }
         Ok(pages)

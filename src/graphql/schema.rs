@@ -26,6 +26,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// For OpenAPI documents: bounded redirects and time (see `openapi::fetch`).
     pub document_client: reqwest::Client,
+    /// Launches and follows runs.
+    pub scheduler: Arc<crate::scheduler::Scheduler>,
 }
 
 /// Builds the schema with the state as schema data.
@@ -39,9 +41,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
 
 /// The schema's SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .finish()
-        .sdl()
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish().sdl()
 }
 
 /// Marks a request that arrived as an HTTP GET, which may only read.
@@ -80,15 +80,9 @@ impl Extension for ApolloErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let document = next
-            .run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, PARSE_FAILED))?;
+        let document = next.run(ctx, query, variables).await.map_err(|e| with_code(e, PARSE_FAILED))?;
         if ctx.data_opt::<ReadOnlyTransport>().is_some()
-            && document
-                .operations
-                .iter()
-                .any(|(_, op)| op.node.ty != OperationType::Query)
+            && document.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query)
         {
             return Err(with_code(
                 ServerError::new(
@@ -106,11 +100,8 @@ impl Extension for ApolloErrorCodes {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| with_code(e, VALIDATION_FAILED))
-                .collect()
-        })
+        next.run(ctx)
+            .await
+            .map_err(|errors| errors.into_iter().map(|e| with_code(e, VALIDATION_FAILED)).collect())
     }
 }

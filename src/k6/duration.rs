@@ -94,13 +94,10 @@ pub fn parse_k6_duration(input: &str) -> Result<Duration, DurationError> {
     let mut total: u128 = 0;
     let mut first = true;
     while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let (number, after_number) = rest.split_at(number_len);
-        let unit_len = after_number
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(after_number.len());
+        let unit_len =
+            after_number.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after_number.len());
         let (unit, after_unit) = after_number.split_at(unit_len);
         let number = Number::parse(number).ok_or_else(|| DurationError::MissingNumber { input: owned() })?;
 
@@ -113,10 +110,8 @@ pub fn parse_k6_duration(input: &str) -> Result<Duration, DurationError> {
             // Only reachable after a valid part, e.g. the trailing `30` in `1m30`.
             return Err(DurationError::MissingUnit { input: owned() });
         } else {
-            let nanos = unit_nanos(unit).ok_or_else(|| DurationError::UnknownUnit {
-                input: owned(),
-                unit: unit.to_owned(),
-            })?;
+            let nanos = unit_nanos(unit)
+                .ok_or_else(|| DurationError::UnknownUnit { input: owned(), unit: unit.to_owned() })?;
             number.scaled(nanos)
         };
         total = part
@@ -282,14 +277,8 @@ mod tests {
             ("1m30", |e| matches!(e, DurationError::MissingUnit { .. })),
             ("-5s", |e| matches!(e, DurationError::Signed { .. })),
             ("+5s", |e| matches!(e, DurationError::Signed { .. })),
-            (
-                "1x",
-                |e| matches!(e, DurationError::UnknownUnit { unit, .. } if unit == "x"),
-            ),
-            (
-                "5sec",
-                |e| matches!(e, DurationError::UnknownUnit { unit, .. } if unit == "sec"),
-            ),
+            ("1x", |e| matches!(e, DurationError::UnknownUnit { unit, .. } if unit == "x")),
+            ("5sec", |e| matches!(e, DurationError::UnknownUnit { unit, .. } if unit == "sec")),
             ("s", |e| matches!(e, DurationError::MissingNumber { .. })),
             (".s", |e| matches!(e, DurationError::MissingNumber { .. })),
             ("1..5s", |e| matches!(e, DurationError::MissingNumber { .. })),
@@ -307,17 +296,10 @@ mod tests {
     fn rejects_durations_past_the_int64_nanosecond_limit() {
         // 2562047h is the largest whole hour Go's time.Duration can hold.
         assert!(parse_k6_duration("2562047h").is_ok());
-        for input in [
-            "2562048h",
-            "9223372036855ms",
-            "99999999999999999999999999999s",
-            "106752d",
-            "2562047h60m",
-        ] {
-            assert!(
-                matches!(parse_k6_duration(input), Err(DurationError::TooLong { .. })),
-                "{input}"
-            );
+        for input in
+            ["2562048h", "9223372036855ms", "99999999999999999999999999999s", "106752d", "2562047h60m"]
+        {
+            assert!(matches!(parse_k6_duration(input), Err(DurationError::TooLong { .. })), "{input}");
         }
     }
 
@@ -354,10 +336,7 @@ mod tests {
     fn total_duration_sums_stages() {
         let stages: Vec<StagePlan> = ["30s", "1m", "500ms"]
             .into_iter()
-            .map(|duration| StagePlan {
-                duration: duration.to_owned(),
-                target: 1,
-            })
+            .map(|duration| StagePlan { duration: duration.to_owned(), target: 1 })
             .collect();
         assert_eq!(total_duration(&stages), ms(90_500));
         assert_eq!(total_duration(&[]), Duration::ZERO);

@@ -6,6 +6,8 @@
 pub mod duration;
 /// Validated test plans, scenario keys and arrival-rate VU sizing.
 pub mod plan;
+/// Where k6 runs: the Runner trait and the local runner.
+pub mod runner;
 /// Rendering a plan as a k6 script.
 pub mod script;
 

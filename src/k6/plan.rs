@@ -4,35 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which k6 executor drives a scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Executor {
-    /// A fixed number of VUs for the whole duration.
-    ConstantVus,
-    /// VU count follows the stage targets.
-    RampingVus,
-    /// A fixed number of iterations per second.
-    ConstantArrivalRate,
-    /// Iterations per second follow the stage targets.
-    RampingArrivalRate,
-}
-
-impl Executor {
-    /// The executor's name in k6 options, e.g. `"constant-vus"`.
-    pub fn as_k6(self) -> &'static str {
-        match self {
-            Self::ConstantVus => "constant-vus",
-            Self::RampingVus => "ramping-vus",
-            Self::ConstantArrivalRate => "constant-arrival-rate",
-            Self::RampingArrivalRate => "ramping-arrival-rate",
-        }
-    }
-
-    /// Whether stage targets are iterations per second (open model) rather than VUs.
-    pub fn is_arrival_rate(self) -> bool {
-        matches!(self, Self::ConstantArrivalRate | Self::RampingArrivalRate)
-    }
-}
+pub use crate::domain::Executor;
 
 /// One load test: everything needed to render its k6 script.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -170,10 +142,7 @@ pub fn scenario_key(display_name: &str, index: usize) -> String {
 
 /// Whether k6 accepts `name` as a scenario name (`^[0-9a-zA-Z_-]+$`).
 pub fn is_valid_k6_scenario_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Response time assumed per iteration when sizing VUs, before anything is measured.
@@ -201,11 +170,7 @@ pub const DERIVED_VUS_CAP: u32 = 1_000;
 /// With an explicit `max_vus` that value is used as is (at least 1, since k6
 /// needs a VU to run anything) and the preallocation never exceeds it.
 pub fn arrival_rate_vus(stages: &[StagePlan], think_time: f64, max_vus: Option<u32>) -> (u32, u32) {
-    let think_time = if think_time.is_finite() && think_time > 0.0 {
-        think_time
-    } else {
-        0.0
-    };
+    let think_time = if think_time.is_finite() && think_time > 0.0 { think_time } else { 0.0 };
     let iteration_seconds = think_time + ASSUMED_RESPONSE_SECONDS;
     // `as` saturates for floats, which is the behaviour wanted for absurd inputs.
     let needed = ((f64::from(peak_target(stages)) * iteration_seconds).ceil() as u32).max(1);
@@ -216,9 +181,8 @@ pub fn arrival_rate_vus(stages: &[StagePlan], think_time: f64, max_vus: Option<u
         }
         None => {
             let pre_allocated = needed.min(DERIVED_VUS_CAP);
-            let max = needed
-                .saturating_mul(DERIVED_MAX_VUS_HEADROOM)
-                .clamp(MIN_DERIVED_MAX_VUS, DERIVED_VUS_CAP);
+            let max =
+                needed.saturating_mul(DERIVED_MAX_VUS_HEADROOM).clamp(MIN_DERIVED_MAX_VUS, DERIVED_VUS_CAP);
             (pre_allocated, max)
         }
     }
@@ -233,13 +197,7 @@ mod tests {
     use super::*;
 
     fn stages(targets: &[u32]) -> Vec<StagePlan> {
-        targets
-            .iter()
-            .map(|&target| StagePlan {
-                duration: "10s".to_owned(),
-                target,
-            })
-            .collect()
+        targets.iter().map(|&target| StagePlan { duration: "10s".to_owned(), target }).collect()
     }
 
     #[test]
@@ -277,22 +235,9 @@ mod tests {
         assert_eq!(key, "a_very_long_scenario_name_that_goes_on_a_12");
         assert!(key.len() <= MAX_SCENARIO_SLUG_LEN + 1 + 2);
 
-        let names = [
-            "Checkout!",
-            "checkout?",
-            "CHECKOUT",
-            "",
-            "-",
-            "_",
-            "x",
-            "x_1",
-            "a very long scenario name",
-        ];
-        let keys: Vec<String> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| scenario_key(n, i))
-            .collect();
+        let names =
+            ["Checkout!", "checkout?", "CHECKOUT", "", "-", "_", "x", "x_1", "a very long scenario name"];
+        let keys: Vec<String> = names.iter().enumerate().map(|(i, n)| scenario_key(n, i)).collect();
         for key in &keys {
             assert!(is_valid_k6_scenario_name(key), "{key}");
         }
@@ -320,14 +265,8 @@ mod tests {
 
     #[test]
     fn arrival_rate_vus_have_floors() {
-        assert_eq!(
-            arrival_rate_vus(&stages(&[1]), 0.0, None),
-            (1, MIN_DERIVED_MAX_VUS)
-        );
-        assert_eq!(
-            arrival_rate_vus(&stages(&[0]), 0.0, None),
-            (1, MIN_DERIVED_MAX_VUS)
-        );
+        assert_eq!(arrival_rate_vus(&stages(&[1]), 0.0, None), (1, MIN_DERIVED_MAX_VUS));
+        assert_eq!(arrival_rate_vus(&stages(&[0]), 0.0, None), (1, MIN_DERIVED_MAX_VUS));
         assert_eq!(arrival_rate_vus(&[], 0.0, None), (1, MIN_DERIVED_MAX_VUS));
         // Bad think times count as none rather than poisoning the arithmetic.
         assert_eq!(arrival_rate_vus(&stages(&[20]), f64::NAN, None), (10, 20));
@@ -336,18 +275,12 @@ mod tests {
 
     #[test]
     fn derived_arrival_rate_vus_are_capped_but_explicit_max_is_not() {
-        assert_eq!(
-            arrival_rate_vus(&stages(&[5_000]), 2.0, None),
-            (DERIVED_VUS_CAP, DERIVED_VUS_CAP)
-        );
+        assert_eq!(arrival_rate_vus(&stages(&[5_000]), 2.0, None), (DERIVED_VUS_CAP, DERIVED_VUS_CAP));
         assert_eq!(
             arrival_rate_vus(&stages(&[u32::MAX]), f64::MAX, None),
             (DERIVED_VUS_CAP, DERIVED_VUS_CAP)
         );
-        assert_eq!(
-            arrival_rate_vus(&stages(&[5_000]), 2.0, Some(20_000)),
-            (12_500, 20_000)
-        );
+        assert_eq!(arrival_rate_vus(&stages(&[5_000]), 2.0, Some(20_000)), (12_500, 20_000));
         assert_eq!(arrival_rate_vus(&stages(&[100]), 1.0, Some(50)), (50, 50));
         assert_eq!(arrival_rate_vus(&stages(&[100]), 1.0, Some(0)), (1, 1));
     }

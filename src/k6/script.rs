@@ -70,11 +70,7 @@ fn exec_function_name(index: usize) -> String {
 }
 
 fn render_scenario_options(out: &mut String, index: usize, scenario: &ScenarioPlan) {
-    debug_assert!(
-        super::plan::is_valid_k6_scenario_name(&scenario.key),
-        "{:?}",
-        scenario.key
-    );
+    debug_assert!(super::plan::is_valid_k6_scenario_name(&scenario.key), "{:?}", scenario.key);
     let total = js_string(&format_k6_duration(total_duration(&scenario.stages)));
     let peak = scenario.peak_target().to_string();
     let one_second = js_string("1s");
@@ -82,10 +78,7 @@ fn render_scenario_options(out: &mut String, index: usize, scenario: &ScenarioPl
     let mut fields: Vec<(&str, String)> = vec![
         ("executor", js_string(scenario.executor.as_k6())),
         ("exec", js_string(&exec_function_name(index))),
-        (
-            "tags",
-            format!("{{ scenario_name: {} }}", js_string(&scenario.display_name)),
-        ),
+        ("tags", format!("{{ scenario_name: {} }}", js_string(&scenario.display_name))),
     ];
     match scenario.executor {
         Executor::ConstantVus => fields.extend([("vus", peak), ("duration", total)]),
@@ -137,17 +130,11 @@ fn stages_array(scenario: &ScenarioPlan) -> String {
 fn render_thresholds(out: &mut String, scenario: &ScenarioPlan) {
     let key = &scenario.key;
     if let Some(p95) = scenario.response_time_target.and_then(js_number) {
-        let (metric, rule) = (
-            format!("http_req_duration{{scenario:{key}}}"),
-            format!("p(95)<{p95}"),
-        );
+        let (metric, rule) = (format!("http_req_duration{{scenario:{key}}}"), format!("p(95)<{p95}"));
         let _ = writeln!(out, "    {}: [{}],", js_string(&metric), js_string(&rule));
     }
     if let Some(rate) = scenario.error_rate_target.and_then(percent_as_rate) {
-        let (metric, rule) = (
-            format!("http_req_failed{{scenario:{key}}}"),
-            format!("rate<{rate}"),
-        );
+        let (metric, rule) = (format!("http_req_failed{{scenario:{key}}}"), format!("rate<{rate}"));
         let _ = writeln!(out, "    {}: [{}],", js_string(&metric), js_string(&rule));
     }
 }
@@ -157,10 +144,7 @@ fn render_exec_function(out: &mut String, index: usize, scenario: &ScenarioPlan)
     let function = exec_function_name(index);
     let method = js_string(&request.method);
     let url = js_string(&request_url(request));
-    let body = request
-        .body
-        .as_ref()
-        .map_or("null".to_owned(), |body| js_string(&body.text));
+    let body = request.body.as_ref().map_or("null".to_owned(), |body| js_string(&body.text));
     let mut headers = String::new();
     for (name, value) in merged_headers(request) {
         let _ = writeln!(headers, "        {}: {},", js_string(&name), js_string(&value));
@@ -196,9 +180,7 @@ export function {function}() {{
 /// terminators before, so they are escaped for tools that predate that.
 fn js_string(text: &str) -> String {
     let literal = serde_json::to_string(text).expect("a string always serializes to JSON");
-    literal
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029")
+    literal.replace('\u{2028}', "\\u2028").replace('\u{2029}', "\\u2029")
 }
 
 /// A number as JavaScript source: whole numbers without a fraction, others via
@@ -206,10 +188,7 @@ fn js_string(text: &str) -> String {
 /// non-finite value is a bug upstream; it trips a debug assertion and is
 /// otherwise treated as absent.
 fn js_number(value: f64) -> Option<String> {
-    debug_assert!(
-        value.is_finite(),
-        "non-finite number in a validated plan: {value}"
-    );
+    debug_assert!(value.is_finite(), "non-finite number in a validated plan: {value}");
     if !value.is_finite() {
         return None;
     }
@@ -254,17 +233,8 @@ fn request_url(request: &RequestPlan) -> String {
     }
     url.push_str(&path);
     for (position, (name, value)) in request.query.iter().enumerate() {
-        let separator = if position > 0 || url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        let _ = write!(
-            url,
-            "{separator}{}={}",
-            encode_component(name),
-            encode_component(value)
-        );
+        let separator = if position > 0 || url.contains('?') { '&' } else { '?' };
+        let _ = write!(url, "{separator}{}={}", encode_component(name), encode_component(value));
     }
     url
 }
@@ -293,17 +263,13 @@ fn expand_path(template: &str, params: &[(String, String)]) -> String {
 /// Percent-encodes everything but RFC 3986 unreserved characters, for values
 /// that must stay one path segment or one query key/value.
 fn encode_component(text: &str) -> String {
-    percent_encode(text, |byte| {
-        byte.is_ascii_alphanumeric() || b"-._~".contains(&byte)
-    })
+    percent_encode(text, |byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
 }
 
 /// Percent-encodes what may not appear literally in a path; `/` and existing
 /// `%` escapes in the template are kept.
 fn encode_path_text(text: &str) -> String {
-    percent_encode(text, |byte| {
-        byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&byte)
-    })
+    percent_encode(text, |byte| byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/%".contains(&byte))
 }
 
 fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
@@ -324,16 +290,9 @@ fn percent_encode(text: &str, keep: impl Fn(u8) -> bool) -> String {
 fn merged_headers(request: &RequestPlan) -> Vec<(String, String)> {
     let mut merged: Vec<(String, String)> = Vec::new();
     for (name, value) in &request.headers {
-        match merged
-            .iter_mut()
-            .find(|(seen, _)| seen.eq_ignore_ascii_case(name))
-        {
+        match merged.iter_mut().find(|(seen, _)| seen.eq_ignore_ascii_case(name)) {
             Some((_, existing)) => {
-                existing.push_str(if name.eq_ignore_ascii_case("cookie") {
-                    "; "
-                } else {
-                    ", "
-                });
+                existing.push_str(if name.eq_ignore_ascii_case("cookie") { "; " } else { ", " });
                 existing.push_str(value);
             }
             None => merged.push((name.clone(), value.clone())),
@@ -341,9 +300,7 @@ fn merged_headers(request: &RequestPlan) -> Vec<(String, String)> {
     }
     if let Some(body) = &request.body
         && !body.content_type.is_empty()
-        && !merged
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+        && !merged.iter().any(|(name, _)| name.eq_ignore_ascii_case("content-type"))
     {
         merged.push(("Content-Type".to_owned(), body.content_type.clone()));
     }
@@ -386,13 +343,7 @@ mod tests {
             key: scenario_key(name, index),
             display_name: name.to_owned(),
             executor,
-            stages: stages
-                .iter()
-                .map(|&(d, target)| StagePlan {
-                    duration: d.to_owned(),
-                    target,
-                })
-                .collect(),
+            stages: stages.iter().map(|&(d, target)| StagePlan { duration: d.to_owned(), target }).collect(),
             think_time: 0.0,
             pre_allocated_vus: None,
             max_vus: None,
@@ -403,33 +354,18 @@ mod tests {
     }
 
     fn two_scenario_plan() -> TestPlan {
-        let mut checkout = scenario(
-            "Checkout",
-            0,
-            Executor::ConstantVus,
-            &[("1m30s", 10)],
-            get("/pets/{petId}"),
-        );
+        let mut checkout =
+            scenario("Checkout", 0, Executor::ConstantVus, &[("1m30s", 10)], get("/pets/{petId}"));
         checkout.request.path_params = pairs(&[("petId", "42")]);
         checkout.think_time = 1.5;
         checkout.response_time_target = Some(500.0);
         checkout.error_rate_target = Some(1.0);
         let stages = [("30s", 50), ("1m", 100), ("30s", 0)];
-        let mut browse = scenario(
-            "Browse pets",
-            1,
-            Executor::RampingArrivalRate,
-            &stages,
-            get("/pets"),
-        );
+        let mut browse = scenario("Browse pets", 1, Executor::RampingArrivalRate, &stages, get("/pets"));
         browse.request.query = pairs(&[("limit", "10"), ("tag", "dogs & cats")]);
         browse.think_time = 0.25;
         browse.error_rate_target = Some(0.1);
-        TestPlan {
-            test_id: 7,
-            title: "Pet store baseline".to_owned(),
-            scenarios: vec![checkout, browse],
-        }
+        TestPlan { test_id: 7, title: "Pet store baseline".to_owned(), scenarios: vec![checkout, browse] }
     }
 
     fn post_plan() -> TestPlan {
@@ -445,11 +381,7 @@ mod tests {
         let stages = [("10s", 5), ("20s", 5), ("5s", 0)];
         let mut create = scenario("Create pet", 0, Executor::RampingVus, &stages, request);
         create.response_time_target = Some(250.5);
-        TestPlan {
-            test_id: 8,
-            title: "Create pets".to_owned(),
-            scenarios: vec![create],
-        }
+        TestPlan { test_id: 8, title: "Create pets".to_owned(), scenarios: vec![create] }
     }
 
     fn constant_rate_plan() -> TestPlan {
@@ -460,21 +392,11 @@ mod tests {
             content_type: "application/x-www-form-urlencoded".to_owned(),
             text: "user=a%40b.c&pass=x".to_owned(),
         });
-        let mut login = scenario(
-            "Log in",
-            0,
-            Executor::ConstantArrivalRate,
-            &[("45s", 20)],
-            request,
-        );
+        let mut login = scenario("Log in", 0, Executor::ConstantArrivalRate, &[("45s", 20)], request);
         login.pre_allocated_vus = Some(5);
         login.max_vus = Some(50);
         login.think_time = 2.0;
-        TestPlan {
-            test_id: 9,
-            title: String::new(),
-            scenarios: vec![login],
-        }
+        TestPlan { test_id: 9, title: String::new(), scenarios: vec![login] }
     }
 
     const INJECTED_NAME: &str = "x'); import('k6/x/exec') //";
@@ -485,21 +407,14 @@ mod tests {
     /// A plan whose every string is hostile, and `benign` the same shape with plain text.
     fn hostile_plan(benign: bool) -> TestPlan {
         let pick = |hostile: &str, plain: &str| {
-            if benign {
-                plain.to_owned()
-            } else {
-                hostile.to_owned()
-            }
+            if benign { plain.to_owned() } else { hostile.to_owned() }
         };
         let mut request = get(&pick(INJECTED_PATH, "/pets/{id}"));
         request.method = pick("GET\", evil(), \"", "GET");
         request.base_url = pick("http://127.0.0.1:1/\"+x+\"", "http://127.0.0.1:1");
         request.path_params = vec![("id".to_owned(), pick("\"); http.get(\"evil", "1"))];
         request.query = vec![(pick("q\"", "q"), pick("'; sleep(1000); '", "1"))];
-        request.headers = vec![(
-            pick("X-Evil\": 1, \"y", "X-Plain"),
-            pick(INJECTED_HEADER, "plain"),
-        )];
+        request.headers = vec![(pick("X-Evil\": 1, \"y", "X-Plain"), pick(INJECTED_HEADER, "plain"))];
         request.body = Some(RequestBodyPlan {
             content_type: pick("text/\"html", "text/plain"),
             text: pick(INJECTED_BODY, "b"),
@@ -509,11 +424,7 @@ mod tests {
         hostile.response_time_target = Some(100.0);
         hostile.error_rate_target = Some(5.0);
         let title = pick("*/\n}); import exec from 'k6/x/exec'; //\u{2028}", "plain");
-        TestPlan {
-            test_id: 1,
-            title,
-            scenarios: vec![hostile],
-        }
+        TestPlan { test_id: 1, title, scenarios: vec![hostile] }
     }
 
     /// Splits a script into its string literals (decoded) and the rest, with each
@@ -598,10 +509,7 @@ mod tests {
 
     #[test]
     fn snapshot_constant_arrival_rate_with_form_body() {
-        assert_snapshot(
-            "k6_script_constant_arrival_rate",
-            &render_script(&constant_rate_plan()),
-        );
+        assert_snapshot("k6_script_constant_arrival_rate", &render_script(&constant_rate_plan()));
     }
 
     #[test]
@@ -616,26 +524,14 @@ mod tests {
                 assert_eq!(inspected["executor"], scenario.executor.as_k6());
                 assert_eq!(inspected["exec"], exec_function_name(index));
                 assert_eq!(inspected["tags"]["scenario_name"], scenario.display_name.as_str());
-                assert!(
-                    inspected["tags"].get("scenario").is_none(),
-                    "k6 owns the scenario tag"
-                );
+                assert!(inspected["tags"].get("scenario").is_none(), "k6 owns the scenario tag");
             }
         }
         let options = k6_inspect(&render_script(&two_scenario_plan()));
         let thresholds = options["thresholds"].as_object().expect("thresholds object");
-        assert_eq!(
-            thresholds["http_req_duration{scenario:checkout_0}"],
-            serde_json::json!(["p(95)<500"])
-        );
-        assert_eq!(
-            thresholds["http_req_failed{scenario:checkout_0}"],
-            serde_json::json!(["rate<0.01"])
-        );
-        assert_eq!(
-            thresholds["http_req_failed{scenario:browse_pets_1}"],
-            serde_json::json!(["rate<0.001"])
-        );
+        assert_eq!(thresholds["http_req_duration{scenario:checkout_0}"], serde_json::json!(["p(95)<500"]));
+        assert_eq!(thresholds["http_req_failed{scenario:checkout_0}"], serde_json::json!(["rate<0.01"]));
+        assert_eq!(thresholds["http_req_failed{scenario:browse_pets_1}"], serde_json::json!(["rate<0.001"]));
         assert_eq!(thresholds.len(), 3);
         assert_eq!(options["scenarios"]["browse_pets_1"]["maxVUs"], 150);
         assert_eq!(options["totalDuration"], "2m5s");
@@ -646,36 +542,15 @@ mod tests {
         let hostile = render_script(&hostile_plan(false));
         let (literals, skeleton) = split_string_literals(&hostile);
         let (_, benign_skeleton) = split_string_literals(&render_script(&hostile_plan(true)));
-        assert_eq!(
-            skeleton, benign_skeleton,
-            "user text changed the program around the literals"
-        );
-        for fragment in [
-            "import(",
-            "require",
-            "`",
-            "${",
-            "'",
-            "</script>",
-            "evil",
-            "\u{2028}",
-        ] {
-            assert!(
-                !skeleton.contains(fragment),
-                "{fragment:?} escaped its literal:\n{skeleton}"
-            );
+        assert_eq!(skeleton, benign_skeleton, "user text changed the program around the literals");
+        for fragment in ["import(", "require", "`", "${", "'", "</script>", "evil", "\u{2028}"] {
+            assert!(!skeleton.contains(fragment), "{fragment:?} escaped its literal:\n{skeleton}");
         }
-        assert!(
-            !hostile.contains(['\u{2028}', '\u{2029}']),
-            "line separators must be escaped"
-        );
+        assert!(!hostile.contains(['\u{2028}', '\u{2029}']), "line separators must be escaped");
 
         let plan = hostile_plan(false);
         for expected in [plan.title.as_str(), INJECTED_NAME, INJECTED_HEADER, INJECTED_BODY] {
-            assert!(
-                literals.iter().any(|literal| literal == expected),
-                "{expected:?} not kept verbatim"
-            );
+            assert!(literals.iter().any(|literal| literal == expected), "{expected:?} not kept verbatim");
         }
         let route = format!("{} {INJECTED_PATH}", plan.scenarios[0].request.method);
         assert!(literals.contains(&route), "request name tag not kept verbatim");
@@ -712,17 +587,11 @@ mod tests {
     fn repeated_headers_are_folded_and_body_type_is_added_once() {
         let mut request = get("/");
         request.headers = pairs(&[("X-A", "1"), ("x-a", "2"), ("Cookie", "a=1"), ("cookie", "b=2")]);
-        request.body = Some(RequestBodyPlan {
-            content_type: "application/json".to_owned(),
-            text: "{}".to_owned(),
-        });
+        request.body =
+            Some(RequestBodyPlan { content_type: "application/json".to_owned(), text: "{}".to_owned() });
         assert_eq!(
             merged_headers(&request),
-            pairs(&[
-                ("X-A", "1, 2"),
-                ("Cookie", "a=1; b=2"),
-                ("Content-Type", "application/json")
-            ])
+            pairs(&[("X-A", "1, 2"), ("Cookie", "a=1; b=2"), ("Content-Type", "application/json")])
         );
         request.headers = pairs(&[("content-type", "text/plain")]);
         assert_eq!(merged_headers(&request), pairs(&[("content-type", "text/plain")]));
@@ -733,9 +602,8 @@ mod tests {
         assert_eq!(js_number(500.0).as_deref(), Some("500"));
         assert_eq!(js_number(250.5).as_deref(), Some("250.5"));
         assert_eq!(js_number(0.1).as_deref(), Some("0.1"));
-        let rates: Vec<Option<String>> = [1.0, 0.1, 12.5, 100.0, 0.0, 5.0, 99.99, 1.5e-7]
-            .map(percent_as_rate)
-            .into();
+        let rates: Vec<Option<String>> =
+            [1.0, 0.1, 12.5, 100.0, 0.0, 5.0, 99.99, 1.5e-7].map(percent_as_rate).into();
         let expected = ["0.01", "0.001", "0.125", "1", "0", "0.05", "0.9999", "1.5e-9"];
         assert_eq!(rates, expected.map(|rate| Some(rate.to_owned())));
     }

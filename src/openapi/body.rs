@@ -24,25 +24,16 @@ impl<'a> OperationReader<'a, '_> {
         let Some(body) = self.resolver.follow(raw, &at)? else {
             return Ok(None);
         };
-        let Some((content_type, media)) = body
-            .get("content")
-            .and_then(Value::as_object)
-            .and_then(pick_media_type)
+        let Some((content_type, media)) =
+            body.get("content").and_then(Value::as_object).and_then(pick_media_type)
         else {
             return Ok(None);
         };
-        at.extend([
-            Segment::Key("content"),
-            Segment::Key(content_type),
-            Segment::Key("schema"),
-        ]);
-        let schema = media
-            .get("schema")
-            .map(|schema| self.resolver.inline_schema(schema, &mut at))
-            .transpose()?;
-        let example = self
-            .explicit_example(media)
-            .or_else(|| generated_body_example(content_type, schema.as_ref()));
+        at.extend([Segment::Key("content"), Segment::Key(content_type), Segment::Key("schema")]);
+        let schema =
+            media.get("schema").map(|schema| self.resolver.inline_schema(schema, &mut at)).transpose()?;
+        let example =
+            self.explicit_example(media).or_else(|| generated_body_example(content_type, schema.as_ref()));
         Ok(Some(ParsedRequestBody {
             content_type: content_type.to_owned(),
             required: body.get("required").and_then(Value::as_bool).unwrap_or(false),
@@ -73,10 +64,7 @@ impl<'a> OperationReader<'a, '_> {
                     "{method} {path} has both `in: body` and `in: formData` parameters; the formData ones are ignored"
                 ));
             }
-            let content_type = consumes
-                .iter()
-                .find(|media| is_json_media(media))
-                .or(consumes.first());
+            let content_type = consumes.iter().find(|media| is_json_media(media)).or(consumes.first());
             let content_type = content_type.copied().unwrap_or("application/json");
             let mut at = body.at;
             at.push(Segment::Key("schema"));
@@ -90,11 +78,7 @@ impl<'a> OperationReader<'a, '_> {
                 .or_else(|| generated_body_example(content_type, schema.as_ref()));
             return Ok(Some(ParsedRequestBody {
                 content_type: content_type.to_owned(),
-                required: body
-                    .value
-                    .get("required")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                required: body.value.get("required").and_then(Value::as_bool).unwrap_or(false),
                 schema,
                 example,
             }));
@@ -112,16 +96,12 @@ impl<'a> OperationReader<'a, '_> {
                 required.push(Value::String(parameter.name.to_owned()));
             }
         }
-        let has_file = form
-            .iter()
-            .any(|parameter| parameter.value.get("type").and_then(Value::as_str) == Some("file"));
-        let declared_form = consumes
-            .iter()
-            .find(|media| matches!(essence(media).as_str(), FORM_URLENCODED | MULTIPART_FORM));
+        let has_file =
+            form.iter().any(|parameter| parameter.value.get("type").and_then(Value::as_str) == Some("file"));
+        let declared_form =
+            consumes.iter().find(|media| matches!(essence(media).as_str(), FORM_URLENCODED | MULTIPART_FORM));
         let content_type =
-            declared_form
-                .copied()
-                .unwrap_or(if has_file { MULTIPART_FORM } else { FORM_URLENCODED });
+            declared_form.copied().unwrap_or(if has_file { MULTIPART_FORM } else { FORM_URLENCODED });
         let any_required = !required.is_empty();
         let mut schema = json!({"type": "object", "properties": properties});
         if any_required {
@@ -148,12 +128,7 @@ pub(super) fn pick_media_type(content: &Map<String, Value>) -> Option<(&str, &Va
 }
 
 fn essence(media_type: &str) -> String {
-    media_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
+    media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
 }
 
 fn is_json_media(media_type: &str) -> bool {
@@ -167,10 +142,7 @@ fn generated_body_example(content_type: &str, schema: Option<&Value>) -> Option<
     let essence = essence(content_type);
     let fits =
         is_json_media(content_type) || matches!(essence.as_str(), FORM_URLENCODED | MULTIPART_FORM | "*/*");
-    schema
-        .filter(|_| fits)
-        .map(example_from_schema)
-        .filter(|example| !example.is_null())
+    schema.filter(|_| fits).map(example_from_schema).filter(|example| !example.is_null())
 }
 
 /// Swagger 2.0 keywords a non-body parameter shares with a Schema Object.
@@ -252,29 +224,17 @@ paths:
         assert_eq!(spec.base_url, "https://api.test/");
         let pets = &spec.endpoints[0];
         let body = pets.request_body.as_ref().unwrap();
-        assert_eq!(
-            (body.content_type.as_str(), body.required),
-            ("application/json", true)
-        );
+        assert_eq!((body.content_type.as_str(), body.required), ("application/json", true));
         assert_eq!(body.example, Some(json!({"name": "string"})));
-        assert_eq!(
-            body.schema.as_ref().unwrap()["properties"]["name"]["type"],
-            "string"
-        );
+        assert_eq!(body.schema.as_ref().unwrap()["properties"]["name"]["type"], "string");
         assert_eq!(pets.parameters.len(), 1);
         assert_eq!(pets.parameters[0].schema_type.as_deref(), Some("integer"));
         assert_eq!(pets.parameters[0].example, Some(json!(1)));
         let upload = spec.endpoints[1].request_body.as_ref().unwrap();
         assert_eq!(upload.content_type, "multipart/form-data");
         assert_eq!(upload.schema.as_ref().unwrap()["required"], json!(["file"]));
-        assert_eq!(
-            upload.schema.as_ref().unwrap()["properties"]["file"]["format"],
-            "binary"
-        );
-        assert_eq!(
-            spec.tags.iter().map(|tag| tag.name.as_str()).collect::<Vec<_>>(),
-            ["pets", DEFAULT_TAG]
-        );
+        assert_eq!(upload.schema.as_ref().unwrap()["properties"]["file"]["format"], "binary");
+        assert_eq!(spec.tags.iter().map(|tag| tag.name.as_str()).collect::<Vec<_>>(), ["pets", DEFAULT_TAG]);
     }
 
     #[test]
@@ -304,17 +264,11 @@ paths:
 "##;
         let spec = parse(text).unwrap();
         let post = spec.endpoints[1].request_body.as_ref().unwrap();
-        assert_eq!(
-            (post.content_type.as_str(), post.required),
-            ("application/json", true)
-        );
+        assert_eq!((post.content_type.as_str(), post.required), ("application/json", true));
         assert_eq!(post.example, Some(json!({"item": "pen", "quantity": 2})));
         // XML bodies keep their schema, but a JSON value would not be a usable XML example.
         let put = spec.endpoints[0].request_body.as_ref().unwrap();
-        assert_eq!(
-            (put.content_type.as_str(), put.example.is_none()),
-            ("application/xml", true)
-        );
+        assert_eq!((put.content_type.as_str(), put.example.is_none()), ("application/xml", true));
         assert!(put.schema.is_some());
     }
 }

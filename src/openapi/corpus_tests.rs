@@ -25,10 +25,7 @@ fn document_url(file: &str) -> Url {
 }
 
 fn strings(value: &Value) -> Vec<&str> {
-    value
-        .as_array()
-        .map(|items| items.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default()
+    value.as_array().map(|items| items.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
 }
 
 /// The manifest's base URL made absolute the way the importer is specified to do it.
@@ -40,11 +37,7 @@ fn expected_base_url(entry: &Value, file: &str) -> String {
     };
     let text = String::from(absolute);
     let bare_origin = text.ends_with('/') && text.matches('/').count() == 3;
-    if text.ends_with('/') && !bare_origin {
-        text[..text.len() - 1].to_owned()
-    } else {
-        text
-    }
+    if text.ends_with('/') && !bare_origin { text[..text.len() - 1].to_owned() } else { text }
 }
 
 fn check_document(entry: &Value, spec: &ParsedSpec) {
@@ -55,23 +48,13 @@ fn check_document(entry: &Value, spec: &ParsedSpec) {
     };
     assert_eq!(spec.format, expected_format, "{file}: format");
     assert_eq!(spec.title, entry["title"].as_str().unwrap(), "{file}: title");
-    assert_eq!(
-        spec.version.as_deref(),
-        entry["version"].as_str(),
-        "{file}: info.version"
-    );
+    assert_eq!(spec.version.as_deref(), entry["version"].as_str(), "{file}: info.version");
     assert_eq!(spec.base_url, expected_base_url(entry, file), "{file}: base URL");
-    assert_eq!(
-        spec.endpoints.len() as u64,
-        entry["operations"].as_u64().unwrap(),
-        "{file}: operations"
-    );
+    assert_eq!(spec.endpoints.len() as u64, entry["operations"].as_u64().unwrap(), "{file}: operations");
 
     let mut methods: HashMap<String, u64> = HashMap::new();
     for endpoint in &spec.endpoints {
-        *methods
-            .entry(endpoint.method.as_str().to_ascii_lowercase())
-            .or_default() += 1;
+        *methods.entry(endpoint.method.as_str().to_ascii_lowercase()).or_default() += 1;
     }
     let expected_methods: HashMap<String, u64> = entry["methods"]
         .as_object()
@@ -83,20 +66,12 @@ fn check_document(entry: &Value, spec: &ParsedSpec) {
 
     let tag_names: Vec<&str> = spec.tags.iter().map(|tag| tag.name.as_str()).collect();
     let declared = strings(&entry["declared_tags"]);
-    assert_eq!(
-        &tag_names[..declared.len()],
-        declared.as_slice(),
-        "{file}: declared tags first, in order"
-    );
+    assert_eq!(&tag_names[..declared.len()], declared.as_slice(), "{file}: declared tags first, in order");
     for used in strings(&entry["tags_used"]) {
         assert!(tag_names.contains(&used), "{file}: tag {used} missing");
     }
     let untagged = entry["untagged_operations"].as_u64().unwrap();
-    assert_eq!(
-        tag_names.contains(&DEFAULT_TAG),
-        untagged > 0,
-        "{file}: default tag"
-    );
+    assert_eq!(tag_names.contains(&DEFAULT_TAG), untagged > 0, "{file}: default tag");
     assert_eq!(
         tag_names.len(),
         declared.len()
@@ -107,44 +82,21 @@ fn check_document(entry: &Value, spec: &ParsedSpec) {
 
     let mut per_tag: HashMap<&str, u64> = HashMap::new();
     for endpoint in &spec.endpoints {
-        assert!(
-            !endpoint.tags.is_empty(),
-            "{file}: {} {} has no tag",
-            endpoint.method,
-            endpoint.path
-        );
+        assert!(!endpoint.tags.is_empty(), "{file}: {} {} has no tag", endpoint.method, endpoint.path);
         for tag in &endpoint.tags {
-            assert!(
-                tag_names.contains(&tag.as_str()),
-                "{file}: endpoint tag {tag} not in spec.tags"
-            );
+            assert!(tag_names.contains(&tag.as_str()), "{file}: endpoint tag {tag} not in spec.tags");
             *per_tag.entry(tag).or_default() += 1;
         }
     }
     // The manifest has no per-tag counts; what it does pin down is checked.
-    assert_eq!(
-        per_tag.get(DEFAULT_TAG).copied().unwrap_or(0),
-        untagged,
-        "{file}: untagged endpoints"
-    );
+    assert_eq!(per_tag.get(DEFAULT_TAG).copied().unwrap_or(0), untagged, "{file}: untagged endpoints");
     for unused in strings(&entry["tags_declared_not_used"]) {
-        assert_eq!(
-            per_tag.get(unused),
-            None,
-            "{file}: declared but unused tag {unused} has endpoints"
-        );
+        assert_eq!(per_tag.get(unused), None, "{file}: declared but unused tag {unused} has endpoints");
     }
     for used in strings(&entry["tags_used"]) {
-        assert!(
-            per_tag.get(used).copied().unwrap_or(0) > 0,
-            "{file}: tag {used} has no endpoint"
-        );
+        assert!(per_tag.get(used).copied().unwrap_or(0) > 0, "{file}: tag {used} has no endpoint");
     }
-    let deprecated = spec
-        .endpoints
-        .iter()
-        .filter(|endpoint| endpoint.deprecated)
-        .count() as u64;
+    let deprecated = spec.endpoints.iter().filter(|endpoint| endpoint.deprecated).count() as u64;
     assert_eq!(
         deprecated,
         entry["features"]["deprecated_operations"].as_u64().unwrap(),
@@ -154,10 +106,7 @@ fn check_document(entry: &Value, spec: &ParsedSpec) {
     let webhooks = entry["webhook_operations"].as_u64().unwrap();
     let webhook_warning = spec.warnings.iter().find(|warning| warning.contains("webhook"));
     match webhook_warning {
-        Some(warning) => assert!(
-            warning.starts_with(&format!("{webhooks} webhook")),
-            "{file}: {warning}"
-        ),
+        Some(warning) => assert!(warning.starts_with(&format!("{webhooks} webhook")), "{file}: {warning}"),
         None => assert_eq!(webhooks, 0, "{file}: webhook warning missing"),
     }
 }
@@ -166,10 +115,7 @@ fn check_document(entry: &Value, spec: &ParsedSpec) {
 fn corpus_documents_match_the_manifest() {
     let manifest: Value = serde_json::from_str(&read_fixture("MANIFEST.json")).unwrap();
     let documents = manifest["documents"].as_array().unwrap();
-    assert_eq!(
-        documents.len() as u64,
-        manifest["document_count"].as_u64().unwrap()
-    );
+    assert_eq!(documents.len() as u64, manifest["document_count"].as_u64().unwrap());
     for entry in documents {
         let file = entry["file"].as_str().unwrap();
         let spec = parse_document(&read_fixture(file), Some(&document_url(file)), None)
@@ -190,20 +136,10 @@ fn corpus_parses_deterministically_with_examples() {
     ] {
         let text = read_fixture(file);
         let first = parse_document(&text, Some(&document_url(file)), None).unwrap();
-        assert_eq!(
-            first,
-            parse_document(&text, Some(&document_url(file)), None).unwrap(),
-            "{file}"
-        );
-        let with_body = first
-            .endpoints
-            .iter()
-            .filter_map(|endpoint| endpoint.request_body.as_ref());
+        assert_eq!(first, parse_document(&text, Some(&document_url(file)), None).unwrap(), "{file}");
+        let with_body = first.endpoints.iter().filter_map(|endpoint| endpoint.request_body.as_ref());
         for body in with_body.filter(|body| body.content_type.contains("json")) {
-            assert!(
-                body.example.as_ref().is_some_and(|example| !example.is_null()),
-                "{file}: {body:?}"
-            );
+            assert!(body.example.as_ref().is_some_and(|example| !example.is_null()), "{file}: {body:?}");
         }
     }
 }

@@ -71,11 +71,7 @@ fn declared_value(object: &Map<String, Value>) -> Option<Value> {
     let Some(Value::Array(choices)) = object.get("enum") else {
         return None;
     };
-    choices
-        .iter()
-        .find(|choice| !choice.is_null())
-        .or(choices.first())
-        .cloned()
+    choices.iter().find(|choice| !choice.is_null()).or(choices.first()).cloned()
 }
 
 /// Turns `allOf` (all branches merged) and `oneOf`/`anyOf` (first branch that is neither just
@@ -98,10 +94,7 @@ fn flatten_composition(object: &Map<String, Value>, depth: usize) -> Map<String,
         }
     }
     for branch in branches {
-        let Some(branch) = branch
-            .as_object()
-            .filter(|branch| !branch.contains_key(TRUNCATED_MARKER))
-        else {
+        let Some(branch) = branch.as_object().filter(|branch| !branch.contains_key(TRUNCATED_MARKER)) else {
             continue;
         };
         let branch = if depth < MAX_DEPTH
@@ -166,27 +159,15 @@ fn schema_type(object: &Map<String, Value>) -> Option<&str> {
     if let Some(name) = object.get("type").and_then(type_keyword) {
         return Some(name);
     }
-    if ["properties", "additionalProperties", "required"]
-        .iter()
-        .any(|key| object.contains_key(*key))
-    {
+    if ["properties", "additionalProperties", "required"].iter().any(|key| object.contains_key(*key)) {
         Some("object")
     } else if object.contains_key("items") || object.contains_key("prefixItems") {
         Some("array")
-    } else if ["format", "minLength", "maxLength", "pattern"]
+    } else if ["format", "minLength", "maxLength", "pattern"].iter().any(|key| object.contains_key(*key)) {
+        Some("string")
+    } else if ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"]
         .iter()
         .any(|key| object.contains_key(*key))
-    {
-        Some("string")
-    } else if [
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "exclusiveMaximum",
-        "multipleOf",
-    ]
-    .iter()
-    .any(|key| object.contains_key(*key))
     {
         Some("number")
     } else {
@@ -231,9 +212,7 @@ fn string_example(object: &Map<String, Value>) -> String {
         return formatted.to_owned();
     }
     let min_length = unsigned(object, "minLength").unwrap_or(0);
-    let max_length = unsigned(object, "maxLength")
-        .unwrap_or(usize::MAX)
-        .max(min_length);
+    let max_length = unsigned(object, "maxLength").unwrap_or(usize::MAX).max(min_length);
     let mut text = String::from("string");
     if text.len() < min_length {
         text.push_str(&"x".repeat(min_length - text.len()));
@@ -262,10 +241,7 @@ struct Bound {
 fn bound(object: &Map<String, Value>, inclusive_key: &str, exclusive_key: &str) -> Option<Bound> {
     let flag = object.get(exclusive_key);
     if let Some(value) = flag.and_then(Value::as_f64) {
-        return Some(Bound {
-            value,
-            exclusive: true,
-        });
+        return Some(Bound { value, exclusive: true });
     }
     let exclusive = flag.and_then(Value::as_bool).unwrap_or(false);
     let value = object.get(inclusive_key).and_then(Value::as_f64)?;
@@ -273,30 +249,16 @@ fn bound(object: &Map<String, Value>, inclusive_key: &str, exclusive_key: &str) 
 }
 
 fn integer_example(object: &Map<String, Value>) -> i64 {
-    let low = bound(object, "minimum", "exclusiveMinimum").map(|low| {
-        if low.exclusive {
-            low.value.floor() + 1.0
-        } else {
-            low.value.ceil()
-        }
-    });
-    let high = bound(object, "maximum", "exclusiveMaximum").map(|high| {
-        if high.exclusive {
-            high.value.ceil() - 1.0
-        } else {
-            high.value.floor()
-        }
-    });
+    let low = bound(object, "minimum", "exclusiveMinimum")
+        .map(|low| if low.exclusive { low.value.floor() + 1.0 } else { low.value.ceil() });
+    let high = bound(object, "maximum", "exclusiveMaximum")
+        .map(|high| if high.exclusive { high.value.ceil() - 1.0 } else { high.value.floor() });
     let mut chosen = match (low, high) {
         (Some(low), _) => low,
         (None, Some(high)) => high.min(1.0),
         (None, None) => 1.0,
     };
-    if let Some(step) = object
-        .get("multipleOf")
-        .and_then(Value::as_f64)
-        .filter(|step| *step >= 1.0)
-    {
+    if let Some(step) = object.get("multipleOf").and_then(Value::as_f64).filter(|step| *step >= 1.0) {
         let step = step.round();
         chosen = (chosen / step).ceil() * step;
     }
@@ -335,16 +297,9 @@ fn object_example(object: &Map<String, Value>, depth: usize) -> Value {
         _ => Vec::new(),
     };
     let chosen: Vec<&String> = if required.is_empty() {
-        if properties.len() > ALL_PROPERTIES_LIMIT {
-            Vec::new()
-        } else {
-            properties.keys().collect()
-        }
+        if properties.len() > ALL_PROPERTIES_LIMIT { Vec::new() } else { properties.keys().collect() }
     } else {
-        properties
-            .keys()
-            .filter(|name| required.contains(&name.as_str()))
-            .collect()
+        properties.keys().filter(|name| required.contains(&name.as_str())).collect()
     };
     for name in chosen {
         let property = &properties[name];
@@ -381,14 +336,8 @@ mod tests {
 
     #[test]
     fn schema_values_before_generation() {
-        assert_eq!(
-            example_from_schema(&json!({"type": "string", "examples": ["doggie"]})),
-            "doggie"
-        );
-        assert_eq!(
-            example_from_schema(&json!({"type": "integer", "default": 20})),
-            20
-        );
+        assert_eq!(example_from_schema(&json!({"type": "string", "examples": ["doggie"]})), "doggie");
+        assert_eq!(example_from_schema(&json!({"type": "integer", "default": 20})), 20);
         assert_eq!(example_from_schema(&json!({"enum": [null, "b", "c"]})), "b");
         assert_eq!(example_from_schema(&json!({"const": "fixed"})), "fixed");
     }
@@ -403,14 +352,8 @@ mod tests {
             example_from_schema(&json!({"type": "string", "format": "uuid"})),
             "00000000-0000-4000-8000-000000000000"
         );
-        assert_eq!(
-            example_from_schema(&json!({"type": "string", "minLength": 10})),
-            "stringxxxx"
-        );
-        assert_eq!(
-            example_from_schema(&json!({"type": "string", "maxLength": 3})),
-            "str"
-        );
+        assert_eq!(example_from_schema(&json!({"type": "string", "minLength": 10})), "stringxxxx");
+        assert_eq!(example_from_schema(&json!({"type": "string", "maxLength": 3})), "str");
     }
 
     #[test]
@@ -425,18 +368,9 @@ mod tests {
             example_from_schema(&json!({"type": "integer", "minimum": 0, "exclusiveMinimum": true})),
             1
         );
-        assert_eq!(
-            example_from_schema(&json!({"type": "integer", "maximum": -3})),
-            -3
-        );
-        assert_eq!(
-            example_from_schema(&json!({"type": "integer", "minimum": 3, "multipleOf": 5})),
-            5
-        );
-        assert_eq!(
-            example_from_schema(&json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1})),
-            0.5
-        );
+        assert_eq!(example_from_schema(&json!({"type": "integer", "maximum": -3})), -3);
+        assert_eq!(example_from_schema(&json!({"type": "integer", "minimum": 3, "multipleOf": 5})), 5);
+        assert_eq!(example_from_schema(&json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1})), 0.5);
     }
 
     #[test]
@@ -450,20 +384,14 @@ mod tests {
                 "note": {"type": "string"}
             }
         });
-        assert_eq!(
-            example_from_schema(&schema),
-            json!({"id": 1, "tags": ["string", "string"]})
-        );
+        assert_eq!(example_from_schema(&schema), json!({"id": 1, "tags": ["string", "string"]}));
         let schema = json!({
             "allOf": [
                 {"type": "object", "properties": {"a": {"type": "boolean"}}},
                 {"properties": {"b": {"oneOf": [{"type": "null"}, {"type": "string", "format": "email"}]}}}
             ]
         });
-        assert_eq!(
-            example_from_schema(&schema),
-            json!({"a": true, "b": "user@example.com"})
-        );
+        assert_eq!(example_from_schema(&schema), json!({"a": true, "b": "user@example.com"}));
         let read_only =
             json!({"properties": {"id": {"type": "integer", "readOnly": true}, "n": {"type": "string"}}});
         assert_eq!(example_from_schema(&read_only), json!({"n": "string"}));

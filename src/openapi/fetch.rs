@@ -19,11 +19,7 @@ pub struct FetchLimits {
 impl Default for FetchLimits {
     /// 10 s, 25 MiB, 5 redirects: the largest public descriptions (GitHub's) are about 12 MB.
     fn default() -> Self {
-        FetchLimits {
-            timeout: Duration::from_secs(10),
-            max_bytes: 25 * 1024 * 1024,
-            max_redirects: 5,
-        }
+        FetchLimits { timeout: Duration::from_secs(10), max_bytes: 25 * 1024 * 1024, max_redirects: 5 }
     }
 }
 
@@ -116,11 +112,7 @@ pub fn build_client(limits: &FetchLimits) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::limited(limits.max_redirects))
         .timeout(limits.timeout)
         .no_proxy()
-        .user_agent(concat!(
-            "metric-vault/",
-            env!("CARGO_PKG_VERSION"),
-            " (OpenAPI import)"
-        ))
+        .user_agent(concat!("metric-vault/", env!("CARGO_PKG_VERSION"), " (OpenAPI import)"))
         .build()
         .expect("a client without TLS configuration or proxies always builds")
 }
@@ -132,37 +124,25 @@ pub async fn fetch_document(
     url: &str,
     limits: &FetchLimits,
 ) -> Result<FetchedDocument, FetchError> {
-    let parsed = Url::parse(url.trim()).map_err(|error| FetchError::InvalidUrl {
-        url: url.to_owned(),
-        reason: error.to_string(),
-    })?;
+    let parsed = Url::parse(url.trim())
+        .map_err(|error| FetchError::InvalidUrl { url: url.to_owned(), reason: error.to_string() })?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(FetchError::UnsupportedScheme {
-            scheme: parsed.scheme().to_owned(),
-        });
+        return Err(FetchError::UnsupportedScheme { scheme: parsed.scheme().to_owned() });
     }
     let shown_url = parsed.to_string();
     // The client's own timeout may differ from `limits`; this one bounds the whole exchange.
     match tokio::time::timeout(limits.timeout, download(client, parsed, limits)).await {
         Ok(result) => result.map_err(|error| describe(error, &shown_url, limits)),
-        Err(_elapsed) => Err(FetchError::Timeout {
-            url: shown_url,
-            limit: human_duration(limits.timeout),
-        }),
+        Err(_elapsed) => Err(FetchError::Timeout { url: shown_url, limit: human_duration(limits.timeout) }),
     }
 }
 
 /// Failures inside the download, before they are worded for the user.
 enum DownloadError {
     Client(reqwest::Error),
-    Status {
-        url: String,
-        status: reqwest::StatusCode,
-    },
+    Status { url: String, status: reqwest::StatusCode },
     TooLarge,
-    NotUtf8 {
-        url: String,
-    },
+    NotUtf8 { url: String },
 }
 
 async fn download(
@@ -173,15 +153,9 @@ async fn download(
     let mut response = client.get(url).send().await.map_err(DownloadError::Client)?;
     let final_url = response.url().clone();
     if !response.status().is_success() {
-        return Err(DownloadError::Status {
-            url: final_url.to_string(),
-            status: response.status(),
-        });
+        return Err(DownloadError::Status { url: final_url.to_string(), status: response.status() });
     }
-    if response
-        .content_length()
-        .is_some_and(|length| length > limits.max_bytes as u64)
-    {
+    if response.content_length().is_some_and(|length| length > limits.max_bytes as u64) {
         return Err(DownloadError::TooLarge);
     }
     let mut body = Vec::new();
@@ -191,9 +165,7 @@ async fn download(
         }
         body.extend_from_slice(&chunk);
     }
-    let text = String::from_utf8(body).map_err(|_| DownloadError::NotUtf8 {
-        url: final_url.to_string(),
-    })?;
+    let text = String::from_utf8(body).map_err(|_| DownloadError::NotUtf8 { url: final_url.to_string() })?;
     Ok(FetchedDocument { text, final_url })
 }
 
@@ -209,38 +181,21 @@ fn describe(error: DownloadError, url: &str, limits: &FetchLimits) -> FetchError
             };
         }
         DownloadError::TooLarge => {
-            return FetchError::TooLarge {
-                limit: human_size(limits.max_bytes),
-            };
+            return FetchError::TooLarge { limit: human_size(limits.max_bytes) };
         }
         DownloadError::NotUtf8 { url } => return FetchError::NotUtf8 { url },
     };
     if error.is_timeout() {
-        FetchError::Timeout {
-            url,
-            limit: human_duration(limits.timeout),
-        }
+        FetchError::Timeout { url, limit: human_duration(limits.timeout) }
     } else if error.is_redirect() {
-        FetchError::TooManyRedirects {
-            url,
-            max_redirects: limits.max_redirects,
-        }
+        FetchError::TooManyRedirects { url, max_redirects: limits.max_redirects }
     } else if error.is_connect() {
-        FetchError::Unreachable {
-            url,
-            reason: connect_reason(&error),
-        }
+        FetchError::Unreachable { url, reason: connect_reason(&error) }
     } else if error.is_builder() && url.starts_with("https:") {
         // This build carries no TLS stack yet; the client refuses https before connecting.
-        FetchError::Other {
-            url,
-            reason: "https is not supported by this server build".to_owned(),
-        }
+        FetchError::Other { url, reason: "https is not supported by this server build".to_owned() }
     } else {
-        FetchError::Other {
-            url,
-            reason: innermost_message(&error),
-        }
+        FetchError::Other { url, reason: innermost_message(&error) }
     }
 }
 
@@ -305,10 +260,7 @@ mod tests {
         let router = Router::new()
             .route("/spec.yaml", get(|| async { DOCUMENT }))
             .route("/moved", get(|| async { Redirect::temporary("/spec.yaml") }))
-            .route(
-                "/missing",
-                get(|| async { (StatusCode::NOT_FOUND, "no such spec") }),
-            )
+            .route("/missing", get(|| async { (StatusCode::NOT_FOUND, "no such spec") }))
             .route("/loop", get(|| async { Redirect::temporary("/loop") }))
             .route("/big", get(|| async { "x".repeat(4096) }))
             .route("/latin1", get(|| async { vec![0x63_u8, 0x61, 0x66, 0xe9] }))
@@ -326,11 +278,7 @@ mod tests {
     }
 
     fn small_limits() -> FetchLimits {
-        FetchLimits {
-            timeout: Duration::from_millis(300),
-            max_bytes: 1024,
-            max_redirects: 3,
-        }
+        FetchLimits { timeout: Duration::from_millis(300), max_bytes: 1024, max_redirects: 3 }
     }
 
     #[tokio::test]
@@ -338,9 +286,7 @@ mod tests {
         let base = start_server().await;
         let limits = small_limits();
         let client = build_client(&limits);
-        let fetched = fetch_document(&client, &format!("{base}/moved"), &limits)
-            .await
-            .unwrap();
+        let fetched = fetch_document(&client, &format!("{base}/moved"), &limits).await.unwrap();
         assert_eq!(fetched.text, DOCUMENT);
         assert_eq!(fetched.final_url.as_str(), format!("{base}/spec.yaml"));
         let spec = super::super::parse_document(&fetched.text, Some(&fetched.final_url), None).unwrap();
@@ -355,22 +301,13 @@ mod tests {
         let fetch = async |path: &str| fetch_document(&client, &format!("{base}{path}"), &limits).await;
 
         let error = fetch("/missing").await.unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!("{base}/missing answered HTTP 404 Not Found")
-        );
+        assert_eq!(error.to_string(), format!("{base}/missing answered HTTP 404 Not Found"));
         let error = fetch("/loop").await.unwrap_err();
-        assert!(
-            matches!(error, FetchError::TooManyRedirects { max_redirects: 3, .. }),
-            "{error}"
-        );
+        assert!(matches!(error, FetchError::TooManyRedirects { max_redirects: 3, .. }), "{error}");
         let error = fetch("/big").await.unwrap_err();
         assert_eq!(error.to_string(), "the document is larger than 1 KB");
         let error = fetch("/never").await.unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!("{base}/never did not answer within 300 ms")
-        );
+        assert_eq!(error.to_string(), format!("{base}/never did not answer within 300 ms"));
         let error = fetch("/latin1").await.unwrap_err();
         assert!(matches!(error, FetchError::NotUtf8 { .. }), "{error}");
     }
@@ -396,9 +333,8 @@ mod tests {
             let _ = socket.write_all(b"0\r\n\r\n");
         });
         let limits = small_limits();
-        let error = fetch_document(&build_client(&limits), &format!("http://{address}/"), &limits)
-            .await
-            .unwrap_err();
+        let error =
+            fetch_document(&build_client(&limits), &format!("http://{address}/"), &limits).await.unwrap_err();
         assert!(matches!(error, FetchError::TooLarge { .. }), "{error}");
     }
 
@@ -406,22 +342,16 @@ mod tests {
     async fn rejects_bad_urls_and_closed_ports() {
         let limits = small_limits();
         let client = build_client(&limits);
-        let error = fetch_document(&client, "file:///etc/passwd", &limits)
-            .await
-            .unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "only http and https URLs can be imported, not `file:`"
-        );
+        let error = fetch_document(&client, "file:///etc/passwd", &limits).await.unwrap_err();
+        assert_eq!(error.to_string(), "only http and https URLs can be imported, not `file:`");
         let error = fetch_document(&client, "not a url", &limits).await.unwrap_err();
         assert!(matches!(error, FetchError::InvalidUrl { .. }), "{error}");
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let closed = listener.local_addr().unwrap();
         drop(listener);
-        let error = fetch_document(&client, &format!("http://{closed}/spec.json"), &limits)
-            .await
-            .unwrap_err();
+        let error =
+            fetch_document(&client, &format!("http://{closed}/spec.json"), &limits).await.unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("could not reach http://{closed}/spec.json: connection refused")

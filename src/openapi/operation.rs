@@ -37,12 +37,7 @@ impl<'a, 'w> OperationReader<'a, 'w> {
         resolver: &'w mut Resolver<'a>,
         warnings: &'w mut Vec<String>,
     ) -> Self {
-        OperationReader {
-            version,
-            root,
-            resolver,
-            warnings,
-        }
+        OperationReader { version, root, resolver, warnings }
     }
 
     /// Appends the operations of the path item at `paths[path]` to `endpoints`.
@@ -54,8 +49,7 @@ impl<'a, 'w> OperationReader<'a, 'w> {
     ) -> Result<(), ParseError> {
         let here = vec![Segment::Key("paths"), Segment::Key(path)];
         let Value::Object(fields) = item else {
-            self.warnings
-                .push(format!("path `{path}` is not an object; skipped"));
+            self.warnings.push(format!("path `{path}` is not an object; skipped"));
             return Ok(());
         };
         let reference = ref_of(item);
@@ -77,8 +71,7 @@ impl<'a, 'w> OperationReader<'a, 'w> {
                 continue;
             };
             if !operation.is_object() {
-                self.warnings
-                    .push(format!("{method} {path} is not an object; skipped"));
+                self.warnings.push(format!("{method} {path} is not an object; skipped"));
                 continue;
             }
             let endpoint = self.read_operation(path, method, operation, at, path_parameters.as_ref())?;
@@ -128,12 +121,7 @@ impl<'a, 'w> OperationReader<'a, 'w> {
         };
 
         let mut tags: Vec<String> = Vec::new();
-        for tag in operation
-            .get("tags")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for tag in operation.get("tags").and_then(Value::as_array).into_iter().flatten() {
             if let Some(tag) = scalar_text(tag).filter(|tag| !tag.is_empty() && !tags.contains(tag)) {
                 tags.push(tag);
             }
@@ -147,10 +135,7 @@ impl<'a, 'w> OperationReader<'a, 'w> {
             operation_id: text_field(operation, "operationId"),
             summary: text_field(operation, "summary"),
             description: text_field(operation, "description"),
-            deprecated: operation
-                .get("deprecated")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            deprecated: operation.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
             tags,
             parameters,
             request_body,
@@ -174,24 +159,14 @@ impl<'a, 'w> OperationReader<'a, 'w> {
             let location = resolved.get("in").and_then(Value::as_str);
             let (Some(name), Some(location)) = (name, location) else {
                 let at = render_location(&at);
-                self.warnings
-                    .push(format!("parameter at {at} has no `name` or `in`; skipped"));
+                self.warnings.push(format!("parameter at {at} has no `name` or `in`; skipped"));
                 continue;
             };
             let description_beside_ref = ref_of(raw)
                 .and_then(|_| raw.get("description")?.as_str())
                 .filter(|text| !text.trim().is_empty());
-            let parameter = RawParameter {
-                value: resolved,
-                name,
-                location,
-                description_beside_ref,
-                at,
-            };
-            match into
-                .iter_mut()
-                .find(|known| known.name == name && known.location == location)
-            {
+            let parameter = RawParameter { value: resolved, name, location, description_beside_ref, at };
+            match into.iter_mut().find(|known| known.name == name && known.location == location) {
                 Some(known) => *known = parameter,
                 None => into.push(parameter),
             }
@@ -217,21 +192,12 @@ impl<'a, 'w> OperationReader<'a, 'w> {
         } else if let Some(schema) = raw.value.get("schema") {
             at.push(Segment::Key("schema"));
             (Some(self.resolver.inline_schema(schema, &mut at)?), None)
-        } else if let Some((media_type, media)) = raw
-            .value
-            .get("content")
-            .and_then(Value::as_object)
-            .and_then(pick_media_type)
+        } else if let Some((media_type, media)) =
+            raw.value.get("content").and_then(Value::as_object).and_then(pick_media_type)
         {
-            at.extend([
-                Segment::Key("content"),
-                Segment::Key(media_type),
-                Segment::Key("schema"),
-            ]);
-            let schema = media
-                .get("schema")
-                .map(|schema| self.resolver.inline_schema(schema, &mut at))
-                .transpose()?;
+            at.extend([Segment::Key("content"), Segment::Key(media_type), Segment::Key("schema")]);
+            let schema =
+                media.get("schema").map(|schema| self.resolver.inline_schema(schema, &mut at)).transpose()?;
             (schema, Some(media))
         } else {
             (None, None)
@@ -239,29 +205,16 @@ impl<'a, 'w> OperationReader<'a, 'w> {
         let example = self
             .explicit_example(raw.value)
             .or_else(|| media.and_then(|media| self.explicit_example(media)))
-            .or_else(|| {
-                schema
-                    .as_ref()
-                    .map(example_from_schema)
-                    .filter(|example| !example.is_null())
-            });
-        let description = raw
-            .description_beside_ref
-            .or_else(|| raw.value.get("description").and_then(Value::as_str));
+            .or_else(|| schema.as_ref().map(example_from_schema).filter(|example| !example.is_null()));
+        let description =
+            raw.description_beside_ref.or_else(|| raw.value.get("description").and_then(Value::as_str));
         Ok(Some(ParsedParameter {
             name: raw.name.to_owned(),
             location,
             required: location == ParameterLocation::Path
-                || raw
-                    .value
-                    .get("required")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
+                || raw.value.get("required").and_then(Value::as_bool).unwrap_or(false),
             schema_type: schema.as_ref().and_then(declared_type).map(str::to_owned),
-            description: description
-                .map(str::trim)
-                .filter(|text| !text.is_empty())
-                .map(str::to_owned),
+            description: description.map(str::trim).filter(|text| !text.is_empty()).map(str::to_owned),
             example,
         }))
     }
@@ -327,33 +280,13 @@ paths:
         let parameters = &spec.endpoints[0].parameters;
         let summary: Vec<_> = parameters
             .iter()
-            .map(|p| {
-                (
-                    p.name.as_str(),
-                    p.location,
-                    p.required,
-                    p.schema_type.as_deref(),
-                    p.example.clone(),
-                )
-            })
+            .map(|p| (p.name.as_str(), p.location, p.required, p.schema_type.as_deref(), p.example.clone()))
             .collect();
         assert_eq!(
             summary,
             [
-                (
-                    "id",
-                    ParameterLocation::Path,
-                    true,
-                    Some("integer"),
-                    Some(json!(7))
-                ),
-                (
-                    "limit",
-                    ParameterLocation::Query,
-                    false,
-                    Some("integer"),
-                    Some(json!(10))
-                ),
+                ("id", ParameterLocation::Path, true, Some("integer"), Some(json!(7))),
+                ("limit", ParameterLocation::Query, false, Some("integer"), Some(json!(10))),
                 (
                     "X-Trace",
                     ParameterLocation::Header,
@@ -364,13 +297,7 @@ paths:
             ]
         );
         assert_eq!(parameters[0].description, None);
-        assert_eq!(
-            spec.tags,
-            [ParsedTag {
-                name: DEFAULT_TAG.to_owned(),
-                description: None
-            }]
-        );
+        assert_eq!(spec.tags, [ParsedTag { name: DEFAULT_TAG.to_owned(), description: None }]);
     }
 
     #[test]
@@ -403,19 +330,13 @@ paths:
             .collect();
         assert_eq!(
             summary,
-            [
-                ("GET", "shared get".into()),
-                ("POST", String::new()),
-                ("DELETE", "beside wins".into())
-            ]
+            [("GET", "shared get".into()), ("POST", String::new()), ("DELETE", "beside wins".into())]
         );
         let body = spec.endpoints[1].request_body.as_ref().unwrap();
         assert_eq!(body.content_type, "application/vnd.api+json");
         assert_eq!(body.example, None);
         assert!(
-            spec.warnings
-                .iter()
-                .any(|warning| warning.contains("`common.yaml#/Pet`")),
+            spec.warnings.iter().any(|warning| warning.contains("`common.yaml#/Pet`")),
             "{:?}",
             spec.warnings
         );

@@ -47,9 +47,7 @@ pub fn parse_document(
         .map(servers::base_url_from_override)
         .transpose()?;
     let root = Value::Object(tree.root);
-    let Value::Object(root_map) = &root else {
-        unreachable!("the syntax tree root is always an object")
-    };
+    let Value::Object(root_map) = &root else { unreachable!("the syntax tree root is always an object") };
 
     let mut warnings = Vec::new();
     let mut resolver = Resolver::new(&root);
@@ -64,21 +62,13 @@ pub fn parse_document(
     };
 
     let info = root_map.get("info");
-    let title = info
-        .and_then(|info| scalar_text(info.get("title")?))
-        .filter(|title| !title.is_empty());
+    let title = info.and_then(|info| scalar_text(info.get("title")?)).filter(|title| !title.is_empty());
     if title.is_none() {
-        warnings.push(format!(
-            "the document has no `info.title`; it is imported as \"{UNTITLED}\""
-        ));
+        warnings.push(format!("the document has no `info.title`; it is imported as \"{UNTITLED}\""));
     }
     let webhook_operations = count_webhook_operations(&mut resolver, root_map);
     if webhook_operations > 0 {
-        let noun = if webhook_operations == 1 {
-            "operation"
-        } else {
-            "operations"
-        };
+        let noun = if webhook_operations == 1 { "operation" } else { "operations" };
         warnings.push(format!(
             "{webhook_operations} webhook {noun} not imported: webhooks are requests the API sends, not endpoints to test"
         ));
@@ -145,19 +135,13 @@ fn read_paths<'a>(
         // 3.1 made `paths` optional: a document may describe only webhooks or components.
         (None | Some(Value::Null), SpecVersion::OpenApi31) => return Ok(Vec::new()),
         (_, SpecVersion::Swagger2) => {
-            return Err(ParseError::MissingPaths {
-                family: "Swagger 2.0",
-            });
+            return Err(ParseError::MissingPaths { family: "Swagger 2.0" });
         }
         (_, SpecVersion::OpenApi30) => {
-            return Err(ParseError::MissingPaths {
-                family: "OpenAPI 3.0",
-            });
+            return Err(ParseError::MissingPaths { family: "OpenAPI 3.0" });
         }
         (_, SpecVersion::OpenApi31) => {
-            return Err(ParseError::MissingPaths {
-                family: "OpenAPI 3.1",
-            });
+            return Err(ParseError::MissingPaths { family: "OpenAPI 3.1" });
         }
     };
     let mut endpoints = Vec::new();
@@ -222,15 +206,8 @@ fn resolver_warnings(resolver: &Resolver<'_>) -> Vec<String> {
 /// "3 external $refs (`a`, `b`, `c`)", naming at most [`NAMED_IN_WARNING`].
 fn name_some<'n>(noun: &str, names: impl ExactSizeIterator<Item = &'n str>) -> String {
     let total = names.len();
-    let shown: Vec<String> = names
-        .take(NAMED_IN_WARNING)
-        .map(|name| format!("`{name}`"))
-        .collect();
-    let more = if total > shown.len() {
-        format!(" and {} more", total - shown.len())
-    } else {
-        String::new()
-    };
+    let shown: Vec<String> = names.take(NAMED_IN_WARNING).map(|name| format!("`{name}`")).collect();
+    let more = if total > shown.len() { format!(" and {} more", total - shown.len()) } else { String::new() };
     let plural = if total == 1 { "" } else { "s" };
     format!("{total} {noun}{plural} ({}{more})", shown.join(", "))
 }
@@ -238,17 +215,9 @@ fn name_some<'n>(noun: &str, names: impl ExactSizeIterator<Item = &'n str>) -> S
 fn collect_tags(root: &Map<String, Value>, endpoints: &[ParsedEndpoint]) -> Vec<ParsedTag> {
     let mut tags = Vec::new();
     let mut seen = HashSet::new();
-    let declared = root
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let declared = root.get("tags").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     for tag in declared {
-        let Some(name) = tag
-            .get("name")
-            .and_then(scalar_text)
-            .filter(|name| !name.is_empty())
-        else {
+        let Some(name) = tag.get("name").and_then(scalar_text).filter(|name| !name.is_empty()) else {
             continue;
         };
         if seen.insert(name.clone()) {
@@ -263,17 +232,11 @@ fn collect_tags(root: &Map<String, Value>, endpoints: &[ParsedEndpoint]) -> Vec<
         if name == DEFAULT_TAG && !seen.contains(DEFAULT_TAG) {
             uses_default = true;
         } else if seen.insert(name.clone()) {
-            tags.push(ParsedTag {
-                name: name.clone(),
-                description: None,
-            });
+            tags.push(ParsedTag { name: name.clone(), description: None });
         }
     }
     if uses_default {
-        tags.push(ParsedTag {
-            name: DEFAULT_TAG.to_owned(),
-            description: None,
-        });
+        tags.push(ParsedTag { name: DEFAULT_TAG.to_owned(), description: None });
     }
     tags
 }
@@ -344,10 +307,7 @@ mod tests {
     fn base_url_needs_a_document_url_or_an_override() {
         let text = "openapi: 3.1.0\ninfo: {title: T, version: '1'}\nservers: [{url: /v1}]\npaths: {}\n";
         let error = parse_document(text, None, None).unwrap_err().to_string();
-        assert!(
-            error.starts_with("no base URL can be derived from the document: "),
-            "{error}"
-        );
+        assert!(error.starts_with("no base URL can be derived from the document: "), "{error}");
         assert!(error.ends_with("pass `baseUrl`"), "{error}");
         let spec = parse_document(text, None, Some("http://127.0.0.1:8080/api/")).unwrap();
         assert_eq!(spec.base_url, "http://127.0.0.1:8080/api");
@@ -378,10 +338,7 @@ mod tests {
             "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}}}
         }"##;
         let spec = parse(text).unwrap();
-        assert_eq!(
-            (spec.format.as_str(), spec.title.as_str()),
-            ("openapi 3.1.0", "Trees")
-        );
+        assert_eq!((spec.format.as_str(), spec.title.as_str()), ("openapi 3.1.0", "Trees"));
         assert_eq!(spec.base_url, "https://trees.test/api");
         let endpoint = &spec.endpoints[0];
         assert_eq!(endpoint.parameters[0].schema_type.as_deref(), Some("string"));
@@ -389,18 +346,8 @@ mod tests {
         assert_eq!(body.example, Some(json!({"name": "string", "children": []})));
         let cut = &body.schema.as_ref().unwrap()["properties"]["children"]["items"];
         assert_eq!(cut[super::super::TRUNCATED_MARKER], true);
-        assert!(
-            spec.warnings
-                .iter()
-                .any(|warning| warning.contains("1 webhook operation not imported"))
-        );
-        assert_eq!(
-            spec.warnings
-                .iter()
-                .filter(|warning| warning.contains("recursive"))
-                .count(),
-            1
-        );
+        assert!(spec.warnings.iter().any(|warning| warning.contains("1 webhook operation not imported")));
+        assert_eq!(spec.warnings.iter().filter(|warning| warning.contains("recursive")).count(), 1);
         assert_eq!(parse(text).unwrap(), spec);
     }
 
@@ -411,10 +358,7 @@ mod tests {
         }
         assert_eq!("patch".parse::<HttpMethod>(), Ok(HttpMethod::Patch));
         assert!("FETCH".parse::<HttpMethod>().is_err());
-        assert_eq!(
-            "cookie".parse::<ParameterLocation>(),
-            Ok(ParameterLocation::Cookie)
-        );
+        assert_eq!("cookie".parse::<ParameterLocation>(), Ok(ParameterLocation::Cookie));
         assert_eq!(ParameterLocation::Query.as_str(), "query");
     }
 }

@@ -31,9 +31,7 @@ pub(crate) enum Segment<'a> {
 
 /// Renders a location as `paths./pets.get.parameters[0]`.
 pub(crate) fn render_location(location: &[Segment<'_>]) -> String {
-    let start = location
-        .iter()
-        .rposition(|segment| matches!(segment, Segment::Ref(_)));
+    let start = location.iter().rposition(|segment| matches!(segment, Segment::Ref(_)));
     let mut text = String::new();
     let rest = match start {
         Some(index) => {
@@ -140,10 +138,7 @@ impl<'a> Resolver<'a> {
             }
         }
         let reference = ref_of(value).unwrap_or_default();
-        Err(ParseError::CircularRef {
-            reference: reference.to_owned(),
-            location: render_location(location),
-        })
+        Err(ParseError::CircularRef { reference: reference.to_owned(), location: render_location(location) })
     }
 
     /// Copies a schema with its local `$ref`s replaced by their targets.
@@ -155,11 +150,8 @@ impl<'a> Resolver<'a> {
         schema: &'a Value,
         location: &mut Vec<Segment<'a>>,
     ) -> Result<Value, ParseError> {
-        let mut state = InlineState {
-            expanding: Vec::new(),
-            expansions_left: MAX_REF_EXPANSIONS,
-            cut_for_size: false,
-        };
+        let mut state =
+            InlineState { expanding: Vec::new(), expansions_left: MAX_REF_EXPANSIONS, cut_for_size: false };
         let inlined = self.inline(schema, location, &mut state)?;
         if state.cut_for_size {
             self.schemas_cut_for_size += 1;
@@ -306,10 +298,7 @@ fn found_or_missing(value: Option<&Value>) -> Target<'_> {
 }
 
 fn broken(reference: &str, location: &[Segment<'_>]) -> ParseError {
-    ParseError::BrokenRef {
-        reference: reference.to_owned(),
-        location: render_location(location),
-    }
+    ParseError::BrokenRef { reference: reference.to_owned(), location: render_location(location) }
 }
 
 fn truncated(reference: &str) -> Value {
@@ -378,13 +367,9 @@ fn collect_identifiers<'a>(value: &'a Value, identifiers: &mut Identifiers<'a>) 
             if let Some(Value::String(anchor)) = object.get("$anchor") {
                 identifiers.anchors.entry(anchor.as_str()).or_insert(value);
             }
-            object
-                .values()
-                .for_each(|child| collect_identifiers(child, identifiers));
+            object.values().for_each(|child| collect_identifiers(child, identifiers));
         }
-        Value::Array(items) => items
-            .iter()
-            .for_each(|child| collect_identifiers(child, identifiers)),
+        Value::Array(items) => items.iter().for_each(|child| collect_identifiers(child, identifiers)),
         _ => {}
     }
 }
@@ -426,9 +411,7 @@ mod tests {
         let doc = json!({"components": {"schemas": {"A": {"properties": {"b": {"$ref": "#/components/schemas/Nope"}}}}}});
         let mut resolver = Resolver::new(&doc);
         let schema = json!({"$ref": "#/components/schemas/A"});
-        let error = resolver
-            .inline_schema(&schema, &mut vec![Segment::Key("paths")])
-            .unwrap_err();
+        let error = resolver.inline_schema(&schema, &mut vec![Segment::Key("paths")]).unwrap_err();
         assert_eq!(
             error.to_string(),
             "broken $ref `#/components/schemas/Nope` at #/components/schemas/A.properties.b: no such target"

@@ -8,9 +8,7 @@ use super::model::ParseError;
 
 /// The caller's `baseUrl`, which must be usable as is.
 pub(crate) fn base_url_from_override(value: &str) -> Result<String, ParseError> {
-    let invalid = || ParseError::InvalidBaseUrl {
-        value: value.to_owned(),
-    };
+    let invalid = || ParseError::InvalidBaseUrl { value: value.to_owned() };
     let url = Url::parse(value.trim()).map_err(|_| invalid())?;
     if !is_http(&url) {
         return Err(invalid());
@@ -23,10 +21,7 @@ pub(crate) fn base_url_from_servers(
     root: &Map<String, Value>,
     document_url: Option<&Url>,
 ) -> Result<String, ParseError> {
-    let first_server = root
-        .get("servers")
-        .and_then(Value::as_array)
-        .and_then(|servers| servers.first());
+    let first_server = root.get("servers").and_then(Value::as_array).and_then(|servers| servers.first());
     let Some(server) = first_server else {
         // The specification's default server is "/", i.e. the host the document came from.
         return resolve("/", document_url, "the document declares no `servers`");
@@ -42,33 +37,18 @@ pub(crate) fn base_url_from_swagger(
     document_url: Option<&Url>,
 ) -> Result<String, ParseError> {
     let base_path = root.get("basePath").and_then(Value::as_str).unwrap_or("");
-    let Some(host) = root
-        .get("host")
-        .and_then(Value::as_str)
-        .filter(|host| !host.trim().is_empty())
-    else {
+    let Some(host) = root.get("host").and_then(Value::as_str).filter(|host| !host.trim().is_empty()) else {
         let path = if base_path.is_empty() { "/" } else { base_path };
         return resolve(path, document_url, "the document declares no `host`");
     };
     let declared_scheme = root.get("schemes").and_then(Value::as_array).and_then(|schemes| {
-        schemes
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|s| matches!(*s, "http" | "https"))
+        schemes.iter().filter_map(Value::as_str).find(|s| matches!(*s, "http" | "https"))
     });
     // Without `schemes` the API is served with the scheme the document was fetched with.
     let scheme = declared_scheme
-        .or_else(|| {
-            document_url
-                .map(Url::scheme)
-                .filter(|s| matches!(*s, "http" | "https"))
-        })
+        .or_else(|| document_url.map(Url::scheme).filter(|s| matches!(*s, "http" | "https")))
         .unwrap_or("https");
-    let separator = if base_path.is_empty() || base_path.starts_with('/') {
-        ""
-    } else {
-        "/"
-    };
+    let separator = if base_path.is_empty() || base_path.starts_with('/') { "" } else { "/" };
     let text = format!("{scheme}://{}{separator}{base_path}", host.trim());
     let url = Url::parse(&text).map_err(|error| ParseError::NoBaseUrl {
         reason: format!("`{text}` from `schemes`, `host` and `basePath` is not a valid URL ({error})"),
@@ -142,9 +122,7 @@ fn finish(url: Url) -> String {
     let mut text = String::from(url);
     if text.ends_with('/') && !text.ends_with("://") {
         let without = &text[..text.len() - 1];
-        let origin_only = without
-            .find("://")
-            .is_some_and(|at| !without[at + 3..].contains('/'));
+        let origin_only = without.find("://").is_some_and(|at| !without[at + 3..].contains('/'));
         if !origin_only {
             text.pop();
         }
@@ -163,53 +141,31 @@ mod tests {
 
     #[test]
     fn server_variables_and_relative_servers() {
-        let doc = object(
-            json!({"servers": [{"url": "{scheme}://api.example.com:{port}/v{major}/",
-            "variables": {"scheme": {"default": "https"}, "port": {"default": "8443"}, "major": {"default": 2}}}]}),
-        );
-        assert_eq!(
-            base_url_from_servers(&doc, None).unwrap(),
-            "https://api.example.com:8443/v2"
-        );
+        let doc = object(json!({"servers": [{"url": "{scheme}://api.example.com:{port}/v{major}/",
+            "variables": {"scheme": {"default": "https"}, "port": {"default": "8443"}, "major": {"default": 2}}}]}));
+        assert_eq!(base_url_from_servers(&doc, None).unwrap(), "https://api.example.com:8443/v2");
         let doc = object(json!({"servers": [{"url": "/v1"}]}));
         let document_url = Url::parse("https://example.test/specs/api.yaml").unwrap();
-        assert_eq!(
-            base_url_from_servers(&doc, Some(&document_url)).unwrap(),
-            "https://example.test/v1"
-        );
+        assert_eq!(base_url_from_servers(&doc, Some(&document_url)).unwrap(), "https://example.test/v1");
         let error = base_url_from_servers(&doc, None).unwrap_err();
         assert!(error.to_string().ends_with("pass `baseUrl`"), "{error}");
         let empty = object(json!({"servers": []}));
-        assert_eq!(
-            base_url_from_servers(&empty, Some(&document_url)).unwrap(),
-            "https://example.test/"
-        );
+        assert_eq!(base_url_from_servers(&empty, Some(&document_url)).unwrap(), "https://example.test/");
         let missing_default = object(json!({"servers": [{"url": "https://{region}.example.com"}]}));
-        assert!(
-            base_url_from_servers(&missing_default, None)
-                .unwrap_err()
-                .to_string()
-                .contains("`region`")
-        );
+        assert!(base_url_from_servers(&missing_default, None).unwrap_err().to_string().contains("`region`"));
     }
 
     #[test]
     fn swagger_host_scheme_and_base_path() {
         let doc = object(json!({"schemes": ["https", "http"], "host": "api.uber.com", "basePath": "/v1"}));
-        assert_eq!(
-            base_url_from_swagger(&doc, None).unwrap(),
-            "https://api.uber.com/v1"
-        );
+        assert_eq!(base_url_from_swagger(&doc, None).unwrap(), "https://api.uber.com/v1");
         let document_url = Url::parse("http://localhost:8080/swagger.json").unwrap();
         let no_scheme = object(json!({"host": "petstore.example", "basePath": "/v2"}));
         assert_eq!(
             base_url_from_swagger(&no_scheme, Some(&document_url)).unwrap(),
             "http://petstore.example/v2"
         );
-        assert_eq!(
-            base_url_from_swagger(&no_scheme, None).unwrap(),
-            "https://petstore.example/v2"
-        );
+        assert_eq!(base_url_from_swagger(&no_scheme, None).unwrap(), "https://petstore.example/v2");
         let no_host = object(json!({"basePath": "/api"}));
         assert_eq!(
             base_url_from_swagger(&no_host, Some(&document_url)).unwrap(),
@@ -224,18 +180,10 @@ mod tests {
             base_url_from_override("https://staging.example.com/api/").unwrap(),
             "https://staging.example.com/api"
         );
-        assert_eq!(
-            base_url_from_override("http://127.0.0.1:9000").unwrap(),
-            "http://127.0.0.1:9000/"
-        );
+        assert_eq!(base_url_from_override("http://127.0.0.1:9000").unwrap(), "http://127.0.0.1:9000/");
         for bad in ["/relative", "ftp://example.com", "not a url", "mailto:a@b.c"] {
             let error = base_url_from_override(bad).unwrap_err();
-            assert!(
-                error
-                    .to_string()
-                    .starts_with("baseUrl must be an absolute http(s) URL"),
-                "{error}"
-            );
+            assert!(error.to_string().starts_with("baseUrl must be an absolute http(s) URL"), "{error}");
         }
     }
 }

@@ -67,9 +67,7 @@ fn looks_like_html(text: &str) -> bool {
         return false;
     }
     let head: String = text.chars().take(2048).collect::<String>().to_ascii_lowercase();
-    ["<!doctype html", "<html", "<head", "<body"]
-        .iter()
-        .any(|marker| head.contains(marker))
+    ["<!doctype html", "<html", "<head", "<body"].iter().any(|marker| head.contains(marker))
 }
 
 fn syntax_error(error: &dyn fmt::Display) -> ParseError {
@@ -132,11 +130,8 @@ fn apply_merge_keys(
         }
     }
     for (mut source, source_order) in sources {
-        let keys: Vec<String> = if source_order.is_empty() {
-            source.keys().cloned().collect()
-        } else {
-            source_order
-        };
+        let keys: Vec<String> =
+            if source_order.is_empty() { source.keys().cloned().collect() } else { source_order };
         for key in keys {
             if map.contains_key(&key) {
                 continue;
@@ -230,15 +225,11 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
 
     fn visit_i128<E: de::Error>(self, number: i128) -> Result<WithOrder, E> {
-        Ok(plain(
-            i64::try_from(number).map_or_else(|_| Value::from(number as f64), Value::from),
-        ))
+        Ok(plain(i64::try_from(number).map_or_else(|_| Value::from(number as f64), Value::from)))
     }
 
     fn visit_u128<E: de::Error>(self, number: u128) -> Result<WithOrder, E> {
-        Ok(plain(
-            u64::try_from(number).map_or_else(|_| Value::from(number as f64), Value::from),
-        ))
+        Ok(plain(u64::try_from(number).map_or_else(|_| Value::from(number as f64), Value::from)))
     }
 
     /// YAML's `.nan` and `.inf` have no JSON form; like serde_json, they become null.
@@ -286,30 +277,17 @@ mod tests {
     #[test]
     fn classifies_bad_input() {
         assert_eq!(read_document("  \n\t").unwrap_err(), ParseError::Empty);
-        assert_eq!(
-            read_document("# only a comment\n").unwrap_err(),
-            ParseError::Empty
-        );
+        assert_eq!(read_document("# only a comment\n").unwrap_err(), ParseError::Empty);
         assert_eq!(
             read_document("<!DOCTYPE html><html><body>Sign in</body></html>").unwrap_err(),
             ParseError::Html
         );
-        assert_eq!(
-            read_document("just words").unwrap_err(),
-            ParseError::NotAnObject { found: "a string" }
-        );
-        assert_eq!(
-            read_document("- 1\n- 2").unwrap_err(),
-            ParseError::NotAnObject { found: "a list" }
-        );
+        assert_eq!(read_document("just words").unwrap_err(), ParseError::NotAnObject { found: "a string" });
+        assert_eq!(read_document("- 1\n- 2").unwrap_err(), ParseError::NotAnObject { found: "a list" });
         let error = read_document("{\"openapi\": ").unwrap_err();
         assert!(matches!(error, ParseError::Syntax { .. }), "{error:?}");
         let error = read_document("a: [1, 2\nb: }").unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("the document is neither JSON nor YAML: ")
-        );
+        assert!(error.to_string().starts_with("the document is neither JSON nor YAML: "));
     }
 
     #[test]

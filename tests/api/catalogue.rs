@@ -19,14 +19,7 @@ query($filter: EndpointFilter, $first: Int, $after: String) {
 async fn the_catalogue_tree_resolves_every_level() {
     let app = spawn_app().await;
     let project_id = app.create_project("Shop").await;
-    let seeded = seed::spec(
-        &app.db,
-        project_id.parse().unwrap(),
-        "http://127.0.0.1:9000/api",
-        2,
-        4,
-    )
-    .await;
+    let seeded = seed::spec(&app.db, project_id.parse().unwrap(), "http://127.0.0.1:9000/api", 2, 4).await;
 
     let response = app
         .graphql(
@@ -49,12 +42,7 @@ async fn the_catalogue_tree_resolves_every_level() {
     assert_eq!(spec["specFormat"], "openapi 3.0.3");
     assert_eq!(spec["project"]["id"], project_id.as_str());
     let tags = spec["tags"].as_array().unwrap();
-    assert_eq!(
-        tags.iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["tag-0", "tag-1"]
-    );
+    assert_eq!(tags.iter().map(|t| t["name"].as_str().unwrap()).collect::<Vec<_>>(), ["tag-0", "tag-1"]);
     assert_eq!(tags[0]["spec"]["id"], seeded.spec_id.to_string());
     let first_tag_endpoints = tags[0]["endpoints"].as_array().unwrap();
     assert_eq!(first_tag_endpoints.len(), 2, "endpoints 0 and 2 carry tag-0");
@@ -67,11 +55,7 @@ async fn the_catalogue_tree_resolves_every_level() {
             {"name": "verbose", "location": "QUERY", "required": false, "schemaType": "boolean", "example": false}
         ])
     );
-    assert_eq!(
-        first_tag_endpoints[0]["requestBody"],
-        Value::Null,
-        "GET has no body"
-    );
+    assert_eq!(first_tag_endpoints[0]["requestBody"], Value::Null, "GET has no body");
     let post = &tags[1]["endpoints"][0];
     assert_eq!(post["method"], "POST");
     assert_eq!(post["requestBody"]["contentType"], "application/json");
@@ -82,14 +66,7 @@ async fn the_catalogue_tree_resolves_every_level() {
 async fn endpoints_page_forward_with_cursors_to_the_end() {
     let app = spawn_app().await;
     let project_id = app.create_project("Shop").await;
-    seed::spec(
-        &app.db,
-        project_id.parse().unwrap(),
-        "http://127.0.0.1:9000",
-        3,
-        7,
-    )
-    .await;
+    seed::spec(&app.db, project_id.parse().unwrap(), "http://127.0.0.1:9000", 3, 7).await;
 
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
@@ -99,10 +76,7 @@ async fn endpoints_page_forward_with_cursors_to_the_end() {
         let page = &response.data()["endpoints"];
         assert_eq!(page["totalCount"], 7);
         assert_eq!(page["pageInfo"]["hasPreviousPage"], after.is_some());
-        assert_eq!(
-            page["nodes"].as_array().unwrap().len(),
-            page["edges"].as_array().unwrap().len()
-        );
+        assert_eq!(page["nodes"].as_array().unwrap().len(), page["edges"].as_array().unwrap().len());
         for edge in page["edges"].as_array().unwrap() {
             seen.push(edge["node"]["id"].as_str().unwrap().parse::<i64>().unwrap());
         }
@@ -114,10 +88,7 @@ async fn endpoints_page_forward_with_cursors_to_the_end() {
     }
     assert_eq!(pages, 3);
     assert_eq!(seen.len(), 7);
-    assert!(
-        seen.windows(2).all(|w| w[0] < w[1]),
-        "stable id order, no repeats: {seen:?}"
-    );
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "stable id order, no repeats: {seen:?}");
 }
 
 #[tokio::test]
@@ -146,16 +117,8 @@ async fn endpoint_filters_combine() {
         1,
         "case-insensitive summary"
     );
-    assert_eq!(
-        count(json!({"projectId": shop, "search": "operation5"})).await,
-        1,
-        "operationId"
-    );
-    assert_eq!(
-        count(json!({"projectId": shop, "search": "resources-1/"})).await,
-        4,
-        "path"
-    );
+    assert_eq!(count(json!({"projectId": shop, "search": "operation5"})).await, 1, "operationId");
+    assert_eq!(count(json!({"projectId": shop, "search": "resources-1/"})).await, 4, "path");
     assert_eq!(count(json!({"search": "%"})).await, 0, "wildcards are literal");
 }
 
@@ -170,10 +133,7 @@ async fn bad_paging_arguments_are_refused() {
     assert_eq!(forged.error_code(), "BAD_USER_INPUT");
     assert!(forged.error_message().contains("cursor"));
     let bad_id = app.graphql(PAGE, json!({ "filter": {"projectId": "x"} })).await;
-    assert_eq!(
-        bad_id.body["errors"][0]["extensions"]["field"],
-        "filter.projectId"
-    );
+    assert_eq!(bad_id.body["errors"][0]["extensions"]["field"], "filter.projectId");
 }
 
 #[tokio::test]
@@ -185,12 +145,8 @@ async fn specs_are_listed_per_project_and_deleted_with_their_endpoints() {
     let doomed = seed::spec(&app.db, shop.parse().unwrap(), "http://127.0.0.1:9002", 1, 3).await;
     seed::spec(&app.db, other.parse().unwrap(), "http://127.0.0.1:9001", 1, 2).await;
 
-    let listed = app
-        .graphql(
-            "query($p: ID) { openApiSpecs(projectId: $p) { id } }",
-            json!({ "p": shop }),
-        )
-        .await;
+    let listed =
+        app.graphql("query($p: ID) { openApiSpecs(projectId: $p) { id } }", json!({ "p": shop })).await;
     assert_eq!(listed.data()["openApiSpecs"].as_array().unwrap().len(), 2);
     let all = app.graphql("{ openApiSpecs { id } }", json!({})).await;
     assert_eq!(all.data()["openApiSpecs"].as_array().unwrap().len(), 3);
@@ -217,16 +173,8 @@ async fn specs_are_listed_per_project_and_deleted_with_their_endpoints() {
             json!({ "id": kept.spec_id.to_string() }),
         )
         .await;
-    assert_eq!(
-        kept_spec.data()["openApiSpec"]["endpoints"]
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(kept_spec.data()["openApiSpec"]["endpoints"].as_array().unwrap().len(), 2);
 
-    let missing = app
-        .graphql("mutation { deleteOpenApiSpec(id: \"424242\") }", json!({}))
-        .await;
+    let missing = app.graphql("mutation { deleteOpenApiSpec(id: \"424242\") }", json!({})).await;
     assert_eq!(missing.error_code(), "NOT_FOUND");
 }

@@ -12,6 +12,7 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub statements: StatementCounter,
     pub client: reqwest::Client,
+    scripts: std::path::PathBuf,
     /// Keeps the SQLite file alive for the test's duration.
     _data_dir: tempfile::TempDir,
 }
@@ -25,11 +26,7 @@ pub struct GraphQlResponse {
 impl GraphQlResponse {
     /// The `data` of an answer that must have no errors.
     pub fn data(&self) -> &Value {
-        assert!(
-            self.body.get("errors").is_none(),
-            "unexpected errors: {}",
-            self.body
-        );
+        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.body);
         &self.body["data"]
     }
 
@@ -46,6 +43,11 @@ impl GraphQlResponse {
 }
 
 impl TestApp {
+    /// Where this server writes k6 scripts and k6's summary exports.
+    pub fn scripts_dir(&self) -> &std::path::Path {
+        &self.scripts
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
@@ -72,10 +74,7 @@ impl TestApp {
                 json!({ "t": title }),
             )
             .await;
-        response.data()["createProject"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        response.data()["createProject"]["id"].as_str().unwrap().to_owned()
     }
 }
 
@@ -91,18 +90,10 @@ async fn fresh_database_url(dir: &std::path::Path) -> String {
         "mvt_{}_{}_{}",
         std::process::id(),
         DATABASES.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
     );
-    let admin = Database::connect(&admin_url)
-        .await
-        .expect("connect to TEST_DATABASE_URL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create a test database");
+    let admin = Database::connect(&admin_url).await.expect("connect to TEST_DATABASE_URL");
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create a test database");
     admin.close().await.ok();
     let mut url = url::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
     url.set_path(&name);
@@ -111,6 +102,11 @@ async fn fresh_database_url(dir: &std::path::Path) -> String {
 
 /// Settings for a test server: free port, fresh database, nothing else reachable by accident.
 pub async fn test_settings(dir: &std::path::Path) -> Settings {
+    test_settings_with(dir, &[]).await
+}
+
+/// [`test_settings`] with some variables set otherwise.
+pub async fn test_settings_with(dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
     let database_url = fresh_database_url(dir).await;
     let scripts = dir.join("scripts").display().to_string();
     let overrides = [
@@ -120,14 +116,22 @@ pub async fn test_settings(dir: &std::path::Path) -> Settings {
         // A port nothing listens on, unless a test starts InfluxDB and says otherwise.
         ("INFLUXDB_PORT", "9"),
         ("LOG_LEVEL", "warn"),
+        // k6 flushes its samples before it exits; tests need not wait long for them.
+        ("SCHEDULER_METRICS_DELAY", "0.5"),
+        ("SCHEDULER_MAX_RETRY", "1"),
     ];
     Settings::from_lookup(|name| {
-        overrides
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
+        let set = extra.iter().chain(overrides.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)));
+        set.clone().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
     })
     .expect("test settings are valid")
+}
+
+/// Starts the server with some variables set otherwise (e.g. the InfluxDB port).
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("a temp dir");
+    let settings = test_settings_with(data_dir.path(), extra).await;
+    spawn_with(settings, data_dir).await
 }
 
 /// Starts the server on a free port with a fresh database.
@@ -138,25 +142,18 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
+    let scripts = settings.k6_script_file_folder.clone();
     let app = Application::build(settings).await.expect("the server builds");
     let address = app.address().to_string();
     let db = app.db().clone();
     let statements = app.statements();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        db,
-        statements,
-        client: reqwest::Client::new(),
-        _data_dir: data_dir,
-    }
+    TestApp { address, db, statements, client: reqwest::Client::new(), scripts, _data_dir: data_dir }
 }
 
 /// Serves `router` on a free loopback port (a target API or a document host) and returns its base URL.
 pub async fn serve(router: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind a loopback port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{address}")

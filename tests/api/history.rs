@@ -7,32 +7,17 @@ use serde_json::json;
 use crate::helpers::{TestApp, spawn_app};
 
 fn scenario(endpoint_id: i64, p95_target: Option<f64>, summary: Option<Figures>) -> ScenarioSeed {
-    ScenarioSeed {
-        endpoint_id,
-        response_time_target: p95_target,
-        error_rate_target: Some(5.0),
-        summary,
-    }
+    ScenarioSeed { endpoint_id, response_time_target: p95_target, error_rate_target: Some(5.0), summary }
 }
 
 fn figures(p95: f64) -> Figures {
-    Figures {
-        p95,
-        error_rate: 1.0,
-        avg_tps: 100.0,
-    }
+    Figures { p95, error_rate: 1.0, avg_tps: 100.0 }
 }
 
 async fn project_with_endpoints(app: &TestApp, title: &str) -> (String, Vec<i64>) {
     let id = app.create_project(title).await;
-    let spec = seed::spec(
-        &app.db,
-        id.parse().unwrap(),
-        &format!("http://127.0.0.1:9000/{title}"),
-        1,
-        3,
-    )
-    .await;
+    let spec =
+        seed::spec(&app.db, id.parse().unwrap(), &format!("http://127.0.0.1:9000/{title}"), 1, 3).await;
     (id, spec.endpoint_ids)
 }
 
@@ -42,10 +27,7 @@ async fn the_board_filters_by_project_status_and_endpoint_newest_first() {
     let (shop, shop_endpoints) = project_with_endpoints(&app, "shop").await;
     let (other, other_endpoints) = project_with_endpoints(&app, "other").await;
     let shop_id: i64 = shop.parse().unwrap();
-    let a = Run::new(shop_id)
-        .scenario(scenario(shop_endpoints[0], None, None))
-        .insert(&app.db)
-        .await;
+    let a = Run::new(shop_id).scenario(scenario(shop_endpoints[0], None, None)).insert(&app.db).await;
     let b = Run::new(shop_id)
         .status(TestStatus::Failed)
         .scenario(scenario(shop_endpoints[1], None, None))
@@ -56,10 +38,7 @@ async fn the_board_filters_by_project_status_and_endpoint_newest_first() {
         .scenario(scenario(shop_endpoints[0], None, None))
         .insert(&app.db)
         .await;
-    Run::new(other.parse().unwrap())
-        .scenario(scenario(other_endpoints[0], None, None))
-        .insert(&app.db)
-        .await;
+    Run::new(other.parse().unwrap()).scenario(scenario(other_endpoints[0], None, None)).insert(&app.db).await;
 
     let board = |filter: serde_json::Value| {
         let app = &app;
@@ -82,14 +61,8 @@ async fn the_board_filters_by_project_status_and_endpoint_newest_first() {
     };
 
     assert_eq!(board(json!({"projectId": shop})).await, (3, vec![c, b, a]));
-    assert_eq!(
-        board(json!({"projectId": shop, "status": ["COMPLETED", "FAILED"]})).await,
-        (2, vec![b, a])
-    );
-    assert_eq!(
-        board(json!({"endpointId": shop_endpoints[0].to_string()})).await,
-        (2, vec![c, a])
-    );
+    assert_eq!(board(json!({"projectId": shop, "status": ["COMPLETED", "FAILED"]})).await, (2, vec![b, a]));
+    assert_eq!(board(json!({"endpointId": shop_endpoints[0].to_string()})).await, (2, vec![c, a]));
     assert_eq!(board(json!({})).await.0, 4);
 }
 
@@ -189,11 +162,7 @@ async fn summaries_and_verdicts_come_from_the_stored_results() {
     assert_eq!(ok["scenarios"][0]["testHistory"]["id"], passed.to_string());
 
     assert_eq!(run(failed).await["verdict"], "FAILED");
-    assert_eq!(
-        run(too_slow).await["verdict"],
-        "FAILED",
-        "avg TPS 100 < target 500"
-    );
+    assert_eq!(run(too_slow).await["verdict"], "FAILED", "avg TPS 100 < target 500");
     let live = run(running).await;
     assert_eq!(live["verdict"], "UNKNOWN");
     assert_eq!(live["summary"], serde_json::Value::Null);
@@ -236,11 +205,7 @@ async fn an_endpoint_shows_its_trend_oldest_first_and_recent_runs_newest_first()
         .iter()
         .map(|p| p["p95ResponseTime"].as_f64().unwrap())
         .collect();
-    assert_eq!(
-        trend,
-        [120.0, 140.0, 160.0],
-        "the last three finished runs, oldest first"
-    );
+    assert_eq!(trend, [120.0, 140.0, 160.0], "the last three finished runs, oldest first");
     assert_eq!(endpoint["trend"][2]["testHistory"]["id"], runs[3].to_string());
     let recent: Vec<String> = endpoint["recentScenarios"]
         .as_array()
@@ -267,10 +232,7 @@ async fn scheduler_jobs_list_active_runs_and_flag_overdue_ones() {
         .scenario(scenario(endpoints[0], None, None))
         .insert(&app.db)
         .await;
-    Run::new(shop.parse().unwrap())
-        .scenario(scenario(endpoints[0], None, None))
-        .insert(&app.db)
-        .await;
+    Run::new(shop.parse().unwrap()).scenario(scenario(endpoints[0], None, None)).insert(&app.db).await;
 
     let response = app
         .graphql(
@@ -281,18 +243,10 @@ async fn scheduler_jobs_list_active_runs_and_flag_overdue_ones() {
 
     let jobs = response.data()["schedulerJobs"].as_array().unwrap().clone();
     assert_eq!(jobs.len(), 2, "the completed run is not a job");
-    let job = |id: i64| {
-        jobs.iter()
-            .find(|j| j["testHistory"]["id"] == id.to_string().as_str())
-            .unwrap()
-            .clone()
-    };
+    let job =
+        |id: i64| jobs.iter().find(|j| j["testHistory"]["id"] == id.to_string().as_str()).unwrap().clone();
     assert_eq!(job(fresh)["overdue"], false);
-    assert_eq!(
-        job(stale)["overdue"],
-        true,
-        "past SCHEDULER_JOB_WARNING_HOURS (1 h)"
-    );
+    assert_eq!(job(stale)["overdue"], true, "past SCHEDULER_JOB_WARNING_HOURS (1 h)");
     assert!(job(stale)["elapsedSeconds"].as_f64().unwrap() >= 90.0 * 60.0);
     assert_eq!(job(fresh)["runner"], "LOCAL");
 }
@@ -301,35 +255,21 @@ async fn scheduler_jobs_list_active_runs_and_flag_overdue_ones() {
 async fn only_finished_runs_can_be_deleted() {
     let app = spawn_app().await;
     let (shop, endpoints) = project_with_endpoints(&app, "shop").await;
-    let done = Run::new(shop.parse().unwrap())
-        .scenario(scenario(endpoints[0], None, None))
-        .insert(&app.db)
-        .await;
-    let active = Run::new(shop.parse().unwrap())
-        .status(TestStatus::Pending)
-        .insert(&app.db)
-        .await;
+    let done =
+        Run::new(shop.parse().unwrap()).scenario(scenario(endpoints[0], None, None)).insert(&app.db).await;
+    let active = Run::new(shop.parse().unwrap()).status(TestStatus::Pending).insert(&app.db).await;
 
     let refused = app
-        .graphql(
-            "mutation($id: ID!) { deleteTestHistory(id: $id) }",
-            json!({ "id": active.to_string() }),
-        )
+        .graphql("mutation($id: ID!) { deleteTestHistory(id: $id) }", json!({ "id": active.to_string() }))
         .await;
     assert_eq!(refused.error_code(), "CONFLICT");
 
     let deleted = app
-        .graphql(
-            "mutation($id: ID!) { deleteTestHistory(id: $id) }",
-            json!({ "id": done.to_string() }),
-        )
+        .graphql("mutation($id: ID!) { deleteTestHistory(id: $id) }", json!({ "id": done.to_string() }))
         .await;
     assert_eq!(deleted.data()["deleteTestHistory"], done.to_string());
     let gone = app
-        .graphql(
-            "query($id: ID!) { testHistory(id: $id) { id } }",
-            json!({ "id": done.to_string() }),
-        )
+        .graphql("query($id: ID!) { testHistory(id: $id) { id } }", json!({ "id": done.to_string() }))
         .await;
     assert_eq!(gone.data()["testHistory"], serde_json::Value::Null);
     let recent = app

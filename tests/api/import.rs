@@ -18,10 +18,7 @@ async fn analyze(app: &TestApp, input: Value) -> crate::helpers::GraphQlResponse
 
 async fn endpoint_count(app: &TestApp, spec_id: &str) -> i64 {
     let response = app
-        .graphql(
-            "query($s: ID) { endpoints(filter: {specId: $s}) { totalCount } }",
-            json!({ "s": spec_id }),
-        )
+        .graphql("query($s: ID) { endpoints(filter: {specId: $s}) { totalCount } }", json!({ "s": spec_id }))
         .await;
     response.data()["endpoints"]["totalCount"].as_i64().unwrap()
 }
@@ -46,56 +43,28 @@ async fn every_corpus_document_imports_as_its_manifest_says() {
         let operations = entry["operations"].as_i64().unwrap();
         assert_eq!(result["created"], true, "{file}");
         assert_eq!(result["addedEndpoints"], operations, "{file}");
-        assert_eq!(
-            endpoint_count(&app, spec["id"].as_str().unwrap()).await,
-            operations,
-            "{file}"
-        );
+        assert_eq!(endpoint_count(&app, spec["id"].as_str().unwrap()).await, operations, "{file}");
         assert_eq!(spec["title"], entry["title"], "{file}");
-        let family = if entry["spec_family"] == "swagger-2.0" {
-            "swagger"
-        } else {
-            "openapi"
-        };
+        let family = if entry["spec_family"] == "swagger-2.0" { "swagger" } else { "openapi" };
         assert_eq!(
             spec["specFormat"],
             format!("{family} {}", entry["spec_version"].as_str().unwrap()),
             "{file}"
         );
-        let expected_base = if absolute {
-            entry["base_url"].as_str().unwrap()
-        } else {
-            "http://127.0.0.1:9/api"
-        };
+        let expected_base =
+            if absolute { entry["base_url"].as_str().unwrap() } else { "http://127.0.0.1:9/api" };
         assert_eq!(spec["baseUrl"], expected_base, "{file}");
 
         let tags = spec["tags"].as_array().unwrap();
-        let mut names: Vec<&str> = entry["tags_used"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t.as_str().unwrap())
-            .collect();
-        names.extend(
-            entry["declared_tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t.as_str().unwrap()),
-        );
+        let mut names: Vec<&str> =
+            entry["tags_used"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        names.extend(entry["declared_tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()));
         names.sort();
         names.dedup();
         let untagged = entry["untagged_operations"].as_i64().unwrap();
-        assert_eq!(
-            tags.len(),
-            names.len() + usize::from(untagged > 0),
-            "{file}: tags"
-        );
+        assert_eq!(tags.len(), names.len() + usize::from(untagged > 0), "{file}: tags");
         for declared in entry["declared_tags"].as_array().unwrap() {
-            assert!(
-                tags.iter().any(|t| &t["name"] == declared),
-                "{file}: declared tag {declared}"
-            );
+            assert!(tags.iter().any(|t| &t["name"] == declared), "{file}: declared tag {declared}");
         }
         let default_tag = tags.iter().find(|t| t["name"] == "default");
         assert_eq!(
@@ -126,11 +95,8 @@ async fn a_document_by_url_resolves_its_relative_server_against_its_own_address(
     .await;
     let project = app.create_project("Petstore").await;
 
-    let response = analyze(
-        &app,
-        json!({ "projectId": project, "url": format!("{host}/docs/openapi.json") }),
-    )
-    .await;
+    let response =
+        analyze(&app, json!({ "projectId": project, "url": format!("{host}/docs/openapi.json") })).await;
 
     let spec = &response.data()["analyzeOpenApi"]["spec"];
     assert_eq!(spec["baseUrl"], format!("{host}/api/v31"));
@@ -146,10 +112,7 @@ async fn imported_endpoints_carry_parameters_bodies_and_examples() {
         json!({ "projectId": project, "document": fixture("swagger-petstore-v3-openapi.yaml") }),
     )
     .await;
-    let spec_id = response.data()["analyzeOpenApi"]["spec"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let spec_id = response.data()["analyzeOpenApi"]["spec"]["id"].as_str().unwrap().to_owned();
 
     let endpoints = app
         .graphql(
@@ -161,27 +124,17 @@ async fn imported_endpoints_carry_parameters_bodies_and_examples() {
         .await;
 
     let nodes = endpoints.data()["endpoints"]["nodes"].as_array().unwrap().clone();
-    let get_pet = nodes
-        .iter()
-        .find(|n| n["method"] == "GET" && n["path"] == "/pet/{petId}")
-        .expect("GET /pet/{petId}");
+    let get_pet =
+        nodes.iter().find(|n| n["method"] == "GET" && n["path"] == "/pet/{petId}").expect("GET /pet/{petId}");
     assert_eq!(get_pet["operationId"], "getPetById");
     assert_eq!(get_pet["tags"], json!([{"name": "pet"}]));
     let pet_id = &get_pet["parameters"][0];
     assert_eq!(
-        (
-            pet_id["name"].as_str(),
-            pet_id["location"].as_str(),
-            pet_id["required"].as_bool()
-        ),
+        (pet_id["name"].as_str(), pet_id["location"].as_str(), pet_id["required"].as_bool()),
         (Some("petId"), Some("PATH"), Some(true))
     );
     assert_eq!(pet_id["schemaType"], "integer");
-    assert!(
-        pet_id["example"].is_i64(),
-        "an integer example for an integer id: {}",
-        pet_id["example"]
-    );
+    assert!(pet_id["example"].is_i64(), "an integer example for an integer id: {}", pet_id["example"]);
 
     let all = app
         .graphql(
@@ -192,10 +145,7 @@ async fn imported_endpoints_carry_parameters_bodies_and_examples() {
     let put_pet = &all.data()["endpoints"]["nodes"][0];
     assert_eq!(put_pet["requestBody"]["contentType"], "application/json");
     assert_eq!(put_pet["requestBody"]["required"], true);
-    assert_eq!(
-        put_pet["requestBody"]["example"]["name"], "doggie",
-        "the schema's own example"
-    );
+    assert_eq!(put_pet["requestBody"]["example"]["name"], "doggie", "the schema's own example");
 }
 
 fn petstore_variant(drop_path: &str, add_path: &str) -> String {
@@ -211,15 +161,9 @@ fn petstore_variant(drop_path: &str, add_path: &str) -> String {
 async fn reimporting_updates_the_spec_in_place_and_keeps_ids() {
     let app = spawn_app().await;
     let project = app.create_project("Petstore").await;
-    let first = analyze(
-        &app,
-        json!({ "projectId": project, "document": fixture("oai-v2.0-petstore.json") }),
-    )
-    .await;
-    let spec_id = first.data()["analyzeOpenApi"]["spec"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first =
+        analyze(&app, json!({ "projectId": project, "document": fixture("oai-v2.0-petstore.json") })).await;
+    let spec_id = first.data()["analyzeOpenApi"]["spec"]["id"].as_str().unwrap().to_owned();
     let before = app
         .graphql(
             "query($s: ID) { endpoints(filter: {specId: $s}) { nodes { id method path } } }",
@@ -228,23 +172,13 @@ async fn reimporting_updates_the_spec_in_place_and_keeps_ids() {
         .await
         .data()["endpoints"]["nodes"]
         .clone();
-    let kept = before
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["path"] == "/pets")
-        .unwrap()["id"]
-        .clone();
-    let dropped_id: i64 = before
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["path"] == "/pets/{petId}")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let kept = before.as_array().unwrap().iter().find(|n| n["path"] == "/pets").unwrap()["id"].clone();
+    let dropped_id: i64 =
+        before.as_array().unwrap().iter().find(|n| n["path"] == "/pets/{petId}").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
     // A past run used the endpoint that is about to vanish: its result must stay readable.
     let run = Run::new(project.parse().unwrap())
         .scenario(seed::ScenarioSeed {
@@ -281,27 +215,15 @@ async fn reimporting_updates_the_spec_in_place_and_keeps_ids() {
         .await
         .data()["endpoints"]["nodes"]
         .clone();
-    assert!(
-        after.as_array().unwrap().iter().any(|n| n["id"] == kept),
-        "unchanged endpoints keep their ids"
-    );
-    assert!(
-        !after
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["path"] == "/pets/{petId}")
-    );
+    assert!(after.as_array().unwrap().iter().any(|n| n["id"] == kept), "unchanged endpoints keep their ids");
+    assert!(!after.as_array().unwrap().iter().any(|n| n["path"] == "/pets/{petId}"));
     let history = app
         .graphql(
             "query($id: ID!) { testHistory(id: $id) { scenarios { endpoint { path } } } }",
             json!({ "id": run.to_string() }),
         )
         .await;
-    assert_eq!(
-        history.data()["testHistory"]["scenarios"][0]["endpoint"]["path"],
-        "/pets/{petId}"
-    );
+    assert_eq!(history.data()["testHistory"]["scenarios"][0]["endpoint"]["path"], "/pets/{petId}");
     assert_eq!(openapi_spec::Entity::find().count(&app.db).await.unwrap(), 1);
 }
 
@@ -320,29 +242,17 @@ async fn bad_documents_are_refused_with_a_message_and_write_nothing() {
     let relative = json!({"openapi": "3.0.3", "info": {"title": "x", "version": "1"}, "servers": [{"url": "/v1"}], "paths": {}}).to_string();
     let cases: Vec<(Value, &str)> = vec![
         (json!({ "document": "" }), "empty"),
-        (
-            json!({ "document": "<!doctype html><html><body>Login</body></html>" }),
-            "HTML",
-        ),
+        (json!({ "document": "<!doctype html><html><body>Login</body></html>" }), "HTML"),
         (json!({ "document": "{\"hello\": 1}" }), "not an OpenAPI"),
         (json!({ "document": "{ unbalanced" }), "neither JSON nor YAML"),
         (json!({ "document": no_paths }), "no `paths`"),
         (json!({ "document": broken_ref }), "#/components/parameters/Nope"),
         (json!({ "document": relative }), "baseUrl"),
-        (
-            json!({ "document": fixture("oai-v2.0-petstore.json"), "baseUrl": "ftp://x" }),
-            "baseUrl",
-        ),
+        (json!({ "document": fixture("oai-v2.0-petstore.json"), "baseUrl": "ftp://x" }), "baseUrl"),
         (json!({}), "exactly one"),
-        (
-            json!({ "document": "{}", "url": "http://127.0.0.1:9/x" }),
-            "exactly one",
-        ),
+        (json!({ "document": "{}", "url": "http://127.0.0.1:9/x" }), "exactly one"),
         (json!({ "url": "file:///etc/passwd" }), "only http and https"),
-        (
-            json!({ "url": "http://127.0.0.1:9/openapi.json" }),
-            "could not reach",
-        ),
+        (json!({ "url": "http://127.0.0.1:9/openapi.json" }), "could not reach"),
     ];
     for (mut input, expected) in cases {
         input["projectId"] = json!(project);
@@ -354,11 +264,8 @@ async fn bad_documents_are_refused_with_a_message_and_write_nothing() {
             response.error_message()
         );
     }
-    let unknown = analyze(
-        &app,
-        json!({ "projectId": "999", "document": fixture("oai-v2.0-petstore.json") }),
-    )
-    .await;
+    let unknown =
+        analyze(&app, json!({ "projectId": "999", "document": fixture("oai-v2.0-petstore.json") })).await;
     assert_eq!(unknown.error_code(), "NOT_FOUND");
     assert_eq!(openapi_spec::Entity::find().count(&app.db).await.unwrap(), 0);
     assert_eq!(endpoint::Entity::find().count(&app.db).await.unwrap(), 0);
@@ -371,19 +278,10 @@ async fn bad_urls_are_refused_with_a_message() {
     let huge = "x".repeat(26 * 1024 * 1024);
     let host = serve(
         Router::new()
-            .route(
-                "/missing",
-                get(|| async { (StatusCode::NOT_FOUND, "no such document") }),
-            )
-            .route(
-                "/huge.json",
-                get(move || async move { format!("{{\"padding\": \"{huge}{huge}\"}}") }),
-            )
+            .route("/missing", get(|| async { (StatusCode::NOT_FOUND, "no such document") }))
+            .route("/huge.json", get(move || async move { format!("{{\"padding\": \"{huge}{huge}\"}}") }))
             .route("/hangs", get(|| async { std::future::pending::<String>().await }))
-            .route(
-                "/html",
-                get(|| async { axum::response::Html("<html><body>Docs</body></html>") }),
-            ),
+            .route("/html", get(|| async { axum::response::Html("<html><body>Docs</body></html>") })),
     )
     .await;
     let cases = [
@@ -419,9 +317,5 @@ async fn an_oversized_inline_document_is_refused() {
     let response = analyze(&app, json!({ "projectId": project, "document": document })).await;
 
     assert_eq!(response.error_code(), "BAD_USER_INPUT");
-    assert!(
-        response.error_message().contains("larger than 25 MB"),
-        "{}",
-        response.error_message()
-    );
+    assert!(response.error_message().contains("larger than 25 MB"), "{}", response.error_message());
 }

@@ -14,12 +14,8 @@ async fn a_created_project_is_listed_newest_first() {
     let first = app.create_project("Payments").await;
     let second = app.create_project("  Search  ").await;
 
-    let response = app
-        .graphql(
-            "{ projects { id title summary endpointCount createdAt updatedAt } }",
-            json!({}),
-        )
-        .await;
+    let response =
+        app.graphql("{ projects { id title summary endpointCount createdAt updatedAt } }", json!({})).await;
 
     let projects = response.data()["projects"].as_array().unwrap().clone();
     assert_eq!(projects.len(), 2);
@@ -27,10 +23,7 @@ async fn a_created_project_is_listed_newest_first() {
     assert_eq!(projects[0]["title"], "Search", "titles are trimmed");
     assert_eq!(projects[1]["id"], first.as_str());
     assert_eq!(projects[1]["endpointCount"], 0);
-    assert!(
-        projects[0]["createdAt"].as_str().unwrap().contains('T'),
-        "RFC 3339 times"
-    );
+    assert!(projects[0]["createdAt"].as_str().unwrap().contains('T'), "RFC 3339 times");
 }
 
 #[tokio::test]
@@ -71,11 +64,7 @@ async fn bad_titles_are_refused_and_nothing_is_written() {
         assert_eq!(response.status, 200);
         assert_eq!(response.error_code(), "BAD_USER_INPUT", "title {title:?}");
         assert_eq!(response.body["errors"][0]["extensions"]["field"], "input.title");
-        assert!(
-            response.error_message().contains("title"),
-            "{}",
-            response.error_message()
-        );
+        assert!(response.error_message().contains("title"), "{}", response.error_message());
     }
     assert_eq!(project::Entity::find().count(&app.db).await.unwrap(), 0);
 
@@ -95,18 +84,12 @@ async fn bad_titles_are_refused_and_nothing_is_written() {
 async fn unknown_and_malformed_ids_are_told_apart() {
     let app = spawn_app().await;
 
-    let missing = app
-        .graphql(
-            "mutation { updateProject(id: \"999\", input: {title: \"x\"}) { id } }",
-            json!({}),
-        )
-        .await;
+    let missing =
+        app.graphql("mutation { updateProject(id: \"999\", input: {title: \"x\"}) { id } }", json!({})).await;
     assert_eq!(missing.error_code(), "NOT_FOUND");
     assert_eq!(missing.error_message(), "Project 999 does not exist");
 
-    let malformed = app
-        .graphql("mutation { deleteProject(id: \"abc\") }", json!({}))
-        .await;
+    let malformed = app.graphql("mutation { deleteProject(id: \"abc\") }", json!({})).await;
     assert_eq!(malformed.error_code(), "BAD_USER_INPUT");
 
     let lookup = app.graphql("{ project(id: \"999\") { id } }", json!({})).await;
@@ -131,12 +114,7 @@ async fn deleting_a_project_removes_its_catalogue_and_history() {
     let keeper = app.create_project("Keeper").await;
     seed::spec(&app.db, keeper.parse().unwrap(), "http://127.0.0.1:9001", 1, 3).await;
 
-    let response = app
-        .graphql(
-            "mutation($id: ID!) { deleteProject(id: $id) }",
-            json!({ "id": id }),
-        )
-        .await;
+    let response = app.graphql("mutation($id: ID!) { deleteProject(id: $id) }", json!({ "id": id })).await;
 
     assert_eq!(response.data()["deleteProject"], id.as_str());
     assert_eq!(
@@ -145,12 +123,7 @@ async fn deleting_a_project_removes_its_catalogue_and_history() {
         "only the other project's endpoints remain"
     );
     assert_eq!(test_history::Entity::find().count(&app.db).await.unwrap(), 0);
-    let again = app
-        .graphql(
-            "mutation($id: ID!) { deleteProject(id: $id) }",
-            json!({ "id": id }),
-        )
-        .await;
+    let again = app.graphql("mutation($id: ID!) { deleteProject(id: $id) }", json!({ "id": id })).await;
     assert_eq!(again.error_code(), "NOT_FOUND");
 }
 
@@ -158,17 +131,9 @@ async fn deleting_a_project_removes_its_catalogue_and_history() {
 async fn a_project_with_an_active_run_cannot_be_deleted() {
     let app = spawn_app().await;
     let id = app.create_project("Busy").await;
-    Run::new(id.parse().unwrap())
-        .status(TestStatus::Running)
-        .insert(&app.db)
-        .await;
+    Run::new(id.parse().unwrap()).status(TestStatus::Running).insert(&app.db).await;
 
-    let response = app
-        .graphql(
-            "mutation($id: ID!) { deleteProject(id: $id) }",
-            json!({ "id": id }),
-        )
-        .await;
+    let response = app.graphql("mutation($id: ID!) { deleteProject(id: $id) }", json!({ "id": id })).await;
 
     assert_eq!(response.error_code(), "CONFLICT");
     assert!(response.error_message().contains("active run"));

@@ -25,14 +25,7 @@ async fn statements_for(app: &TestApp, query: &str, project_id: &str) -> u64 {
 async fn catalogue_statements(endpoints: usize) -> u64 {
     let app = spawn_app().await;
     let id = app.create_project("Shop").await;
-    seed::spec(
-        &app.db,
-        id.parse().unwrap(),
-        "http://127.0.0.1:9000",
-        10,
-        endpoints,
-    )
-    .await;
+    seed::spec(&app.db, id.parse().unwrap(), "http://127.0.0.1:9000", 10, endpoints).await;
     statements_for(&app, CATALOGUE_TREE, &id).await
 }
 
@@ -41,10 +34,7 @@ async fn the_catalogue_tree_costs_the_same_statements_for_10_and_1000_endpoints(
     let small = catalogue_statements(10).await;
     let large = catalogue_statements(1000).await;
 
-    assert_eq!(
-        small, large,
-        "statements must not grow with the number of endpoints"
-    );
+    assert_eq!(small, large, "statements must not grow with the number of endpoints");
     assert!(small <= 10, "one statement per level, got {small}");
 }
 
@@ -52,11 +42,7 @@ async fn board_statements(runs: usize) -> u64 {
     let app = spawn_app().await;
     let id = app.create_project("Shop").await;
     let spec = seed::spec(&app.db, id.parse().unwrap(), "http://127.0.0.1:9000", 2, 8).await;
-    let figures = Figures {
-        p95: 120.0,
-        error_rate: 0.5,
-        avg_tps: 80.0,
-    };
+    let figures = Figures { p95: 120.0, error_rate: 0.5, avg_tps: 80.0 };
     for i in 0..runs {
         let mut run = Run::new(id.parse().unwrap()).summary(figures);
         for s in 0..4 {

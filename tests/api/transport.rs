@@ -18,13 +18,8 @@ async fn parse_and_validation_failures_answer_400_with_apollo_codes() {
     assert_eq!(validation.status, 400);
     assert_eq!(validation.error_code(), "GRAPHQL_VALIDATION_FAILED");
 
-    let execution = app
-        .graphql("mutation { deleteProject(id: \"5\") }", json!({}))
-        .await;
-    assert_eq!(
-        execution.status, 200,
-        "an execution error is still a 200 with errors"
-    );
+    let execution = app.graphql("mutation { deleteProject(id: \"5\") }", json!({})).await;
+    assert_eq!(execution.status, 200, "an execution error is still a 200 with errors");
 }
 
 fn get_url(endpoint: &str, query: &str) -> url::Url {
@@ -36,45 +31,25 @@ async fn get_runs_queries_but_refuses_mutations() {
     let app = spawn_app().await;
     app.create_project("Visible").await;
 
-    let query = app
-        .client
-        .get(get_url(&app.url("/graphql"), "{ projects { title } }"))
-        .send()
-        .await
-        .unwrap();
+    let query = app.client.get(get_url(&app.url("/graphql"), "{ projects { title } }")).send().await.unwrap();
     assert_eq!(query.status(), 200);
     let body: Value = query.json().await.unwrap();
     assert_eq!(body["data"]["projects"][0]["title"], "Visible");
 
     let mutation_text = "mutation { createProject(input: {title: \"x\"}) { id } }";
-    let mutation = app
-        .client
-        .get(get_url(&app.url("/graphql"), mutation_text))
-        .send()
-        .await
-        .unwrap();
+    let mutation = app.client.get(get_url(&app.url("/graphql"), mutation_text)).send().await.unwrap();
     assert_eq!(mutation.status(), 405);
     let body: Value = mutation.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "METHOD_NOT_ALLOWED");
     let projects = app.graphql("{ projects { id } }", json!({})).await;
-    assert_eq!(
-        projects.data()["projects"].as_array().unwrap().len(),
-        1,
-        "nothing was written"
-    );
+    assert_eq!(projects.data()["projects"].as_array().unwrap().len(), 1, "nothing was written");
 }
 
 #[tokio::test]
 async fn browsers_get_graphiql_and_playground() {
     let app = spawn_app().await;
 
-    let graphiql = app
-        .client
-        .get(app.url("/graphql"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let graphiql = app.client.get(app.url("/graphql")).header("accept", "text/html").send().await.unwrap();
     assert_eq!(graphiql.status(), 200);
     assert!(graphiql.text().await.unwrap().contains("GraphiQL"));
 
@@ -87,17 +62,7 @@ async fn browsers_get_graphiql_and_playground() {
 async fn health_ready_and_the_health_query_report_dependencies() {
     let app = spawn_app().await;
 
-    assert_eq!(
-        app.client
-            .get(app.url("/health"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ok"
-    );
+    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().text().await.unwrap(), "ok");
     let ready = app.client.get(app.url("/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 
@@ -124,13 +89,9 @@ async fn ws_connect(
 > {
     let mut request = format!("ws://{address}/graphql").into_client_request().unwrap();
     if let Some(protocol) = protocol {
-        request
-            .headers_mut()
-            .insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
+        request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_str(protocol).unwrap());
     }
-    tokio_tungstenite::connect_async(request)
-        .await
-        .map(|(stream, _)| stream)
+    tokio_tungstenite::connect_async(request).await.map(|(stream, _)| stream)
 }
 
 async fn next_json(
@@ -151,15 +112,8 @@ async fn websockets_speak_both_graphql_subprotocols() {
     let app = spawn_app().await;
     app.create_project("Over the socket").await;
 
-    let mut modern = ws_connect(&app.address, Some("graphql-transport-ws"))
-        .await
-        .unwrap();
-    modern
-        .send(Message::text(
-            json!({"type": "connection_init", "payload": {}}).to_string(),
-        ))
-        .await
-        .unwrap();
+    let mut modern = ws_connect(&app.address, Some("graphql-transport-ws")).await.unwrap();
+    modern.send(Message::text(json!({"type": "connection_init", "payload": {}}).to_string())).await.unwrap();
     assert_eq!(next_json(&mut modern).await["type"], "connection_ack");
     modern
         .send(Message::text(
@@ -174,12 +128,7 @@ async fn websockets_speak_both_graphql_subprotocols() {
     assert_eq!(next_json(&mut modern).await["type"], "complete");
 
     let mut legacy = ws_connect(&app.address, Some("graphql-ws")).await.unwrap();
-    legacy
-        .send(Message::text(
-            json!({"type": "connection_init", "payload": {}}).to_string(),
-        ))
-        .await
-        .unwrap();
+    legacy.send(Message::text(json!({"type": "connection_init", "payload": {}}).to_string())).await.unwrap();
     assert_eq!(next_json(&mut legacy).await["type"], "connection_ack");
 }
 
@@ -195,9 +144,6 @@ async fn a_websocket_without_a_subprotocol_is_told_what_to_send() {
             let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
             assert!(body.contains("graphql-transport-ws"), "{body}");
         }
-        other => panic!(
-            "expected an HTTP 400 refusal, got {:?}",
-            other.map(|_| "a connection")
-        ),
+        other => panic!("expected an HTTP 400 refusal, got {:?}", other.map(|_| "a connection")),
     }
 }

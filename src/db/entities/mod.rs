@@ -50,3 +50,31 @@ macro_rules! impl_has_metrics {
     };
 }
 pub(crate) use impl_has_metrics;
+
+/// Writes a [`MetricSummary`] into the summary columns of a run's or a scenario's active model.
+macro_rules! set_metric_columns {
+    ($model:expr, $summary:expr) => {{
+        use sea_orm::Set;
+        let model = &mut $model;
+        let s: &$crate::domain::MetricSummary = $summary;
+        model.total_requests = Set(Some(s.total_requests));
+        model.failed_requests = Set(Some(s.failed_requests));
+        model.test_duration = Set(Some(s.test_duration));
+        model.max_tps = Set(Some(s.max_tps));
+        model.min_tps = Set(Some(s.min_tps));
+        model.avg_tps = Set(Some(s.avg_tps));
+        model.max_response_time = Set(Some(s.max_response_time));
+        model.min_response_time = Set(Some(s.min_response_time));
+        model.avg_response_time = Set(Some(s.avg_response_time));
+        model.p50_response_time = Set(Some(s.p50_response_time));
+        model.p95_response_time = Set(Some(s.p95_response_time));
+        model.p99_response_time = Set(Some(s.p99_response_time));
+        model.max_error_rate = Set(Some(s.max_error_rate));
+        model.min_error_rate = Set(Some(s.min_error_rate));
+        model.avg_error_rate = Set(Some(s.avg_error_rate));
+        model.max_vus = Set(Some(s.max_vus));
+        model.min_vus = Set(Some(s.min_vus));
+        model.avg_vus = Set(Some(s.avg_vus));
+    }};
+}
+pub(crate) use set_metric_columns;

@@ -19,11 +19,7 @@ pub enum Relation {
         to = "super::endpoint::Column::Id"
     )]
     Endpoint,
-    #[sea_orm(
-        belongs_to = "super::tag::Entity",
-        from = "Column::TagId",
-        to = "super::tag::Column::Id"
-    )]
+    #[sea_orm(belongs_to = "super::tag::Entity", from = "Column::TagId", to = "super::tag::Column::Id")]
     Tag,
 }
 

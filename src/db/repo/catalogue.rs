@@ -8,9 +8,10 @@ use sea_orm::{
 
 use super::Page;
 use crate::{
-    db::entities::{endpoint, openapi_spec, tag, tag_endpoint},
+    db::entities::{endpoint, endpoint_parameter, openapi_spec, request_body, tag, tag_endpoint},
     domain::HttpMethod,
     error::{AppError, AppResult},
+    scheduler::launch::LaunchEndpoint,
 };
 
 /// Which endpoints a list shows; every part is optional and they combine with AND.
@@ -25,11 +26,7 @@ pub struct EndpointFilter {
 
 /// Escapes LIKE wildcards so a search for `50%` finds the text `50%`.
 fn like_contains(text: &str) -> LikeExpr {
-    let escaped = text
-        .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
@@ -58,17 +55,14 @@ fn filtered(filter: &EndpointFilter) -> Select<endpoint::Entity> {
         select = select.filter(endpoint::Column::Id.in_subquery(tagged));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let any_column = [
-            endpoint::Column::Path,
-            endpoint::Column::Summary,
-            endpoint::Column::OperationId,
-        ]
-        .into_iter()
-        .fold(Condition::any(), |any, column| {
-            any.add(
-                Expr::expr(Func::lower(Expr::col((endpoint::Entity, column)))).like(like_contains(search)),
-            )
-        });
+        let any_column = [endpoint::Column::Path, endpoint::Column::Summary, endpoint::Column::OperationId]
+            .into_iter()
+            .fold(Condition::any(), |any, column| {
+                any.add(
+                    Expr::expr(Func::lower(Expr::col((endpoint::Entity, column))))
+                        .like(like_contains(search)),
+                )
+            });
         select = select.filter(any_column);
     }
     select
@@ -86,11 +80,7 @@ pub async fn endpoints_page(
     if let Some(after_id) = after_id {
         select = select.filter(endpoint::Column::Id.gt(after_id));
     }
-    let rows = select
-        .order_by_asc(endpoint::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
+    let rows = select.order_by_asc(endpoint::Column::Id).limit(first + 1).all(db).await?;
     Ok(Page::from_probe(rows, first))
 }
 
@@ -118,4 +108,38 @@ pub async fn delete_spec(db: &DatabaseConnection, id: i64) -> AppResult<()> {
     }
     txn.commit().await?;
     Ok(())
+}
+
+/// The endpoints a launch names, each with its spec's base URL, parameters and body.
+#[tracing::instrument(skip(db))]
+pub async fn launch_endpoints(db: &DatabaseConnection, ids: &[i64]) -> AppResult<Vec<LaunchEndpoint>> {
+    let endpoints =
+        endpoint::Entity::find().filter(endpoint::Column::Id.is_in(ids.iter().copied())).all(db).await?;
+    let spec_ids: Vec<i64> = endpoints.iter().map(|e| e.spec_id).collect();
+    let specs = openapi_spec::Entity::find().filter(openapi_spec::Column::Id.is_in(spec_ids)).all(db).await?;
+    let mut parameters = endpoint_parameter::Entity::find()
+        .filter(endpoint_parameter::Column::EndpointId.is_in(ids.iter().copied()))
+        .order_by_asc(endpoint_parameter::Column::Position)
+        .all(db)
+        .await?;
+    let mut bodies = request_body::Entity::find()
+        .filter(request_body::Column::EndpointId.is_in(ids.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(endpoints
+        .into_iter()
+        .map(|endpoint| {
+            let base_url = specs
+                .iter()
+                .find(|s| s.id == endpoint.spec_id)
+                .map(|s| s.base_url.clone())
+                .unwrap_or_default();
+            let (own, rest): (Vec<_>, Vec<_>) =
+                parameters.drain(..).partition(|p| p.endpoint_id == endpoint.id);
+            parameters = rest;
+            let body =
+                bodies.iter().position(|b| b.endpoint_id == endpoint.id).map(|i| bodies.swap_remove(i));
+            LaunchEndpoint { endpoint, base_url, parameters: own, body }
+        })
+        .collect())
 }

@@ -51,11 +51,7 @@ pub async fn page(
     if let Some(before_id) = before_id {
         select = select.filter(test_history::Column::Id.lt(before_id));
     }
-    let rows = select
-        .order_by_desc(test_history::Column::Id)
-        .limit(first + 1)
-        .all(db)
-        .await?;
+    let rows = select.order_by_desc(test_history::Column::Id).limit(first + 1).all(db).await?;
     Ok(Page::from_probe(rows, first))
 }
 

@@ -51,13 +51,7 @@ pub async fn import_spec(
     let sync = sync_endpoints(&txn, &spec, &parsed.endpoints).await?;
     replace_details(&txn, &sync.endpoint_ids, &parsed.endpoints, &tag_ids).await?;
     txn.commit().await?;
-    Ok(ImportOutcome {
-        spec,
-        created,
-        added: sync.added,
-        removed: sync.removed,
-        unchanged: sync.unchanged,
-    })
+    Ok(ImportOutcome { spec, created, added: sync.added, removed: sync.removed, unchanged: sync.unchanged })
 }
 
 async fn upsert_spec(
@@ -87,11 +81,7 @@ async fn upsert_spec(
     spec.spec_format = Set(parsed.format.clone());
     spec.source_url = Set(source_url);
     spec.imported_at = Set(now);
-    let spec = if created {
-        spec.insert(txn).await?
-    } else {
-        spec.update(txn).await?
-    };
+    let spec = if created { spec.insert(txn).await? } else { spec.update(txn).await? };
     Ok((spec, created))
 }
 
@@ -109,16 +99,10 @@ async fn sync_tags(
         .map(|row| (row.name.clone(), row))
         .collect();
     let wanted: HashSet<&str> = parsed.tags.iter().map(|t| t.name.as_str()).collect();
-    let stale: Vec<i64> = existing
-        .values()
-        .filter(|t| !wanted.contains(t.name.as_str()))
-        .map(|t| t.id)
-        .collect();
+    let stale: Vec<i64> =
+        existing.values().filter(|t| !wanted.contains(t.name.as_str())).map(|t| t.id).collect();
     if !stale.is_empty() {
-        tag::Entity::delete_many()
-            .filter(tag::Column::Id.is_in(stale))
-            .exec(txn)
-            .await?;
+        tag::Entity::delete_many().filter(tag::Column::Id.is_in(stale)).exec(txn).await?;
     }
     let mut ids = HashMap::new();
     for (position, parsed_tag) in parsed.tags.iter().enumerate() {
@@ -218,10 +202,7 @@ async fn sync_endpoints(
         }
     }
     for chunk in new_rows.chunks(CHUNK) {
-        for row in endpoint::Entity::insert_many(chunk.to_vec())
-            .exec_with_returning(txn)
-            .await?
-        {
+        for row in endpoint::Entity::insert_many(chunk.to_vec()).exec_with_returning(txn).await? {
             ids_by_key.insert((row.method, row.path), row.id);
         }
     }
@@ -235,16 +216,8 @@ async fn sync_endpoints(
     let removed = vanished.len();
     remove_endpoints(txn, vanished).await?;
 
-    let endpoint_ids = parsed
-        .iter()
-        .map(|e| ids_by_key[&(e.method, e.path.clone())])
-        .collect();
-    Ok(EndpointSync {
-        endpoint_ids,
-        added,
-        removed,
-        unchanged,
-    })
+    let endpoint_ids = parsed.iter().map(|e| ids_by_key[&(e.method, e.path.clone())]).collect();
+    Ok(EndpointSync { endpoint_ids, added, removed, unchanged })
 }
 
 /// Deletes endpoints no run ever used; marks the others removed so their results keep an endpoint.
@@ -263,17 +236,11 @@ async fn remove_endpoints(txn: &DatabaseTransaction, ids: Vec<i64>) -> AppResult
         .collect();
     let (keep, drop): (Vec<i64>, Vec<i64>) = ids.into_iter().partition(|id| used.contains(id));
     if !drop.is_empty() {
-        endpoint::Entity::delete_many()
-            .filter(endpoint::Column::Id.is_in(drop))
-            .exec(txn)
-            .await?;
+        endpoint::Entity::delete_many().filter(endpoint::Column::Id.is_in(drop)).exec(txn).await?;
     }
     if !keep.is_empty() {
         endpoint::Entity::update_many()
-            .col_expr(
-                endpoint::Column::RemovedAt,
-                sea_orm::sea_query::Expr::value(Utc::now()),
-            )
+            .col_expr(endpoint::Column::RemovedAt, sea_orm::sea_query::Expr::value(Utc::now()))
             .filter(endpoint::Column::Id.is_in(keep.iter().copied()))
             .exec(txn)
             .await?;
@@ -338,27 +305,18 @@ async fn replace_details(
         let distinct: HashSet<&String> = endpoint.tags.iter().collect();
         for tag_name in distinct {
             if let Some(&tag_id) = tag_ids.get(tag_name) {
-                links.push(tag_endpoint::ActiveModel {
-                    tag_id: Set(tag_id),
-                    endpoint_id: Set(endpoint_id),
-                });
+                links.push(tag_endpoint::ActiveModel { tag_id: Set(tag_id), endpoint_id: Set(endpoint_id) });
             }
         }
     }
     for chunk in parameters.chunks(CHUNK) {
-        endpoint_parameter::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
+        endpoint_parameter::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
     for chunk in bodies.chunks(CHUNK) {
-        request_body::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
+        request_body::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
     for chunk in links.chunks(CHUNK) {
-        tag_endpoint::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(txn)
-            .await?;
+        tag_endpoint::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ pub mod catalogue;
 pub mod history;
 pub mod import;
 pub mod project;
+pub mod runs;
 
 /// One page of rows, fetched with one extra row to know whether more follow.
 #[derive(Clone, Debug)]

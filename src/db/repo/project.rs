@@ -31,10 +31,7 @@ pub async fn list(db: &DatabaseConnection) -> AppResult<Vec<project::Model>> {
 
 #[tracing::instrument(skip(db))]
 pub async fn get(db: &impl ConnectionTrait, id: i64) -> AppResult<project::Model> {
-    project::Entity::find_by_id(id)
-        .one(db)
-        .await?
-        .ok_or_else(|| AppError::not_found("Project", id))
+    project::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("Project", id))
 }
 
 #[tracing::instrument(skip(db, fields))]

@@ -56,18 +56,12 @@ async fn document_text(
             if document.len() > limits.max_bytes {
                 return Err(AppError::bad_input(
                     "input.document",
-                    format!(
-                        "the document is larger than {} MB",
-                        limits.max_bytes / (1024 * 1024)
-                    ),
+                    format!("the document is larger than {} MB", limits.max_bytes / (1024 * 1024)),
                 ));
             }
             Ok((document.clone(), None))
         }
-        _ => Err(AppError::bad_input(
-            "input",
-            "give exactly one of `url` and `document`",
-        )),
+        _ => Err(AppError::bad_input("input", "give exactly one of `url` and `document`")),
     }
 }
 
@@ -91,11 +85,7 @@ impl CatalogueMutation {
         })
         .await
         .map_err(|err| AppError::Unexpected(anyhow::anyhow!("the import task failed: {err}")))?;
-        let field = if input.document.is_some() {
-            "input.document"
-        } else {
-            "input.url"
-        };
+        let field = if input.document.is_some() { "input.document" } else { "input.url" };
         let parsed = parsed.map_err(|err| AppError::bad_input(field, err.to_string()))?;
 
         let outcome =

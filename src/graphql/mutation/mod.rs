@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod history;
+mod launch;
 mod project;
 
 /// Every mutation of the API.
@@ -10,4 +11,5 @@ pub struct Mutation(
     project::ProjectMutation,
     catalogue::CatalogueMutation,
     history::HistoryMutation,
+    launch::LaunchMutation,
 );

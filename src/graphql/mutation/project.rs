@@ -75,11 +75,7 @@ impl ProjectMutation {
     async fn create_project(&self, ctx: &Context<'_>, input: CreateProjectInput) -> Result<Project> {
         let fields = ProjectFields {
             title: Some(title(&input.title)?),
-            summary: Some(optional_text(
-                "input.summary",
-                input.summary.as_deref(),
-                SUMMARY_MAX,
-            )?),
+            summary: Some(optional_text("input.summary", input.summary.as_deref(), SUMMARY_MAX)?),
             description: Some(optional_text(
                 "input.description",
                 input.description.as_deref(),

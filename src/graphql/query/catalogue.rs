@@ -32,16 +32,8 @@ pub struct EndpointFilter {
 impl EndpointFilter {
     fn into_row(self) -> Result<EndpointFilterRow> {
         Ok(EndpointFilterRow {
-            project_id: self
-                .project_id
-                .as_ref()
-                .map(|id| parse_id(id, "filter.projectId"))
-                .transpose()?,
-            spec_id: self
-                .spec_id
-                .as_ref()
-                .map(|id| parse_id(id, "filter.specId"))
-                .transpose()?,
+            project_id: self.project_id.as_ref().map(|id| parse_id(id, "filter.projectId")).transpose()?,
+            spec_id: self.spec_id.as_ref().map(|id| parse_id(id, "filter.specId")).transpose()?,
             tag: self.tag,
             method: self.method,
             search: self.search,
@@ -53,11 +45,7 @@ impl EndpointFilter {
 impl CatalogueQuery {
     /// Every project, newest first (the main board).
     async fn projects(&self, ctx: &Context<'_>) -> Result<Vec<Project>> {
-        Ok(repo::project::list(db(ctx))
-            .await?
-            .into_iter()
-            .map(Project)
-            .collect())
+        Ok(repo::project::list(db(ctx)).await?.into_iter().map(Project).collect())
     }
 
     async fn project(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Project>> {
@@ -66,15 +54,8 @@ impl CatalogueQuery {
     }
 
     async fn open_api_specs(&self, ctx: &Context<'_>, project_id: Option<ID>) -> Result<Vec<OpenApiSpec>> {
-        let project_id = project_id
-            .as_ref()
-            .map(|id| parse_id(id, "projectId"))
-            .transpose()?;
-        Ok(repo::catalogue::specs(db(ctx), project_id)
-            .await?
-            .into_iter()
-            .map(OpenApiSpec)
-            .collect())
+        let project_id = project_id.as_ref().map(|id| parse_id(id, "projectId")).transpose()?;
+        Ok(repo::catalogue::specs(db(ctx), project_id).await?.into_iter().map(OpenApiSpec).collect())
     }
 
     async fn open_api_spec(&self, ctx: &Context<'_>, id: ID) -> Result<Option<OpenApiSpec>> {
@@ -92,10 +73,7 @@ impl CatalogueQuery {
     ) -> Result<EndpointConnection> {
         let filter = filter.unwrap_or_default().into_row()?;
         let first = page_size(first, 50)?;
-        let after_id = after
-            .as_deref()
-            .map(|c| decode_cursor(ENDPOINT_CURSOR, c))
-            .transpose()?;
+        let after_id = after.as_deref().map(|c| decode_cursor(ENDPOINT_CURSOR, c)).transpose()?;
         let page = repo::catalogue::endpoints_page(db(ctx), &filter, first, after_id).await?;
         Ok(EndpointConnection::new(page, after_id.is_some(), filter))
     }

@@ -31,17 +31,9 @@ pub struct TestHistoryFilter {
 impl TestHistoryFilter {
     fn into_row(self) -> Result<TestHistoryFilterRow> {
         Ok(TestHistoryFilterRow {
-            project_id: self
-                .project_id
-                .as_ref()
-                .map(|id| parse_id(id, "filter.projectId"))
-                .transpose()?,
+            project_id: self.project_id.as_ref().map(|id| parse_id(id, "filter.projectId")).transpose()?,
             statuses: self.status,
-            endpoint_id: self
-                .endpoint_id
-                .as_ref()
-                .map(|id| parse_id(id, "filter.endpointId"))
-                .transpose()?,
+            endpoint_id: self.endpoint_id.as_ref().map(|id| parse_id(id, "filter.endpointId")).transpose()?,
         })
     }
 }
@@ -58,16 +50,9 @@ impl HistoryQuery {
     ) -> Result<TestHistoryConnection> {
         let filter = filter.unwrap_or_default().into_row()?;
         let first = page_size(first, 20)?;
-        let before = after
-            .as_deref()
-            .map(|c| decode_cursor(RUN_CURSOR, c))
-            .transpose()?;
+        let before = after.as_deref().map(|c| decode_cursor(RUN_CURSOR, c)).transpose()?;
         let page = repo::history::page(db(ctx), &filter, first, before).await?;
-        Ok(TestHistoryConnection::new(
-            page,
-            before.is_some(),
-            RunTotal::Filter(filter),
-        ))
+        Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Filter(filter)))
     }
 
     async fn test_history(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TestHistory>> {
@@ -77,14 +62,8 @@ impl HistoryQuery {
 
     /// Runs that are pending or running now, on any runner.
     async fn scheduler_jobs(&self, ctx: &Context<'_>) -> Result<Vec<SchedulerJob>> {
-        let warning_hours = ctx
-            .data_unchecked::<AppState>()
-            .settings
-            .scheduler_job_warning_hours;
+        let warning_hours = ctx.data_unchecked::<AppState>().settings.scheduler_job_warning_hours;
         let runs = repo::history::active(db(ctx)).await?;
-        Ok(runs
-            .into_iter()
-            .map(|run| SchedulerJob { run, warning_hours })
-            .collect())
+        Ok(runs.into_iter().map(|run| SchedulerJob { run, warning_hours }).collect())
     }
 }

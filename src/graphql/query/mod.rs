@@ -6,8 +6,4 @@ mod history;
 
 /// Every query field of the API.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(
-    health::HealthQuery,
-    catalogue::CatalogueQuery,
-    history::HistoryQuery,
-);
+pub struct Query(health::HealthQuery, catalogue::CatalogueQuery, history::HistoryQuery);

@@ -49,17 +49,11 @@ impl Project {
         self.0.updated_at
     }
     async fn specs(&self, ctx: &Context<'_>) -> Result<Vec<OpenApiSpec>> {
-        let specs = loader(ctx)
-            .load_one(SpecsOfProject(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let specs = loader(ctx).load_one(SpecsOfProject(self.0.id)).await?.unwrap_or_default();
         Ok(specs.into_iter().map(OpenApiSpec).collect())
     }
     async fn endpoint_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(loader(ctx)
-            .load_one(EndpointCountOfProject(self.0.id))
-            .await?
-            .unwrap_or(0))
+        Ok(loader(ctx).load_one(EndpointCountOfProject(self.0.id)).await?.unwrap_or(0))
     }
     /// This project's runs, newest first.
     async fn test_histories(
@@ -69,24 +63,13 @@ impl Project {
         after: Option<String>,
     ) -> Result<TestHistoryConnection> {
         let first = page_size(first, 20)?;
-        let before = after
-            .as_deref()
-            .map(|c| decode_cursor(RUN_CURSOR, c))
-            .transpose()?;
-        let key = RunsOfProject {
-            project_id: self.0.id,
-            first,
-            before,
-        };
+        let before = after.as_deref().map(|c| decode_cursor(RUN_CURSOR, c)).transpose()?;
+        let key = RunsOfProject { project_id: self.0.id, first, before };
         let page = loader(ctx)
             .load_one(key)
             .await?
             .unwrap_or_else(|| crate::db::repo::Page::from_probe(Vec::new(), 0));
-        Ok(TestHistoryConnection::new(
-            page,
-            before.is_some(),
-            RunTotal::Project(self.0.id),
-        ))
+        Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Project(self.0.id)))
     }
 }
 
@@ -123,17 +106,11 @@ impl OpenApiSpec {
         self.0.imported_at
     }
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let tags = loader(ctx)
-            .load_one(TagsOfSpec(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let tags = loader(ctx).load_one(TagsOfSpec(self.0.id)).await?.unwrap_or_default();
         Ok(tags.into_iter().map(Tag).collect())
     }
     async fn endpoints(&self, ctx: &Context<'_>) -> Result<Vec<Endpoint>> {
-        let endpoints = loader(ctx)
-            .load_one(EndpointsOfSpec(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let endpoints = loader(ctx).load_one(EndpointsOfSpec(self.0.id)).await?.unwrap_or_default();
         Ok(endpoints.into_iter().map(Endpoint).collect())
     }
 }
@@ -157,10 +134,7 @@ impl Tag {
         Ok(OpenApiSpec(required(spec, "spec", self.0.spec_id)?))
     }
     async fn endpoints(&self, ctx: &Context<'_>) -> Result<Vec<Endpoint>> {
-        let endpoints = loader(ctx)
-            .load_one(EndpointsOfTag(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let endpoints = loader(ctx).load_one(EndpointsOfTag(self.0.id)).await?.unwrap_or_default();
         Ok(endpoints.into_iter().map(Endpoint).collect())
     }
 }
@@ -196,24 +170,15 @@ impl Endpoint {
         Ok(OpenApiSpec(required(spec, "spec", self.0.spec_id)?))
     }
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let tags = loader(ctx)
-            .load_one(TagsOfEndpoint(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let tags = loader(ctx).load_one(TagsOfEndpoint(self.0.id)).await?.unwrap_or_default();
         Ok(tags.into_iter().map(Tag).collect())
     }
     async fn parameters(&self, ctx: &Context<'_>) -> Result<Vec<Parameter>> {
-        let parameters = loader(ctx)
-            .load_one(ParametersOfEndpoint(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let parameters = loader(ctx).load_one(ParametersOfEndpoint(self.0.id)).await?.unwrap_or_default();
         Ok(parameters.into_iter().map(Parameter::from).collect())
     }
     async fn request_body(&self, ctx: &Context<'_>) -> Result<Option<RequestBody>> {
-        Ok(loader(ctx)
-            .load_one(BodyOfEndpoint(self.0.id))
-            .await?
-            .map(RequestBody::from))
+        Ok(loader(ctx).load_one(BodyOfEndpoint(self.0.id)).await?.map(RequestBody::from))
     }
     /// The most recent scenario runs against this endpoint, newest first.
     async fn recent_scenarios(
@@ -222,10 +187,7 @@ impl Endpoint {
         #[graphql(default = 10)] last: Option<i32>,
     ) -> Result<Vec<ScenarioHistory>> {
         let last = history_window(last, 10)?;
-        let key = RecentScenariosOfEndpoint {
-            endpoint_id: self.0.id,
-            last,
-        };
+        let key = RecentScenariosOfEndpoint { endpoint_id: self.0.id, last };
         let rows = loader(ctx).load_one(key).await?.unwrap_or_default();
         Ok(rows.into_iter().map(ScenarioHistory).collect())
     }
@@ -236,10 +198,7 @@ impl Endpoint {
         #[graphql(default = 30)] last: Option<i32>,
     ) -> Result<Vec<TrendPoint>> {
         let last = history_window(last, 30)?;
-        let key = RecentScenariosOfEndpoint {
-            endpoint_id: self.0.id,
-            last,
-        };
+        let key = RecentScenariosOfEndpoint { endpoint_id: self.0.id, last };
         let rows = loader(ctx).load_one(key).await?.unwrap_or_default();
         Ok(rows.into_iter().rev().map(TrendPoint).collect())
     }
@@ -247,10 +206,7 @@ impl Endpoint {
 
 fn history_window(last: Option<i32>, default: i32) -> Result<u64, AppError> {
     page_size(last, default).map_err(|_| {
-        AppError::bad_input(
-            "last",
-            format!("`last` must be between 0 and {}", super::MAX_PAGE_SIZE),
-        )
+        AppError::bad_input("last", format!("`last` must be between 0 and {}", super::MAX_PAGE_SIZE))
     })
 }
 

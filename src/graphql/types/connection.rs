@@ -43,11 +43,7 @@ pub struct EndpointConnection {
 
 impl EndpointConnection {
     pub fn new(page: Page<endpoint::Model>, has_previous_page: bool, filter: EndpointFilter) -> Self {
-        Self {
-            page,
-            has_previous_page,
-            filter,
-        }
+        Self { page, has_previous_page, filter }
     }
 }
 
@@ -74,9 +70,7 @@ impl EndpointConnection {
         self.page.rows.iter().cloned().map(Endpoint).collect()
     }
     async fn page_info(&self) -> PageInfo {
-        PageInfo::of(&self.page, self.has_previous_page, |row| {
-            encode_cursor(ENDPOINT_CURSOR, row.id)
-        })
+        PageInfo::of(&self.page, self.has_previous_page, |row| encode_cursor(ENDPOINT_CURSOR, row.id))
     }
     /// Endpoints matching the filter, over all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
@@ -100,11 +94,7 @@ pub struct TestHistoryConnection {
 
 impl TestHistoryConnection {
     pub fn new(page: Page<test_history::Model>, has_previous_page: bool, total: RunTotal) -> Self {
-        Self {
-            page,
-            has_previous_page,
-            total,
-        }
+        Self { page, has_previous_page, total }
     }
 }
 
@@ -131,18 +121,15 @@ impl TestHistoryConnection {
         self.page.rows.iter().cloned().map(TestHistory).collect()
     }
     async fn page_info(&self) -> PageInfo {
-        PageInfo::of(&self.page, self.has_previous_page, |row| {
-            encode_cursor(RUN_CURSOR, row.id)
-        })
+        PageInfo::of(&self.page, self.has_previous_page, |row| encode_cursor(RUN_CURSOR, row.id))
     }
     /// Runs matching the filter, over all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(match &self.total {
             RunTotal::Filter(filter) => repo::history::count(db(ctx), filter).await? as i64,
-            RunTotal::Project(project_id) => loader(ctx)
-                .load_one(RunCountOfProject(*project_id))
-                .await?
-                .unwrap_or(0),
+            RunTotal::Project(project_id) => {
+                loader(ctx).load_one(RunCountOfProject(*project_id)).await?.unwrap_or(0)
+            }
         })
     }
 }

@@ -77,18 +77,12 @@ impl TestHistory {
         if summary.is_none() {
             return Ok(Verdict::Unknown);
         }
-        let scenarios = loader(ctx)
-            .load_one(ScenariosOfTest(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
         let verdicts = scenarios.iter().map(ScenarioHistory::verdict_of);
         Ok(test_verdict(summary.as_ref(), self.0.target_tps, verdicts))
     }
     async fn scenarios(&self, ctx: &Context<'_>) -> Result<Vec<ScenarioHistory>> {
-        let scenarios = loader(ctx)
-            .load_one(ScenariosOfTest(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
         Ok(scenarios.into_iter().map(ScenarioHistory).collect())
     }
 }
@@ -98,11 +92,7 @@ pub struct ScenarioHistory(pub scenario_history::Model);
 
 impl ScenarioHistory {
     fn verdict_of(row: &scenario_history::Model) -> Verdict {
-        scenario_verdict(
-            row.metrics().as_ref(),
-            row.response_time_target,
-            row.error_rate_target,
-        )
+        scenario_verdict(row.metrics().as_ref(), row.response_time_target, row.error_rate_target)
     }
 }
 
@@ -112,14 +102,8 @@ impl ScenarioHistory {
         to_id(self.0.id)
     }
     async fn test_history(&self, ctx: &Context<'_>) -> Result<TestHistory> {
-        let run = loader(ctx)
-            .load_one(TestHistoryById(self.0.test_history_id))
-            .await?;
-        Ok(TestHistory(required(
-            run,
-            "test history",
-            self.0.test_history_id,
-        )?))
+        let run = loader(ctx).load_one(TestHistoryById(self.0.test_history_id)).await?;
+        Ok(TestHistory(required(run, "test history", self.0.test_history_id)?))
     }
     async fn name(&self) -> &str {
         &self.0.name
@@ -145,10 +129,7 @@ impl ScenarioHistory {
         self.0.error_rate_target
     }
     async fn stages(&self, ctx: &Context<'_>) -> Result<Vec<Stage>> {
-        let stages = loader(ctx)
-            .load_one(StagesOfScenario(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let stages = loader(ctx).load_one(StagesOfScenario(self.0.id)).await?.unwrap_or_default();
         Ok(stages.into_iter().map(Stage::from).collect())
     }
     async fn summary(&self) -> Option<MetricSummary> {
@@ -169,11 +150,7 @@ pub struct Stage {
 
 impl From<stage_history::Model> for Stage {
     fn from(row: stage_history::Model) -> Self {
-        Self {
-            id: to_id(row.id),
-            duration: row.duration,
-            target: row.target,
-        }
+        Self { id: to_id(row.id), duration: row.duration, target: row.target }
     }
 }
 
@@ -183,19 +160,11 @@ pub struct TrendPoint(pub scenario_history::Model);
 #[Object]
 impl TrendPoint {
     async fn test_history(&self, ctx: &Context<'_>) -> Result<TestHistory> {
-        let run = loader(ctx)
-            .load_one(TestHistoryById(self.0.test_history_id))
-            .await?;
-        Ok(TestHistory(required(
-            run,
-            "test history",
-            self.0.test_history_id,
-        )?))
+        let run = loader(ctx).load_one(TestHistoryById(self.0.test_history_id)).await?;
+        Ok(TestHistory(required(run, "test history", self.0.test_history_id)?))
     }
     async fn tested_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
-        let run = loader(ctx)
-            .load_one(TestHistoryById(self.0.test_history_id))
-            .await?;
+        let run = loader(ctx).load_one(TestHistoryById(self.0.test_history_id)).await?;
         Ok(required(run, "test history", self.0.test_history_id)?.tested_at)
     }
     async fn avg_tps(&self) -> Option<f64> {

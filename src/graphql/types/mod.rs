@@ -84,10 +84,7 @@ mod tests {
     fn ids_must_be_positive_integers() {
         assert_eq!(parse_id(&ID::from("7"), "id").unwrap(), 7);
         for bad in ["", "x", "-1", "0", "1.5"] {
-            assert_eq!(
-                parse_id(&ID::from(bad), "id").unwrap_err().code(),
-                "BAD_USER_INPUT"
-            );
+            assert_eq!(parse_id(&ID::from(bad), "id").unwrap_err().code(), "BAD_USER_INPUT");
         }
     }
 }

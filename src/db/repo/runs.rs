@@ -1,0 +1,196 @@
+//! A run's rows through its life: recorded at launch, marked running, finished with its results.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
+    sea_query::Expr,
+};
+
+use crate::{
+    db::entities::{scenario_history, set_metric_columns, stage_history, test_history},
+    domain::{MetricSummary, TestStatus},
+    error::{AppError, AppResult},
+    k6::{TestPlan, render_script},
+    scheduler::launch::ValidatedLaunch,
+};
+
+/// Records a launch (PENDING) with its scenarios, stages and the exact script, in one transaction.
+#[tracing::instrument(skip_all, fields(project_id = launch.project_id))]
+pub async fn record_launch(
+    db: &DatabaseConnection,
+    launch: &ValidatedLaunch,
+) -> AppResult<test_history::Model> {
+    let txn = db.begin().await?;
+    let now = Utc::now();
+    let run = test_history::ActiveModel {
+        project_id: Set(launch.project_id),
+        title: Set(launch.title.clone()),
+        description: Set(launch.description.clone()),
+        target_tps: Set(launch.target_tps),
+        status: Set(TestStatus::Pending),
+        runner: Set(launch.runner),
+        parallelism: Set(launch.parallelism as i32),
+        job_name: Set(String::new()),
+        k6_script_file_name: Set(String::new()),
+        k6_script: Set(String::new()),
+        tested_at: Set(now),
+        is_completed: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await?;
+
+    // The script carries the run's id, which exists only now.
+    let plan = TestPlan {
+        test_id: run.id,
+        title: launch.title.clone(),
+        scenarios: launch.scenarios.iter().map(|s| s.plan.clone()).collect(),
+    };
+    let mut named: test_history::ActiveModel = run.into();
+    named.job_name = Set(format!("k6-{}", named.id.as_ref()));
+    named.k6_script_file_name = Set(format!("test-{}.js", named.id.as_ref()));
+    named.k6_script = Set(render_script(&plan));
+    let run = named.update(&txn).await?;
+
+    for (position, scenario) in launch.scenarios.iter().enumerate() {
+        let row = scenario_history::ActiveModel {
+            test_history_id: Set(run.id),
+            endpoint_id: Set(scenario.endpoint_id),
+            position: Set(position as i32),
+            name: Set(scenario.plan.display_name.clone()),
+            scenario_tag: Set(scenario.plan.key.clone()),
+            executor: Set(scenario.plan.executor),
+            think_time: Set(scenario.plan.think_time),
+            max_vus_limit: Set(scenario.max_vus),
+            response_time_target: Set(scenario.plan.response_time_target),
+            error_rate_target: Set(scenario.plan.error_rate_target),
+            request: Set(scenario.request.clone()),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let stages: Vec<_> = scenario
+            .plan
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, stage)| stage_history::ActiveModel {
+                scenario_history_id: Set(row.id),
+                position: Set(i as i32),
+                duration: Set(stage.duration.clone()),
+                target: Set(stage.target as i32),
+                ..Default::default()
+            })
+            .collect();
+        stage_history::Entity::insert_many(stages).exec_without_returning(&txn).await?;
+    }
+    txn.commit().await?;
+    Ok(run)
+}
+
+pub async fn get(db: &DatabaseConnection, id: i64) -> AppResult<test_history::Model> {
+    test_history::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("TestHistory", id))
+}
+
+/// PENDING → RUNNING; false when the run was no longer pending.
+pub async fn mark_running(db: &DatabaseConnection, id: i64, at: DateTime<Utc>) -> AppResult<bool> {
+    let updated = test_history::Entity::update_many()
+        .col_expr(test_history::Column::Status, Expr::value(TestStatus::Running))
+        .col_expr(test_history::Column::StartedAt, Expr::value(at))
+        .col_expr(test_history::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(test_history::Column::Id.eq(id))
+        .filter(test_history::Column::Status.eq(TestStatus::Pending))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// How a run ended, with whatever could be measured.
+#[derive(Debug)]
+pub struct RunEnding {
+    pub status: TestStatus,
+    pub completed_at: DateTime<Utc>,
+    pub failure_reason: Option<String>,
+    /// Run-wide summary; None when it could not be read.
+    pub summary: Option<MetricSummary>,
+    /// Per scenario key.
+    pub scenario_summaries: Vec<(String, MetricSummary)>,
+}
+
+/// Stores the end of a run and its results in one transaction.
+#[tracing::instrument(skip(db, ending), fields(status = ?ending.status))]
+pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppResult<test_history::Model> {
+    let txn = db.begin().await?;
+    let run = test_history::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("TestHistory", id))?;
+    let mut active: test_history::ActiveModel = run.into();
+    active.status = Set(ending.status);
+    active.completed_at = Set(Some(ending.completed_at));
+    active.is_completed = Set(true);
+    active.failure_reason = Set(ending.failure_reason);
+    active.updated_at = Set(Utc::now());
+    if let Some(summary) = &ending.summary {
+        set_metric_columns!(active, summary);
+    }
+    let run = active.update(&txn).await?;
+    store_scenario_summaries(&txn, id, &ending.scenario_summaries).await?;
+    txn.commit().await?;
+    Ok(run)
+}
+
+/// Fills in the results of a run that ended while its metrics could not be read.
+pub async fn store_late_summary(
+    db: &DatabaseConnection,
+    id: i64,
+    summary: &MetricSummary,
+    scenario_summaries: &[(String, MetricSummary)],
+) -> AppResult<()> {
+    let txn = db.begin().await?;
+    let run = test_history::Entity::find_by_id(id)
+        .one(&txn)
+        .await?
+        .ok_or_else(|| AppError::not_found("TestHistory", id))?;
+    let mut active: test_history::ActiveModel = run.into();
+    set_metric_columns!(active, summary);
+    active.updated_at = Set(Utc::now());
+    active.update(&txn).await?;
+    store_scenario_summaries(&txn, id, scenario_summaries).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+async fn store_scenario_summaries(
+    txn: &sea_orm::DatabaseTransaction,
+    id: i64,
+    summaries: &[(String, MetricSummary)],
+) -> AppResult<()> {
+    let scenarios = scenario_history::Entity::find()
+        .filter(scenario_history::Column::TestHistoryId.eq(id))
+        .all(txn)
+        .await?;
+    for scenario in scenarios {
+        if let Some((_, summary)) = summaries.iter().find(|(key, _)| *key == scenario.scenario_tag) {
+            let mut active: scenario_history::ActiveModel = scenario.into();
+            set_metric_columns!(active, summary);
+            active.update(txn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The k6 scenario keys of a run, in order.
+pub async fn scenario_tags(db: &DatabaseConnection, id: i64) -> AppResult<Vec<String>> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    Ok(scenario_history::Entity::find()
+        .select_only()
+        .column(scenario_history::Column::ScenarioTag)
+        .filter(scenario_history::Column::TestHistoryId.eq(id))
+        .order_by_asc(scenario_history::Column::Position)
+        .into_tuple()
+        .all(db)
+        .await?)
+}

@@ -1,0 +1,30 @@
+//! launchLoadTest, cancelLoadTest.
+
+use async_graphql::{Context, ID, Object, Result};
+
+use crate::{
+    graphql::{
+        AppState,
+        types::{history::TestHistory, parse_id},
+    },
+    scheduler::launch::LaunchInput,
+};
+
+#[derive(Default)]
+pub struct LaunchMutation;
+
+#[Object]
+impl LaunchMutation {
+    /// Generates the k6 script, records the run and starts it on a runner.
+    async fn launch_load_test(&self, ctx: &Context<'_>, input: LaunchInput) -> Result<TestHistory> {
+        let scheduler = &ctx.data_unchecked::<AppState>().scheduler;
+        Ok(TestHistory(scheduler.launch(input).await?))
+    }
+
+    /// Stops an active run; what was measured so far is kept.
+    async fn cancel_load_test(&self, ctx: &Context<'_>, id: ID) -> Result<TestHistory> {
+        let id = parse_id(&id, "id")?;
+        let scheduler = &ctx.data_unchecked::<AppState>().scheduler;
+        Ok(TestHistory(scheduler.cancel(id).await?))
+    }
+}

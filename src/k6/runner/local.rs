@@ -1,0 +1,328 @@
+//! k6 as child processes on this machine.
+//!
+//! Every instance starts `--paused` with its REST API on its own loopback port; once all of
+//! them answer, they are un-paused together (as k6-operator's starter does with pods), so a
+//! split run begins at once instead of one segment ahead of another.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::TcpListener,
+    path::Path,
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::{mpsc, watch},
+};
+
+use super::{RunOutcome, RunRequest, Runner, RunnerError, RunnerEvent, execution_segment};
+use crate::domain::RunnerKind;
+
+/// How long k6 gets to open its REST API after being spawned.
+const STARTUP_LIMIT: Duration = Duration::from_secs(30);
+/// How long a stopped k6 gets to flush its samples before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
+/// k6's exit code when a threshold was crossed: the run itself went fine.
+const THRESHOLDS_CROSSED: i32 = 99;
+/// Lines of k6's stderr kept for a failure reason.
+const STDERR_LINES: usize = 20;
+
+/// Runs k6 as child processes.
+pub struct LocalRunner {
+    k6_binary: String,
+    http: reqwest::Client,
+    events: mpsc::UnboundedSender<RunnerEvent>,
+    /// Stop switches of the runs in progress.
+    running: Arc<Mutex<HashMap<i64, watch::Sender<bool>>>>,
+}
+
+impl LocalRunner {
+    pub fn new(k6_binary: impl Into<String>, events: mpsc::UnboundedSender<RunnerEvent>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .expect("a plain HTTP client builds");
+        Self { k6_binary: k6_binary.into(), http, events, running: Arc::default() }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runner for LocalRunner {
+    fn kind(&self) -> RunnerKind {
+        RunnerKind::Local
+    }
+
+    async fn start(&self, request: RunRequest) -> Result<(), RunnerError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        self.running.lock().expect("runner lock").insert(request.test_id, stop_tx);
+        let run = LocalRun {
+            k6_binary: self.k6_binary.clone(),
+            http: self.http.clone(),
+            events: self.events.clone(),
+        };
+        let running = self.running.clone();
+        tokio::spawn(async move {
+            let test_id = request.test_id;
+            let outcome = run.execute(&request, stop_rx).await;
+            running.lock().expect("runner lock").remove(&test_id);
+            let _ = run.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome });
+        });
+        Ok(())
+    }
+
+    async fn cancel(&self, test_id: i64) -> bool {
+        match self.running.lock().expect("runner lock").get(&test_id) {
+            Some(stop) => stop.send(true).is_ok(),
+            None => false,
+        }
+    }
+
+    fn is_running(&self, test_id: i64) -> bool {
+        self.running.lock().expect("runner lock").contains_key(&test_id)
+    }
+}
+
+/// One k6 process of a run.
+struct Instance {
+    index: u32,
+    child: Child,
+    api: String,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Instance {
+    fn stderr_tail(&self) -> String {
+        let lines = self.stderr.lock().expect("stderr lock");
+        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// What one run's task needs.
+struct LocalRun {
+    k6_binary: String,
+    http: reqwest::Client,
+    events: mpsc::UnboundedSender<RunnerEvent>,
+}
+
+enum Ending {
+    Exited(Vec<ExitStatus>),
+    Stop,
+    Deadline,
+}
+
+impl LocalRun {
+    #[tracing::instrument(skip_all, fields(test_id = request.test_id, parallelism = request.parallelism))]
+    async fn execute(&self, request: &RunRequest, mut stop: watch::Receiver<bool>) -> RunOutcome {
+        let mut instances = Vec::new();
+        for index in 0..request.parallelism {
+            match self.spawn(request, index) {
+                Ok(instance) => instances.push(instance),
+                Err(reason) => {
+                    kill_all(&mut instances).await;
+                    return RunOutcome::Failed { reason };
+                }
+            }
+        }
+        if let Err(reason) = self.wait_until_ready(&mut instances, &mut stop).await {
+            kill_all(&mut instances).await;
+            return reason;
+        }
+        let mut unpause_failure = None;
+        for instance in &instances {
+            if let Err(err) = self.set_status(instance, json!({ "paused": false })).await {
+                unpause_failure = Some(format!("could not start k6 instance {}: {err}", instance.index));
+                break;
+            }
+        }
+        if let Some(reason) = unpause_failure {
+            kill_all(&mut instances).await;
+            return RunOutcome::Failed { reason };
+        }
+        let _ = self.events.send(RunnerEvent::Started { test_id: request.test_id, at: Utc::now() });
+        tracing::info!("k6 started");
+
+        let deadline = tokio::time::sleep(request.timeout);
+        tokio::pin!(deadline);
+        let ending = tokio::select! {
+            statuses = wait_all(&mut instances) => Ending::Exited(statuses),
+            _ = stop.wait_for(|stop| *stop) => Ending::Stop,
+            () = &mut deadline => Ending::Deadline,
+        };
+        match ending {
+            Ending::Exited(statuses) => outcome_of(&instances, &statuses),
+            Ending::Stop => {
+                self.stop_gracefully(&mut instances).await;
+                RunOutcome::Cancelled
+            }
+            Ending::Deadline => {
+                self.stop_gracefully(&mut instances).await;
+                RunOutcome::TimedOut
+            }
+        }
+    }
+
+    fn spawn(&self, request: &RunRequest, index: u32) -> Result<Instance, String> {
+        let port = free_port().map_err(|err| format!("no free loopback port for k6's REST API: {err}"))?;
+        let address = format!("127.0.0.1:{port}");
+        let summary = request.work_dir.join(format!("summary-{}-{index}.json", request.test_id));
+        let mut command = Command::new(&self.k6_binary);
+        command
+            .arg("run")
+            .arg("--paused")
+            .args(["--address", &address])
+            .args(["--out", &format!("influxdb={}", request.influxdb_out)])
+            .args(["--tag", &format!("testid={}", request.test_id)])
+            .args(["--tag", &format!("instance_id={index}")])
+            .arg("--summary-export")
+            .arg(&summary)
+            .args(["--quiet", "--no-color"]);
+        if let Some((segment, sequence)) = execution_segment(index, request.parallelism) {
+            command.args(["--execution-segment", &segment, "--execution-segment-sequence", &sequence]);
+        }
+        command
+            .arg(&request.script)
+            .env("K6_NO_USAGE_REPORT", "true")
+            .current_dir(script_folder(&request.script))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child =
+            command.spawn().map_err(|err| format!("could not start k6 (`{}`): {err}", self.k6_binary))?;
+        let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
+        if let Some(pipe) = child.stderr.take() {
+            let tail = stderr.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut tail = tail.lock().expect("stderr lock");
+                    if tail.len() == STDERR_LINES {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line);
+                }
+            });
+        }
+        Ok(Instance { index, child, api: format!("http://{address}/v1/status"), stderr })
+    }
+
+    /// Waits until every instance answers on its REST API; an exit or a stop request ends the wait.
+    async fn wait_until_ready(
+        &self,
+        instances: &mut [Instance],
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), RunOutcome> {
+        let started = tokio::time::Instant::now();
+        for instance in instances.iter_mut() {
+            loop {
+                if *stop.borrow() {
+                    return Err(RunOutcome::Cancelled);
+                }
+                if let Ok(Some(status)) = instance.child.try_wait() {
+                    tokio::time::sleep(Duration::from_millis(50)).await; // let the stderr reader catch up
+                    return Err(RunOutcome::Failed {
+                        reason: format!(
+                            "k6 instance {} exited before starting ({status}): {}",
+                            instance.index,
+                            instance.stderr_tail()
+                        ),
+                    });
+                }
+                if self.http.get(&instance.api).send().await.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                if started.elapsed() > STARTUP_LIMIT {
+                    return Err(RunOutcome::Failed {
+                        reason: format!(
+                            "k6 instance {} did not open its REST API within {STARTUP_LIMIT:?}",
+                            instance.index
+                        ),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// PATCHes k6's status resource (JSON:API), e.g. `{"paused": false}` or `{"stopped": true}`.
+    async fn set_status(&self, instance: &Instance, attributes: serde_json::Value) -> Result<(), String> {
+        let body = json!({ "data": { "type": "status", "id": "default", "attributes": attributes } });
+        let response =
+            self.http.patch(&instance.api).json(&body).send().await.map_err(|err| err.to_string())?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "k6 answered HTTP {}: {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            ))
+        }
+    }
+
+    /// Asks every instance to stop (k6 then flushes its samples), and kills what is left after a grace period.
+    async fn stop_gracefully(&self, instances: &mut [Instance]) {
+        for instance in instances.iter() {
+            if let Err(err) = self.set_status(instance, json!({ "stopped": true })).await {
+                tracing::debug!(instance = instance.index, %err, "k6 did not take the stop request");
+            }
+        }
+        if tokio::time::timeout(STOP_GRACE, wait_all(instances)).await.is_err() {
+            tracing::warn!("k6 did not stop within {STOP_GRACE:?}; killing it");
+            kill_all(instances).await;
+        }
+    }
+}
+
+async fn wait_all(instances: &mut [Instance]) -> Vec<ExitStatus> {
+    let waits = instances.iter_mut().map(|instance| instance.child.wait());
+    futures_util::future::join_all(waits)
+        .await
+        .into_iter()
+        .map(|status| status.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(1 << 8)))
+        .collect()
+}
+
+async fn kill_all(instances: &mut [Instance]) {
+    for instance in instances.iter_mut() {
+        let _ = instance.child.kill().await;
+    }
+}
+
+/// Completed when every instance exited with 0 or 99 (thresholds crossed); failed otherwise.
+fn outcome_of(instances: &[Instance], statuses: &[ExitStatus]) -> RunOutcome {
+    let mut thresholds_crossed = false;
+    for (instance, status) in instances.iter().zip(statuses) {
+        match status.code() {
+            Some(0) => {}
+            Some(THRESHOLDS_CROSSED) => thresholds_crossed = true,
+            _ => {
+                return RunOutcome::Failed {
+                    reason: format!(
+                        "k6 instance {} exited with {status}: {}",
+                        instance.index,
+                        instance.stderr_tail()
+                    ),
+                };
+            }
+        }
+    }
+    RunOutcome::Completed { thresholds_crossed }
+}
+
+/// A port that was free a moment ago; k6 binds it right after.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn script_folder(script: &Path) -> &Path {
+    script.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}

@@ -1,0 +1,116 @@
+//! Runners start k6 for a run and report what happens to it; the scheduler turns their
+//! reports into status changes and results.
+
+pub mod local;
+
+use std::{path::PathBuf, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::RunnerKind;
+
+/// Everything a runner needs to start one run.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub test_id: i64,
+    /// The generated script, already written.
+    pub script: PathBuf,
+    /// Number of k6 instances the load is split across (execution segments).
+    pub parallelism: u32,
+    /// `--out influxdb=` target: `http://host:port/database`.
+    pub influxdb_out: String,
+    /// A run still going after this is stopped and reported as timed out.
+    pub timeout: Duration,
+    /// Where the runner may keep per-run files (summary exports).
+    pub work_dir: PathBuf,
+}
+
+/// What a runner reports about a run, in order: `Started` (maybe), then `Finished`.
+#[derive(Clone, Debug)]
+pub enum RunnerEvent {
+    /// Every k6 instance is up and has been un-paused: the load begins now.
+    Started { test_id: i64, at: DateTime<Utc> },
+    /// The run is over; no k6 instance of it is left.
+    Finished { test_id: i64, at: DateTime<Utc>, outcome: RunOutcome },
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunOutcome {
+    /// Every instance exited normally; `thresholds_crossed` when one exited with 99.
+    Completed { thresholds_crossed: bool },
+    /// k6 could not start, or exited with an error; `reason` carries k6's own words.
+    Failed { reason: String },
+    /// Stopped on request.
+    Cancelled,
+    /// Stopped because it outlived its time limit.
+    TimedOut,
+}
+
+/// Why a run could not be handed to a runner at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Starts and stops k6 runs somewhere (this machine, a cluster).
+#[async_trait::async_trait]
+pub trait Runner: Send + Sync {
+    /// Which runner this is.
+    fn kind(&self) -> RunnerKind;
+
+    /// Takes the run over: returns at once, and reports through the runner's event channel.
+    async fn start(&self, request: RunRequest) -> Result<(), RunnerError>;
+
+    /// Asks a run to stop, keeping what it measured. False when the runner does not have it.
+    async fn cancel(&self, test_id: i64) -> bool;
+
+    /// Whether the runner is running `test_id` now.
+    fn is_running(&self, test_id: i64) -> bool;
+}
+
+/// `--execution-segment` and `--execution-segment-sequence` values for instance `index` of `count`.
+pub fn execution_segment(index: u32, count: u32) -> Option<(String, String)> {
+    if count <= 1 {
+        return None;
+    }
+    let bound = |i: u32| {
+        if i == 0 {
+            "0".to_owned()
+        } else if i == count {
+            "1".to_owned()
+        } else {
+            format!("{i}/{count}")
+        }
+    };
+    let segment = format!("{}:{}", bound(index), bound(index + 1));
+    let sequence = (0..=count).map(bound).collect::<Vec<_>>().join(",");
+    Some((segment, sequence))
+}
+
+/// Resolves a bare name through PATH, as a shell would; a path is checked as given.
+pub fn find_executable(name: &str) -> Option<std::path::PathBuf> {
+    let candidate = std::path::Path::new(name);
+    if candidate.components().count() > 1 {
+        return candidate.is_file().then(|| candidate.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|path| path.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_tile_the_whole_run() {
+        assert_eq!(execution_segment(0, 1), None);
+        assert_eq!(execution_segment(0, 2), Some(("0:1/2".into(), "0,1/2,1".into())));
+        assert_eq!(execution_segment(1, 2), Some(("1/2:1".into(), "0,1/2,1".into())));
+        assert_eq!(execution_segment(1, 3), Some(("1/3:2/3".into(), "0,1/3,2/3,1".into())));
+    }
+}

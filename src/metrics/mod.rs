@@ -1,0 +1,12 @@
+//! Reading k6's samples back: k6 writes every sample of a run to InfluxDB 1.x
+//! (`--out influxdb=…`, tagged with the run's `testid`), and the server asks InfluxDB
+//! for the figures it shows, with InfluxQL over InfluxDB's HTTP API.
+
+/// InfluxDB 1.x client: InfluxQL queries and run summaries.
+pub mod influx;
+/// The InfluxQL behind [`influx::InfluxClient::summary`].
+mod summary;
+
+/// A throw-away influxd for tests (unit and integration); not for production use.
+#[doc(hidden)]
+pub mod test_influxd;

