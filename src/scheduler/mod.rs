@@ -2,6 +2,7 @@
 //! status changes, results read from InfluxDB when k6 ends, cancellation, and recovery of
 //! runs a server restart interrupted.
 
+pub mod events;
 pub mod launch;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -24,6 +25,7 @@ use crate::{
     k6::runner::{RunOutcome, RunRequest, Runner, RunnerEvent, local::LocalRunner},
     metrics::influx::{InfluxClient, InfluxError, TimeWindow},
 };
+use events::{StatusBus, StatusChange};
 use launch::{LaunchInput, LaunchLimits};
 
 /// Samples are stamped when k6 takes them; allow for clock steps and the last flush.
@@ -35,6 +37,7 @@ pub struct Scheduler {
     settings: Arc<Settings>,
     influx: InfluxClient,
     local: Arc<dyn Runner>,
+    events: StatusBus,
 }
 
 impl Scheduler {
@@ -44,7 +47,7 @@ impl Scheduler {
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let influx = InfluxClient::new(http, settings.influxdb_url(), settings.influxdb_database.clone());
         let local: Arc<dyn Runner> = Arc::new(LocalRunner::new(settings.k6_binary.clone(), events_tx));
-        let scheduler = Arc::new(Self { db, settings, influx, local });
+        let scheduler = Arc::new(Self { db, settings, influx, local, events: StatusBus::default() });
         let follower = scheduler.clone();
         tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {
@@ -55,6 +58,11 @@ impl Scheduler {
         let recovering = scheduler.clone();
         tokio::spawn(async move { recovering.recover_interrupted_runs().await });
         scheduler
+    }
+
+    /// Where every status change of every run is published.
+    pub fn events(&self) -> &StatusBus {
+        &self.events
     }
 
     /// The InfluxDB this scheduler reads results from.
@@ -97,6 +105,7 @@ impl Scheduler {
 
         let run = repo::runs::record_launch(&self.db, &validated).await?;
         tracing::Span::current().record("test_id", run.id);
+        self.publish(&run, None, None);
         let folder = self.settings.k6_script_file_folder.clone();
         let script = folder.join(&run.k6_script_file_name);
         if let Err(err) = write_script(&script, &run.k6_script).await {
@@ -148,8 +157,14 @@ impl Scheduler {
     async fn on_runner_event(&self, event: RunnerEvent) {
         match event {
             RunnerEvent::Started { test_id, at } => {
-                if let Err(err) = repo::runs::mark_running(&self.db, test_id, at).await {
-                    tracing::error!(test_id, error = ?err, "could not mark the run running");
+                match repo::runs::mark_running(&self.db, test_id, at).await {
+                    Ok(true) => {
+                        if let Ok(run) = repo::runs::get(&self.db, test_id).await {
+                            self.publish(&run, Some(TestStatus::Pending), None);
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(test_id, error = ?err, "could not mark the run running"),
                 }
             }
             RunnerEvent::Finished { test_id, at, outcome } => self.end_run(test_id, outcome, at).await,
@@ -259,6 +274,19 @@ impl Scheduler {
             let reason = "interrupted by server restart".to_owned();
             self.end_run(run.id, RunOutcome::Failed { reason }, Utc::now()).await;
         }
+    }
+}
+
+impl Scheduler {
+    fn publish(&self, run: &test_history::Model, previous: Option<TestStatus>, message: Option<String>) {
+        self.events.publish(StatusChange {
+            test_id: run.id,
+            project_id: run.project_id,
+            previous,
+            status: run.status,
+            at: run.updated_at,
+            message,
+        });
     }
 }
 
