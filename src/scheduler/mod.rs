@@ -28,6 +28,9 @@ use crate::{
 use events::{StatusBus, StatusChange};
 use launch::{LaunchInput, LaunchLimits};
 
+/// How far back runs without results are retried.
+const BACKFILL_HOURS: i64 = 24;
+
 /// Samples are stamped when k6 takes them; allow for clock steps and the last flush.
 const WINDOW_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 
@@ -56,7 +59,14 @@ impl Scheduler {
             }
         });
         let recovering = scheduler.clone();
-        tokio::spawn(async move { recovering.recover_interrupted_runs().await });
+        tokio::spawn(async move {
+            recovering.recover_interrupted_runs().await;
+            let mut every = tokio::time::interval(recovering.settings.scheduler_poll_interval);
+            loop {
+                every.tick().await;
+                recovering.fill_in_missing_results().await;
+            }
+        });
         scheduler
     }
 
@@ -202,7 +212,7 @@ impl Scheduler {
                 match self.read_results(&run, ended_at).await {
                     Ok(results) => results,
                     Err(err) => {
-                        let note = format!("metrics could not be read from InfluxDB: {err}");
+                        let note = format!("{}: {err}", repo::runs::METRICS_UNREADABLE);
                         failure_reason =
                             Some(failure_reason.map_or(note.clone(), |r| format!("{r}; {note}")));
                         (None, Vec::new())
@@ -254,6 +264,38 @@ impl Scheduler {
         let scenario_summaries =
             scenario_summaries.into_iter().filter_map(|(key, summary)| summary.map(|s| (key, s))).collect();
         Ok((summary, scenario_summaries))
+    }
+
+    /// Runs that ended while InfluxDB was unreachable get their results once it answers again.
+    async fn fill_in_missing_results(&self) {
+        let runs = match repo::runs::runs_missing_results(&self.db, BACKFILL_HOURS).await {
+            Ok(runs) if !runs.is_empty() => runs,
+            Ok(_) => return,
+            Err(err) => {
+                tracing::warn!(error = ?err, "could not look for runs without results");
+                return;
+            }
+        };
+        if !self.influx.ping().await {
+            return;
+        }
+        for run in runs {
+            let ended_at = run.completed_at.unwrap_or(run.updated_at);
+            match self.read_results(&run, ended_at).await {
+                Ok((Some(summary), scenarios)) => {
+                    match repo::runs::store_late_summary(&self.db, run.id, &summary, &scenarios).await {
+                        Ok(()) => {
+                            tracing::info!(test_id = run.id, "results filled in after InfluxDB came back")
+                        }
+                        Err(err) => {
+                            tracing::warn!(test_id = run.id, error = ?err, "could not store late results")
+                        }
+                    }
+                }
+                Ok((None, _)) => {}
+                Err(err) => tracing::debug!(test_id = run.id, %err, "results still unreadable"),
+            }
+        }
     }
 
     /// Runs left PENDING or RUNNING by a previous process have no k6 behind them any more:

@@ -12,6 +12,8 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     pub statements: StatementCounter,
     pub client: reqwest::Client,
+    /// The server's database, for a second server that stands for a restart or a replica.
+    pub database_url: String,
     scripts: std::path::PathBuf,
     /// Keeps the SQLite file alive for the test's duration.
     _data_dir: tempfile::TempDir,
@@ -143,12 +145,21 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
     let scripts = settings.k6_script_file_folder.clone();
+    let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("the server builds");
     let address = app.address().to_string();
     let db = app.db().clone();
     let statements = app.statements();
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, db, statements, client: reqwest::Client::new(), scripts, _data_dir: data_dir }
+    TestApp {
+        address,
+        db,
+        statements,
+        client: reqwest::Client::new(),
+        database_url,
+        scripts,
+        _data_dir: data_dir,
+    }
 }
 
 /// Serves `router` on a free loopback port (a target API or a document host) and returns its base URL.

@@ -1,6 +1,7 @@
 //! The one integration-test binary: every capability, against the real server.
 
 mod catalogue;
+mod degraded;
 mod helpers;
 mod history;
 mod import;

@@ -142,6 +142,24 @@ pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppR
     Ok(run)
 }
 
+/// How a failure reason starts when a run ended without its results.
+pub const METRICS_UNREADABLE: &str = "metrics could not be read from InfluxDB";
+
+/// Finished runs of the last `hours` whose results could not be read when they ended.
+pub async fn runs_missing_results(
+    db: &DatabaseConnection,
+    hours: i64,
+) -> AppResult<Vec<test_history::Model>> {
+    Ok(test_history::Entity::find()
+        .filter(test_history::Column::IsCompleted.eq(true))
+        .filter(test_history::Column::TotalRequests.is_null())
+        .filter(test_history::Column::StartedAt.is_not_null())
+        .filter(test_history::Column::FailureReason.contains(METRICS_UNREADABLE))
+        .filter(test_history::Column::CompletedAt.gt(Utc::now() - chrono::Duration::hours(hours)))
+        .all(db)
+        .await?)
+}
+
 /// Fills in the results of a run that ended while its metrics could not be read.
 pub async fn store_late_summary(
     db: &DatabaseConnection,
@@ -154,8 +172,15 @@ pub async fn store_late_summary(
         .one(&txn)
         .await?
         .ok_or_else(|| AppError::not_found("TestHistory", id))?;
+    // The note about the failed read is no longer true; any other reason stays.
+    let reason = run.failure_reason.as_deref().and_then(|r| {
+        let kept =
+            r.split("; ").filter(|part| !part.starts_with(METRICS_UNREADABLE)).collect::<Vec<_>>().join("; ");
+        (!kept.is_empty()).then_some(kept)
+    });
     let mut active: test_history::ActiveModel = run.into();
     set_metric_columns!(active, summary);
+    active.failure_reason = Set(reason);
     active.updated_at = Set(Utc::now());
     active.update(&txn).await?;
     store_scenario_summaries(&txn, id, scenario_summaries).await?;
