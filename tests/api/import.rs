@@ -319,3 +319,39 @@ async fn an_oversized_inline_document_is_refused() {
     assert_eq!(response.error_code(), "BAD_USER_INPUT");
     assert!(response.error_message().contains("larger than 25 MB"), "{}", response.error_message());
 }
+
+#[tokio::test]
+async fn a_spec_with_recorded_results_is_not_deleted_from_under_them() {
+    let app = spawn_app().await;
+    let project = app.create_project("Petstore").await;
+    let imported =
+        analyze(&app, json!({ "projectId": project, "document": fixture("oai-v2.0-petstore.json") })).await;
+    let spec_id = imported.data()["analyzeOpenApi"]["spec"]["id"].as_str().unwrap().to_owned();
+    let endpoint = imported.data()["analyzeOpenApi"]["spec"]["tags"][0]["endpoints"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let run = Run::new(project.parse().unwrap())
+        .scenario(seed::ScenarioSeed {
+            endpoint_id: endpoint,
+            response_time_target: None,
+            error_rate_target: None,
+            summary: None,
+        })
+        .insert(&app.db)
+        .await;
+
+    let refused =
+        app.graphql("mutation($id: ID!) { deleteOpenApiSpec(id: $id) }", json!({ "id": spec_id })).await;
+    assert_eq!(refused.error_code(), "CONFLICT");
+    assert!(refused.error_message().contains(&run.to_string()), "{}", refused.error_message());
+
+    app.graphql("mutation($id: ID!) { deleteTestHistory(id: $id) }", json!({ "id": run.to_string() }))
+        .await
+        .data();
+    let deleted =
+        app.graphql("mutation($id: ID!) { deleteOpenApiSpec(id: $id) }", json!({ "id": spec_id })).await;
+    assert_eq!(deleted.data()["deleteOpenApiSpec"], spec_id.as_str());
+    assert_eq!(endpoint::Entity::find().count(&app.db).await.unwrap(), 0);
+}

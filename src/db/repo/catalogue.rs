@@ -8,7 +8,9 @@ use sea_orm::{
 
 use super::Page;
 use crate::{
-    db::entities::{endpoint, endpoint_parameter, openapi_spec, request_body, tag, tag_endpoint},
+    db::entities::{
+        endpoint, endpoint_parameter, openapi_spec, request_body, scenario_history, tag, tag_endpoint,
+    },
     domain::HttpMethod,
     error::{AppError, AppResult},
     scheduler::launch::LaunchEndpoint,
@@ -98,14 +100,37 @@ pub async fn specs(db: &DatabaseConnection, project_id: Option<i64>) -> AppResul
     Ok(select.order_by_asc(openapi_spec::Column::Id).all(db).await?)
 }
 
-/// Deletes a spec with its tags and endpoints (cascading foreign keys).
+/// Deletes a spec with its tags and endpoints (cascading foreign keys). Refused while runs
+/// hold results for its endpoints: deleting it would delete those results too.
 #[tracing::instrument(skip(db))]
 pub async fn delete_spec(db: &DatabaseConnection, id: i64) -> AppResult<()> {
     let txn = db.begin().await?;
-    let deleted = openapi_spec::Entity::delete_by_id(id).exec(&txn).await?;
-    if deleted.rows_affected == 0 {
+    if openapi_spec::Entity::find_by_id(id).one(&txn).await?.is_none() {
         return Err(AppError::not_found("OpenApiSpec", id));
     }
+    let endpoints_of_spec = Query::select()
+        .column(endpoint::Column::Id)
+        .from(endpoint::Entity)
+        .and_where(endpoint::Column::SpecId.eq(id))
+        .to_owned();
+    let runs: Vec<i64> = scenario_history::Entity::find()
+        .select_only()
+        .column(scenario_history::Column::TestHistoryId)
+        .distinct()
+        .filter(scenario_history::Column::EndpointId.in_subquery(endpoints_of_spec))
+        .into_tuple()
+        .all(&txn)
+        .await?;
+    if !runs.is_empty() {
+        let shown: Vec<String> = runs.iter().take(5).map(i64::to_string).collect();
+        return Err(AppError::Conflict(format!(
+            "spec {id} has results in {} test run(s) ({}{}); delete those runs first, or re-import a new version of the document instead",
+            runs.len(),
+            shown.join(", "),
+            if runs.len() > 5 { ", …" } else { "" }
+        )));
+    }
+    openapi_spec::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())
 }
