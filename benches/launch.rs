@@ -1,0 +1,328 @@
+//! Launch benchmark: how fast a launch reaches the target, and how fast a large run's results
+//! are stored after k6 exits.
+//!
+//! Run: `cargo bench --bench launch [-- --launches N --rate R --seconds S]`.
+//!
+//! 1. Launch latency: time from `launchLoadTest` returning to the target's first request,
+//!    against k6's own start-up (the same script run directly with `k6 run`, from spawn to first
+//!    request). Target: our overhead < 300 ms at parallelism 1.
+//! 2. Results: a run of ≥ 1,000,000 samples; time from k6's exit (the stored `completedAt`) to
+//!    the run showing COMPLETED with its summary (SCHEDULER_METRICS_DELAY=0), split into the
+//!    InfluxDB queries' share (timed again on their own) and ours. Target: < 5 s.
+//!
+//! Everything runs on 127.0.0.1: a target API in this process, the real server (library, in
+//! this process), a real influxd and the real k6.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, ensure};
+use axum::{Json, Router, extract::State, routing::get};
+use chrono::{DateTime, Utc};
+use metric_vault::{
+    config::Settings,
+    metrics::{
+        influx::{InfluxClient, TimeWindow},
+        test_influxd::InfluxServer,
+    },
+    startup::Application,
+};
+use serde_json::{Value, json};
+
+/// When the target saw its first request since the last reset, in µs since `origin`.
+struct FirstRequest {
+    origin: Instant,
+    seen: AtomicBool,
+    at_micros: AtomicU64,
+}
+
+impl FirstRequest {
+    fn reset(&self) {
+        self.seen.store(false, Ordering::SeqCst);
+    }
+
+    fn record(&self) {
+        if !self.seen.swap(true, Ordering::SeqCst) {
+            self.at_micros.store(self.origin.elapsed().as_micros() as u64, Ordering::SeqCst);
+        }
+    }
+
+    /// Waits for the first request and returns when it came.
+    async fn wait(&self) -> Instant {
+        while !self.seen.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.origin + Duration::from_micros(self.at_micros.load(Ordering::SeqCst))
+    }
+}
+
+struct Options {
+    launches: usize,
+    rate: u32,
+    seconds: u32,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str, default: u32| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    Options {
+        launches: value("--launches", 7) as usize,
+        rate: value("--rate", 3000),
+        seconds: value("--seconds", 30),
+    }
+}
+
+/// A target whose only operation answers at once; it notes its first request.
+async fn start_target(first: Arc<FirstRequest>) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let document = json!({
+        "openapi": "3.0.3", "info": {"title": "Bench target", "version": "1"}, "servers": [{"url": base}],
+        "paths": {"/ping": {"get": {"operationId": "ping", "responses": {"200": {"description": "pong"}}}}}
+    });
+    let app = Router::new()
+        .route("/openapi.json", get(move || async move { Json(document) }))
+        .route(
+            "/ping",
+            get(|State(first): State<Arc<FirstRequest>>| async move {
+                first.record();
+                "pong"
+            }),
+        )
+        .with_state(first);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+struct Server {
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    async fn graphql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
+        let body: Value = self
+            .http
+            .post(&self.url)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ensure!(body.get("errors").is_none(), "GraphQL errors: {body}");
+        Ok(body["data"].clone())
+    }
+
+    async fn launch(&self, endpoint: &str, scenario: Value) -> anyhow::Result<String> {
+        let mut scenario = scenario;
+        scenario["endpointId"] = json!(endpoint);
+        let data = self
+            .graphql(
+                "mutation($i: LaunchLoadTestInput!) { launchLoadTest(input: $i) { id } }",
+                json!({ "i": { "title": "bench", "scenarios": [scenario] } }),
+            )
+            .await?;
+        Ok(data["launchLoadTest"]["id"].as_str().context("an id")?.to_owned())
+    }
+
+    /// Polls until the run is completed; returns when that was seen, and the run.
+    async fn wait_completed(&self, id: &str) -> anyhow::Result<(DateTime<Utc>, Value)> {
+        loop {
+            let data = self
+                .graphql(
+                    "query($id: ID!) { testHistory(id: $id) { status isCompleted startedAt completedAt k6Script
+                       summary { totalRequests } scenarios { scenarioTag } } }",
+                    json!({ "id": id }),
+                )
+                .await?;
+            let run = data["testHistory"].clone();
+            if run["isCompleted"] == true {
+                return Ok((Utc::now(), run));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn k6_binary() -> String {
+    std::env::var("K6_BINARY").unwrap_or_else(|_| "k6".to_owned())
+}
+
+/// k6's own start-up: spawn → first request, for the same script, with the same InfluxDB output.
+async fn k6_own_startup(script: &str, influx_out: &str, first: &FirstRequest) -> anyhow::Result<Duration> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("direct.js");
+    std::fs::write(&path, script)?;
+    first.reset();
+    let spawned = Instant::now();
+    let mut child = tokio::process::Command::new(k6_binary())
+        .args(["run", "--quiet", "--no-color", "--out", &format!("influxdb={influx_out}")])
+        .args(["--tag", "testid=direct", "--address", "127.0.0.1:0"])
+        .arg(&path)
+        .env("K6_NO_USAGE_REPORT", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let at = first.wait().await;
+    child.wait().await?;
+    Ok(at - spawned)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    format!(
+        "{} cores, {cpu}, {:.0} GiB",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        memory as f64 / 1048576.0
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = options();
+    let influx = InfluxServer::start().await;
+    let first = Arc::new(FirstRequest {
+        origin: Instant::now(),
+        seen: AtomicBool::new(true),
+        at_micros: AtomicU64::new(0),
+    });
+    let target = start_target(first.clone()).await?;
+
+    let data_dir = tempfile::tempdir()?;
+    let database_url = format!("sqlite://{}/bench.db?mode=rwc", data_dir.path().display());
+    let scripts = data_dir.path().join("scripts").display().to_string();
+    let influx_port = influx.port().to_string();
+    let variables = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("INFLUXDB_PORT", influx_port.as_str()),
+        ("K6_SCRIPT_FILE_FOLDER", scripts.as_str()),
+        ("SCHEDULER_METRICS_DELAY", "0"),
+        ("LOG_LEVEL", "warn"),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        variables.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    })?;
+    let app = Application::build(settings).await?;
+    let server = Server { url: format!("http://{}/graphql", app.address()), http: reqwest::Client::new() };
+    tokio::spawn(app.run_until_stopped());
+
+    let project =
+        server.graphql("mutation { createProject(input: {title: \"bench\"}) { id } }", json!({})).await?;
+    let project = project["createProject"]["id"].as_str().context("project id")?.to_owned();
+    let imported = server
+        .graphql(
+            "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id } } } }",
+            json!({ "p": project, "u": format!("{target}/openapi.json") }),
+        )
+        .await?;
+    let endpoint =
+        imported["analyzeOpenApi"]["spec"]["endpoints"][0]["id"].as_str().context("endpoint")?.to_owned();
+
+    // 1. Launch latency against k6's own start-up, alternating so machine noise hits both.
+    let short = json!({ "name": "probe", "executor": "CONSTANT_VUS", "thinkTime": 0.2, "stages": [{"duration": "1s", "target": 1}] });
+    let influx_out = format!("{}/k6", influx.base_url());
+    let (mut ours, mut theirs, mut launch_calls) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..options.launches {
+        first.reset();
+        let called = Instant::now();
+        let id = server.launch(&endpoint, short.clone()).await?;
+        let returned = Instant::now();
+        let at = first.wait().await;
+        ours.push((at - returned).as_secs_f64() * 1000.0);
+        launch_calls.push((returned - called).as_secs_f64() * 1000.0);
+        let (_, run) = server.wait_completed(&id).await?;
+        let script = run["k6Script"].as_str().context("script")?.to_owned();
+        theirs.push(k6_own_startup(&script, &influx_out, &first).await?.as_secs_f64() * 1000.0);
+    }
+    let (ours_ms, theirs_ms) = (median(ours.clone()), median(theirs.clone()));
+
+    // 2. A large run: k6 emits about 13 samples per HTTP iteration.
+    let heavy = json!({ "name": "flood", "executor": "CONSTANT_ARRIVAL_RATE", "thinkTime": 0, "maxVus": 200,
+                        "stages": [{"duration": format!("{}s", options.seconds), "target": options.rate}] });
+    let id = server.launch(&endpoint, heavy).await?;
+    let (seen, run) = server.wait_completed(&id).await?;
+    ensure!(run["status"] == "COMPLETED", "the large run did not complete: {run}");
+    let completed: DateTime<Utc> = run["completedAt"].as_str().context("completedAt")?.parse()?;
+    let started: DateTime<Utc> = run["startedAt"].as_str().context("startedAt")?.parse()?;
+    let exit_to_stored = (seen - completed).to_std().unwrap_or_default();
+    let client = InfluxClient::new(reqwest::Client::new(), influx.base_url(), "k6");
+    let samples = client
+        .query(&format!("SELECT count(\"value\") FROM /.*/ WHERE \"testid\" = '{id}'"))
+        .await?
+        .iter()
+        .filter_map(|series| series.first_f64("count"))
+        .sum::<f64>();
+    let window = TimeWindow {
+        start: started - chrono::Duration::seconds(2),
+        end: completed + chrono::Duration::seconds(2),
+    };
+    let tag = run["scenarios"][0]["scenarioTag"].as_str().context("tag")?.to_owned();
+    let mut influx_times = Vec::new();
+    for _ in 0..3 {
+        let timer = Instant::now();
+        let id_number: i64 = id.parse()?;
+        let (a, b) = tokio::join!(
+            client.summary(id_number, window, None),
+            client.summary(id_number, window, Some(&tag))
+        );
+        a?;
+        b?;
+        influx_times.push(timer.elapsed().as_secs_f64() * 1000.0);
+    }
+    let influx_ms = median(influx_times);
+    let total_ms = exit_to_stored.as_secs_f64() * 1000.0;
+
+    println!("Metric Vault launch benchmark — {}", machine());
+    println!(
+        "command: cargo bench --bench launch -- --launches {} --rate {} --seconds {}",
+        options.launches, options.rate, options.seconds
+    );
+    println!();
+    println!("1. launch → first request (median of {} launches, parallelism 1)", options.launches);
+    println!("   launchLoadTest call itself:                {:>8.1} ms", median(launch_calls));
+    println!("   launch returned → target's first request:  {:>8.1} ms   (all: {ours:.0?})", ours_ms);
+    println!("   k6's own start-up (spawn → first request): {:>8.1} ms   (all: {theirs:.0?})", theirs_ms);
+    println!(
+        "   our overhead over k6's own start-up:       {:>8.1} ms   target < 300 ms",
+        ours_ms - theirs_ms
+    );
+    println!();
+    println!(
+        "2. k6 exit → summary stored ({} requests, {samples:.0} samples in InfluxDB)",
+        run["summary"]["totalRequests"]
+    );
+    println!("   total (stored completedAt → seen COMPLETED): {:>8.1} ms   target < 5000 ms", total_ms);
+    println!("   InfluxDB's share (the summary queries):      {:>8.1} ms", influx_ms);
+    println!("   ours (the rest: polling at 10 ms, storing):  {:>8.1} ms", (total_ms - influx_ms).max(0.0));
+    Ok(())
+}
