@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::examples::example_from_schema;
 use super::operation::{OperationReader, RawParameter};
-use super::parse::{HttpMethod, ParseError, ParsedRequestBody};
+use super::parse::{HttpMethod, JsonText, ParseError, ParsedRequestBody};
 use super::resolve::Segment;
 
 const FORM_URLENCODED: &str = "application/x-www-form-urlencoded";
@@ -37,7 +37,7 @@ impl<'a> OperationReader<'a, '_> {
         Ok(Some(ParsedRequestBody {
             content_type: content_type.to_owned(),
             required: body.get("required").and_then(Value::as_bool).unwrap_or(false),
-            schema,
+            schema: schema.as_ref().map(JsonText::new),
             example,
         }))
     }
@@ -79,7 +79,7 @@ impl<'a> OperationReader<'a, '_> {
             return Ok(Some(ParsedRequestBody {
                 content_type: content_type.to_owned(),
                 required: body.value.get("required").and_then(Value::as_bool).unwrap_or(false),
-                schema,
+                schema: schema.as_ref().map(JsonText::new),
                 example,
             }));
         }
@@ -111,7 +111,7 @@ impl<'a> OperationReader<'a, '_> {
             content_type: content_type.to_owned(),
             required: any_required,
             example: generated_body_example(content_type, Some(&schema)),
-            schema: Some(schema),
+            schema: Some(JsonText::new(&schema)),
         }))
     }
 }
@@ -226,14 +226,14 @@ paths:
         let body = pets.request_body.as_ref().unwrap();
         assert_eq!((body.content_type.as_str(), body.required), ("application/json", true));
         assert_eq!(body.example, Some(json!({"name": "string"})));
-        assert_eq!(body.schema.as_ref().unwrap()["properties"]["name"]["type"], "string");
+        assert_eq!(body.schema.as_ref().unwrap().to_value()["properties"]["name"]["type"], "string");
         assert_eq!(pets.parameters.len(), 1);
         assert_eq!(pets.parameters[0].schema_type.as_deref(), Some("integer"));
         assert_eq!(pets.parameters[0].example, Some(json!(1)));
         let upload = spec.endpoints[1].request_body.as_ref().unwrap();
         assert_eq!(upload.content_type, "multipart/form-data");
-        assert_eq!(upload.schema.as_ref().unwrap()["required"], json!(["file"]));
-        assert_eq!(upload.schema.as_ref().unwrap()["properties"]["file"]["format"], "binary");
+        assert_eq!(upload.schema.as_ref().unwrap().to_value()["required"], json!(["file"]));
+        assert_eq!(upload.schema.as_ref().unwrap().to_value()["properties"]["file"]["format"], "binary");
         assert_eq!(spec.tags.iter().map(|tag| tag.name.as_str()).collect::<Vec<_>>(), ["pets", DEFAULT_TAG]);
     }
 

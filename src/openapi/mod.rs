@@ -30,7 +30,7 @@ mod corpus_tests;
 pub use examples::{example_from_schema, explicit_example};
 pub use fetch::{FetchError, FetchLimits, FetchedDocument, build_client, fetch_document};
 pub use parse::{
-    DEFAULT_TAG, HttpMethod, ParameterLocation, ParseError, ParsedEndpoint, ParsedParameter,
+    DEFAULT_TAG, HttpMethod, JsonText, ParameterLocation, ParseError, ParsedEndpoint, ParsedParameter,
     ParsedRequestBody, ParsedSpec, ParsedTag, parse_document,
 };
 pub use resolve::TRUNCATED_MARKER;

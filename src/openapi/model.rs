@@ -83,13 +83,40 @@ pub struct ParsedRequestBody {
     pub required: bool,
     /// The schema with local `$ref`s inlined up to a bounded depth; cut points carry
     /// [`TRUNCATED_MARKER`](super::resolve::TRUNCATED_MARKER).
-    pub schema: Option<Value>,
+    pub schema: Option<JsonText>,
     /// An explicit example from the document, else one generated from the schema
     /// (generated only for JSON and form media types).
     pub example: Option<Value>,
 }
 
 pub use crate::domain::{HttpMethod, ParameterLocation, UnknownName};
+
+/// A JSON value kept as its text.
+///
+/// A request-body schema with its references inlined can run to megabytes, and a parsed
+/// `serde_json::Value` takes over ten times the memory of its text; an import holds every
+/// schema of a document at once, so it keeps them as text and parses each one only when a
+/// row is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// Serializes `value`.
+    pub fn new(value: &Value) -> Self {
+        Self(value.to_string())
+    }
+
+    /// The value, parsed again.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("JsonText always holds serialized JSON")
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Why a document could not be imported. The Display text is shown to the user as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

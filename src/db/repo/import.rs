@@ -20,11 +20,13 @@ use crate::{
     },
     domain::HttpMethod,
     error::AppResult,
-    openapi::{ParsedEndpoint, ParsedSpec},
+    openapi::{JsonText, ParsedEndpoint, ParsedSpec},
 };
 
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit for our widest table.
 const CHUNK: usize = 500;
+/// Request bodies per INSERT: their schemas are parsed back into trees only for the chunk in hand.
+const BODY_CHUNK: usize = 25;
 
 /// What an import changed.
 #[derive(Debug)]
@@ -275,48 +277,66 @@ async fn replace_details(
             .await?;
     }
 
-    let mut parameters = Vec::new();
-    let mut bodies = Vec::new();
-    let mut links = Vec::new();
-    for (endpoint, &endpoint_id) in parsed.iter().zip(endpoint_ids) {
-        for (position, parameter) in endpoint.parameters.iter().enumerate() {
-            parameters.push(endpoint_parameter::ActiveModel {
-                endpoint_id: Set(endpoint_id),
-                position: Set(position as i32),
-                name: Set(parameter.name.clone()),
-                location: Set(parameter.location),
-                required: Set(parameter.required),
-                schema_type: Set(parameter.schema_type.clone()),
-                description: Set(parameter.description.clone()),
-                example: Set(parameter.example.clone()),
-                ..Default::default()
-            });
-        }
-        if let Some(body) = &endpoint.request_body {
-            bodies.push(request_body::ActiveModel {
-                endpoint_id: Set(endpoint_id),
-                content_type: Set(body.content_type.clone()),
-                required: Set(body.required),
-                schema: Set(body.schema.clone()),
-                example: Set(body.example.clone()),
-                ..Default::default()
-            });
-        }
-        let distinct: HashSet<&String> = endpoint.tags.iter().collect();
-        for tag_name in distinct {
-            if let Some(&tag_id) = tag_ids.get(tag_name) {
-                links.push(tag_endpoint::ActiveModel { tag_id: Set(tag_id), endpoint_id: Set(endpoint_id) });
-            }
+    // Rows are built chunk by chunk: a large document's bodies hold megabytes of schema, and
+    // building every row up front would hold them all in memory a second time.
+    let rows: Vec<(&ParsedEndpoint, i64)> = parsed.iter().zip(endpoint_ids.iter().copied()).collect();
+    for chunk in rows.chunks(BODY_CHUNK) {
+        let bodies: Vec<_> = chunk
+            .iter()
+            .filter_map(|(endpoint, endpoint_id)| {
+                let body = endpoint.request_body.as_ref()?;
+                Some(request_body::ActiveModel {
+                    endpoint_id: Set(*endpoint_id),
+                    content_type: Set(body.content_type.clone()),
+                    required: Set(body.required),
+                    schema: Set(body.schema.as_ref().map(JsonText::to_value)),
+                    example: Set(body.example.clone()),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        if !bodies.is_empty() {
+            request_body::Entity::insert_many(bodies).exec_without_returning(txn).await?;
         }
     }
+    // Parameters and tag links are small: built at once, written in chunks.
+    let parameters: Vec<_> = rows
+        .iter()
+        .flat_map(|(endpoint, endpoint_id)| {
+            endpoint.parameters.iter().enumerate().map(move |(position, parameter)| {
+                endpoint_parameter::ActiveModel {
+                    endpoint_id: Set(*endpoint_id),
+                    position: Set(position as i32),
+                    name: Set(parameter.name.clone()),
+                    location: Set(parameter.location),
+                    required: Set(parameter.required),
+                    schema_type: Set(parameter.schema_type.clone()),
+                    description: Set(parameter.description.clone()),
+                    example: Set(parameter.example.clone()),
+                    ..Default::default()
+                }
+            })
+        })
+        .collect();
     for chunk in parameters.chunks(CHUNK) {
-        endpoint_parameter::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        endpoint_parameter::Entity::insert_many(chunk.iter().cloned()).exec_without_returning(txn).await?;
     }
-    for chunk in bodies.chunks(CHUNK) {
-        request_body::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-    }
+    let links: Vec<_> = rows
+        .iter()
+        .flat_map(|(endpoint, endpoint_id)| {
+            let distinct: HashSet<&String> = endpoint.tags.iter().collect();
+            distinct
+                .into_iter()
+                .filter_map(|name| tag_ids.get(name))
+                .map(|&tag_id| tag_endpoint::ActiveModel {
+                    tag_id: Set(tag_id),
+                    endpoint_id: Set(*endpoint_id),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for chunk in links.chunks(CHUNK) {
-        tag_endpoint::Entity::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+        tag_endpoint::Entity::insert_many(chunk.iter().cloned()).exec_without_returning(txn).await?;
     }
     Ok(())
 }
