@@ -134,7 +134,9 @@ pub async fn spec(
                 endpoint_id: Set(row.id),
                 content_type: Set("application/json".into()),
                 required: Set(true),
-                schema: Set(Some(json!({"type": "object", "properties": {"name": {"type": "string"}}}))),
+                schema: Set(Some(
+                    r#"{"type": "object", "properties": {"name": {"type": "string"}}}"#.to_owned(),
+                )),
                 example: Set(Some(json!({"name": "example"}))),
                 ..Default::default()
             });

@@ -9,6 +9,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_create_catalogue;
 mod m20261127_000002_create_history;
+mod m20261127_000003_alter_request_body_schema_text;
 
 /// Applies every migration in order; `Migrator::up(db, None)` at start-up.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_create_catalogue::Migration),
             Box::new(m20261127_000002_create_history::Migration),
+            Box::new(m20261127_000003_alter_request_body_schema_text::Migration),
         ]
     }
 }

@@ -10,7 +10,9 @@ pub struct Model {
     pub endpoint_id: i64,
     pub content_type: String,
     pub required: bool,
-    pub schema: Option<Json>,
+    /// JSON text (see the migration that made it text): parsed only when shown.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub schema: Option<String>,
     pub example: Option<Json>,
 }
 

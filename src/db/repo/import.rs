@@ -20,12 +20,12 @@ use crate::{
     },
     domain::HttpMethod,
     error::AppResult,
-    openapi::{JsonText, ParsedEndpoint, ParsedSpec},
+    openapi::{ParsedEndpoint, ParsedSpec},
 };
 
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit for our widest table.
 const CHUNK: usize = 500;
-/// Request bodies per INSERT: their schemas are parsed back into trees only for the chunk in hand.
+/// Request bodies per INSERT: each may carry a large schema.
 const BODY_CHUNK: usize = 25;
 
 /// What an import changed.
@@ -289,7 +289,7 @@ async fn replace_details(
                     endpoint_id: Set(*endpoint_id),
                     content_type: Set(body.content_type.clone()),
                     required: Set(body.required),
-                    schema: Set(body.schema.as_ref().map(JsonText::to_value)),
+                    schema: Set(body.schema.as_ref().map(|schema| schema.as_str().to_owned())),
                     example: Set(body.example.clone()),
                     ..Default::default()
                 })

@@ -253,7 +253,7 @@ impl RequestBody {
         self.0.required
     }
     async fn schema(&self) -> Option<Json<serde_json::Value>> {
-        self.0.schema.clone().map(Json)
+        self.0.schema.as_deref().and_then(|text| serde_json::from_str(text).ok()).map(Json)
     }
     async fn example(&self) -> Option<Json<serde_json::Value>> {
         self.0.example.clone().map(Json)
