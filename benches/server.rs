@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench server [-- --iterations N --starts N --skip-postgres]`.
 //!
-//! It builds `target/release/metric-vault` first and measures that binary as a child process,
+//! It measures the `metric-vault` binary cargo builds for the bench (release profile) as a child process,
 //! so the figures include everything a deployment pays (process start, migrations, HTTP, JSON)
 //! and nothing of the benchmark's own state. All traffic stays on 127.0.0.1.
 
@@ -64,12 +64,7 @@ struct Options {
 
 impl Options {
     fn from_args() -> anyhow::Result<Self> {
-        let mut options = Options {
-            iterations: 200,
-            starts: 10,
-            skip_postgres: false,
-            given: Vec::new(),
-        };
+        let mut options = Options { iterations: 200, starts: 10, skip_postgres: false, given: Vec::new() };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             match arg.as_str() {
@@ -144,10 +139,7 @@ fn rss_kib(pid: u32) -> anyhow::Result<Memory> {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
             .with_context(|| format!("no {name} in /proc/{pid}/status"))
     };
-    Ok(Memory {
-        rss_kib: field("VmRSS")?,
-        hwm_kib: field("VmHWM")?,
-    })
+    Ok(Memory { rss_kib: field("VmRSS")?, hwm_kib: field("VmHWM")? })
 }
 
 /// The value at percentile `p` (0–100) of an ascending slice, by nearest rank.
@@ -213,15 +205,8 @@ fn start_server(
         .stdout(stdout)
         .stderr(stderr);
     let spawned_at = Instant::now();
-    let child = command
-        .spawn()
-        .with_context(|| format!("spawning {}", binary.display()))?;
-    Ok(Server {
-        child,
-        address,
-        log,
-        spawned_at,
-    })
+    let child = command.spawn().with_context(|| format!("spawning {}", binary.display()))?;
+    Ok(Server { child, address, log, spawned_at })
 }
 
 impl Server {
@@ -238,10 +223,7 @@ impl Server {
         let url = self.url("/ready");
         loop {
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the server exited ({status}) before it was ready:\n{}",
-                    self.log_tail()
-                );
+                bail!("the server exited ({status}) before it was ready:\n{}", self.log_tail());
             }
             // Connection refused until the listener is bound; 503 until the database answers.
             if let Ok(response) = client.get(&url).send().await
@@ -250,10 +232,7 @@ impl Server {
                 return Ok(self.spawned_at.elapsed());
             }
             if self.spawned_at.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "the server was not ready after {READY_TIMEOUT:?}:\n{}",
-                    self.log_tail()
-                );
+                bail!("the server was not ready after {READY_TIMEOUT:?}:\n{}", self.log_tail());
             }
             tokio::time::sleep(READY_POLL).await;
         }
@@ -271,9 +250,7 @@ impl Server {
         if matches!(self.child.try_wait(), Ok(Some(_))) {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -294,29 +271,13 @@ impl Drop for Server {
 
 /// A client for 127.0.0.1 only: no proxy from the environment may sit in the measured path.
 fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()?)
+    Ok(reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?)
 }
 
-/// Runs `cargo build --release --bin metric-vault`, so the measured binary is the current
-/// code, and returns its path (`$CARGO_TARGET_DIR` or `<manifest dir>/target`, then `release`).
-fn build_release_binary() -> anyhow::Result<PathBuf> {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "metric-vault"])
-        .current_dir(manifest_dir)
-        .status()
-        .context("running cargo build")?;
-    ensure!(status.success(), "cargo build --release failed ({status})");
-    // `join` keeps an absolute CARGO_TARGET_DIR as it is and resolves a relative one
-    // against the manifest directory, where cargo was run.
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| manifest_dir.join(dir))
-        .unwrap_or_else(|| manifest_dir.join("target"));
-    let binary = target_dir.join("release").join("metric-vault");
+/// The server binary cargo built for this bench run (the bench profile is the release
+/// profile), so the measured binary is always current without a second build.
+fn server_binary() -> anyhow::Result<PathBuf> {
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_metric-vault"));
     ensure!(binary.is_file(), "no binary at {}", binary.display());
     Ok(binary)
 }
@@ -331,10 +292,7 @@ struct ColdStarts {
 /// reading its memory after it idled for a second.
 async fn cold_starts(binary: &Path, starts: usize) -> anyhow::Result<ColdStarts> {
     let client = http_client()?;
-    let mut result = ColdStarts {
-        ready: Vec::new(),
-        idle: Vec::new(),
-    };
+    let mut result = ColdStarts { ready: Vec::new(), idle: Vec::new() };
     for i in 1..=starts {
         let dir = tempfile::tempdir()?;
         let url = format!("sqlite://{}/mv.db?mode=rwc", dir.path().display());
@@ -408,48 +366,22 @@ async fn check_answer(client: &reqwest::Client, server: &Server, body: &[u8]) ->
         .body(body.to_vec())
         .send()
         .await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "status {}",
-        response.status()
-    );
+    ensure!(response.status() == StatusCode::OK, "status {}", response.status());
     let bytes = response.bytes().await?;
     let answer: Value = serde_json::from_slice(&bytes).context("the answer is not JSON")?;
-    ensure!(
-        answer.get("errors").is_none(),
-        "errors in the answer: {}",
-        answer["errors"]
-    );
+    ensure!(answer.get("errors").is_none(), "errors in the answer: {}", answer["errors"]);
     let project = &answer["data"]["project"];
-    ensure!(
-        project["endpointCount"] == ENDPOINTS,
-        "endpointCount is {}",
-        project["endpointCount"]
-    );
+    ensure!(project["endpointCount"] == ENDPOINTS, "endpointCount is {}", project["endpointCount"]);
     let specs = project["specs"].as_array().context("no specs")?;
-    let tags: Vec<&Value> = specs
-        .iter()
-        .flat_map(|spec| spec["tags"].as_array().into_iter().flatten())
-        .collect();
-    let endpoints: Vec<&Value> = tags
-        .iter()
-        .flat_map(|tag| tag["endpoints"].as_array().into_iter().flatten())
-        .collect();
-    let parameters: usize = endpoints
-        .iter()
-        .map(|e| e["parameters"].as_array().map_or(0, Vec::len))
-        .sum();
+    let tags: Vec<&Value> =
+        specs.iter().flat_map(|spec| spec["tags"].as_array().into_iter().flatten()).collect();
+    let endpoints: Vec<&Value> =
+        tags.iter().flat_map(|tag| tag["endpoints"].as_array().into_iter().flatten()).collect();
+    let parameters: usize = endpoints.iter().map(|e| e["parameters"].as_array().map_or(0, Vec::len)).sum();
     let bodies = endpoints.iter().filter(|e| !e["requestBody"].is_null()).count();
     ensure!(tags.len() == TAGS, "{} tags, expected {TAGS}", tags.len());
-    ensure!(
-        endpoints.len() == ENDPOINTS,
-        "{} endpoints across tags, expected {ENDPOINTS}",
-        endpoints.len()
-    );
-    ensure!(
-        parameters == PARAMETERS,
-        "{parameters} parameters, expected {PARAMETERS}"
-    );
+    ensure!(endpoints.len() == ENDPOINTS, "{} endpoints across tags, expected {ENDPOINTS}", endpoints.len());
+    ensure!(parameters == PARAMETERS, "{parameters} parameters, expected {PARAMETERS}");
     ensure!(bodies == BODIES, "{bodies} request bodies, expected {BODIES}");
     Ok(bytes.len())
 }
@@ -462,10 +394,7 @@ async fn timed_request(
     body: &[u8],
     expected_bytes: usize,
 ) -> anyhow::Result<(Duration, Duration)> {
-    let request = client
-        .post(url)
-        .header(CONTENT_TYPE, "application/json")
-        .body(body.to_vec());
+    let request = client.post(url).header(CONTENT_TYPE, "application/json").body(body.to_vec());
     let started = Instant::now();
     let response = request.send().await?;
     let ttfb = started.elapsed();
@@ -513,15 +442,7 @@ async fn measure_query(
     server.stop();
     eprintln!("{backend}: {iterations} requests timed");
 
-    let profile = sql_profile(
-        &binary,
-        &database_url,
-        workdir.path(),
-        &client,
-        &body,
-        expected_bytes,
-    )
-    .await?;
+    let profile = sql_profile(&binary, &database_url, workdir.path(), &client, &body, expected_bytes).await?;
     Ok(QueryRun {
         backend,
         seed,
@@ -544,12 +465,8 @@ async fn sql_profile(
     body: &[u8],
     expected_bytes: usize,
 ) -> anyhow::Result<SqlProfile> {
-    let mut server = start_server(
-        binary,
-        database_url,
-        workdir,
-        &[("RUST_LOG", "warn,metric_vault::sql=trace")],
-    )?;
+    let mut server =
+        start_server(binary, database_url, workdir, &[("RUST_LOG", "warn,metric_vault::sql=trace")])?;
     server.wait_ready(client).await?;
     let url = server.url("/graphql");
     // Warm-up, and everything start-up logged (migrations), stay before `offset`.
@@ -591,9 +508,8 @@ async fn sql_profile(
 fn parse_debug_duration(text: &str) -> Option<Duration> {
     // Longer suffixes first: "ms" also ends in "s".
     let units = [("ns", 1e-9), ("µs", 1e-6), ("us", 1e-6), ("ms", 1e-3), ("s", 1.0)];
-    let (number, scale) = units
-        .iter()
-        .find_map(|(suffix, scale)| Some((text.strip_suffix(suffix)?, *scale)))?;
+    let (number, scale) =
+        units.iter().find_map(|(suffix, scale)| Some((text.strip_suffix(suffix)?, *scale)))?;
     Some(Duration::from_secs_f64(number.parse::<f64>().ok()? * scale))
 }
 
@@ -608,22 +524,15 @@ async fn sqlite_run(binary: &Path, iterations: usize) -> anyhow::Result<QueryRun
 /// the run fails.
 async fn postgres_run(binary: &Path, iterations: usize) -> anyhow::Result<QueryRun> {
     let name = format!("mv_bench_{}", std::process::id());
-    let admin = Database::connect(POSTGRES_ADMIN_URL)
-        .await
-        .context("connecting to PostgreSQL as postgres")?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
+    let admin =
+        Database::connect(POSTGRES_ADMIN_URL).await.context("connecting to PostgreSQL as postgres")?;
+    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
     let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
     // As a task, so that a panic while seeding (the seed helpers unwrap) still reaches the DROP.
     let outcome = tokio::spawn(measure_query(binary.to_owned(), "postgres", url, iterations)).await;
     // FORCE: a server that did not stop cleanly may still hold a connection.
-    let dropped = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    let dropped = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
     admin.close().await.ok();
     let run = match outcome {
         Ok(run) => run?,
@@ -653,10 +562,15 @@ fn machine() -> String {
         .find_map(|line| line.strip_prefix("MemTotal:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0);
-    format!(
-        "{cpus} CPUs (nproc), {model}, {:.1} GiB RAM",
-        memory_kib as f64 / (1024.0 * 1024.0)
-    )
+    format!("{cpus} CPUs (nproc), {model}, {:.1} GiB RAM", memory_kib as f64 / (1024.0 * 1024.0))
+}
+
+/// The 1-minute load average: anything else running on the machine inflates the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -669,22 +583,17 @@ fn print_cold_starts(cold: &ColdStarts) {
     let hwm = sorted(cold.idle.iter().map(|m| m.hwm_mb()).collect());
     let n = ready.len();
     let target_ms = millis(COLD_START_TARGET);
-    println!("{:<46} {:<46} {:<10} met", "measure", "result", "target");
+    println!("{:<44} {:<52} {:<8} met", "measure", "result", "target");
     println!(
-        "{:<46} {:<46} {:<10} {}",
+        "{:<44} {:<52} {:<8} {}",
         format!("cold start to /ready, empty SQLite (n={n})"),
-        format!(
-            "min {:.1} / median {:.1} / max {:.1} ms",
-            ready[0],
-            percentile(&ready, 50.0),
-            ready[n - 1]
-        ),
+        format!("min {:.1} / median {:.1} / max {:.1} ms", ready[0], percentile(&ready, 50.0), ready[n - 1]),
         "< 1 s",
         verdict(ready[n - 1] < target_ms)
     );
     let median_rss = percentile(&rss, 50.0);
     println!(
-        "{:<46} {:<46} {:<10} {}",
+        "{:<44} {:<52} {:<8} {}",
         format!("idle RSS 1 s after ready (n={n})"),
         format!(
             "median {median_rss:.1} MB (min {:.1}, max {:.1}; VmHWM {:.1})",
@@ -703,7 +612,7 @@ fn print_query_runs(runs: &[(&str, anyhow::Result<QueryRun>)], iterations: usize
          {BODIES} bodies); {iterations} sequential POST /graphql after {WARMUP_REQUESTS} warm-up"
     );
     println!(
-        "{:<9} {:>6} {:>6} {:>6} {:>6} {:>6}  {:>9}  {:>8}  {:>13}  {:>9}  {:>9}  {:>6}  p50 < {P50_TARGET_MS} ms",
+        "{:<9} {:>6} {:>6} {:>6} {:>6} {:>6}  {:>8}  {:>8}  {:>14}  {:>7}  {:>9}  {:>6}  {:>6}  p50 < {P50_TARGET_MS} ms",
         "backend",
         "min",
         "p50",
@@ -712,7 +621,8 @@ fn print_query_runs(runs: &[(&str, anyhow::Result<QueryRun>)], iterations: usize
         "max",
         "TTFB p50",
         "response",
-        "RSS load/peak",
+        "RSS under load",
+        "VmHWM",
         "SQL stmts",
         "SQL ms",
         "seed"
@@ -723,7 +633,7 @@ fn print_query_runs(runs: &[(&str, anyhow::Result<QueryRun>)], iterations: usize
                 let t = &run.total;
                 let p50 = percentile(t, 50.0);
                 println!(
-                    "{:<9} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2}  {:>9.2}  {:>8}  {:>13}  {:>9.1}  {:>9.2}  {:>6}  {}",
+                    "{:<9} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2}  {:>8.2}  {:>8}  {:>14}  {:>7}  {:>9.1}  {:>6.2}  {:>6}  {}",
                     run.backend,
                     t[0],
                     p50,
@@ -732,11 +642,8 @@ fn print_query_runs(runs: &[(&str, anyhow::Result<QueryRun>)], iterations: usize
                     t[t.len() - 1],
                     percentile(&run.ttfb, 50.0),
                     format!("{:.0} KB", run.response_bytes as f64 / 1e3),
-                    format!(
-                        "{:.1}/{:.1} MB",
-                        run.rss_under_load.rss_mb(),
-                        run.rss_under_load.hwm_mb()
-                    ),
+                    format!("{:.1} MB", run.rss_under_load.rss_mb()),
+                    format!("{:.1} MB", run.rss_under_load.hwm_mb()),
                     run.profile.statements,
                     run.profile.sql_ms,
                     format!("{:.1} s", run.seed.as_secs_f64()),
@@ -758,7 +665,8 @@ fn print_query_runs(runs: &[(&str, anyhow::Result<QueryRun>)], iterations: usize
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let options = Options::from_args()?;
-    let binary = build_release_binary()?;
+    let binary = server_binary()?;
+    let load_before = load_average();
     let binary_mb = std::fs::metadata(&binary)?.len() as f64 / 1e6;
 
     let cold = cold_starts(&binary, options.starts).await?;
@@ -775,17 +683,14 @@ async fn main() -> anyhow::Result<()> {
     println!("Metric Vault server benchmark");
     println!("command: {}", options.command());
     println!("machine: {}", machine());
+    println!("load:    1-min load average {load_before} before the runs, {} after them", load_average());
     println!("binary:  {} ({binary_mb:.1} MB)", binary.display());
     println!();
     print_cold_starts(&cold);
     println!();
     print_query_runs(&runs, options.iterations);
 
-    let failures: Vec<_> = runs
-        .iter()
-        .filter(|(_, run)| run.is_err())
-        .map(|(b, _)| *b)
-        .collect();
+    let failures: Vec<_> = runs.iter().filter(|(_, run)| run.is_err()).map(|(b, _)| *b).collect();
     ensure!(failures.is_empty(), "failed: {}", failures.join(", "));
     Ok(())
 }

@@ -8,6 +8,13 @@ source scripts/setup.sh
 PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER="${PGUSER:-postgres}"
 pg_up() { (exec 3<>"/dev/tcp/$PG_HOST/$PG_PORT") 2>/dev/null; }
 
+# The JavaScript clients of the interop suite (tests/api/subscriptions/interop.rs runs them),
+# pinned by tests/interop/package-lock.json.
+if [ ! -f tests/interop/node_modules/.package-lock.json ]; then
+  say "npm ci (tests/interop: graphql-ws, Apollo Client, urql, subscriptions-transport-ws)"
+  npm ci --prefix tests/interop --no-audit --no-fund
+fi
+
 if ! python3 -c 'import graphql' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check graphql-core || true
 fi

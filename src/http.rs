@@ -1,12 +1,12 @@
 //! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/health`, `/ready`.
 
-use std::time::Duration;
+mod websocket;
 
 use async_graphql::{
     Data,
-    http::{ALL_WEBSOCKET_PROTOCOLS, GraphQLPlaygroundConfig, playground_source},
+    http::{GraphQLPlaygroundConfig, WebSocketProtocols, playground_source},
 };
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
@@ -44,8 +44,7 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn execute(state: &HttpState, request: async_graphql::Request) -> Response {
-    let (loader, gate) = request_loader(state.app.db.clone());
-    let response = gate.run(state.schema.execute(request.data(loader))).await;
+    let response = state.schema.execute(request.data(request_loader(state.app.db.clone()))).await;
     // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
     let status =
         response.errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").cloned()).find_map(|code| {
@@ -75,7 +74,7 @@ async fn graphql_post(State(state): State<HttpState>, request: GraphQLRequest) -
 async fn graphql_get(State(state): State<HttpState>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
-        let protocol = GraphQLProtocol::from_request_parts(&mut parts, &state).await.ok();
+        let protocol = websocket::negotiate(&parts.headers);
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
             Ok(upgrade) => upgrade,
             Err(rejection) => return rejection.into_response(),
@@ -103,7 +102,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
-fn websocket(state: HttpState, protocol: Option<GraphQLProtocol>, upgrade: WebSocketUpgrade) -> Response {
+fn websocket(state: HttpState, protocol: Option<WebSocketProtocols>, upgrade: WebSocketUpgrade) -> Response {
     let Some(protocol) = protocol else {
         return (
             StatusCode::BAD_REQUEST,
@@ -112,16 +111,17 @@ fn websocket(state: HttpState, protocol: Option<GraphQLProtocol>, upgrade: WebSo
         )
             .into_response();
     };
-    upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+    let upgrade = upgrade
+        .protocols([protocol.sec_websocket_protocol()])
+        .read_buffer_size(websocket::BUFFER_BYTES)
+        .write_buffer_size(websocket::BUFFER_BYTES);
+    upgrade.on_upgrade(move |socket| async move {
+        // One loader for the connection. It keeps no rows between batches, so every event
+        // shows the rows as they are then, and nothing grows with the events.
+        let loader = request_loader(state.app.db.clone());
         let mut data = Data::default();
-        // Websocket operations are polled by the connection, not through a gate: their
-        // batches fall back to the timed window.
-        data.insert(request_loader(state.app.db.clone()).0);
-        GraphQLWebSocket::new(socket, state.schema.clone(), protocol)
-            .with_data(data)
-            .keepalive_timeout(Duration::from_secs(30))
-            .serve()
-            .await
+        data.insert(loader);
+        websocket::serve(socket, state.schema.clone(), protocol, data).await
     })
 }
 

@@ -1,23 +1,13 @@
-//! DataLoaders, created per request: every relation is fetched in one statement per
-//! nesting level, however many parents ask for it.
+//! Relation loaders, created per request: every relation is fetched in one statement per
+//! nesting level, however many parents ask for it (see [`super::batch`]).
 //!
 //! One `DbLoader` serves every key type; each newtype key says which relation to load.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    hash::Hash,
-    pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    task::{Context as TaskContext, Poll, Wake, Waker},
-    time::Duration,
-};
+use std::{collections::HashMap, hash::Hash};
 
-use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
-use futures_util::future::BoxFuture;
+use async_graphql::dataloader::Loader;
+
+use super::batch::Batcher;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, JoinType, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, RelationTrait, Select,
@@ -34,101 +24,15 @@ use crate::{
 };
 
 /// The request-scoped loader: batching plus a per-request cache.
-pub type AppLoader = DataLoader<DbLoader, HashMapCache>;
+pub type AppLoader = Batcher<DbLoader>;
 
 /// Big enough that the catalogue of a large project loads in one batch; below SQLite's
 /// 32,766 bound parameters.
 const MAX_BATCH: usize = 20_000;
 
-/// How long a batch stays open after its first key once the request has yielded.
-const BATCH_WINDOW: Duration = Duration::from_micros(200);
-
-/// Builds the loader for one request, and the gate its execution must run through.
-///
-/// A plain timed DataLoader splits a level into several batches when registering its keys
-/// takes longer than the window (a thousand list items in a debug build, a busy machine, or
-/// a large list that `FuturesUnordered` polls in slices, yielding in between), so the statement
-/// count would depend on the data and the load. The gate holds a batch back while the request
-/// is being polled or is already woken to be polled again: a batch starts once the request
-/// really waits, so every field of the level has asked by then (tick-based batching, as
-/// JavaScript's DataLoader does it).
-pub fn request_loader(db: DatabaseConnection) -> (AppLoader, ExecutionGate) {
-    let gate = ExecutionGate::default();
-    let state = gate.state.clone();
-    let spawner = move |batch: BoxFuture<'static, ()>| {
-        let state = state.clone();
-        tokio::spawn(async move {
-            while state.busy() {
-                tokio::task::yield_now().await;
-            }
-            batch.await;
-        })
-    };
-    let loader = DataLoader::with_cache(DbLoader { db }, spawner, HashMapCache::default())
-        .max_batch_size(MAX_BATCH)
-        .delay(BATCH_WINDOW);
-    (loader, gate)
-}
-
-#[derive(Default)]
-struct GateState {
-    polling: AtomicBool,
-    woken: AtomicBool,
-}
-
-impl GateState {
-    fn busy(&self) -> bool {
-        self.polling.load(Ordering::Acquire) || self.woken.load(Ordering::Acquire)
-    }
-}
-
-/// Tracks whether a request's execution is running or about to run.
-#[derive(Clone, Default)]
-pub struct ExecutionGate {
-    state: Arc<GateState>,
-}
-
-impl ExecutionGate {
-    /// Runs `execution` so the loader's batches start only while it waits.
-    pub fn run<F: Future>(&self, execution: F) -> Gated<F> {
-        Gated { inner: Box::pin(execution), state: self.state.clone() }
-    }
-}
-
-/// A future whose polls and wake-ups are visible to its request's loader.
-pub struct Gated<F> {
-    inner: Pin<Box<F>>,
-    state: Arc<GateState>,
-}
-
-/// Notes a wake-up of the request before passing it on.
-struct GateWaker {
-    inner: Waker,
-    state: Arc<GateState>,
-}
-
-impl Wake for GateWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.state.woken.store(true, Ordering::Release);
-        self.inner.wake_by_ref();
-    }
-}
-
-impl<F: Future> Future for Gated<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.state.polling.store(true, Ordering::Release);
-        self.state.woken.store(false, Ordering::Release);
-        let waker = Waker::from(Arc::new(GateWaker { inner: cx.waker().clone(), state: self.state.clone() }));
-        let result = self.inner.as_mut().poll(&mut TaskContext::from_waker(&waker));
-        self.state.polling.store(false, Ordering::Release);
-        result
-    }
+/// Builds the loader for one request (or one websocket connection).
+pub fn request_loader(db: DatabaseConnection) -> AppLoader {
+    Batcher::new(DbLoader { db }, MAX_BATCH)
 }
 
 /// Loads rows by key from the metadata database.

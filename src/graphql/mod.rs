@@ -1,9 +1,12 @@
-//! The GraphQL API: schema, loaders, types, and the query and mutation roots.
+//! The GraphQL API: schema, loaders, types, and the query, mutation and subscription roots.
 
+/// Level batching of relation loads, per request.
+pub mod batch;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod schema;
+pub mod subscription;
 pub mod types;
 
 pub use schema::{AppSchema, AppState, build_schema};

@@ -3,18 +3,21 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    EmptySubscription, ErrorExtensionValues, Schema, ServerError, ServerResult, ValidationResult, Value,
-    Variables, async_trait,
+    ErrorExtensionValues, Schema, ServerError, ServerResult, ValidationResult, Value, Variables, async_trait,
     extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
     parser::types::{ExecutableDocument, OperationType},
 };
 use sea_orm::DatabaseConnection;
 
-use super::{mutation::Mutation, query::Query};
-use crate::{config::Settings, db::StatementCounter};
+use super::{mutation::Mutation, query::Query, subscription::Subscription};
+use crate::{
+    config::Settings,
+    db::StatementCounter,
+    metrics::live::{self, LiveMetrics},
+};
 
 /// The executable schema.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// Shared state of the running server, available to every resolver.
 #[derive(Clone)]
@@ -30,10 +33,13 @@ pub struct AppState {
     pub scheduler: Arc<crate::scheduler::Scheduler>,
 }
 
-/// Builds the schema with the state as schema data.
+/// Builds the schema with the state as schema data, and the live-metrics pollers that
+/// `testMetrics` subscribers share.
 pub fn build_schema(state: AppState) -> AppSchema {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+    let live = LiveMetrics::new(state.db.clone(), state.scheduler.influx().clone(), live::DEFAULT_INTERVAL);
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .data(state.db.clone())
+        .data(live)
         .data(state)
         .extension(ApolloErrorCodes)
         .finish()
@@ -41,7 +47,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
 
 /// The schema's SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).finish().sdl()
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).finish().sdl()
 }
 
 /// Marks a request that arrived as an HTTP GET, which may only read.

@@ -130,11 +130,11 @@ fn stages_array(scenario: &ScenarioPlan) -> String {
 fn render_thresholds(out: &mut String, scenario: &ScenarioPlan) {
     let key = &scenario.key;
     if let Some(p95) = scenario.response_time_target.and_then(js_number) {
-        let (metric, rule) = (format!("http_req_duration{{scenario:{key}}}"), format!("p(95)<{p95}"));
+        let (metric, rule) = (format!("http_req_duration{{scenario:{key}}}"), format!("p(95)<={p95}"));
         let _ = writeln!(out, "    {}: [{}],", js_string(&metric), js_string(&rule));
     }
     if let Some(rate) = scenario.error_rate_target.and_then(percent_as_rate) {
-        let (metric, rule) = (format!("http_req_failed{{scenario:{key}}}"), format!("rate<{rate}"));
+        let (metric, rule) = (format!("http_req_failed{{scenario:{key}}}"), format!("rate<={rate}"));
         let _ = writeln!(out, "    {}: [{}],", js_string(&metric), js_string(&rule));
     }
 }
@@ -529,9 +529,9 @@ mod tests {
         }
         let options = k6_inspect(&render_script(&two_scenario_plan()));
         let thresholds = options["thresholds"].as_object().expect("thresholds object");
-        assert_eq!(thresholds["http_req_duration{scenario:checkout_0}"], serde_json::json!(["p(95)<500"]));
-        assert_eq!(thresholds["http_req_failed{scenario:checkout_0}"], serde_json::json!(["rate<0.01"]));
-        assert_eq!(thresholds["http_req_failed{scenario:browse_pets_1}"], serde_json::json!(["rate<0.001"]));
+        assert_eq!(thresholds["http_req_duration{scenario:checkout_0}"], serde_json::json!(["p(95)<=500"]));
+        assert_eq!(thresholds["http_req_failed{scenario:checkout_0}"], serde_json::json!(["rate<=0.01"]));
+        assert_eq!(thresholds["http_req_failed{scenario:browse_pets_1}"], serde_json::json!(["rate<=0.001"]));
         assert_eq!(thresholds.len(), 3);
         assert_eq!(options["scenarios"]["browse_pets_1"]["maxVUs"], 150);
         assert_eq!(options["totalDuration"], "2m5s");

@@ -4,8 +4,12 @@
 
 /// InfluxDB 1.x client: InfluxQL queries and run summaries.
 pub mod influx;
+/// Live snapshots of running tests: one InfluxDB poller per watched run, shared by its subscribers.
+pub mod live;
 /// The InfluxQL behind [`influx::InfluxClient::summary`].
 mod summary;
+/// Per-interval series of a run (`GROUP BY time(step)`), for charts.
+pub mod timeseries;
 
 /// A throw-away influxd for tests (unit and integration); not for production use.
 #[doc(hidden)]

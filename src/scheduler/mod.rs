@@ -50,7 +50,8 @@ impl Scheduler {
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let influx = InfluxClient::new(http, settings.influxdb_url(), settings.influxdb_database.clone());
         let local: Arc<dyn Runner> = Arc::new(LocalRunner::new(settings.k6_binary.clone(), events_tx));
-        let scheduler = Arc::new(Self { db, settings, influx, local, events: StatusBus::default() });
+        let events = StatusBus::for_database(&db).await;
+        let scheduler = Arc::new(Self { db, settings, influx, local, events });
         let follower = scheduler.clone();
         tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {
@@ -220,10 +221,16 @@ impl Scheduler {
                 }
             }
         };
+        let message = if status == TestStatus::Cancelled {
+            Some("cancelled".to_owned())
+        } else {
+            failure_reason.clone()
+        };
         let ending =
             RunEnding { status, completed_at: ended_at, failure_reason, summary, scenario_summaries };
-        if let Err(err) = finish(&self.db, test_id, ending).await {
-            tracing::error!(test_id, error = ?err, "could not record the end of the run");
+        match finish(&self.db, test_id, ending).await {
+            Ok(ended) => self.publish(&ended, Some(run.status), message),
+            Err(err) => tracing::error!(test_id, error = ?err, "could not record the end of the run"),
         }
     }
 
@@ -285,7 +292,11 @@ impl Scheduler {
                 Ok((Some(summary), scenarios)) => {
                     match repo::runs::store_late_summary(&self.db, run.id, &summary, &scenarios).await {
                         Ok(()) => {
-                            tracing::info!(test_id = run.id, "results filled in after InfluxDB came back")
+                            tracing::info!(test_id = run.id, "results filled in after InfluxDB came back");
+                            if let Ok(run) = repo::runs::get(&self.db, run.id).await {
+                                let note = "results filled in after InfluxDB came back; the verdict is known";
+                                self.publish(&run, Some(run.status), Some(note.to_owned()));
+                            }
                         }
                         Err(err) => {
                             tracing::warn!(test_id = run.id, error = ?err, "could not store late results")

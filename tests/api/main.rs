@@ -1,5 +1,6 @@
 //! The one integration-test binary: every capability, against the real server.
 
+mod analysis;
 mod catalogue;
 mod degraded;
 mod helpers;
@@ -9,5 +10,6 @@ mod launch;
 mod projects;
 mod schema;
 mod statements;
+mod subscriptions;
 mod target;
 mod transport;

@@ -123,11 +123,9 @@ pub struct RunEnding {
 #[tracing::instrument(skip(db, ending), fields(status = ?ending.status))]
 pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppResult<test_history::Model> {
     let txn = db.begin().await?;
-    let run = test_history::Entity::find_by_id(id)
-        .one(&txn)
-        .await?
-        .ok_or_else(|| AppError::not_found("TestHistory", id))?;
-    let mut active: test_history::ActiveModel = run.into();
+    // Write before reading: on SQLite a transaction that reads first and then writes cannot wait
+    // for another writer (two runs ending together), it fails at once with "database is locked".
+    let mut active = test_history::ActiveModel { id: sea_orm::Unchanged(id), ..Default::default() };
     active.status = Set(ending.status);
     active.completed_at = Set(Some(ending.completed_at));
     active.is_completed = Set(true);
@@ -136,7 +134,10 @@ pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppR
     if let Some(summary) = &ending.summary {
         set_metric_columns!(active, summary);
     }
-    let run = active.update(&txn).await?;
+    let run = active.update(&txn).await.map_err(|err| match err {
+        sea_orm::DbErr::RecordNotUpdated => AppError::not_found("TestHistory", id),
+        other => other.into(),
+    })?;
     store_scenario_summaries(&txn, id, &ending.scenario_summaries).await?;
     txn.commit().await?;
     Ok(run)
@@ -167,9 +168,8 @@ pub async fn store_late_summary(
     summary: &MetricSummary,
     scenario_summaries: &[(String, MetricSummary)],
 ) -> AppResult<()> {
-    let txn = db.begin().await?;
     let run = test_history::Entity::find_by_id(id)
-        .one(&txn)
+        .one(db)
         .await?
         .ok_or_else(|| AppError::not_found("TestHistory", id))?;
     // The note about the failed read is no longer true; any other reason stays.
@@ -178,7 +178,8 @@ pub async fn store_late_summary(
             r.split("; ").filter(|part| !part.starts_with(METRICS_UNREADABLE)).collect::<Vec<_>>().join("; ");
         (!kept.is_empty()).then_some(kept)
     });
-    let mut active: test_history::ActiveModel = run.into();
+    let txn = db.begin().await?;
+    let mut active = test_history::ActiveModel { id: sea_orm::Unchanged(run.id), ..Default::default() };
     set_metric_columns!(active, summary);
     active.failure_reason = Set(reason);
     active.updated_at = Set(Utc::now());

@@ -9,6 +9,7 @@ use crate::{
         AppState,
         loaders::TestHistoryById,
         types::{
+            comparison::TestComparison,
             connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
             db, decode_cursor,
             history::{SchedulerJob, TestHistory},
@@ -58,6 +59,19 @@ impl HistoryQuery {
     async fn test_history(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TestHistory>> {
         let id = parse_id(&id, "id")?;
         Ok(loader(ctx).load_one(TestHistoryById(id)).await?.map(TestHistory))
+    }
+
+    /// Side-by-side comparison of two finished runs, scenario by scenario.
+    #[tracing::instrument(skip(self, ctx), fields(base_id = %base_id.as_str(), candidate_id = %candidate_id.as_str()))]
+    async fn compare_test_histories(
+        &self,
+        ctx: &Context<'_>,
+        base_id: ID,
+        candidate_id: ID,
+    ) -> Result<TestComparison> {
+        let base_id = parse_id(&base_id, "baseId")?;
+        let candidate_id = parse_id(&candidate_id, "candidateId")?;
+        TestComparison::load(ctx, base_id, candidate_id).await
     }
 
     /// Runs that are pending or running now, on any runner.

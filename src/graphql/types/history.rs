@@ -1,6 +1,6 @@
-//! TestHistory, ScenarioHistory, Stage, TrendPoint, SchedulerJob.
+//! TestHistory, ScenarioHistory, Stage, TrendPoint, MetricPoint, SchedulerJob.
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, PathSegment, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -10,7 +10,12 @@ use super::{
 use crate::{
     db::entities::{HasMetrics, scenario_history, stage_history, test_history},
     domain::{Executor, MetricSummary, RunnerKind, TestStatus, Verdict, scenario_verdict, test_verdict},
-    graphql::loaders::{EndpointById, ProjectById, ScenariosOfTest, StagesOfScenario, TestHistoryById},
+    error::AppError,
+    graphql::{
+        AppState,
+        loaders::{EndpointById, ProjectById, ScenariosOfTest, StagesOfScenario, TestHistoryById},
+    },
+    metrics::timeseries::{TimeseriesPoint, run_window},
 };
 
 /// One load-test run.
@@ -84,6 +89,113 @@ impl TestHistory {
     async fn scenarios(&self, ctx: &Context<'_>) -> Result<Vec<ScenarioHistory>> {
         let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
         Ok(scenarios.into_iter().map(ScenarioHistory).collect())
+    }
+    /// Per-interval series read from InfluxDB (default step: 1 s, at most 2,000 points).
+    // InfluxDB being down is reported as an `UPSTREAM_UNAVAILABLE` error at this field next
+    // to an empty list, not as a failed field: the list is non-null, so a field error would
+    // null the whole run and take the rest of the query with it.
+    #[tracing::instrument(skip(self, ctx), fields(test_id = self.0.id))]
+    async fn timeseries(
+        &self,
+        ctx: &Context<'_>,
+        step_seconds: Option<i32>,
+        scenario_name: Option<String>,
+    ) -> Result<Vec<MetricPoint>> {
+        if let Some(step) = step_seconds.filter(|step| *step < 0) {
+            let message = format!("`stepSeconds` must be 0 (the default) or more, got {step}");
+            return Err(AppError::bad_input("stepSeconds", message).into());
+        }
+        let scenario_tag = match scenario_name {
+            Some(name) => Some(self.scenario_tag(ctx, &name).await?),
+            None => None,
+        };
+        if self.0.status == TestStatus::Pending {
+            return Ok(Vec::new());
+        }
+        let ended_at = if self.0.status.is_active() { None } else { self.0.completed_at };
+        let window = run_window(self.0.started_at.unwrap_or(self.0.tested_at), ended_at, Utc::now());
+        let influx = ctx.data_unchecked::<AppState>().scheduler.influx();
+        let step = step_seconds.map(i64::from);
+        match influx.timeseries(self.0.id, window, step, scenario_tag.as_deref()).await {
+            Ok(series) => Ok(series.points.into_iter().map(MetricPoint).collect()),
+            Err(error) => {
+                tracing::warn!(%error, "the time series could not be read from InfluxDB");
+                let message = format!(
+                    "InfluxDB is unavailable: the time series of run {} cannot be read now",
+                    self.0.id
+                );
+                report_beside(ctx, AppError::UpstreamUnavailable(message));
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+impl TestHistory {
+    /// The `scenario` tag of the run's scenario called `name` (its name or its tag).
+    async fn scenario_tag(&self, ctx: &Context<'_>, name: &str) -> Result<String> {
+        let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
+        let found = scenarios
+            .iter()
+            .find(|scenario| scenario.name == name)
+            .or_else(|| scenarios.iter().find(|scenario| scenario.scenario_tag == name));
+        match found {
+            Some(scenario) => Ok(scenario.scenario_tag.clone()),
+            None => {
+                let known: Vec<&str> = scenarios.iter().map(|scenario| scenario.name.as_str()).collect();
+                let message = format!(
+                    "run {} has no scenario `{name}`; its scenarios are: {}",
+                    self.0.id,
+                    known.join(", ")
+                );
+                Err(AppError::bad_input("scenarioName", message).into())
+            }
+        }
+    }
+}
+
+/// Adds `error` to the response at the current field's path while the field still answers.
+fn report_beside(ctx: &Context<'_>, error: AppError) {
+    let mut error = async_graphql::Error::from(error).into_server_error(ctx.item.pos);
+    if let Some(node) = ctx.path_node {
+        let mut path: Vec<PathSegment> = std::iter::once(&node)
+            .chain(node.parents())
+            .map(|node| match node.segment {
+                async_graphql::QueryPathSegment::Name(name) => PathSegment::Field(name.to_owned()),
+                async_graphql::QueryPathSegment::Index(index) => PathSegment::Index(index),
+            })
+            .collect();
+        path.reverse();
+        error.path = path;
+    }
+    ctx.add_error(error);
+}
+
+/// One interval of a run's series.
+pub struct MetricPoint(TimeseriesPoint);
+
+#[Object]
+impl MetricPoint {
+    /// The start of the interval.
+    async fn time(&self) -> DateTime<Utc> {
+        self.0.time
+    }
+    /// Requests per second over the interval.
+    async fn tps(&self) -> f64 {
+        self.0.tps
+    }
+    async fn avg_response_time(&self) -> f64 {
+        self.0.avg_response_time
+    }
+    async fn p95_response_time(&self) -> f64 {
+        self.0.p95_response_time
+    }
+    /// Failed requests, percent (0–100).
+    async fn error_rate(&self) -> f64 {
+        self.0.error_rate
+    }
+    async fn vus(&self) -> f64 {
+        self.0.vus
     }
 }
 

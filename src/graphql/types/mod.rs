@@ -1,6 +1,7 @@
 //! API types: thin wrappers over database rows whose relations resolve through DataLoaders.
 
 pub mod catalogue;
+pub mod comparison;
 pub mod connection;
 pub mod health;
 pub mod history;

@@ -1,0 +1,106 @@
+//! `testMetrics`: a run's live snapshots, one per interval, from its shared poller.
+
+use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+
+use crate::{
+    error::AppError,
+    graphql::types::{parse_id, to_id},
+    metrics::live::{IntervalFigures, LiveMetrics, LiveSnapshot},
+};
+
+#[derive(Default)]
+pub struct MetricsSubscription;
+
+#[Subscription]
+impl MetricsSubscription {
+    /// Live metrics of one run, one snapshot per interval (about 1 s) until the run ends; the last one carries final: true.
+    #[tracing::instrument(skip(self, ctx), fields(test_id = %test_history_id.as_str()))]
+    async fn test_metrics(
+        &self,
+        ctx: &Context<'_>,
+        test_history_id: ID,
+    ) -> Result<impl Stream<Item = Result<MetricSnapshot>> + use<>> {
+        let test_id = parse_id(&test_history_id, "testHistoryId")?;
+        let feed = ctx.data_unchecked::<LiveMetrics>().watch(test_id).await?;
+        // An interval InfluxDB could not answer is an error on that event only; the stream goes on.
+        Ok(feed.into_stream().map(|event| match event {
+            Ok(snapshot) => Ok(MetricSnapshot::from(snapshot.as_ref())),
+            Err(error) => Err(AppError::from(error).into()),
+        }))
+    }
+}
+
+/// A run over its last interval.
+#[derive(SimpleObject)]
+pub struct MetricSnapshot {
+    test_history_id: ID,
+    /// The end of the interval described.
+    time: DateTime<Utc>,
+    /// Seconds from the start of the load to `time`.
+    elapsed_seconds: f64,
+    /// Requests per second over the interval.
+    tps: f64,
+    /// Milliseconds, over the interval.
+    avg_response_time: f64,
+    /// Milliseconds, over the interval.
+    p95_response_time: f64,
+    /// Percent (0–100) of the interval's requests that failed.
+    error_rate: f64,
+    /// Virtual users at the end of the interval, over every k6 instance.
+    vus: f64,
+    /// Requests since the run started.
+    total_requests: i64,
+    /// True on the last snapshot of a run that has ended; the subscription completes after it.
+    #[graphql(name = "final")]
+    is_final: bool,
+    scenarios: Vec<ScenarioSnapshot>,
+}
+
+/// One scenario over the last interval.
+#[derive(SimpleObject)]
+pub struct ScenarioSnapshot {
+    name: String,
+    tps: f64,
+    avg_response_time: f64,
+    p95_response_time: f64,
+    error_rate: f64,
+    /// Requests of this scenario since the run started.
+    total_requests: i64,
+}
+
+impl ScenarioSnapshot {
+    fn new(name: &str, figures: &IntervalFigures) -> Self {
+        Self {
+            name: name.to_owned(),
+            tps: figures.tps,
+            avg_response_time: figures.avg_response_time,
+            p95_response_time: figures.p95_response_time,
+            error_rate: figures.error_rate,
+            total_requests: figures.total_requests,
+        }
+    }
+}
+
+impl From<&LiveSnapshot> for MetricSnapshot {
+    fn from(snapshot: &LiveSnapshot) -> Self {
+        Self {
+            test_history_id: to_id(snapshot.test_id),
+            time: snapshot.time,
+            elapsed_seconds: snapshot.elapsed_seconds,
+            tps: snapshot.run.tps,
+            avg_response_time: snapshot.run.avg_response_time,
+            p95_response_time: snapshot.run.p95_response_time,
+            error_rate: snapshot.run.error_rate,
+            vus: snapshot.vus,
+            total_requests: snapshot.run.total_requests,
+            is_final: snapshot.is_final,
+            scenarios: snapshot
+                .scenarios
+                .iter()
+                .map(|s| ScenarioSnapshot::new(&s.name, &s.figures))
+                .collect(),
+        }
+    }
+}

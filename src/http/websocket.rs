@@ -1,0 +1,171 @@
+//! GraphQL over websocket: async-graphql's protocol machine (`graphql-transport-ws` and the
+//! legacy `graphql-ws`), driven by a loop of our own that adds what a long-lived dashboard
+//! connection needs and async-graphql does not do:
+//!
+//! - **connection-init timeout**: a socket that has not completed `connection_init` within
+//!   [`CONNECTION_INIT_TIMEOUT`] is closed with 4408, as the graphql-ws protocol specifies;
+//! - **keep-alive**: every [`KEEPALIVE_INTERVAL`] the server sends the protocol's own
+//!   keep-alive (`ping` for graphql-transport-ws, `ka` for the legacy protocol) and a
+//!   websocket ping frame, which every client answers with a pong frame;
+//! - **dead peers**: a client silent for [`IDLE_LIMIT`] (not even a pong) is closed, so
+//!   its subscriptions stop and their pollers can retire.
+//!
+//! async-graphql's own `keepalive_timeout` is not used: it closes any client that sends
+//! nothing for a while, which is what a healthy subscriber that only listens does.
+
+use std::{
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_graphql::{
+    Data,
+    http::{WebSocket as GraphQLProtocolMachine, WebSocketProtocols, WsMessage},
+};
+use axum::{
+    extract::ws::{CloseFrame, Message, WebSocket},
+    http::{HeaderMap, header},
+};
+use futures_util::{SinkExt, StreamExt, future};
+use tokio::time::Instant;
+
+use crate::graphql::AppSchema;
+
+/// How long a client has to send `connection_init`.
+pub const CONNECTION_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time between two keep-alives; well under the 30 s after which legacy clients give up
+/// on a server that sends none.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(12);
+/// A client that has sent nothing, not even a pong, for this long is gone.
+pub const IDLE_LIMIT: Duration = Duration::from_secs(40);
+
+/// Read and write buffers of one socket. GraphQL messages are small, and a dashboard
+/// connection is mostly idle: the 128 KiB defaults would cost a quarter of a megabyte per
+/// subscriber. (Larger messages still fit: the read buffer grows as a message needs.)
+pub const BUFFER_BYTES: usize = 8 * 1024;
+
+/// graphql-ws: "Connection initialisation timeout".
+const CLOSE_INIT_TIMEOUT: u16 = 4408;
+/// The close code async-graphql uses for a keep-alive timeout.
+const CLOSE_IDLE: u16 = 3008;
+
+/// The first GraphQL subprotocol the client offers that the server speaks.
+pub fn negotiate(headers: &HeaderMap) -> Option<WebSocketProtocols> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .find_map(|offered| WebSocketProtocols::from_str(offered.trim()).ok())
+}
+
+/// Serves one GraphQL websocket until either side closes it. `data` is added to every
+/// operation of the connection.
+pub async fn serve(socket: WebSocket, schema: AppSchema, protocol: WebSocketProtocols, data: Data) {
+    let opened = Instant::now();
+    let heard_at = Arc::new(AtomicU64::new(0));
+    let (mut sink, incoming) = socket.split();
+    let heard = heard_at.clone();
+    let messages = incoming.take_while(|frame| future::ready(frame.is_ok())).filter_map(move |frame| {
+        // Every frame counts as a sign of life, pongs included.
+        heard.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
+        future::ready(match frame {
+            Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
+            Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
+            _ => None,
+        })
+    });
+    let graphql = GraphQLProtocolMachine::new(schema, messages, protocol).connection_data(data);
+    futures_util::pin_mut!(graphql);
+
+    let init_deadline = tokio::time::sleep(CONNECTION_INIT_TIMEOUT);
+    tokio::pin!(init_deadline);
+    let mut keepalive = tokio::time::interval_at(opened + KEEPALIVE_INTERVAL, KEEPALIVE_INTERVAL);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut acknowledged = false;
+
+    loop {
+        let outgoing = tokio::select! {
+            message = graphql.next() => match message {
+                Some(WsMessage::Text(text)) => {
+                    if !acknowledged && is_connection_ack(&text) {
+                        acknowledged = true;
+                    }
+                    vec![Message::Text(text.into())]
+                }
+                Some(WsMessage::Close(code, reason)) => vec![close(code, reason)],
+                None => break,
+            },
+            () = &mut init_deadline, if !acknowledged => {
+                vec![close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout".to_owned())]
+            }
+            _ = keepalive.tick(), if acknowledged => {
+                let silent = opened.elapsed().saturating_sub(Duration::from_millis(heard_at.load(Ordering::Relaxed)));
+                if silent > IDLE_LIMIT {
+                    vec![close(CLOSE_IDLE, "keep-alive timeout".to_owned())]
+                } else {
+                    vec![Message::Ping(Default::default()), Message::Text(keepalive_message(protocol).into())]
+                }
+            }
+        };
+        let closing = outgoing.iter().any(|message| matches!(message, Message::Close(_)));
+        for message in outgoing {
+            // A client that stops reading holds only its own connection: this loop waits
+            // here, its subscriptions are not polled, and their feeds keep just the latest.
+            if sink.send(message).await.is_err() {
+                return;
+            }
+        }
+        if closing {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+fn is_connection_ack(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|message| message["type"] == "connection_ack")
+}
+
+fn keepalive_message(protocol: WebSocketProtocols) -> &'static str {
+    match protocol {
+        WebSocketProtocols::GraphQLWS => r#"{"type":"ping"}"#,
+        WebSocketProtocols::SubscriptionsTransportWS => r#"{"type":"ka"}"#,
+    }
+}
+
+fn close(code: u16, reason: String) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_offered_graphql_subprotocol_wins() {
+        let headers = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value.parse().unwrap());
+            headers
+        };
+        assert_eq!(negotiate(&headers("graphql-transport-ws")), Some(WebSocketProtocols::GraphQLWS));
+        assert_eq!(
+            negotiate(&headers("chat, graphql-ws, graphql-transport-ws")),
+            Some(WebSocketProtocols::SubscriptionsTransportWS)
+        );
+        assert_eq!(negotiate(&headers("chat")), None);
+        assert_eq!(negotiate(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn only_a_connection_ack_acknowledges() {
+        assert!(is_connection_ack(r#"{"type":"connection_ack"}"#));
+        assert!(!is_connection_ack(r#"{"type":"next","id":"connection_ack"}"#));
+        assert!(!is_connection_ack("not json"));
+    }
+}
