@@ -299,3 +299,85 @@ impl Run {
         run.id
     }
 }
+
+/// A large history in few statements: `runs` finished runs of a project, each with four
+/// scenarios over `endpoint_ids` (round robin) and three stages, all with summaries.
+/// For benchmarks of the main board; rows are written with multi-row inserts.
+pub async fn board_history(db: &DatabaseConnection, project_id: i64, endpoint_ids: &[i64], runs: usize) {
+    const SCENARIOS: usize = 4;
+    const CHUNK: usize = 400;
+    let figures = Figures { p95: 120.0, error_rate: 0.5, avg_tps: 80.0 };
+    let summary = &figures.summary();
+    let txn = db.begin().await.unwrap();
+    let started = Utc::now() - Duration::days(30);
+    for chunk_start in (0..runs).step_by(CHUNK) {
+        let rows: Vec<_> = (chunk_start..runs.min(chunk_start + CHUNK))
+            .map(|i| {
+                let at = started + Duration::minutes(i as i64);
+                let mut run = test_history::ActiveModel {
+                    project_id: Set(project_id),
+                    title: Set(format!("Nightly run {i}")),
+                    status: Set(TestStatus::Completed),
+                    runner: Set(RunnerKind::Local),
+                    parallelism: Set(1),
+                    job_name: Set(format!("k6-seeded-{i}")),
+                    k6_script_file_name: Set(format!("seeded-{i}.js")),
+                    k6_script: Set("export default function () {}".into()),
+                    tested_at: Set(at),
+                    started_at: Set(Some(at)),
+                    completed_at: Set(Some(at + Duration::seconds(60))),
+                    is_completed: Set(true),
+                    created_at: Set(at),
+                    updated_at: Set(at),
+                    ..Default::default()
+                };
+                set_metric_columns!(run, summary);
+                run
+            })
+            .collect();
+        let inserted = test_history::Entity::insert_many(rows).exec_with_returning(&txn).await.unwrap();
+        let scenarios: Vec<_> = inserted
+            .iter()
+            .flat_map(|run| {
+                (0..SCENARIOS).map(move |s| {
+                    let mut scenario = scenario_history::ActiveModel {
+                        test_history_id: Set(run.id),
+                        endpoint_id: Set(endpoint_ids[(run.id as usize + s) % endpoint_ids.len()]),
+                        position: Set(s as i32),
+                        name: Set(format!("scenario {s}")),
+                        scenario_tag: Set(format!("scenario_{s}")),
+                        executor: Set(Executor::RampingVus),
+                        think_time: Set(1.0),
+                        response_time_target: Set(Some(200.0)),
+                        error_rate_target: Set(Some(1.0)),
+                        ..Default::default()
+                    };
+                    set_metric_columns!(scenario, summary);
+                    scenario
+                })
+            })
+            .collect();
+        for scenario_chunk in scenarios.chunks(CHUNK) {
+            let rows = scenario_history::Entity::insert_many(scenario_chunk.to_vec())
+                .exec_with_returning(&txn)
+                .await
+                .unwrap();
+            let stages: Vec<_> = rows
+                .iter()
+                .flat_map(|scenario| {
+                    [("10s", 5), ("30s", 20), ("10s", 0)].into_iter().enumerate().map(
+                        |(i, (duration, target))| stage_history::ActiveModel {
+                            scenario_history_id: Set(scenario.id),
+                            position: Set(i as i32),
+                            duration: Set(duration.into()),
+                            target: Set(target),
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect();
+            stage_history::Entity::insert_many(stages).exec_without_returning(&txn).await.unwrap();
+        }
+    }
+    txn.commit().await.unwrap();
+}

@@ -30,6 +30,8 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// k6's exit code when a threshold was crossed: the run itself went fine.
 const THRESHOLDS_CROSSED: i32 = 99;
+/// Starts tried when k6's REST port turns out to be taken.
+const PORT_ATTEMPTS: u32 = 3;
 /// Lines of k6's stderr kept for a failure reason.
 const STDERR_LINES: usize = 20;
 
@@ -120,20 +122,21 @@ enum Ending {
 impl LocalRun {
     #[tracing::instrument(skip_all, fields(test_id = request.test_id, parallelism = request.parallelism))]
     async fn execute(&self, request: &RunRequest, mut stop: watch::Receiver<bool>) -> RunOutcome {
-        let mut instances = Vec::new();
-        for index in 0..request.parallelism {
-            match self.spawn(request, index) {
-                Ok(instance) => instances.push(instance),
-                Err(reason) => {
-                    kill_all(&mut instances).await;
-                    return RunOutcome::Failed { reason };
+        let mut attempt = 1;
+        let mut instances = loop {
+            match self.start_paused(request, &mut stop).await {
+                Ok(instances) => break instances,
+                // The REST port is picked free and then bound by k6 a moment later; another
+                // process may take it in between. A fresh port is all that is needed.
+                Err(RunOutcome::Failed { reason })
+                    if reason.contains("address already in use") && attempt < PORT_ATTEMPTS =>
+                {
+                    tracing::debug!(attempt, "k6's REST port was taken; retrying on another one");
+                    attempt += 1;
                 }
+                Err(outcome) => return outcome,
             }
-        }
-        if let Err(reason) = self.wait_until_ready(&mut instances, &mut stop).await {
-            kill_all(&mut instances).await;
-            return reason;
-        }
+        };
         let mut unpause_failure = None;
         for instance in &instances {
             if let Err(err) = self.set_status(instance, json!({ "paused": false })).await {
@@ -166,6 +169,29 @@ impl LocalRun {
                 RunOutcome::TimedOut
             }
         }
+    }
+
+    /// Spawns every instance paused and waits until all of them answer on their REST API.
+    async fn start_paused(
+        &self,
+        request: &RunRequest,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Vec<Instance>, RunOutcome> {
+        let mut instances = Vec::new();
+        for index in 0..request.parallelism {
+            match self.spawn(request, index) {
+                Ok(instance) => instances.push(instance),
+                Err(reason) => {
+                    kill_all(&mut instances).await;
+                    return Err(RunOutcome::Failed { reason });
+                }
+            }
+        }
+        if let Err(outcome) = self.wait_until_ready(&mut instances, stop).await {
+            kill_all(&mut instances).await;
+            return Err(outcome);
+        }
+        Ok(instances)
     }
 
     fn spawn(&self, request: &RunRequest, index: u32) -> Result<Instance, String> {
