@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{GraphQlResponse, TestApp, spawn_app_with},
-    target::start_target,
+    target::project_with_target,
 };
 
 /// The InfluxDB database the lab's server (and its k6 runs) use.
@@ -32,20 +32,7 @@ async fn lab() -> Lab {
     let influx = InfluxServer::start().await;
     let port = influx.port().to_string();
     let app = spawn_app_with(&[("INFLUXDB_PORT", &port), ("INFLUXDB_DATABASE", INFLUX_DATABASE)]).await;
-    let target = start_target().await;
-    let project = app.create_project("Target").await;
-    let imported = app
-        .graphql(
-            "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id operationId } } } }",
-            json!({ "p": project, "u": format!("{target}/openapi.json") }),
-        )
-        .await;
-    let endpoints = imported.data()["analyzeOpenApi"]["spec"]["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["operationId"].as_str().unwrap().to_owned(), e["id"].as_str().unwrap().to_owned()))
-        .collect();
+    let (project, endpoints) = project_with_target(&app, "Target").await;
     Lab { app, influx: Some(influx), project, endpoints }
 }
 

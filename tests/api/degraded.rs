@@ -14,23 +14,8 @@ use serde_json::json;
 
 use crate::{
     helpers::{TestApp, spawn_app},
-    target::start_target,
+    target::project_with_target,
 };
-
-async fn import_target(app: &TestApp) -> (String, String) {
-    let target = start_target().await;
-    let project = app.create_project("Target").await;
-    let imported = app
-        .graphql(
-            "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id operationId } } } }",
-            json!({ "p": project, "u": format!("{target}/openapi.json") }),
-        )
-        .await;
-    let endpoints = imported.data()["analyzeOpenApi"]["spec"]["endpoints"].as_array().unwrap().clone();
-    let get_item =
-        endpoints.iter().find(|e| e["operationId"] == "getItem").unwrap()["id"].as_str().unwrap().to_owned();
-    (project, get_item)
-}
 
 async fn wait_until(
     app: &TestApp,
@@ -53,7 +38,8 @@ async fn wait_until(
 async fn a_run_without_influxdb_completes_and_says_its_results_are_missing() {
     // The test settings point InfluxDB at a closed port.
     let app = spawn_app().await;
-    let (_, endpoint) = import_target(&app).await;
+    let (_, endpoints) = project_with_target(&app, "Target").await;
+    let endpoint = endpoints["getItem"].clone();
     let launched = app
         .graphql(
             "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",

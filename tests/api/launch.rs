@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, spawn_app_with},
-    target::start_target,
+    target::project_with_target,
 };
 
 const LAUNCH: &str = r#"mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) {
@@ -33,20 +33,7 @@ struct LoadLab {
 async fn load_lab() -> LoadLab {
     let influx = InfluxServer::start().await;
     let app = spawn_app_with(&[("INFLUXDB_PORT", &influx.port().to_string())]).await;
-    let target = start_target().await;
-    let project = app.create_project("Target").await;
-    let imported = app
-        .graphql(
-            "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id operationId } } } }",
-            json!({ "p": project, "u": format!("{target}/openapi.json") }),
-        )
-        .await;
-    let endpoints = imported.data()["analyzeOpenApi"]["spec"]["endpoints"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| (e["operationId"].as_str().unwrap().to_owned(), e["id"].as_str().unwrap().to_owned()))
-        .collect();
+    let (_, endpoints) = project_with_target(&app, "Target").await;
     LoadLab { app, _influx: influx, endpoints }
 }
 

@@ -1,7 +1,7 @@
 //! A small HTTP API to load-test, started by the tests on a loopback port; it publishes its
 //! own OpenAPI document so the whole path import → launch → results runs for real.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use axum::{
     Json, Router,
@@ -10,6 +10,8 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::{Value, json};
+
+use crate::helpers::TestApp;
 
 /// Starts the target; returns its base URL (the document is at `/openapi.json`).
 pub async fn start_target() -> String {
@@ -23,6 +25,26 @@ pub async fn start_target() -> String {
         .with_state(base.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
+}
+
+/// Starts a target and imports its document into a new project of `app`: the project's id, and
+/// the endpoint ids by operationId.
+pub async fn project_with_target(app: &TestApp, title: &str) -> (String, HashMap<String, String>) {
+    let target = start_target().await;
+    let project = app.create_project(title).await;
+    let imported = app
+        .graphql(
+            "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id operationId } } } }",
+            json!({ "p": project, "u": format!("{target}/openapi.json") }),
+        )
+        .await;
+    let endpoints = imported.data()["analyzeOpenApi"]["spec"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["operationId"].as_str().unwrap().to_owned(), e["id"].as_str().unwrap().to_owned()))
+        .collect();
+    (project, endpoints)
 }
 
 async fn document(State(base): State<String>) -> Json<Value> {

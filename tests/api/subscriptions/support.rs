@@ -18,7 +18,7 @@ use tokio_tungstenite::{
 
 use crate::{
     helpers::{TestApp, spawn_app_with},
-    target::start_target,
+    target::project_with_target,
 };
 
 /// Long enough for anything the server owes us, on a busy machine.
@@ -50,20 +50,7 @@ impl LiveLab {
         let cuttable = if cuttable { Some(Cuttable::to_port(influx.port()).await) } else { None };
         let port = cuttable.as_ref().map_or(influx.port(), |path| path.port);
         let app = spawn_app_with(&[("INFLUXDB_PORT", &port.to_string())]).await;
-        let target = start_target().await;
-        let project = app.create_project("Live target").await;
-        let imported = app
-            .graphql(
-                "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id operationId } } } }",
-                json!({ "p": project, "u": format!("{target}/openapi.json") }),
-            )
-            .await;
-        let endpoints = imported.data()["analyzeOpenApi"]["spec"]["endpoints"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| (e["operationId"].as_str().unwrap().to_owned(), e["id"].as_str().unwrap().to_owned()))
-            .collect();
+        let (project, endpoints) = project_with_target(&app, "Live target").await;
         Self { app, project, influx, cuttable, endpoints }
     }
 
