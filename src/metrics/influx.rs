@@ -178,6 +178,14 @@ impl Series {
     pub fn first_f64(&self, column: &str) -> Option<f64> {
         self.f64_column(column).into_iter().next().flatten()
     }
+
+    /// `(bucket start in epoch ms, value)` rows of a `GROUP BY time` answer, nulls left out.
+    pub fn buckets(&self, column: &str) -> impl Iterator<Item = (i64, f64)> {
+        self.f64_column("time")
+            .into_iter()
+            .zip(self.f64_column(column))
+            .filter_map(|(time, value)| Some((time? as i64, value?)))
+    }
 }
 
 impl TimeWindow {
@@ -423,5 +431,29 @@ http_reqs,scenario=other value=1 1700000000002";
         );
         assert!(error.to_string().starts_with(&format!("InfluxDB at {url} is unreachable: ")), "{error}");
         assert!(matches!(client.create_database().await, Err(InfluxError::Unreachable { .. })));
+    }
+}
+
+/// The WHERE conditions that select one run's samples within a window.
+#[derive(Debug, Clone)]
+pub(crate) struct RunFilter {
+    /// The window alone.
+    pub(crate) time: String,
+    /// The run within the window: for run-wide gauges such as `vus`, which carry no scenario.
+    pub(crate) run: String,
+    /// The run, narrowed to one scenario when one is given: for request samples.
+    pub(crate) requests: String,
+}
+
+impl RunFilter {
+    pub(crate) fn new(test_id: i64, window: TimeWindow, scenario: Option<&str>) -> Self {
+        let time = window.influxql_condition();
+        let test = format!(r#""testid" = {}"#, quote_string(&test_id.to_string()));
+        let run = format!("{test} AND {time}");
+        let requests = match scenario {
+            Some(key) => format!(r#"{test} AND "scenario" = {} AND {time}"#, quote_string(key)),
+            None => run.clone(),
+        };
+        Self { time, run, requests }
     }
 }

@@ -32,7 +32,7 @@
 //! The queries are independent and run concurrently; the median and percentiles dominate
 //! (each sorts every duration in scope).
 
-use super::influx::{InfluxClient, InfluxError, Series, TimeWindow, quote_string};
+use super::influx::{InfluxClient, InfluxError, RunFilter, Series, TimeWindow};
 use crate::domain::MetricSummary;
 
 impl InfluxClient {
@@ -142,13 +142,7 @@ pub(crate) struct SummaryQueries {
 
 impl SummaryQueries {
     pub(crate) fn new(test_id: i64, window: TimeWindow, scenario: Option<&str>) -> Self {
-        let time = window.influxql_condition();
-        let test = format!(r#""testid" = {}"#, quote_string(&test_id.to_string()));
-        let run = format!("{test} AND {time}");
-        let requests = match scenario {
-            Some(key) => format!(r#"{test} AND "scenario" = {} AND {time}"#, quote_string(key)),
-            None => run.clone(),
-        };
+        let RunFilter { time, run, requests } = RunFilter::new(test_id, window, scenario);
         let of_requests = |measurement: &str| format!(r#"FROM "{measurement}" WHERE {requests}"#);
         let durations = of_requests("http_req_duration");
 
@@ -197,17 +191,9 @@ fn scalar(series: &[Series], column: &str) -> Option<f64> {
     series.first()?.first_f64(column)
 }
 
-/// `(bucket start in epoch ms, value)` rows of a `GROUP BY time` answer, nulls left out.
+/// `(bucket start in epoch ms, value)` rows of the first series, nulls left out.
 fn buckets(series: &[Series], column: &str) -> Vec<(i64, f64)> {
-    let Some(series) = series.first() else {
-        return Vec::new();
-    };
-    series
-        .f64_column("time")
-        .into_iter()
-        .zip(series.f64_column(column))
-        .filter_map(|(time, value)| Some((time? as i64, value?)))
-        .collect()
+    series.first().map(|series| series.buckets(column).collect()).unwrap_or_default()
 }
 
 /// Requests per second; see the module documentation for the definitions.

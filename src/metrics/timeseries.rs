@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use super::influx::{InfluxClient, InfluxError, Series, TimeWindow, quote_string};
+use super::influx::{InfluxClient, InfluxError, RunFilter, Series, TimeWindow};
 
 /// The most points one series has; the step grows until the window fits.
 pub const MAX_POINTS: i64 = 2_000;
@@ -153,13 +153,7 @@ pub(crate) struct TimeseriesQueries {
 
 impl TimeseriesQueries {
     pub(crate) fn new(test_id: i64, window: TimeWindow, step_seconds: i64, scenario: Option<&str>) -> Self {
-        let time = window.influxql_condition();
-        let test = format!(r#""testid" = {}"#, quote_string(&test_id.to_string()));
-        let run = format!("{test} AND {time}");
-        let requests = match scenario {
-            Some(key) => format!(r#"{test} AND "scenario" = {} AND {time}"#, quote_string(key)),
-            None => run.clone(),
-        };
+        let RunFilter { time, run, requests } = RunFilter::new(test_id, window, scenario);
         let by_step = format!("GROUP BY time({step_seconds}s)");
         let of_requests =
             |measurement: &str| format!(r#"FROM "{measurement}" WHERE {requests} {by_step} fill(none)"#);
@@ -184,15 +178,7 @@ impl TimeseriesQueries {
 
 /// `column` of a `GROUP BY time` answer by bucket start (epoch ms), nulls left out.
 fn by_bucket(series: &[Series], column: &str) -> BTreeMap<i64, f64> {
-    let Some(series) = series.first() else {
-        return BTreeMap::new();
-    };
-    series
-        .f64_column("time")
-        .into_iter()
-        .zip(series.f64_column(column))
-        .filter_map(|(time, value)| Some((time? as i64, value?)))
-        .collect()
+    series.first().map(|series| series.buckets(column).collect()).unwrap_or_default()
 }
 
 /// The non-empty buckets of each figure.
