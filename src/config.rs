@@ -4,7 +4,11 @@
 //! users can move over without renaming anything. A bad value stops start-up
 //! with a message naming the variable and what it accepts.
 
+mod security;
+
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+pub use security::SecuritySettings;
 
 /// Which runner starts k6 when a launch does not say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +40,8 @@ pub struct Settings {
     pub auto_delete_completed_jobs: bool,
     /// The k6 executable (`K6_BINARY`), found on PATH when it is a bare name.
     pub k6_binary: String,
+    /// Authentication, request limits, allowed and blocked targets.
+    pub security: SecuritySettings,
 }
 
 /// A variable that is set but holds a value the server cannot use.
@@ -139,6 +145,7 @@ impl Settings {
                 "true or false",
             )?,
             k6_binary: env.text("K6_BINARY", "k6", |v| !v.is_empty(), "a path to the k6 executable")?,
+            security: SecuritySettings::read(&env)?,
         })
     }
 

@@ -1,5 +1,10 @@
 //! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/health`, `/ready`.
+//!
+//! Every GraphQL request is authenticated here (see [`crate::access`]) and carries its
+//! [`Principal`] into the schema, where fields check the role they need. `/health`, `/ready`
+//! and the GraphiQL and Playground pages answer without a token: they reveal nothing.
 
+mod csrf;
 mod websocket;
 
 use async_graphql::{
@@ -15,14 +20,12 @@ use axum::{
     routing::get,
 };
 
+use crate::access::{AuthError, Principal};
 use crate::graphql::{
     AppSchema, AppState,
     loaders::request_loader,
     schema::{METHOD_NOT_ALLOWED, PARSE_FAILED, ReadOnlyTransport, VALIDATION_FAILED},
 };
-
-/// The largest request body accepted.
-pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -33,18 +36,20 @@ pub struct HttpState {
 
 /// The server's routes.
 pub fn router(state: HttpState) -> Router {
+    // Inline OpenAPI documents may be up to 25 MB; the default leaves room for the JSON envelope.
+    let max_body = state.app.settings.security.max_request_bytes;
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/playground", get(playground))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
-        // Inline OpenAPI documents may be up to 25 MB; leave room for the JSON envelope.
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
-async fn execute(state: &HttpState, request: async_graphql::Request) -> Response {
-    let response = state.schema.execute(request.data(request_loader(state.app.db.clone()))).await;
+async fn execute(state: &HttpState, principal: Principal, request: async_graphql::Request) -> Response {
+    let request = request.data(request_loader(state.app.db.clone())).data(principal);
+    let response = state.schema.execute(request).await;
     // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
     let status =
         response.errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").cloned()).find_map(|code| {
@@ -65,8 +70,40 @@ async fn execute(state: &HttpState, request: async_graphql::Request) -> Response
     http_response
 }
 
-async fn graphql_post(State(state): State<HttpState>, request: GraphQLRequest) -> Response {
-    execute(&state, request.into_inner()).await
+async fn graphql_post(State(state): State<HttpState>, request: Request) -> Response {
+    if let Err(refusal) = csrf::check_post(request.headers()) {
+        return refusal.into_response();
+    }
+    let principal = match authenticate(&state, request.headers()).await {
+        Ok(principal) => principal,
+        Err(refusal) => return refusal,
+    };
+    match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
+        Ok(request) => execute(&state, principal, request.into_inner()).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// The caller behind the request's `Authorization` header, or a 401 answer saying why not.
+async fn authenticate(state: &HttpState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    state.app.auth.authenticate(authorization).await.map_err(|err| {
+        let status = if err == AuthError::Unavailable {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        let code = if err == AuthError::Unavailable { "UPSTREAM_UNAVAILABLE" } else { "UNAUTHENTICATED" };
+        let mut response = error_response(status, &err.to_string(), code);
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response
+    })
+}
+
+/// A GraphQL-shaped error answer for requests refused before they reach the schema.
+pub(crate) fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
+    let body = serde_json::json!({ "errors": [{ "message": message, "extensions": { "code": code } }] });
+    (status, axum::Json(body)).into_response()
 }
 
 /// GET serves three clients: websocket upgrades, a browser asking for GraphiQL, and
@@ -75,18 +112,24 @@ async fn graphql_get(State(state): State<HttpState>, request: Request) -> Respon
     let (mut parts, body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
         let protocol = websocket::negotiate(&parts.headers);
+        let authorization =
+            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
             Ok(upgrade) => upgrade,
             Err(rejection) => return rejection.into_response(),
         };
-        return websocket(state, protocol, upgrade);
+        return websocket(state, protocol, authorization, upgrade);
     }
     if parts.uri.query().is_none_or(str::is_empty) && wants_html(&parts.headers) {
         return Html(GRAPHIQL_PAGE).into_response();
     }
+    let principal = match authenticate(&state, &parts.headers).await {
+        Ok(principal) => principal,
+        Err(refusal) => return refusal,
+    };
     let request = Request::from_parts(parts, body);
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
-        Ok(request) => execute(&state, request.into_inner().data(ReadOnlyTransport)).await,
+        Ok(request) => execute(&state, principal, request.into_inner().data(ReadOnlyTransport)).await,
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -102,7 +145,12 @@ fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
-fn websocket(state: HttpState, protocol: Option<WebSocketProtocols>, upgrade: WebSocketUpgrade) -> Response {
+fn websocket(
+    state: HttpState,
+    protocol: Option<WebSocketProtocols>,
+    authorization: Option<String>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     let Some(protocol) = protocol else {
         return (
             StatusCode::BAD_REQUEST,
@@ -121,7 +169,8 @@ fn websocket(state: HttpState, protocol: Option<WebSocketProtocols>, upgrade: We
         let loader = request_loader(state.app.db.clone());
         let mut data = Data::default();
         data.insert(loader);
-        websocket::serve(socket, state.schema.clone(), protocol, data).await
+        let auth = websocket::Auth { authenticator: state.app.auth.clone(), upgrade_header: authorization };
+        websocket::serve(socket, state.schema.clone(), protocol, data, auth).await
     })
 }
 

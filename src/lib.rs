@@ -1,5 +1,7 @@
 //! Metric Vault: a GraphQL server for API load testing.
 
+/// Who may do what (API tokens, roles) and where load may go.
+pub mod access;
 /// Typed settings from the environment.
 pub mod config;
 /// The metadata database: connection, migrations, entities, repositories.

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use tokio::net::TcpListener;
 
 use crate::{
+    access::{AuthMode, Authenticator},
     config::Settings,
     db::{self, StatementCounter},
     graphql::{AppState, build_schema},
@@ -36,7 +37,13 @@ impl Application {
         let document_client = crate::openapi::build_client(&crate::openapi::FetchLimits::default());
         let settings = Arc::new(settings);
         let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone()).await;
-        let state = AppState { settings, db, statements, http, document_client, scheduler };
+        let auth = Authenticator::new(
+            settings.security.auth_mode,
+            db.clone(),
+            settings.security.admin_token.as_deref(),
+        );
+        warn_when_open(&settings);
+        let state = AppState { settings, db, statements, http, document_client, scheduler, auth };
         let schema = build_schema(state.clone());
         let router = router(HttpState { schema, app: state.clone() });
         let listener = TcpListener::bind(state.settings.bind_addr)
@@ -74,6 +81,23 @@ impl Application {
         self.state.db.clone().close().await.context("closing the database")?;
         tracing::info!("Metric Vault stopped");
         Ok(())
+    }
+}
+
+/// `AUTH_MODE=none` makes everyone an admin: fine on a laptop, dangerous anywhere else.
+fn warn_when_open(settings: &Settings) {
+    if settings.security.auth_mode != AuthMode::None {
+        return;
+    }
+    if settings.bind_addr.ip().is_loopback() {
+        tracing::warn!("AUTH_MODE=none: no authentication; every caller on this machine is an admin");
+    } else {
+        tracing::error!(
+            address = %settings.bind_addr,
+            "AUTH_MODE=none ON A NON-LOOPBACK ADDRESS: anyone who can reach {} can launch load tests \
+             against your targets and delete your history. Set AUTH_MODE=token unless this network is yours alone.",
+            settings.bind_addr
+        );
     }
 }
 

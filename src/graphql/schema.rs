@@ -4,13 +4,17 @@ use std::sync::Arc;
 
 use async_graphql::{
     ErrorExtensionValues, Schema, ServerError, ServerResult, ValidationResult, Value, Variables, async_trait,
-    extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation},
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
+        apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
+    },
     parser::types::{ExecutableDocument, OperationType},
 };
 use sea_orm::DatabaseConnection;
 
 use super::{mutation::Mutation, query::Query, subscription::Subscription};
 use crate::{
+    access::{Authenticator, Principal},
     config::Settings,
     db::StatementCounter,
     metrics::live::{self, LiveMetrics},
@@ -31,19 +35,33 @@ pub struct AppState {
     pub document_client: reqwest::Client,
     /// Launches and follows runs.
     pub scheduler: Arc<crate::scheduler::Scheduler>,
+    /// Checks API tokens.
+    pub auth: Authenticator,
 }
 
 /// Builds the schema with the state as schema data, and the live-metrics pollers that
 /// `testMetrics` subscribers share.
 pub fn build_schema(state: AppState) -> AppSchema {
     let live = LiveMetrics::new(state.db.clone(), state.scheduler.influx().clone(), live::DEFAULT_INTERVAL);
-    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+    let limits = &state.settings.security;
+    let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
+        .limit_depth(limits.max_query_depth)
+        .limit_complexity(limits.max_query_complexity)
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(PERSISTED_QUERIES)));
+    if !limits.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder
         .data(state.db.clone())
         .data(live)
+        .data(state.auth.clone())
         .data(state)
         .extension(ApolloErrorCodes)
         .finish()
 }
+
+/// How many persisted queries (Apollo's automatic persisted queries) the server remembers.
+const PERSISTED_QUERIES: usize = 1024;
 
 /// The schema's SDL, as committed in `schema.graphql`.
 pub fn sdl() -> String {
@@ -86,6 +104,10 @@ impl Extension for ApolloErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
+        // Every transport authenticates before it executes; this catches one that forgot.
+        if ctx.data_opt::<Principal>().is_none() {
+            return Err(with_code(ServerError::new("authentication required", None), "UNAUTHENTICATED"));
+        }
         let document = next.run(ctx, query, variables).await.map_err(|e| with_code(e, PARSE_FAILED))?;
         if ctx.data_opt::<ReadOnlyTransport>().is_some()
             && document.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query)

@@ -10,6 +10,11 @@
 //! - **dead peers**: a client silent for [`IDLE_LIMIT`] (not even a pong) is closed, so
 //!   its subscriptions stop and their pollers can retire.
 //!
+//! - **authentication**: the token comes in `connection_init`'s payload
+//!   (`{"authorization": "Bearer …"}`, what graphql-ws clients send), or else in the upgrade
+//!   request's `Authorization` header; a missing or bad one closes the socket with 4403
+//!   before any subscription can start.
+//!
 //! async-graphql's own `keepalive_timeout` is not used: it closes any client that sends
 //! nothing for a while, which is what a healthy subscriber that only listens does.
 
@@ -33,7 +38,17 @@ use axum::{
 use futures_util::{SinkExt, StreamExt, future};
 use tokio::time::Instant;
 
-use crate::graphql::AppSchema;
+use crate::{
+    access::{Authenticator, Principal},
+    graphql::AppSchema,
+};
+
+/// How a connection proves who it is.
+pub struct Auth {
+    pub authenticator: Authenticator,
+    /// The upgrade request's `Authorization` header, used when `connection_init` carries none.
+    pub upgrade_header: Option<String>,
+}
 
 /// How long a client has to send `connection_init`.
 pub const CONNECTION_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,6 +67,21 @@ pub const BUFFER_BYTES: usize = 8 * 1024;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
 /// The close code async-graphql uses for a keep-alive timeout.
 const CLOSE_IDLE: u16 = 3008;
+/// graphql-ws: "Forbidden", for a connection whose `connection_init` was refused.
+const CLOSE_FORBIDDEN: u16 = 4403;
+
+/// The token of a `connection_init` payload: `authorization`, `Authorization`, or either inside
+/// `headers` (some Apollo setups), as `Bearer …` or bare.
+fn payload_authorization(payload: &serde_json::Value) -> Option<String> {
+    let pick = |object: &serde_json::Value| {
+        ["authorization", "Authorization"]
+            .iter()
+            .find_map(|key| object.get(*key)?.as_str().map(str::to_owned))
+    };
+    let value = pick(payload).or_else(|| payload.get("headers").and_then(pick))?;
+    let value = value.trim();
+    Some(if value.contains(' ') { value.to_owned() } else { format!("Bearer {value}") })
+}
 
 /// The first GraphQL subprotocol the client offers that the server speaks.
 pub fn negotiate(headers: &HeaderMap) -> Option<WebSocketProtocols> {
@@ -65,7 +95,13 @@ pub fn negotiate(headers: &HeaderMap) -> Option<WebSocketProtocols> {
 
 /// Serves one GraphQL websocket until either side closes it. `data` is added to every
 /// operation of the connection.
-pub async fn serve(socket: WebSocket, schema: AppSchema, protocol: WebSocketProtocols, data: Data) {
+pub async fn serve(
+    socket: WebSocket,
+    schema: AppSchema,
+    protocol: WebSocketProtocols,
+    data: Data,
+    auth: Auth,
+) {
     let opened = Instant::now();
     let heard_at = Arc::new(AtomicU64::new(0));
     let (mut sink, incoming) = socket.split();
@@ -79,7 +115,27 @@ pub async fn serve(socket: WebSocket, schema: AppSchema, protocol: WebSocketProt
             _ => None,
         })
     });
-    let graphql = GraphQLProtocolMachine::new(schema, messages, protocol).connection_data(data);
+    let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_init = {
+        let refused = refused.clone();
+        move |payload: serde_json::Value| async move {
+            let authorization = payload_authorization(&payload).or(auth.upgrade_header);
+            match auth.authenticator.authenticate(authorization.as_deref()).await {
+                Ok(principal) => {
+                    let mut data = Data::default();
+                    data.insert::<Principal>(principal);
+                    Ok(data)
+                }
+                Err(err) => {
+                    refused.store(true, Ordering::Relaxed);
+                    Err(async_graphql::Error::new(format!("Forbidden: {err}")))
+                }
+            }
+        }
+    };
+    let graphql = GraphQLProtocolMachine::new(schema, messages, protocol)
+        .connection_data(data)
+        .on_connection_init(on_init);
     futures_util::pin_mut!(graphql);
 
     let init_deadline = tokio::time::sleep(CONNECTION_INIT_TIMEOUT);
@@ -95,7 +151,16 @@ pub async fn serve(socket: WebSocket, schema: AppSchema, protocol: WebSocketProt
                     if !acknowledged && is_connection_ack(&text) {
                         acknowledged = true;
                     }
-                    vec![Message::Text(text.into())]
+                    if refused.load(Ordering::Relaxed) {
+                        // The legacy protocol says so with `connection_error`; then close as the new one does.
+                        vec![Message::Text(text.into()), close(CLOSE_FORBIDDEN, "Forbidden".to_owned())]
+                    } else {
+                        vec![Message::Text(text.into())]
+                    }
+                }
+                // async-graphql closes a refused `connection_init` with 1002; graphql-ws says 4403.
+                Some(WsMessage::Close(_, reason)) if refused.load(Ordering::Relaxed) => {
+                    vec![close(CLOSE_FORBIDDEN, truncate_reason(reason))]
                 }
                 Some(WsMessage::Close(code, reason)) => vec![close(code, reason)],
                 None => break,
@@ -125,6 +190,18 @@ pub async fn serve(socket: WebSocket, schema: AppSchema, protocol: WebSocketProt
         }
     }
     let _ = sink.close().await;
+}
+
+/// A close frame's reason must fit in 123 bytes.
+fn truncate_reason(mut reason: String) -> String {
+    if reason.len() > 120 {
+        let mut end = 120;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+    }
+    reason
 }
 
 fn is_connection_ack(text: &str) -> bool {
@@ -160,6 +237,19 @@ mod tests {
         );
         assert_eq!(negotiate(&headers("chat")), None);
         assert_eq!(negotiate(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn the_token_is_found_where_clients_put_it() {
+        use serde_json::json;
+        let bearer = Some("Bearer mv_x".to_owned());
+        assert_eq!(payload_authorization(&json!({"authorization": "Bearer mv_x"})), bearer);
+        assert_eq!(payload_authorization(&json!({"Authorization": "Bearer mv_x"})), bearer);
+        assert_eq!(payload_authorization(&json!({"headers": {"Authorization": "Bearer mv_x"}})), bearer);
+        assert_eq!(payload_authorization(&json!({"authorization": "mv_x"})), bearer);
+        assert_eq!(payload_authorization(&json!({})), None);
+        assert_eq!(payload_authorization(&json!({"authorization": 7})), None);
+        assert_eq!(truncate_reason("é".repeat(100)).len(), 120);
     }
 
     #[test]

@@ -80,6 +80,17 @@ impl TestApp {
     }
 }
 
+/// The bootstrap admin token every test server accepts; `TestApp::client` sends it.
+pub const ADMIN_TOKEN: &str = "mv_test-admin-token-for-the-test-suite";
+
+/// A client that sends `token` with every request.
+pub fn client_with_token(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers
+        .insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("a header value"));
+    reqwest::Client::builder().default_headers(headers).build().expect("a client")
+}
+
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh database URL: a SQLite file in `dir`, or a new database on the PostgreSQL server
@@ -121,6 +132,7 @@ pub async fn test_settings_with(dir: &std::path::Path, extra: &[(&str, &str)]) -
         // k6 flushes its samples before it exits; tests need not wait long for them.
         ("SCHEDULER_METRICS_DELAY", "0.5"),
         ("SCHEDULER_MAX_RETRY", "1"),
+        ("METRIC_VAULT_ADMIN_TOKEN", ADMIN_TOKEN),
     ];
     Settings::from_lookup(|name| {
         let set = extra.iter().chain(overrides.iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)));
@@ -155,7 +167,7 @@ pub async fn spawn_with(settings: Settings, data_dir: tempfile::TempDir) -> Test
         address,
         db,
         statements,
-        client: reqwest::Client::new(),
+        client: client_with_token(ADMIN_TOKEN),
         database_url,
         scripts,
         _data_dir: data_dir,

@@ -1,5 +1,6 @@
 //! The one integration-test binary: every capability, against the real server.
 
+mod access;
 mod analysis;
 mod catalogue;
 mod degraded;

@@ -6,4 +6,4 @@ mod interop;
 mod live_metrics;
 mod protocol;
 mod status_events;
-mod support;
+pub(crate) mod support;

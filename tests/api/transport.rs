@@ -4,7 +4,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
-use crate::helpers::spawn_app;
+use crate::helpers::{ADMIN_TOKEN, spawn_app};
 
 #[tokio::test]
 async fn parse_and_validation_failures_answer_400_with_apollo_codes() {
@@ -113,7 +113,13 @@ async fn websockets_speak_both_graphql_subprotocols() {
     app.create_project("Over the socket").await;
 
     let mut modern = ws_connect(&app.address, Some("graphql-transport-ws")).await.unwrap();
-    modern.send(Message::text(json!({"type": "connection_init", "payload": {}}).to_string())).await.unwrap();
+    modern
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {ADMIN_TOKEN}")}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut modern).await["type"], "connection_ack");
     modern
         .send(Message::text(
@@ -128,7 +134,13 @@ async fn websockets_speak_both_graphql_subprotocols() {
     assert_eq!(next_json(&mut modern).await["type"], "complete");
 
     let mut legacy = ws_connect(&app.address, Some("graphql-ws")).await.unwrap();
-    legacy.send(Message::text(json!({"type": "connection_init", "payload": {}}).to_string())).await.unwrap();
+    legacy
+        .send(Message::text(
+            json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {ADMIN_TOKEN}")}})
+                .to_string(),
+        ))
+        .await
+        .unwrap();
     assert_eq!(next_json(&mut legacy).await["type"], "connection_ack");
 }
 

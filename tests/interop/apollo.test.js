@@ -7,15 +7,15 @@ import { getMainDefinition } from '@apollo/client/utilities/index.js';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-import { EXERCISE_TIMEOUT_MS, exercise, httpUrl, wsUrl } from './lib/scenario.js';
+import { EXERCISE_TIMEOUT_MS, authHeaders, connectionParams, exercise, httpUrl, wsUrl } from './lib/scenario.js';
 
 test('Apollo Client: query, mutation, live metrics and status events', { timeout: EXERCISE_TIMEOUT_MS }, async (t) => {
-  const wsClient = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+  const wsClient = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams });
   const isSubscription = ({ query }) => {
     const definition = getMainDefinition(query);
     return definition.kind === 'OperationDefinition' && definition.operation === 'subscription';
   };
-  const link = split(isSubscription, new GraphQLWsLink(wsClient), new HttpLink({ uri: httpUrl, fetch }));
+  const link = split(isSubscription, new GraphQLWsLink(wsClient), new HttpLink({ uri: httpUrl, fetch, headers: authHeaders }));
   const apollo = new ApolloClient({ link, cache: new InMemoryCache() });
   const adapter = {
     query: (query, variables) => apollo.query({ query: gql(query), variables, fetchPolicy: 'no-cache' }),

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-import { EXERCISE_TIMEOUT_MS, exercise, wsUrl } from './lib/scenario.js';
+import { EXERCISE_TIMEOUT_MS, connectionParams, exercise, wsUrl } from './lib/scenario.js';
 
 function adapter(client) {
   const once = async (query, variables) => {
@@ -28,7 +28,7 @@ function adapter(client) {
 }
 
 test('graphql-ws client: query, mutation, live metrics and status events', { timeout: EXERCISE_TIMEOUT_MS }, async (t) => {
-  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+  const client = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams });
   try {
     const outcome = await exercise('graphql-ws', adapter(client));
     t.diagnostic(outcome.summary);

@@ -4,12 +4,12 @@ import { test } from 'node:test';
 import subscriptionsTransportWs from 'subscriptions-transport-ws';
 import WebSocket from 'ws';
 
-import { EXERCISE_TIMEOUT_MS, exercise, wsUrl } from './lib/scenario.js';
+import { EXERCISE_TIMEOUT_MS, connectionParams, exercise, wsUrl } from './lib/scenario.js';
 
 const { SubscriptionClient } = subscriptionsTransportWs;
 
 test('subscriptions-transport-ws (legacy protocol): query, mutation, live metrics and status events', { timeout: EXERCISE_TIMEOUT_MS }, async (t) => {
-  const client = new SubscriptionClient(wsUrl, { reconnect: false }, WebSocket);
+  const client = new SubscriptionClient(wsUrl, { reconnect: false, connectionParams }, WebSocket);
   const once = (query, variables) =>
     new Promise((resolve, reject) => {
       const subscription = client.request({ query, variables }).subscribe({

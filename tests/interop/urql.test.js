@@ -6,7 +6,7 @@ import { createClient } from 'graphql-ws';
 import { onEnd, pipe, subscribe } from 'wonka';
 import WebSocket from 'ws';
 
-import { EXERCISE_TIMEOUT_MS, exercise, httpUrl, wsUrl } from './lib/scenario.js';
+import { EXERCISE_TIMEOUT_MS, authHeaders, connectionParams, exercise, httpUrl, wsUrl } from './lib/scenario.js';
 
 /** urql reports GraphQL errors as one CombinedError; the exercise reads `errors` as sent. */
 const asSent = ({ data, error }) => ({
@@ -18,9 +18,10 @@ const asSent = ({ data, error }) => ({
 const isEndMarker = (result, previous) => result.hasNext === false && previous !== undefined && result.data === previous.data;
 
 test('urql: query (GET), mutation, live metrics and status events', { timeout: EXERCISE_TIMEOUT_MS }, async (t) => {
-  const wsClient = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+  const wsClient = createClient({ url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 0, connectionParams });
   const urql = new Client({
     url: httpUrl,
+    fetchOptions: { headers: authHeaders },
     exchanges: [
       fetchExchange,
       subscriptionExchange({

@@ -1,5 +1,6 @@
 //! SeaORM entities, one module per table.
 
+pub mod api_token;
 pub mod endpoint;
 pub mod endpoint_parameter;
 pub mod openapi_spec;

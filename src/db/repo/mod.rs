@@ -1,5 +1,6 @@
 //! Plain async functions over a connection: what the API reads and writes.
 
+pub mod api_tokens;
 pub mod catalogue;
 pub mod history;
 pub mod import;

@@ -4,6 +4,7 @@ use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use url::Url;
 
 use crate::{
+    access::{Role, RoleGuard},
     db::repo,
     error::AppError,
     graphql::{
@@ -68,6 +69,8 @@ async fn document_text(
 #[Object]
 impl CatalogueMutation {
     /// Reads an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML) from a URL or inline text and stores its endpoints.
+    /// Needs the OPERATOR role.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
     #[tracing::instrument(skip(self, ctx, input), fields(project_id = %input.project_id.as_str()))]
     async fn analyze_open_api(
         &self,
@@ -103,6 +106,8 @@ impl CatalogueMutation {
 
     /// Removes the spec with its tags and endpoints. Refused (CONFLICT) while test runs hold results
     /// for its endpoints, so no recorded result is lost by accident.
+    /// Needs the ADMIN role.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_open_api_spec(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let id = parse_id(&id, "id")?;
         repo::catalogue::delete_spec(db(ctx), id).await?;

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::{
+    access::{Role, RoleGuard},
     db::repo,
     graphql::types::{db, parse_id, to_id},
 };
@@ -13,6 +14,8 @@ pub struct HistoryMutation;
 #[Object]
 impl HistoryMutation {
     /// Deletes a finished run with its scenarios and stages; an active run must be cancelled first.
+    /// Needs the ADMIN role.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_test_history(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let id = parse_id(&id, "id")?;
         repo::history::delete(db(ctx), id).await?;

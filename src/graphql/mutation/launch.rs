@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::{
+    access::{Role, RoleGuard},
     graphql::{
         AppState,
         types::{history::TestHistory, parse_id},
@@ -16,12 +17,16 @@ pub struct LaunchMutation;
 #[Object]
 impl LaunchMutation {
     /// Generates the k6 script, records the run and starts it on a runner.
+    /// Needs the OPERATOR role.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn launch_load_test(&self, ctx: &Context<'_>, input: LaunchInput) -> Result<TestHistory> {
         let scheduler = &ctx.data_unchecked::<AppState>().scheduler;
         Ok(TestHistory(scheduler.launch(input).await?))
     }
 
     /// Stops an active run; what was measured so far is kept.
+    /// Needs the OPERATOR role.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn cancel_load_test(&self, ctx: &Context<'_>, id: ID) -> Result<TestHistory> {
         let id = parse_id(&id, "id")?;
         let scheduler = &ctx.data_unchecked::<AppState>().scheduler;

@@ -1,5 +1,6 @@
 //! The write side, one object per domain, merged into `Mutation`.
 
+mod access;
 mod catalogue;
 mod history;
 mod launch;
@@ -12,4 +13,5 @@ pub struct Mutation(
     catalogue::CatalogueMutation,
     history::HistoryMutation,
     launch::LaunchMutation,
+    access::AccessMutation,
 );

@@ -3,6 +3,7 @@
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, Result};
 
 use crate::{
+    access::{Role, RoleGuard},
     db::repo::{self, project::ProjectFields},
     error::AppError,
     graphql::types::{catalogue::Project, db, parse_id, to_id},
@@ -72,6 +73,8 @@ fn maybe_text(
 
 #[Object]
 impl ProjectMutation {
+    /// Needs the OPERATOR role.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn create_project(&self, ctx: &Context<'_>, input: CreateProjectInput) -> Result<Project> {
         let fields = ProjectFields {
             title: Some(title(&input.title)?),
@@ -85,6 +88,8 @@ impl ProjectMutation {
         Ok(Project(repo::project::create(db(ctx), fields).await?))
     }
 
+    /// Needs the OPERATOR role.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn update_project(&self, ctx: &Context<'_>, id: ID, input: UpdateProjectInput) -> Result<Project> {
         let id = parse_id(&id, "id")?;
         let fields = ProjectFields {
@@ -96,6 +101,8 @@ impl ProjectMutation {
     }
 
     /// Deletes the project with its specs, endpoints and history. Refused while one of its runs is active.
+    /// Needs the ADMIN role.
+    #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let id = parse_id(&id, "id")?;
         repo::project::delete(db(ctx), id).await?;

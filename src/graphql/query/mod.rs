@@ -1,9 +1,10 @@
 //! The read side, one object per domain, merged into `Query`.
 
+mod access;
 mod catalogue;
 mod health;
 mod history;
 
 /// Every query field of the API.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Query(health::HealthQuery, catalogue::CatalogueQuery, history::HistoryQuery);
+pub struct Query(health::HealthQuery, catalogue::CatalogueQuery, history::HistoryQuery, access::AccessQuery);

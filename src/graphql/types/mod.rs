@@ -1,5 +1,6 @@
 //! API types: thin wrappers over database rows whose relations resolve through DataLoaders.
 
+pub mod access;
 pub mod catalogue;
 pub mod comparison;
 pub mod connection;

@@ -43,6 +43,16 @@ async fn install_clients() {
 async fn real_javascript_clients_see_live_snapshots_and_status_events() {
     let lab = LiveLab::start().await;
     install_clients().await;
+    // A stored OPERATOR token, not the bootstrap admin one: the clients launch, so they need
+    // exactly that role, and each must send it its own way (headers, connection_init).
+    let created = lab
+        .app
+        .graphql(
+            "mutation { createApiToken(input: {name: \"interop\", role: OPERATOR}) { token } }",
+            serde_json::json!({}),
+        )
+        .await;
+    let token = created.data()["createApiToken"]["token"].as_str().unwrap().to_owned();
 
     let output = run(
         Command::new("node")
@@ -50,7 +60,8 @@ async fn real_javascript_clients_see_live_snapshots_and_status_events() {
             .current_dir(interop_dir())
             .env("METRIC_VAULT_URL", lab.app.url("/graphql"))
             .env("METRIC_VAULT_PROJECT_ID", &lab.project)
-            .env("METRIC_VAULT_ENDPOINT_ID", lab.endpoint("getItem")),
+            .env("METRIC_VAULT_ENDPOINT_ID", lab.endpoint("getItem"))
+            .env("METRIC_VAULT_TOKEN", &token),
         "node --test",
     )
     .await;

@@ -209,9 +209,15 @@ pub async fn connect_over<S: AsyncRead + AsyncWrite + Unpin>(
 
 impl<S: AsyncRead + AsyncWrite + Unpin> GraphQlSocket<S> {
     async fn init(&mut self) {
-        self.send(json!({ "type": "connection_init", "payload": {} })).await;
-        let ack = self.next_message().await;
+        let token = format!("Bearer {}", crate::helpers::ADMIN_TOKEN);
+        let ack = self.init_with(json!({ "authorization": token })).await;
         assert_eq!(ack["type"], "connection_ack", "{ack}");
+    }
+
+    /// Sends `connection_init` with `payload` and returns the server's first answer.
+    pub async fn init_with(&mut self, payload: Value) -> Value {
+        self.send(json!({ "type": "connection_init", "payload": payload })).await;
+        self.next_message().await
     }
 
     pub async fn send(&mut self, message: Value) {

@@ -6,6 +6,7 @@
 //   METRIC_VAULT_URL          http://127.0.0.1:PORT/graphql
 //   METRIC_VAULT_PROJECT_ID   the project whose endpoint is loaded
 //   METRIC_VAULT_ENDPOINT_ID  an endpoint (GET /items/{id}) of that project
+//   METRIC_VAULT_TOKEN        an OPERATOR API token, sent the way each client sends one
 import assert from 'node:assert/strict';
 
 function required(name) {
@@ -20,6 +21,11 @@ export const httpUrl = required('METRIC_VAULT_URL');
 export const wsUrl = httpUrl.replace(/^http/, 'ws');
 export const projectId = required('METRIC_VAULT_PROJECT_ID');
 const endpointId = required('METRIC_VAULT_ENDPOINT_ID');
+const token = required('METRIC_VAULT_TOKEN');
+
+/** The HTTP header, and the `connection_init` payload websocket clients send. */
+export const authHeaders = { authorization: `Bearer ${token}` };
+export const connectionParams = { authorization: `Bearer ${token}` };
 
 /** Generous bound for one whole exercise: k6 start-up, the run, its end. */
 export const EXERCISE_TIMEOUT_MS = 120_000;

@@ -1,0 +1,347 @@
+//! Where load may be sent and documents fetched from: `ALLOWED_TARGETS` and `BLOCKED_TARGETS`.
+//!
+//! A load-testing server can aim a flood of requests at any host, and an import by URL makes
+//! it fetch whatever it is told to. Two lists bound both:
+//!
+//! - **blocked** (`BLOCKED_TARGETS`, by default the cloud metadata services): never fetched
+//!   from and never sent load to, unless an `ALLOWED_TARGETS` entry other than `*` names the
+//!   host or address explicitly;
+//! - **allowed** (`ALLOWED_TARGETS`): when set, a launch may only aim at hosts it matches.
+//!   When unset, a launch may only aim at the hosts of its project's imported base URLs.
+//!
+//! Patterns: `*`, a host name (`api.example.com`), a wildcard suffix (`*.example.com`), an
+//! address (`10.0.0.7`, `::1`) or a CIDR block (`10.0.0.0/8`, `fd00::/8`). A host name is
+//! compared by name and by every address it resolves to; it is blocked when any of them is.
+
+use std::{fmt, net::IpAddr, str::FromStr};
+
+/// Addresses of the cloud metadata services (AWS, GCP, Azure, OpenStack: 169.254.169.254 in
+/// the link-local block; AWS over IPv6; Alibaba Cloud) and the names GCP gives them.
+pub const DEFAULT_BLOCKED: &str =
+    "169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32,metadata.google.internal,metadata";
+
+/// One entry of a target list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPattern {
+    /// `*`: every host.
+    Any,
+    /// An exact host name, lower case.
+    Host(String),
+    /// `*.example.com`: any name ending in `.example.com` (not `example.com` itself).
+    Suffix(String),
+    /// An address block; a single address is a /32 or /128.
+    Network { base: IpAddr, prefix: u8 },
+}
+
+impl TargetPattern {
+    fn matches_name(&self, host: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Host(name) => name == host,
+            Self::Suffix(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+            Self::Network { .. } => false,
+        }
+    }
+
+    fn matches_address(&self, address: IpAddr) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Network { base, prefix } => in_network(address, *base, *prefix),
+            Self::Host(_) | Self::Suffix(_) => false,
+        }
+    }
+}
+
+impl FromStr for TargetPattern {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim().trim_end_matches('.').to_ascii_lowercase();
+        if text == "*" {
+            return Ok(Self::Any);
+        }
+        if let Some((address, prefix)) = text.split_once('/') {
+            let base: IpAddr = address.parse().map_err(|_| format!("`{text}` is not a CIDR block"))?;
+            let most = if base.is_ipv4() { 32 } else { 128 };
+            let prefix: u8 = prefix
+                .parse()
+                .ok()
+                .filter(|p| *p <= most)
+                .ok_or_else(|| format!("`{text}`: the prefix length must be 0 to {most}"))?;
+            return Ok(Self::Network { base, prefix });
+        }
+        if let Ok(base) = text.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            return Ok(Self::Network { base, prefix: if base.is_ipv4() { 32 } else { 128 } });
+        }
+        let (suffix, name) = match text.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let valid_label = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if name.is_empty() || name.len() > 253 || !name.split('.').all(valid_label) {
+            return Err(format!("`{text}` is not a host name, address, CIDR block or *.domain"));
+        }
+        Ok(if suffix { Self::Suffix(name.to_owned()) } else { Self::Host(name.to_owned()) })
+    }
+}
+
+impl fmt::Display for TargetPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("*"),
+            Self::Host(name) => f.write_str(name),
+            Self::Suffix(name) => write!(f, "*.{name}"),
+            Self::Network { base, prefix } => write!(f, "{base}/{prefix}"),
+        }
+    }
+}
+
+/// A comma-separated list of [`TargetPattern`]s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TargetList(pub Vec<TargetPattern>);
+
+impl FromStr for TargetList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map(TargetList)
+    }
+}
+
+impl TargetList {
+    /// Whether an entry matches the host by name or any of its addresses.
+    fn matches(&self, host: &Host<'_>, explicit_only: bool) -> bool {
+        self.0.iter().filter(|p| !(explicit_only && **p == TargetPattern::Any)).any(|pattern| {
+            pattern.matches_name(host.name) || host.addresses.iter().any(|a| pattern.matches_address(*a))
+        })
+    }
+
+    /// Whether the host is covered: by name, or because every address it has is.
+    fn covers(&self, host: &Host<'_>) -> bool {
+        self.0.iter().any(|pattern| pattern.matches_name(host.name))
+            || (!host.addresses.is_empty()
+                && host.addresses.iter().all(|a| self.0.iter().any(|p| p.matches_address(*a))))
+    }
+}
+
+/// A host as a URL names it, with the addresses it stands for (itself, for an address).
+#[derive(Clone, Debug)]
+pub struct Host<'a> {
+    /// Lower case, without brackets.
+    pub name: &'a str,
+    pub addresses: Vec<IpAddr>,
+}
+
+impl<'a> Host<'a> {
+    /// `name` as found in a URL (`[::1]` for IPv6), with the addresses it resolved to.
+    pub fn new(name: &'a str, resolved: Vec<IpAddr>) -> Self {
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let mut addresses = resolved;
+        if let Ok(address) = name.parse::<IpAddr>() {
+            addresses.push(address);
+        }
+        Self { name, addresses }
+    }
+}
+
+/// Why a target was refused; the text is shown to the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetRefusal {
+    #[error(
+        "{host} is a blocked address (BLOCKED_TARGETS: cloud metadata services by default); \
+         list it in ALLOWED_TARGETS to allow it"
+    )]
+    Blocked { host: String },
+    #[error("{host} is not an allowed load-test target (ALLOWED_TARGETS: {allowed})")]
+    NotAllowed { host: String, allowed: String },
+    #[error(
+        "{host} is not the host of one of this project's imported base URLs; \
+         set ALLOWED_TARGETS to aim load elsewhere"
+    )]
+    NotImported { host: String },
+}
+
+/// The two lists, as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetPolicy {
+    pub allowed: Option<TargetList>,
+    pub blocked: TargetList,
+}
+
+impl Default for TargetPolicy {
+    fn default() -> Self {
+        Self { allowed: None, blocked: DEFAULT_BLOCKED.parse().expect("the default block list parses") }
+    }
+}
+
+impl TargetPolicy {
+    /// May a document be fetched from `host`? Only the block list applies.
+    pub fn check_fetch(&self, host: &Host<'_>) -> Result<(), TargetRefusal> {
+        self.check_blocked(host)
+    }
+
+    /// May load be sent to `host`? `imported_hosts` are the host names of the project's
+    /// imported base URLs, the default allow list.
+    pub fn check_load(&self, host: &Host<'_>, imported_hosts: &[String]) -> Result<(), TargetRefusal> {
+        self.check_blocked(host)?;
+        match &self.allowed {
+            Some(allowed) if allowed.covers(host) => Ok(()),
+            Some(allowed) => Err(TargetRefusal::NotAllowed {
+                host: host.name.to_owned(),
+                allowed: allowed.0.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            }),
+            None if imported_hosts.iter().any(|h| h.eq_ignore_ascii_case(host.name)) => Ok(()),
+            None => Err(TargetRefusal::NotImported { host: host.name.to_owned() }),
+        }
+    }
+
+    fn check_blocked(&self, host: &Host<'_>) -> Result<(), TargetRefusal> {
+        let explicitly_allowed = self.allowed.as_ref().is_some_and(|a| a.matches(host, true));
+        if self.blocked.matches(host, false) && !explicitly_allowed {
+            return Err(TargetRefusal::Blocked { host: host.name.to_owned() });
+        }
+        Ok(())
+    }
+}
+
+/// The addresses `host` resolves to (empty when it does not resolve in time).
+pub async fn resolve(host: &str) -> Vec<IpAddr> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(address) = host.parse::<IpAddr>() {
+        return vec![address];
+    }
+    let lookup = tokio::net::lookup_host((host, 0));
+    match tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await {
+        Ok(Ok(addresses)) => addresses.map(|a| a.ip()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn in_network(address: IpAddr, base: IpAddr, prefix: u8) -> bool {
+    // An IPv4 address seen through IPv6 (::ffff:a.b.c.d) is the IPv4 address.
+    let address = match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
+        v4 => v4,
+    };
+    match (address, base) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str) -> Host<'_> {
+        Host::new(name, Vec::new())
+    }
+
+    fn policy(allowed: Option<&str>) -> TargetPolicy {
+        TargetPolicy { allowed: allowed.map(|a| a.parse().unwrap()), ..TargetPolicy::default() }
+    }
+
+    #[test]
+    fn cloud_metadata_addresses_are_blocked_by_default() {
+        let policy = policy(None);
+        for blocked in
+            ["169.254.169.254", "[fd00:ec2::254]", "100.100.100.200", "metadata.google.internal", "fe80::1"]
+        {
+            assert!(
+                matches!(policy.check_fetch(&host(blocked)), Err(TargetRefusal::Blocked { .. })),
+                "{blocked}"
+            );
+        }
+        // A name that resolves to a metadata address is blocked too (DNS tricks).
+        let sneaky = Host::new("innocent.example", vec!["169.254.169.254".parse().unwrap()]);
+        assert!(policy.check_fetch(&sneaky).is_err());
+        // The same address seen through IPv6.
+        assert!(policy.check_fetch(&host("::ffff:169.254.169.254")).is_err());
+        assert!(policy.check_fetch(&host("127.0.0.1")).is_ok());
+        assert!(policy.check_fetch(&host("api.example.com")).is_ok());
+    }
+
+    #[test]
+    fn only_an_explicit_entry_unblocks_a_blocked_address() {
+        assert!(policy(Some("*")).check_fetch(&host("169.254.169.254")).is_err());
+        assert!(policy(Some("169.254.169.254")).check_fetch(&host("169.254.169.254")).is_ok());
+        assert!(policy(Some("169.254.0.0/16")).check_load(&host("169.254.169.254"), &[]).is_ok());
+    }
+
+    #[test]
+    fn without_an_allow_list_load_goes_only_to_imported_hosts() {
+        let policy = policy(None);
+        let imported = vec!["127.0.0.1".to_owned(), "api.example.com".to_owned()];
+        assert!(policy.check_load(&host("127.0.0.1"), &imported).is_ok());
+        assert!(policy.check_load(&host("api.example.com"), &imported).is_ok());
+        assert_eq!(
+            policy.check_load(&host("127.0.0.2"), &imported),
+            Err(TargetRefusal::NotImported { host: "127.0.0.2".into() })
+        );
+    }
+
+    #[test]
+    fn an_allow_list_matches_names_suffixes_addresses_and_blocks() {
+        let policy = policy(Some("127.0.0.1, *.staging.example.com, 10.0.0.0/8, ::1"));
+        assert!(policy.check_load(&host("127.0.0.1"), &[]).is_ok());
+        assert!(policy.check_load(&host("api.staging.example.com"), &[]).is_ok());
+        assert!(policy.check_load(&host("staging.example.com"), &[]).is_err());
+        assert!(policy.check_load(&host("10.20.30.40"), &[]).is_ok());
+        assert!(policy.check_load(&host("[::1]"), &[]).is_ok());
+        let refused = policy.check_load(&host("127.0.0.2"), &["127.0.0.2".into()]).unwrap_err();
+        assert!(
+            refused.to_string().contains("ALLOWED_TARGETS: 127.0.0.1/32,*.staging.example.com"),
+            "{refused}"
+        );
+        // A name is covered when every address it resolves to is.
+        let internal =
+            |addrs: &[&str]| Host::new("db.internal", addrs.iter().map(|a| a.parse().unwrap()).collect());
+        assert!(policy.check_load(&internal(&["10.1.2.3"]), &[]).is_ok());
+        assert!(policy.check_load(&internal(&["10.1.2.3", "192.168.1.1"]), &[]).is_err());
+        assert!(policy.check_load(&internal(&[]), &[]).is_err());
+    }
+
+    #[test]
+    fn patterns_parse_or_say_what_is_wrong() {
+        assert_eq!("*".parse::<TargetPattern>(), Ok(TargetPattern::Any));
+        assert_eq!(
+            "10.0.0.0/8".parse::<TargetPattern>(),
+            Ok(TargetPattern::Network { base: "10.0.0.0".parse().unwrap(), prefix: 8 })
+        );
+        assert!("10.0.0.0/33".parse::<TargetPattern>().unwrap_err().contains("0 to 32"));
+        assert!("http://x".parse::<TargetPattern>().is_err());
+        assert!("a b".parse::<TargetPattern>().is_err());
+        assert_eq!("Example.COM.".parse::<TargetPattern>(), Ok(TargetPattern::Host("example.com".into())));
+        assert_eq!("".parse::<TargetList>(), Ok(TargetList(vec![])));
+        assert!(DEFAULT_BLOCKED.parse::<TargetList>().is_ok());
+    }
+
+    #[test]
+    fn networks_compare_by_prefix() {
+        let net = |s: &str| match s.parse::<TargetPattern>().unwrap() {
+            TargetPattern::Network { base, prefix } => (base, prefix),
+            _ => unreachable!(),
+        };
+        let (base, prefix) = net("192.168.0.0/16");
+        assert!(in_network("192.168.255.1".parse().unwrap(), base, prefix));
+        assert!(!in_network("192.169.0.1".parse().unwrap(), base, prefix));
+        let (base, prefix) = net("0.0.0.0/0");
+        assert!(in_network("8.8.8.8".parse().unwrap(), base, prefix));
+        assert!(!in_network("::1".parse().unwrap(), base, prefix));
+    }
+}

@@ -1,0 +1,122 @@
+//! Settings that make the server safe to expose: authentication, request limits and where
+//! load may go.
+
+use super::{ConfigError, Env};
+use crate::access::{
+    AuthMode,
+    targets::{DEFAULT_BLOCKED, TargetList, TargetPolicy},
+};
+
+/// The shortest `METRIC_VAULT_ADMIN_TOKEN` accepted: a bootstrap secret must not be guessable.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 24;
+
+/// Authentication, limits and target lists.
+#[derive(Clone, Debug)]
+pub struct SecuritySettings {
+    /// `AUTH_MODE`: `token` (default) or `none`.
+    pub auth_mode: AuthMode,
+    /// `METRIC_VAULT_ADMIN_TOKEN`: an admin token that needs no database row (bootstrap).
+    pub admin_token: Option<String>,
+    /// `ALLOWED_TARGETS` and `BLOCKED_TARGETS`.
+    pub targets: TargetPolicy,
+    /// `GRAPHQL_MAX_DEPTH`: the deepest selection a document may nest.
+    pub max_query_depth: usize,
+    /// `GRAPHQL_MAX_COMPLEXITY`: the most fields a document may select, counted through lists once.
+    pub max_query_complexity: usize,
+    /// `GRAPHQL_INTROSPECTION`: whether `__schema`/`__type` answer.
+    pub introspection: bool,
+    /// `MAX_REQUEST_BYTES`: the largest HTTP request body.
+    pub max_request_bytes: usize,
+}
+
+impl SecuritySettings {
+    pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let admin_token = env.optional("METRIC_VAULT_ADMIN_TOKEN");
+        if let Some(token) = &admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN_CHARS
+        {
+            return Err(ConfigError {
+                variable: "METRIC_VAULT_ADMIN_TOKEN",
+                value: "(hidden)".into(),
+                expected: "a secret of at least 24 characters (e.g. `openssl rand -base64 32`)",
+            });
+        }
+        let allowed = match env.optional("ALLOWED_TARGETS") {
+            None => None,
+            Some(list) => Some(list.parse::<TargetList>().map_err(|_| ConfigError {
+                variable: "ALLOWED_TARGETS",
+                value: list.clone(),
+                expected: TARGET_FORMS,
+            })?),
+        };
+        let blocked = env.optional("BLOCKED_TARGETS").unwrap_or_else(|| DEFAULT_BLOCKED.to_owned());
+        let blocked = blocked.parse::<TargetList>().map_err(|_| ConfigError {
+            variable: "BLOCKED_TARGETS",
+            value: blocked.clone(),
+            expected: TARGET_FORMS,
+        })?;
+        Ok(Self {
+            auth_mode: env.choice(
+                "AUTH_MODE",
+                AuthMode::Token,
+                &[("token", AuthMode::Token), ("none", AuthMode::None)],
+                "one of: token, none",
+            )?,
+            admin_token,
+            targets: TargetPolicy { allowed, blocked },
+            max_query_depth: env.parsed("GRAPHQL_MAX_DEPTH", "12", "a whole number of levels")?,
+            max_query_complexity: env.parsed("GRAPHQL_MAX_COMPLEXITY", "2000", "a whole number of fields")?,
+            introspection: env.choice(
+                "GRAPHQL_INTROSPECTION",
+                true,
+                &[("true", true), ("1", true), ("yes", true), ("false", false), ("0", false), ("no", false)],
+                "true or false",
+            )?,
+            max_request_bytes: env.parsed("MAX_REQUEST_BYTES", "33554432", "a whole number of bytes")?,
+        })
+    }
+}
+
+const TARGET_FORMS: &str =
+    "a comma-separated list of host names, *.domain suffixes, addresses, CIDR blocks or *";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::super::Settings;
+    use crate::access::AuthMode;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, super::ConfigError> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn tokens_are_required_by_default_and_limits_are_set() {
+        let s = settings(&[]).unwrap().security;
+        assert_eq!(s.auth_mode, AuthMode::Token);
+        assert!(s.admin_token.is_none() && s.targets.allowed.is_none() && s.introspection);
+        assert_eq!((s.max_query_depth, s.max_query_complexity), (12, 2000));
+        assert_eq!(s.max_request_bytes, 32 * 1024 * 1024);
+    }
+
+    #[test]
+    fn bad_security_values_name_the_variable() {
+        for (variable, value) in [
+            ("AUTH_MODE", "open"),
+            ("METRIC_VAULT_ADMIN_TOKEN", "short"),
+            ("ALLOWED_TARGETS", "10.0.0.0/99"),
+            ("BLOCKED_TARGETS", "http://x/"),
+            ("GRAPHQL_MAX_DEPTH", "deep"),
+            ("GRAPHQL_INTROSPECTION", "perhaps"),
+        ] {
+            let err = settings(&[(variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable);
+        }
+        // A secret never appears in an error message.
+        let err = settings(&[("METRIC_VAULT_ADMIN_TOKEN", "hunter2")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+}
