@@ -78,10 +78,34 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
         Ok(principal) => principal,
         Err(refusal) => return refusal,
     };
+    let request = match limit_body(request, state.app.settings.security.max_request_bytes).await {
+        Ok(request) => request,
+        Err(refusal) => return refusal,
+    };
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
         Ok(request) => execute(&state, principal, request.into_inner()).await,
         Err(rejection) => rejection.into_response(),
     }
+}
+
+/// Reads the body up to `max` bytes. async-graphql's extractor streams the body itself, past
+/// axum's `DefaultBodyLimit`, so the cap is applied here.
+async fn limit_body(request: Request, max: usize) -> Result<Request, Response> {
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body is larger than {max} bytes (MAX_REQUEST_BYTES)"),
+            "BAD_REQUEST",
+        )
+    };
+    let declared =
+        request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| too_large())?;
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 /// The caller behind the request's `Authorization` header, or a 401 answer saying why not.

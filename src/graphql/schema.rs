@@ -8,7 +8,7 @@ use async_graphql::{
         Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
         apollo_persisted_queries::{ApolloPersistedQueries, LruCacheStorage},
     },
-    parser::types::{ExecutableDocument, OperationType},
+    parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet},
 };
 use sea_orm::DatabaseConnection;
 
@@ -43,7 +43,7 @@ pub struct AppState {
 /// `testMetrics` subscribers share.
 pub fn build_schema(state: AppState) -> AppSchema {
     let live = LiveMetrics::new(state.db.clone(), state.scheduler.influx().clone(), live::DEFAULT_INTERVAL);
-    let limits = &state.settings.security;
+    let limits = state.settings.security.clone();
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         .limit_depth(limits.max_query_depth)
         .limit_complexity(limits.max_query_complexity)
@@ -56,7 +56,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
         .data(live)
         .data(state.auth.clone())
         .data(state)
-        .extension(ApolloErrorCodes)
+        .extension(ApolloErrorCodes { introspection: limits.introspection })
         .finish()
 }
 
@@ -79,12 +79,31 @@ pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
 
 /// Gives parse and validation failures the `extensions.code` Apollo Server uses,
 /// and refuses mutations sent over GET.
-struct ApolloErrorCodes;
+struct ApolloErrorCodes {
+    /// When false, a document asking for `__schema` or `__type` is refused with a clear error
+    /// (async-graphql alone would answer `null` without saying why).
+    introspection: bool,
+}
 
 impl ExtensionFactory for ApolloErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ApolloErrorCodes)
+        Arc::new(ApolloErrorCodes { introspection: self.introspection })
     }
+}
+
+/// Whether a selection set asks for `__schema` or `__type` at its top (through fragments too).
+fn asks_for_introspection(document: &ExecutableDocument, selections: &SelectionSet, depth: usize) -> bool {
+    depth < 8
+        && selections.items.iter().any(|selection| match &selection.node {
+            Selection::Field(field) => matches!(field.node.name.node.as_str(), "__schema" | "__type"),
+            Selection::InlineFragment(fragment) => {
+                asks_for_introspection(document, &fragment.node.selection_set.node, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => document
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .is_some_and(|f| asks_for_introspection(document, &f.node.selection_set.node, depth + 1)),
+        })
 }
 
 fn with_code(mut error: ServerError, code: &str) -> ServerError {
@@ -109,6 +128,20 @@ impl Extension for ApolloErrorCodes {
             return Err(with_code(ServerError::new("authentication required", None), "UNAUTHENTICATED"));
         }
         let document = next.run(ctx, query, variables).await.map_err(|e| with_code(e, PARSE_FAILED))?;
+        if !self.introspection
+            && document
+                .operations
+                .iter()
+                .any(|(_, op)| asks_for_introspection(&document, &op.node.selection_set.node, 0))
+        {
+            return Err(with_code(
+                ServerError::new(
+                    "introspection is switched off on this server (GRAPHQL_INTROSPECTION=false)",
+                    None,
+                ),
+                VALIDATION_FAILED,
+            ));
+        }
         if ctx.data_opt::<ReadOnlyTransport>().is_some()
             && document.operations.iter().any(|(_, op)| op.node.ty != OperationType::Query)
         {

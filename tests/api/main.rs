@@ -8,6 +8,7 @@ mod helpers;
 mod history;
 mod import;
 mod launch;
+mod limits;
 mod projects;
 mod schema;
 mod statements;
