@@ -34,7 +34,8 @@ impl Application {
             .no_proxy()
             .build()
             .context("building the HTTP client")?;
-        let document_client = crate::openapi::build_client(&crate::openapi::FetchLimits::default());
+        let document_client =
+            crate::openapi::build_client(&crate::openapi::FetchLimits::default(), &settings.security.targets);
         let settings = Arc::new(settings);
         let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone()).await;
         let auth = Authenticator::new(

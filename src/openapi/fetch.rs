@@ -1,9 +1,11 @@
 //! Fetching an OpenAPI document over HTTP, with limits on time, size and redirects.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use url::Url;
+
+use crate::access::targets::{Host, TargetPolicy, TargetRefusal};
 
 /// Bounds on one document download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,9 @@ pub enum FetchError {
         /// The URL that served it.
         url: String,
     },
+    /// The URL, a redirect or the address a name resolves to is a blocked target.
+    #[error("{0}")]
+    Forbidden(TargetRefusal),
     /// Anything else the HTTP client reports.
     #[error("could not fetch {url}: {reason}")]
     Other {
@@ -107,9 +112,26 @@ pub enum FetchError {
 /// A client for [`fetch_document`]: follows at most `max_redirects` redirects, stops after
 /// `timeout`, and ignores proxy environment variables (a server should not route imports
 /// through whatever proxy its environment happens to name).
-pub fn build_client(limits: &FetchLimits) -> reqwest::Client {
+///
+/// It never connects to a blocked target (cloud metadata services by default): host names
+/// are checked on every resolution, so a name that resolves to a blocked address is refused
+/// however it was reached (redirects, DNS rebinding), and address literals are checked on
+/// the way in and on every redirect.
+pub fn build_client(limits: &FetchLimits, targets: &TargetPolicy) -> reqwest::Client {
+    let max_redirects = limits.max_redirects;
+    let redirect_targets = targets.clone();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if let Some(refusal) = literal_refusal(&redirect_targets, attempt.url()) {
+            return attempt.error(refusal);
+        }
+        if attempt.previous().len() > max_redirects {
+            return attempt.error(format!("more than {max_redirects} redirects"));
+        }
+        attempt.follow()
+    });
     reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::limited(limits.max_redirects))
+        .redirect(redirects)
+        .dns_resolver(Arc::new(GuardedResolver { targets: targets.clone() }))
         .timeout(limits.timeout)
         .no_proxy()
         .user_agent(concat!("metric-vault/", env!("CARGO_PKG_VERSION"), " (OpenAPI import)"))
@@ -117,17 +139,50 @@ pub fn build_client(limits: &FetchLimits) -> reqwest::Client {
         .expect("a client without TLS configuration or proxies always builds")
 }
 
+/// The refusal for a URL whose host is a blocked address literal (names go through the resolver).
+fn literal_refusal(targets: &TargetPolicy, url: &Url) -> Option<TargetRefusal> {
+    let literal = match url.host()? {
+        url::Host::Ipv4(address) => std::net::IpAddr::V4(address),
+        url::Host::Ipv6(address) => std::net::IpAddr::V6(address),
+        url::Host::Domain(_) => return None,
+    };
+    targets.check_fetch(&Host::new(&literal.to_string(), Vec::new())).err()
+}
+
+/// Resolves names with the system resolver, refusing any whose addresses include a blocked one.
+struct GuardedResolver {
+    targets: TargetPolicy,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let targets = self.targets.clone();
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let host = Host::new(&name, addresses.iter().map(SocketAddr::ip).collect());
+            targets.check_fetch(&host)?;
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// Downloads `url`, streaming the body so an oversized document is refused without being held
-/// in memory. The redirect limit is the client's, so `client` should come from [`build_client`].
+/// in memory. The redirect limit and the target guard are the client's, so `client` should
+/// come from [`build_client`] with the same `targets`.
 pub async fn fetch_document(
     client: &reqwest::Client,
     url: &str,
     limits: &FetchLimits,
+    targets: &TargetPolicy,
 ) -> Result<FetchedDocument, FetchError> {
     let parsed = Url::parse(url.trim())
         .map_err(|error| FetchError::InvalidUrl { url: url.to_owned(), reason: error.to_string() })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(FetchError::UnsupportedScheme { scheme: parsed.scheme().to_owned() });
+    }
+    if let Some(refusal) = literal_refusal(targets, &parsed) {
+        return Err(FetchError::Forbidden(refusal));
     }
     let shown_url = parsed.to_string();
     // The client's own timeout may differ from `limits`; this one bounds the whole exchange.
@@ -185,7 +240,9 @@ fn describe(error: DownloadError, url: &str, limits: &FetchLimits) -> FetchError
         }
         DownloadError::NotUtf8 { url } => return FetchError::NotUtf8 { url },
     };
-    if error.is_timeout() {
+    if let Some(refusal) = refusal_in(&error) {
+        FetchError::Forbidden(refusal)
+    } else if error.is_timeout() {
         FetchError::Timeout { url, limit: human_duration(limits.timeout) }
     } else if error.is_redirect() {
         FetchError::TooManyRedirects { url, max_redirects: limits.max_redirects }
@@ -197,6 +254,18 @@ fn describe(error: DownloadError, url: &str, limits: &FetchLimits) -> FetchError
     } else {
         FetchError::Other { url, reason: innermost_message(&error) }
     }
+}
+
+/// The target refusal behind a client error (from the resolver or the redirect policy).
+fn refusal_in(error: &reqwest::Error) -> Option<TargetRefusal> {
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(refusal) = cause.downcast_ref::<TargetRefusal>() {
+            return Some(refusal.clone());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 fn connect_reason(error: &reqwest::Error) -> String {
@@ -285,8 +354,10 @@ mod tests {
     async fn fetches_and_follows_redirects() {
         let base = start_server().await;
         let limits = small_limits();
-        let client = build_client(&limits);
-        let fetched = fetch_document(&client, &format!("{base}/moved"), &limits).await.unwrap();
+        let client = build_client(&limits, &TargetPolicy::default());
+        let fetched = fetch_document(&client, &format!("{base}/moved"), &limits, &TargetPolicy::default())
+            .await
+            .unwrap();
         assert_eq!(fetched.text, DOCUMENT);
         assert_eq!(fetched.final_url.as_str(), format!("{base}/spec.yaml"));
         let spec = super::super::parse_document(&fetched.text, Some(&fetched.final_url), None).unwrap();
@@ -297,8 +368,10 @@ mod tests {
     async fn reports_status_loops_size_timeout_and_encoding() {
         let base = start_server().await;
         let limits = small_limits();
-        let client = build_client(&limits);
-        let fetch = async |path: &str| fetch_document(&client, &format!("{base}{path}"), &limits).await;
+        let client = build_client(&limits, &TargetPolicy::default());
+        let fetch = async |path: &str| {
+            fetch_document(&client, &format!("{base}{path}"), &limits, &TargetPolicy::default()).await
+        };
 
         let error = fetch("/missing").await.unwrap_err();
         assert_eq!(error.to_string(), format!("{base}/missing answered HTTP 404 Not Found"));
@@ -333,25 +406,36 @@ mod tests {
             let _ = socket.write_all(b"0\r\n\r\n");
         });
         let limits = small_limits();
-        let error =
-            fetch_document(&build_client(&limits), &format!("http://{address}/"), &limits).await.unwrap_err();
+        let error = fetch_document(
+            &build_client(&limits, &TargetPolicy::default()),
+            &format!("http://{address}/"),
+            &limits,
+            &TargetPolicy::default(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(error, FetchError::TooLarge { .. }), "{error}");
     }
 
     #[tokio::test]
     async fn rejects_bad_urls_and_closed_ports() {
         let limits = small_limits();
-        let client = build_client(&limits);
-        let error = fetch_document(&client, "file:///etc/passwd", &limits).await.unwrap_err();
+        let client = build_client(&limits, &TargetPolicy::default());
+        let error = fetch_document(&client, "file:///etc/passwd", &limits, &TargetPolicy::default())
+            .await
+            .unwrap_err();
         assert_eq!(error.to_string(), "only http and https URLs can be imported, not `file:`");
-        let error = fetch_document(&client, "not a url", &limits).await.unwrap_err();
+        let error =
+            fetch_document(&client, "not a url", &limits, &TargetPolicy::default()).await.unwrap_err();
         assert!(matches!(error, FetchError::InvalidUrl { .. }), "{error}");
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let closed = listener.local_addr().unwrap();
         drop(listener);
         let error =
-            fetch_document(&client, &format!("http://{closed}/spec.json"), &limits).await.unwrap_err();
+            fetch_document(&client, &format!("http://{closed}/spec.json"), &limits, &TargetPolicy::default())
+                .await
+                .unwrap_err();
         assert_eq!(
             error.to_string(),
             format!("could not reach http://{closed}/spec.json: connection refused")

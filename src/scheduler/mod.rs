@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod launch;
+mod targets;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -104,6 +105,8 @@ impl Scheduler {
             },
         };
         let validated = launch::validate(&input, &endpoints, limits)?;
+        targets::check_launch_targets(&self.db, &self.settings.security.targets, &validated, &endpoints)
+            .await?;
         let runner = self.runner(validated.runner)?.clone();
         if validated.runner == RunnerKind::Local
             && crate::k6::runner::find_executable(&self.settings.k6_binary).is_none()

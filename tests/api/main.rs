@@ -14,4 +14,5 @@ mod schema;
 mod statements;
 mod subscriptions;
 mod target;
+mod targets;
 mod transport;

@@ -11,7 +11,7 @@ use crate::{
         AppState,
         types::{catalogue::OpenApiSpec, db, parse_id, to_id},
     },
-    openapi::{FetchLimits, fetch_document, parse_document},
+    openapi::{FetchError, FetchLimits, fetch_document, parse_document},
 };
 
 #[derive(Default)]
@@ -48,9 +48,13 @@ async fn document_text(
     let limits = FetchLimits::default();
     match (input.url.as_deref().map(str::trim), &input.document) {
         (Some(url), None) if !url.is_empty() => {
-            let fetched = fetch_document(&state.document_client, url, &limits)
-                .await
-                .map_err(|err| AppError::bad_input("input.url", err.to_string()))?;
+            let targets = &state.settings.security.targets;
+            let fetched = fetch_document(&state.document_client, url, &limits, targets).await.map_err(
+                |err| match err {
+                    FetchError::Forbidden(refusal) => AppError::Forbidden(format!("input.url: {refusal}")),
+                    other => AppError::bad_input("input.url", other.to_string()),
+                },
+            )?;
             Ok((fetched.text, Some(fetched.final_url)))
         }
         (None, Some(document)) => {
