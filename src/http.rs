@@ -228,7 +228,20 @@ const GRAPHIQL_PAGE: &str = r#"<!doctype html>
   <script>
     const url = new URL('/graphql', window.location.href);
     const wsUrl = url.href.replace(/^http/, 'ws');
-    const fetcher = GraphiQL.createFetcher({ url: url.href, wsClient: graphqlWs.createClient({ url: wsUrl }) });
+    // An API token arrives once in the page's fragment (`#token=…`, never sent to a server),
+    // is kept in this browser's storage and sent with every request and websocket.
+    const fragment = new URLSearchParams(window.location.hash.slice(1));
+    if (fragment.get('token')) {
+      localStorage.setItem('metric-vault-token', fragment.get('token'));
+      history.replaceState(null, '', window.location.pathname);
+    }
+    const token = localStorage.getItem('metric-vault-token');
+    const auth = token ? { authorization: 'Bearer ' + token } : {};
+    const fetcher = GraphiQL.createFetcher({
+      url: url.href,
+      headers: auth,
+      wsClient: graphqlWs.createClient({ url: wsUrl, connectionParams: () => auth }),
+    });
     ReactDOM.createRoot(document.getElementById('graphiql')).render(
       React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true })
     );

@@ -2,6 +2,8 @@
 
 /// Who may do what (API tokens, roles) and where load may go.
 pub mod access;
+/// Subcommands of the binary besides serving (`token create`, `export-schema`).
+pub mod commands;
 /// Typed settings from the environment.
 pub mod config;
 /// The metadata database: connection, migrations, entities, repositories.

@@ -1,9 +1,10 @@
 use anyhow::Context;
-use metric_vault::{config::Settings, graphql::schema, startup::Application, telemetry};
+use metric_vault::{commands, config::Settings, graphql::schema, startup::Application, telemetry};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("export-schema") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("export-schema") {
         print!("{}", schema::sdl());
         return Ok(());
     }
@@ -14,6 +15,13 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    if args.first().map(String::as_str) == Some("token") {
+        if let Err(err) = commands::token(&settings, &args[1..]).await {
+            eprintln!("metric-vault token: {err:#}");
+            std::process::exit(2);
+        }
+        return Ok(());
+    }
     telemetry::init(&settings.log_level);
     let app = Application::build(settings).await.context("starting Metric Vault")?;
     app.run_until_stopped().await

@@ -11,6 +11,7 @@ mod launch;
 mod limits;
 mod projects;
 mod schema;
+mod script_safety;
 mod statements;
 mod subscriptions;
 mod target;
