@@ -1,5 +1,5 @@
 # The two commands of the quick start, plus a few conveniences.
-.PHONY: run test schema fmt lint
+.PHONY: run test schema fmt lint fuzz
 
 run:  ## set up what is missing and run the server
 	./scripts/run.sh
@@ -15,3 +15,6 @@ fmt:
 
 lint:
 	cargo clippy --all-targets -- -D warnings
+
+fuzz:  ## fuzz the OpenAPI parser and the k6 duration parser for FUZZ_SECONDS each (default 60); not part of the tests
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} cargo test --lib fuzz_ -- --ignored --nocapture --test-threads 1

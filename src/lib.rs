@@ -30,3 +30,64 @@ pub mod seed;
 pub mod startup;
 /// Logging setup.
 pub mod telemetry;
+
+/// Shared by the fuzz targets (`make fuzz`) and their regression tests.
+#[cfg(test)]
+pub(crate) mod fuzzing {
+    use std::{path::PathBuf, time::Duration};
+
+    use proptest::{
+        strategy::Strategy,
+        test_runner::{Config, TestCaseError, TestError, TestRunner},
+    };
+
+    /// How long `make fuzz` runs each target: `FUZZ_SECONDS`, 60 by default.
+    pub fn budget() -> Duration {
+        let seconds = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+        Duration::from_secs(seconds)
+    }
+
+    /// Where the inputs that once failed `target` are kept (committed), to be replayed by every test run.
+    pub fn saved_inputs_dir(target: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz").join(target)
+    }
+
+    /// Every saved input of `target`.
+    pub fn saved_inputs(target: &str) -> Vec<(PathBuf, String)> {
+        let Ok(entries) = std::fs::read_dir(saved_inputs_dir(target)) else { return Vec::new() };
+        entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter_map(|path| Some((path.clone(), std::fs::read_to_string(&path).ok()?)))
+            .collect()
+    }
+
+    /// Runs `check` on fresh inputs from `strategy` for [`budget`]; a failing input is shrunk,
+    /// saved under [`saved_inputs_dir`] and reported.
+    pub fn fuzz_for_a_while<S>(target: &str, strategy: S, check: impl Fn(&str) -> Result<(), TestCaseError>)
+    where
+        S: Strategy<Value = String>,
+    {
+        let deadline = std::time::Instant::now() + budget();
+        let mut cases = 0u64;
+        while std::time::Instant::now() < deadline {
+            let config = Config { cases: 500, failure_persistence: None, ..Config::default() };
+            let mut runner = TestRunner::new(config);
+            if let Err(TestError::Fail(reason, input)) = runner.run(&strategy, |input| check(&input)) {
+                let dir = saved_inputs_dir(target);
+                std::fs::create_dir_all(&dir).expect("create the saved-inputs folder");
+                let name = format!("{:016x}.txt", fnv1a(input.as_bytes()));
+                std::fs::write(dir.join(&name), &input).expect("save the failing input");
+                panic!("{target}: {reason}; input saved as tests/fixtures/fuzz/{target}/{name}");
+            }
+            cases += 500;
+        }
+        eprintln!("{target}: {cases} random inputs in {:?}, no failure", budget());
+    }
+
+    fn fnv1a(bytes: &[u8]) -> u64 {
+        bytes
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3))
+    }
+}

@@ -233,6 +233,9 @@ pub fn total_duration(stages: &[StagePlan]) -> Duration {
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -80,6 +80,22 @@ impl InfluxServer {
         assert_eq!(status.as_u16(), 204, "write refused: {body}");
     }
 
+    /// Kills influxd, keeping its data: InfluxDB is down until [`InfluxServer::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts influxd again on the same port and data (after [`InfluxServer::stop`]).
+    pub async fn restart(&mut self) {
+        let log_path = self.data_dir.join("influxd-restarted.log");
+        self.child = spawn_influxd(&self.data_dir, self.port, &log_path);
+        if !self.wait_until_up().await {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("influxd did not come back on port {}; its log:\n{log}", self.port);
+        }
+    }
+
     async fn wait_until_up(&mut self) -> bool {
         let client = self.client("_");
         let deadline = Instant::now() + START_TIMEOUT;

@@ -26,6 +26,8 @@ mod syntax;
 
 #[cfg(test)]
 mod corpus_tests;
+#[cfg(test)]
+mod fuzz_tests;
 
 pub use examples::{example_from_schema, explicit_example};
 pub use fetch::{FetchError, FetchLimits, FetchedDocument, build_client, fetch_document};

@@ -4,6 +4,7 @@ mod access;
 mod analysis;
 mod catalogue;
 mod degraded;
+mod faults;
 mod helpers;
 mod history;
 mod import;

@@ -1,0 +1,194 @@
+//! Faults in the middle of a real run — k6 killed, InfluxDB stopped, the server restarted —
+//! each must end with the run finalised and every sample that reached InfluxDB in its summary.
+
+use std::{process::Stdio, time::Duration};
+
+use metric_vault::metrics::test_influxd::InfluxServer;
+use serde_json::{Value, json};
+
+use crate::{
+    helpers::{ADMIN_TOKEN, TestApp, client_with_token, spawn_app_with, spawn_with, test_settings_with},
+    target::project_with_target,
+};
+
+const RUN: &str =
+    "query($id: ID!) { testHistory(id: $id) { id status failureReason summary { totalRequests } } }";
+const LAUNCH: &str = "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }";
+
+fn steady_load(endpoint: &str, duration: &str) -> Value {
+    json!({ "title": "Under fault", "scenarios": [{ "name": "steady", "endpointId": endpoint,
+        "executor": "CONSTANT_VUS", "thinkTime": 0.05, "stages": [{ "duration": duration, "target": 2 }] }] })
+}
+
+async fn run_of(app: &TestApp, id: &str) -> Value {
+    app.graphql(RUN, json!({ "id": id })).await.data()["testHistory"].clone()
+}
+
+async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let run = run_of(app, id).await;
+        if done(&run) {
+            return run;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "run {id} never got {what}: {run}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn finished(run: &Value) -> bool {
+    !matches!(run["status"].as_str(), Some("PENDING" | "RUNNING"))
+}
+
+/// How many requests of run `id` InfluxDB holds: what was recorded.
+async fn recorded_requests(influx: &InfluxServer, id: &str) -> i64 {
+    let series = influx
+        .client("k6")
+        .query(&format!("SELECT count(\"value\") FROM \"http_reqs\" WHERE \"testid\" = '{id}'"))
+        .await
+        .expect("InfluxDB answers");
+    series.first().and_then(|s| s.values.first()?.get(1)?.as_i64()).unwrap_or(0)
+}
+
+fn k6_processes_of(scripts: &std::path::Path, id: &str) -> bool {
+    let script = scripts.join(format!("test-{id}.js"));
+    std::process::Command::new("pgrep").arg("-f").arg(script.as_os_str()).status().is_ok_and(|s| s.success())
+}
+
+#[tokio::test]
+async fn a_k6_killed_mid_run_fails_the_run_and_keeps_every_recorded_sample() {
+    let influx = InfluxServer::start().await;
+    let app = spawn_app_with(&[("INFLUXDB_PORT", &influx.port().to_string())]).await;
+    let (_, endpoints) = project_with_target(&app, "Killed").await;
+    let launched = app.graphql(LAUNCH, json!({ "input": steady_load(&endpoints["getItem"], "2m") })).await;
+    let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
+    wait_for(&app, &id, "RUNNING", |run| run["status"] == "RUNNING").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let script = app.scripts_dir().join(format!("test-{id}.js"));
+    let killed =
+        std::process::Command::new("pkill").arg("-KILL").arg("-f").arg(script.as_os_str()).status().unwrap();
+    assert!(killed.success(), "the run's k6 was found and killed");
+
+    let run = wait_for(&app, &id, "an end", finished).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert!(run["failureReason"].as_str().unwrap().contains("k6 instance 0 exited"), "{run}");
+    let recorded = recorded_requests(&influx, &id).await;
+    assert!(recorded > 0, "k6 had recorded requests before it died");
+    assert_eq!(run["summary"]["totalRequests"], recorded, "the summary holds every recorded request");
+}
+
+#[tokio::test]
+async fn influxdb_stopped_mid_run_and_back_later_loses_no_recorded_sample() {
+    let mut influx = InfluxServer::start().await;
+    let app =
+        spawn_app_with(&[("INFLUXDB_PORT", &influx.port().to_string()), ("SCHEDULER_POLL_INTERVAL", "0.5")])
+            .await;
+    let (_, endpoints) = project_with_target(&app, "Outage").await;
+    let launched = app.graphql(LAUNCH, json!({ "input": steady_load(&endpoints["getItem"], "6s") })).await;
+    let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
+    wait_for(&app, &id, "RUNNING", |run| run["status"] == "RUNNING").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    influx.stop();
+    // The run still ends, and says its results are missing for now.
+    let ended = wait_for(&app, &id, "an end", finished).await;
+    assert_eq!(ended["status"], "COMPLETED", "{ended}");
+    assert!(ended["summary"].is_null(), "{ended}");
+    assert!(ended["failureReason"].as_str().unwrap().contains("InfluxDB"), "{ended}");
+
+    // InfluxDB comes back: the results are filled in from everything it recorded.
+    influx.restart().await;
+    let filled = wait_for(&app, &id, "its results", |run| !run["summary"].is_null()).await;
+    let recorded = recorded_requests(&influx, &id).await;
+    assert!(recorded > 0, "samples from before the outage survived the restart of InfluxDB");
+    assert_eq!(filled["summary"]["totalRequests"], recorded, "{filled}");
+    assert!(filled["failureReason"].is_null(), "{filled}");
+}
+
+#[tokio::test]
+async fn a_server_restarted_mid_run_finalises_it_with_every_recorded_sample() {
+    let influx = InfluxServer::start().await;
+    let influx_port = influx.port().to_string();
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = test_settings_with(data_dir.path(), &[("INFLUXDB_PORT", &influx_port)]).await;
+    let scripts = settings.k6_script_file_folder.clone();
+
+    // The first server is a real process, stopped the way a deployment stops it (SIGTERM).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_metric-vault"))
+        .env("DATABASE_URL", &settings.database_url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("INFLUXDB_PORT", &influx_port)
+        .env("K6_SCRIPT_FILE_FOLDER", &scripts)
+        .env("METRIC_VAULT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server binary");
+    let client = client_with_token(ADMIN_TOKEN);
+    let url = format!("http://127.0.0.1:{port}/graphql");
+    let call = |query: &'static str, variables: Value| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body: Value = client
+                .post(url)
+                .json(&json!({ "query": query, "variables": variables }))
+                .send()
+                .await?
+                .json()
+                .await?;
+            Ok::<Value, reqwest::Error>(body)
+        }
+    };
+    while call("{ health { status } }", json!({})).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let target = crate::target::start_target().await;
+    let project =
+        call("mutation { createProject(input: {title: \"Restarted\"}) { id } }", json!({})).await.unwrap();
+    let project = project["data"]["createProject"]["id"].as_str().unwrap().to_owned();
+    let imported = call(
+        "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id operationId } } } }",
+        json!({ "p": project, "u": format!("{target}/openapi.json") }),
+    )
+    .await
+    .unwrap();
+    let endpoint = imported["data"]["analyzeOpenApi"]["spec"]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["operationId"] == "getItem")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let launched = call(LAUNCH, json!({ "input": steady_load(&endpoint, "2m") })).await.unwrap();
+    let id = launched["data"]["launchLoadTest"]["id"].as_str().unwrap().to_owned();
+    loop {
+        let run = call(RUN, json!({ "id": id })).await.unwrap();
+        if run["data"]["testHistory"]["status"] == "RUNNING" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let pid = first.id().expect("the server runs");
+    std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(30), first.wait()).await;
+    assert!(stopped.is_ok(), "the server stops on SIGTERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!k6_processes_of(&scripts, &id), "no k6 of the run outlives the server");
+
+    // The restarted server finalises the run with what was recorded.
+    let second = spawn_with(settings, data_dir).await;
+    let run = wait_for(&second, &id, "an end", finished).await;
+    assert_eq!(run["status"], "FAILED", "{run}");
+    assert!(run["failureReason"].as_str().unwrap().starts_with("interrupted by server restart"), "{run}");
+    let run = wait_for(&second, &id, "its results", |run| !run["summary"].is_null()).await;
+    let recorded = recorded_requests(&influx, &id).await;
+    assert!(recorded > 0);
+    assert_eq!(run["summary"]["totalRequests"], recorded, "{run}");
+}
