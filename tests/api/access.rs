@@ -17,14 +17,7 @@ const CREATE_TOKEN: &str = "mutation($name: String!, $role: Role!) {
 /// POSTs `query` with `token` (or none).
 async fn graphql_as(app: &TestApp, token: Option<&str>, query: &str, variables: Value) -> GraphQlResponse {
     let client = token.map_or_else(reqwest::Client::new, client_with_token);
-    let response = client
-        .post(app.url("/graphql"))
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .expect("POST /graphql");
-    let status = response.status().as_u16();
-    GraphQlResponse { status, body: response.json().await.expect("a JSON answer") }
+    app.graphql_with(&client, query, variables).await
 }
 
 async fn create_token(app: &TestApp, name: &str, role: &str) -> (String, String) {

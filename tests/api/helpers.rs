@@ -54,10 +54,19 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
-    /// POSTs a GraphQL request.
+    /// POSTs a GraphQL request with the bootstrap admin token.
     pub async fn graphql(&self, query: &str, variables: Value) -> GraphQlResponse {
-        let response = self
-            .client
+        self.graphql_with(&self.client, query, variables).await
+    }
+
+    /// POSTs a GraphQL request through `client` (another token, or none).
+    pub async fn graphql_with(
+        &self,
+        client: &reqwest::Client,
+        query: &str,
+        variables: Value,
+    ) -> GraphQlResponse {
+        let response = client
             .post(self.url("/graphql"))
             .json(&json!({ "query": query, "variables": variables }))
             .send()
