@@ -35,7 +35,11 @@ impl Application {
             .context("building the HTTP client")?;
         let document_client = crate::openapi::build_client(&crate::openapi::FetchLimits::default());
         let settings = Arc::new(settings);
-        let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone()).await;
+        let cluster = crate::k6::runner::kubernetes::cluster_client().await;
+        if let Err(why) = &cluster {
+            tracing::info!(%why, "the Kubernetes runner is off");
+        }
+        let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone(), cluster).await;
         let state = AppState { settings, db, statements, http, document_client, scheduler };
         let schema = build_schema(state.clone());
         let router = router(HttpState { schema, app: state.clone() });
