@@ -6,6 +6,7 @@ mod degraded;
 mod helpers;
 mod history;
 mod import;
+mod kubernetes;
 mod launch;
 mod projects;
 mod schema;
