@@ -841,3 +841,128 @@ fn an_unschedulable_pod_fails_the_run_only_after_the_grace_period() {
     );
     assert_eq!(state.phases()[0].reason.as_deref(), Some("Unschedulable"), "schedulerJobs shows why");
 }
+
+// ───────────────────────────── results across pods ─────────────────────────────
+
+/// InfluxDB's `percentile` (nearest rank), computed here from the raw samples.
+fn nearest_rank(sorted: &[f64], percentile: f64) -> f64 {
+    let rank = (sorted.len() as f64 * percentile / 100.0 + 0.5).floor() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::test]
+async fn two_pods_segments_are_summarised_as_one_run_with_the_exact_p95_across_them() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    // A target whose response times vary, so the two pods' samples differ.
+    let counter = std::sync::Arc::new(AtomicU64::new(0));
+    let target = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let n = counter.fetch_add(1, Ordering::Relaxed);
+            async move {
+                tokio::time::sleep(Duration::from_millis(n * 7 % 23)).await;
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, target).await });
+    let influx = crate::metrics::test_influxd::InfluxServer::start().await;
+    let client = influx.client("k6");
+    client.create_database().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("test-77.js");
+    std::fs::write(
+        &script,
+        format!(
+            "import http from 'k6/http';\n\
+             export const options = {{ scenarios: {{ load: {{ executor: 'constant-arrival-rate', rate: 40, \
+             timeUnit: '1s', duration: '2s', preAllocatedVUs: 4 }} }} }};\n\
+             export default function () {{ http.get('http://127.0.0.1:{target_port}/'); }}\n"
+        ),
+    )
+    .unwrap();
+    let influxdb_out = format!("{}/k6", influx.base_url());
+    let run = RunManifest {
+        test_id: 77,
+        parallelism: 2,
+        script_name: "test-77.js",
+        influxdb_out: &influxdb_out,
+        deadline_seconds: 600,
+    };
+
+    // Each "pod" runs exactly the command line of its Job, on loopback instead of 0.0.0.0 and
+    // with the script where this test wrote it.
+    let started = chrono::Utc::now();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut pods = Vec::new();
+    for index in 0..2 {
+        let port = free_port();
+        let args: Vec<String> = manifests::k6_args(&run, K6_API_PORT, index)
+            .into_iter()
+            .map(|arg| match arg.as_str() {
+                "0.0.0.0:6565" => format!("127.0.0.1:{port}"),
+                "/scripts/test-77.js" => script.display().to_string(),
+                _ => arg,
+            })
+            .collect();
+        let child = Command::new("k6")
+            .args(&args)
+            .env("K6_NO_USAGE_REPORT", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("k6 on PATH");
+        pods.push((child, format!("http://127.0.0.1:{port}/v1/status")));
+    }
+    for (_, api) in &pods {
+        for _ in 0..300 {
+            if http.get(api).send().await.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    for (_, api) in &pods {
+        let unpause =
+            json!({ "data": { "type": "status", "id": "default", "attributes": { "paused": false } } });
+        assert!(http.patch(api).json(&unpause).send().await.unwrap().status().is_success());
+    }
+    for (child, _) in &mut pods {
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.unwrap().unwrap();
+        assert_eq!(status.code(), Some(0));
+    }
+    let window = crate::metrics::influx::TimeWindow {
+        start: started - chrono::Duration::seconds(2),
+        end: chrono::Utc::now() + chrono::Duration::seconds(2),
+    };
+
+    let summary = client.summary(77, window, None).await.unwrap().expect("samples of the run");
+
+    let raw = client
+        .query(r#"SELECT "value", "instance_id" FROM "http_req_duration" WHERE "testid" = '77'"#)
+        .await
+        .unwrap();
+    let rows = &raw[0].values;
+    let instances: std::collections::BTreeSet<String> =
+        rows.iter().map(|row| row[2].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(
+        instances,
+        ["0".to_owned(), "1".to_owned()].into(),
+        "both pods' samples, told apart by instance_id"
+    );
+    let mut durations: Vec<f64> = rows.iter().map(|row| row[1].as_f64().unwrap()).collect();
+    durations.sort_by(f64::total_cmp);
+    assert_eq!(summary.total_requests, durations.len() as i64, "requests of both pods counted once each");
+    assert!(summary.total_requests >= 60, "about 80 requests in 2 s at 40/s: {}", summary.total_requests);
+    assert_eq!(
+        summary.p95_response_time,
+        nearest_rank(&durations, 95.0),
+        "p95 over every sample of both pods"
+    );
+    assert_eq!(summary.max_response_time, *durations.last().unwrap());
+}
