@@ -11,7 +11,10 @@ use k8s_openapi::api::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
-use crate::helpers::spawn_app;
+use crate::{
+    helpers::{NO_CLUSTER, spawn_app, spawn_with_cluster, test_settings},
+    target::project_with_target,
+};
 
 const RENDERED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/k8s-rendered.yaml");
 
@@ -114,6 +117,53 @@ async fn kubernetes_runner_without_a_cluster_is_reported_unavailable_in_health()
     let runners = response.data()["health"]["runners"].as_array().unwrap().clone();
     let kubernetes = runners.iter().find(|r| r["runner"] == "KUBERNETES").expect("listed");
     assert_eq!(kubernetes["available"], false);
-    let detail = kubernetes["detail"].as_str().unwrap();
-    assert!(detail.starts_with("no Kubernetes configuration"), "{detail}");
+    assert_eq!(kubernetes["detail"], NO_CLUSTER);
+}
+
+#[tokio::test]
+async fn kubernetes_launch_without_a_cluster_is_refused_on_the_runner_field() {
+    let app = spawn_app().await;
+    let (_, endpoints) = project_with_target(&app, "Target").await;
+    let input = json!({ "title": "t", "runner": "KUBERNETES", "scenarios": [{
+        "name": "s", "endpointId": endpoints["getItem"], "executor": "CONSTANT_VUS",
+        "stages": [{ "duration": "1s", "target": 1 }] }] });
+    let response = app.graphql(LAUNCH, json!({ "input": input })).await;
+    assert_eq!(response.error_code(), "BAD_USER_INPUT");
+    assert_eq!(response.body["errors"][0]["extensions"]["field"], "input.runner");
+    assert!(response.error_message().contains(NO_CLUSTER), "{}", response.error_message());
+}
+
+const LAUNCH: &str = "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id status } }";
+
+#[tokio::test]
+async fn kubernetes_launch_whose_script_cannot_fit_a_config_map_is_refused_before_anything_is_written() {
+    use http::{Request, Response};
+    use kube::client::Body;
+
+    let (service, mut api_server) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(data_dir.path()).await;
+    let scripts = settings.k6_script_file_folder.clone();
+    let app = spawn_with_cluster(settings, data_dir, Ok(kube::Client::new(service, "default"))).await;
+    let (_, endpoints) = project_with_target(&app, "Target").await;
+    // A request body that alone is larger than a ConfigMap may be.
+    let body = json!({ "name": "x".repeat(1024 * 1024) });
+    let input = json!({ "title": "big", "runner": "KUBERNETES", "scenarios": [{
+        "name": "s", "endpointId": endpoints["createItem"], "executor": "CONSTANT_VUS",
+        "stages": [{ "duration": "1s", "target": 1 }], "request": { "body": body } }] });
+
+    let response = app.graphql(LAUNCH, json!({ "input": input })).await;
+
+    assert_eq!(response.error_code(), "BAD_USER_INPUT", "{}", response.error_message());
+    assert_eq!(response.body["errors"][0]["extensions"]["field"], "input.scenarios");
+    assert!(
+        response.error_message().contains("a Kubernetes ConfigMap holds at most"),
+        "{}",
+        response.error_message()
+    );
+    let runs = app.graphql("{ schedulerJobs { jobName } }", json!({})).await;
+    assert_eq!(runs.data()["schedulerJobs"], json!([]), "no run recorded");
+    assert_eq!(std::fs::read_dir(&scripts).map(|d| d.count()).unwrap_or(0), 0, "no script written");
+    let asked = tokio::time::timeout(std::time::Duration::from_millis(300), api_server.next_request()).await;
+    assert!(asked.is_err(), "nothing was sent to the cluster");
 }
