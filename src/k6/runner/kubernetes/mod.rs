@@ -218,13 +218,15 @@ impl KubernetesRunner {
             ("", "configmaps", "create"),
         ];
         let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
-        let reviews = needed.iter().map(|(group, resource, verb)| {
+        let mut denied = Vec::new();
+        // One after another: a handful of small calls, and the first error says it all.
+        for (group, resource, verb) in needed {
             let review = SelfSubjectAccessReview {
                 spec: SelfSubjectAccessReviewSpec {
                     resource_attributes: Some(ResourceAttributes {
-                        group: Some((*group).to_owned()),
-                        resource: Some((*resource).to_owned()),
-                        verb: Some((*verb).to_owned()),
+                        group: Some(group.to_owned()),
+                        resource: Some(resource.to_owned()),
+                        verb: Some(verb.to_owned()),
                         namespace: Some(namespace.clone()),
                         ..Default::default()
                     }),
@@ -232,16 +234,12 @@ impl KubernetesRunner {
                 },
                 ..Default::default()
             };
-            let api = api.clone();
-            async move { (format!("{verb} {resource}"), api.create(&PostParams::default(), &review).await) }
-        });
-        let answers = futures_util::future::join_all(reviews).await;
-        let mut denied = Vec::new();
-        for (what, answer) in answers {
-            match answer {
+            match api.create(&PostParams::default(), &review).await {
                 Ok(review) if review.status.as_ref().is_some_and(|s| s.allowed) => {}
-                Ok(_) => denied.push(what),
-                Err(err) => return (false, format!("the Kubernetes API did not answer: {err}")),
+                Ok(_) => denied.push(format!("{verb} {resource}")),
+                Err(err) => {
+                    return (false, format!("the Kubernetes API did not answer: {}", api_message(&err)));
+                }
             }
         }
         if denied.is_empty() {

@@ -54,6 +54,8 @@ enum Call {
     KeepJob { test_id: i64, index: u32 },
     /// LIST every Job this server manages (restart recovery).
     ListManagedJobs { jobs: Vec<Job> },
+    /// POST a SelfSubjectAccessReview for `verb` on `resource`; the answer is `allowed`.
+    AccessReview { group: &'static str, resource: &'static str, verb: &'static str, allowed: bool },
 }
 
 /// A change to the world the watchers see.
@@ -310,6 +312,9 @@ fn answer(
                 world.jobs.iter().find(|job| job.metadata.name.as_deref() == Some(name.as_str())).cloned();
             json_response(StatusCode::OK, &job.expect("the Job exists"))
         }
+        Call::AccessReview { group, resource, verb, allowed } => {
+            access_review_answer(method, path, body_json(), (group, resource, verb, allowed))
+        }
         Call::ListManagedJobs { jobs } => {
             assert_eq!((method, path), (&Method::GET, jobs_path.as_str()));
             assert!(query.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dmetric-vault"), "{query}");
@@ -317,6 +322,24 @@ fn answer(
             json_response(StatusCode::OK, &list)
         }
     }
+}
+
+fn access_review_answer(
+    method: &Method,
+    path: &str,
+    body: Value,
+    call: (&str, &str, &str, bool),
+) -> Response<Body> {
+    let (group, resource, verb, allowed) = call;
+    assert_eq!((method, path), (&Method::POST, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"));
+    assert_eq!(
+        body["spec"]["resourceAttributes"],
+        json!({ "group": group, "resource": resource, "verb": verb, "namespace": NAMESPACE }),
+        "the review asks about {verb} {resource}"
+    );
+    let mut answer = body;
+    answer["status"] = json!({ "allowed": allowed });
+    json_response(StatusCode::CREATED, &answer)
 }
 
 fn status_json_success() -> Value {
@@ -736,6 +759,34 @@ async fn after_a_restart_runs_with_jobs_are_followed_to_their_end_and_vanished_o
     let RunnerEvent::Finished { test_id, outcome, .. } = lab.next_event().await else { panic!("Finished") };
     assert_eq!((test_id, outcome), (46, RunOutcome::Completed { thresholds_crossed: true }));
     lab.api.all_calls_made().await;
+}
+
+#[tokio::test]
+async fn health_reports_a_reachable_cluster_and_names_the_permissions_missing() {
+    let lab = lab(
+        48,
+        1,
+        6565,
+        SHORT_SCRIPT,
+        |_, _| {
+            let review =
+                |group, resource, verb, allowed| Call::AccessReview { group, resource, verb, allowed };
+            vec![
+                review("batch", "jobs", "create", true),
+                review("batch", "jobs", "delete", true),
+                review("batch", "jobs", "watch", true),
+                review("batch", "jobs", "patch", false),
+                review("", "pods", "watch", true),
+                review("", "configmaps", "create", true),
+            ]
+        },
+        (vec![], vec![]),
+    );
+
+    let (available, detail) = lab.runner.health().await;
+
+    assert!(!available);
+    assert_eq!(detail, "cluster reachable, but not allowed to: patch jobs (namespace load)");
 }
 
 // ───────────────────────────── manifests and pod states ─────────────────────────────
