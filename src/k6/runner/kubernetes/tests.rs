@@ -30,7 +30,13 @@ use tokio::{
 use tower_test::mock::{Handle, SendResponse};
 
 use super::*;
-use crate::k6::runner::kubernetes::manifests::{K6Resources, RunManifest};
+use crate::k6::runner::{
+    RunOutcome,
+    kubernetes::{
+        manifests::{K6Resources, RunManifest},
+        status::Next,
+    },
+};
 
 const NAMESPACE: &str = "load";
 /// Long enough for a slow shared machine, short enough to catch a missing call quickly.
