@@ -106,9 +106,21 @@ impl RunTask {
         for index in 0..run.parallelism {
             let job = manifests::job(settings, run, index);
             let name = job.name_any();
-            match retry("create Job", || async { self.jobs().create(&PostParams::default(), &job).await })
-                .await
-            {
+            // A create retried after a lost answer may find its own first attempt: take it.
+            let mut retrying = false;
+            let create = || {
+                let again = std::mem::replace(&mut retrying, true);
+                let (job, name) = (&job, &name);
+                async move {
+                    match self.jobs().create(&PostParams::default(), job).await {
+                        Err(kube::Error::Api(status)) if again && status.code == 409 => {
+                            self.jobs().get(name).await
+                        }
+                        result => result,
+                    }
+                }
+            };
+            match retry("create Job", create).await {
                 Ok(job) => created.push(job),
                 Err(err) => {
                     self.delete_jobs(created.iter().map(|job| job.name_any()).collect::<Vec<_>>()).await;

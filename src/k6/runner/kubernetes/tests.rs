@@ -50,6 +50,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 enum Call {
     /// POST a Job: the body must be exactly the rendered manifest.
     CreateJob { test_id: i64, index: u32 },
+    /// The API server fails to answer a Job's creation (503): the runner must try again.
+    UnavailableOnCreateJob { test_id: i64, index: u32 },
+    /// The Job exists already (the earlier attempt went through after all): 409.
+    JobAlreadyExists { test_id: i64, index: u32 },
+    /// GET a Job by name.
+    GetJob { test_id: i64, index: u32 },
     /// The API refuses a Job with this HTTP status and message.
     RefuseJob { test_id: i64, index: u32, code: u16, message: &'static str },
     /// POST the script's ConfigMap, owned by the Jobs created before it.
@@ -271,6 +277,29 @@ fn answer(
             world.stamp(&mut job);
             world.jobs.push(job.clone());
             json_response(StatusCode::CREATED, &job)
+        }
+        Call::UnavailableOnCreateJob { test_id, index } => {
+            assert_eq!((method, path), (&Method::POST, jobs_path.as_str()));
+            assert_eq!(body_json()["metadata"]["name"], manifests::job_name(test_id, index));
+            // The create went through; only the answer was lost.
+            let mut job: Job = serde_json::from_slice(body).unwrap();
+            job.metadata.uid = Some(format!("uid-{}", job.metadata.name.clone().unwrap()));
+            world.stamp(&mut job);
+            world.jobs.push(job);
+            status_response(503, "ServiceUnavailable", "the server is currently unable to handle the request")
+        }
+        Call::JobAlreadyExists { test_id, index } => {
+            assert_eq!((method, path), (&Method::POST, jobs_path.as_str()));
+            let name = manifests::job_name(test_id, index);
+            assert_eq!(body_json()["metadata"]["name"], name);
+            status_response(409, "AlreadyExists", &format!("jobs.batch \"{name}\" already exists"))
+        }
+        Call::GetJob { test_id, index } => {
+            let name = manifests::job_name(test_id, index);
+            assert_eq!((method, path), (&Method::GET, format!("{jobs_path}/{name}").as_str()));
+            let job =
+                world.jobs.iter().find(|job| job.metadata.name.as_deref() == Some(name.as_str())).cloned();
+            json_response(StatusCode::OK, &job.expect("the Job exists"))
         }
         Call::RefuseJob { test_id, index, code, message } => {
             assert_eq!((method, path), (&Method::POST, jobs_path.as_str()));
@@ -696,6 +725,30 @@ async fn cancel_stops_k6_through_its_api_then_deletes_the_job_in_the_foreground(
 }
 
 #[tokio::test]
+async fn a_create_whose_answer_was_lost_is_retried_and_finds_its_own_job() {
+    let mut lab = lab(
+        49,
+        1,
+        6565,
+        SHORT_SCRIPT,
+        |_, script| {
+            vec![
+                Call::UnavailableOnCreateJob { test_id: 49, index: 0 },
+                Call::JobAlreadyExists { test_id: 49, index: 0 },
+                Call::GetJob { test_id: 49, index: 0 },
+                Call::CreateConfigMap { test_id: 49, script: script.to_owned(), parallelism: 1 },
+            ]
+        },
+        (vec![], vec![]),
+    );
+
+    lab.runner.start(lab.run.request()).await.expect("the retried launch goes through");
+
+    lab.api.all_calls_made().await;
+    assert!(lab.runner.is_running(49));
+}
+
+#[tokio::test]
 async fn a_refused_job_fails_the_launch_with_the_apis_words_and_leaves_no_orphan() {
     let mut lab = lab(
         45,
@@ -814,6 +867,27 @@ fn the_job_and_config_map_of_a_two_pod_run_render_as_reviewed() {
         manifests::config_map(&settings, &run.manifest(7), "export default function () {}\n", &jobs);
     insta::assert_snapshot!("kubernetes_job_instance_1", serde_json::to_string_pretty(&jobs[1]).unwrap());
     insta::assert_snapshot!("kubernetes_config_map", serde_json::to_string_pretty(&config_map).unwrap());
+}
+
+#[test]
+fn with_pvc_delivery_the_pods_mount_the_claim_read_only_and_no_config_map_is_needed() {
+    let run = TestRun {
+        test_id: 5,
+        parallelism: 1,
+        script: PathBuf::from("/s/test-5.js"),
+        timeout: Duration::from_secs(60),
+    };
+    let settings = ManifestSettings {
+        delivery: ScriptDelivery::Pvc { claim: "k6-scripts".into() },
+        ..manifest_settings(6565)
+    };
+    let job = serde_json::to_value(manifests::job(&settings, &run.manifest(5), 0)).unwrap();
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["volumes"],
+        json!([{ "name": "script", "persistentVolumeClaim": { "claimName": "k6-scripts", "readOnly": true } }])
+    );
+    assert_eq!(pod["containers"][0]["args"].as_array().unwrap().last().unwrap(), "/scripts/test-5.js");
 }
 
 #[test]
