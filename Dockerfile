@@ -15,6 +15,8 @@ RUN mkdir -p src migrations/src benches \
 COPY src src
 COPY migrations/src migrations/src
 COPY benches benches
+# test_influxd (a library module) embeds its InfluxDB config template from here.
+COPY scripts/influxdb.conf.template scripts/
 # The stub build left newer artefacts for these crates: make cargo rebuild them.
 RUN touch src/main.rs src/lib.rs migrations/src/lib.rs \
     && cargo build --release --locked --bin metric-vault
