@@ -121,8 +121,11 @@ impl Scheduler {
 
     /// Whether the Kubernetes runner can start runs: the cluster answers and RBAC allows it.
     pub async fn kubernetes_health(&self) -> (bool, String) {
+        const LIMIT: Duration = Duration::from_secs(5);
         match &self.kubernetes {
-            Ok(runner) => runner.health().await,
+            Ok(runner) => tokio::time::timeout(LIMIT, runner.health()).await.unwrap_or_else(|_| {
+                (false, format!("the Kubernetes API did not answer within {}s", LIMIT.as_secs()))
+            }),
             Err(why) => (false, why.clone()),
         }
     }
