@@ -19,6 +19,19 @@ if ! python3 -c 'import graphql' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check graphql-core || true
 fi
 
+# The k8s/ kustomize base, rendered (kubectl when present, else the committed copy the Rust
+# test keeps in step), checked against the Kubernetes schemas offline.
+if ! command -v kubernetes-validate >/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+rendered=tests/fixtures/k8s-rendered.yaml
+if command -v kubectl >/dev/null; then
+  rendered=$(mktemp --suffix=.yaml)
+  kubectl kustomize k8s > "$rendered"
+fi
+say "kubernetes-validate --strict ($rendered)"
+kubernetes-validate --strict --quiet -k 1.33.0 "$rendered"
+
 say "cargo test (SQLite)"
 cargo test --workspace --no-fail-fast
 

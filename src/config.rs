@@ -42,6 +42,30 @@ pub struct Settings {
     pub k6_binary: String,
     /// Authentication, request limits, allowed and blocked targets.
     pub security: SecuritySettings,
+    /// The image of the Kubernetes runner's k6 pods (`K6_IMAGE`).
+    pub k6_image: String,
+    /// `ttlSecondsAfterFinished` of the runs' Jobs (`K8S_JOB_TTL_SECONDS`); None: no TTL.
+    pub k8s_job_ttl_seconds: Option<i32>,
+    /// Failed runs' Jobs lose their TTL so their logs can be read (`K8S_KEEP_FAILED_JOBS`).
+    pub k8s_keep_failed_jobs: bool,
+    /// Requests and limits of the k6 container (`K8S_K6_CPU_REQUEST` ...); None leaves one out.
+    pub k8s_k6_cpu_request: Option<String>,
+    pub k8s_k6_cpu_limit: Option<String>,
+    pub k8s_k6_memory_request: Option<String>,
+    pub k8s_k6_memory_limit: Option<String>,
+    /// How the k6 pods get the script (`K8S_SCRIPT_DELIVERY`).
+    pub k8s_script_delivery: ScriptDeliverySetting,
+    /// A k6 pod unschedulable this long fails its run (`K8S_UNSCHEDULABLE_GRACE_SECONDS`).
+    pub k8s_unschedulable_grace: Duration,
+}
+
+/// How the Kubernetes runner hands the script to its pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScriptDeliverySetting {
+    /// A ConfigMap per run (at most about 1 MiB).
+    ConfigMap,
+    /// The file the server writes into `K6_SCRIPT_FILE_FOLDER`, which is the `K6_DEFAULT_PVC` volume.
+    Pvc,
 }
 
 /// A variable that is set but holds a value the server cannot use.
@@ -141,11 +165,47 @@ impl Settings {
             auto_delete_completed_jobs: env.choice(
                 "AUTO_DELETE_COMPLETED_JOBS",
                 false,
-                &[("true", true), ("1", true), ("yes", true), ("false", false), ("0", false), ("no", false)],
+                BOOLEANS,
                 "true or false",
             )?,
             k6_binary: env.text("K6_BINARY", "k6", |v| !v.is_empty(), "a path to the k6 executable")?,
             security: SecuritySettings::read(&env)?,
+            k6_image: env.text("K6_IMAGE", DEFAULT_K6_IMAGE, is_image, "a container image such as grafana/k6:1.1.0")?,
+            k8s_job_ttl_seconds: match env.optional("K8S_JOB_TTL_SECONDS").as_deref() {
+                Some(off) if off.eq_ignore_ascii_case("off") => None,
+                _ => Some(env.parsed::<u32>(
+                    "K8S_JOB_TTL_SECONDS",
+                    "3600",
+                    "a whole number of seconds (at most 2147483647), or off",
+                )?)
+                .map(|ttl| i32::try_from(ttl).unwrap_or(i32::MAX)),
+            },
+            k8s_keep_failed_jobs: env.choice("K8S_KEEP_FAILED_JOBS", true, BOOLEANS, "true or false")?,
+            k8s_k6_cpu_request: env.quantity("K8S_K6_CPU_REQUEST", "500m")?,
+            k8s_k6_cpu_limit: env.quantity("K8S_K6_CPU_LIMIT", "none")?,
+            k8s_k6_memory_request: env.quantity("K8S_K6_MEMORY_REQUEST", "256Mi")?,
+            k8s_k6_memory_limit: env.quantity("K8S_K6_MEMORY_LIMIT", "1Gi")?,
+            k8s_script_delivery: env.choice(
+                "K8S_SCRIPT_DELIVERY",
+                ScriptDeliverySetting::ConfigMap,
+                &[("configmap", ScriptDeliverySetting::ConfigMap), ("pvc", ScriptDeliverySetting::Pvc)],
+                "one of: configmap, pvc",
+            )?,
+            k8s_unschedulable_grace: Duration::from_secs_f64(env.positive(
+                "K8S_UNSCHEDULABLE_GRACE_SECONDS",
+                120.0,
+                "a positive number of seconds",
+            )?),
+        })
+        .and_then(|settings| {
+            if settings.k8s_script_delivery == ScriptDeliverySetting::Pvc && settings.k6_default_pvc.is_none() {
+                return Err(ConfigError {
+                    variable: "K8S_SCRIPT_DELIVERY",
+                    value: "pvc".into(),
+                    expected: "configmap, unless K6_DEFAULT_PVC names the claim mounted at K6_SCRIPT_FILE_FOLDER",
+                });
+            }
+            Ok(settings)
         })
     }
 
@@ -158,6 +218,25 @@ impl Settings {
     pub fn influxdb_url(&self) -> String {
         format!("http://{}:{}", self.influxdb_host, self.influxdb_port)
     }
+}
+
+/// The k6 image of the Kubernetes runner's pods: the k6 version the tests run here.
+pub const DEFAULT_K6_IMAGE: &str = "grafana/k6:1.1.0";
+
+const BOOLEANS: &[(&str, bool)] =
+    &[("true", true), ("1", true), ("yes", true), ("false", false), ("0", false), ("no", false)];
+
+fn is_image(value: &str) -> bool {
+    !value.is_empty() && !value.chars().any(char::is_whitespace)
+}
+
+/// A Kubernetes quantity such as `500m`, `1.5`, `256Mi`, `1e3`.
+fn is_quantity(value: &str) -> bool {
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &value[digits.len()..];
+    !digits.is_empty()
+        && digits.parse::<f64>().is_ok_and(|n| n >= 0.0)
+        && ["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].contains(&suffix)
 }
 
 const DATABASE_URL_FORMS: &str =
@@ -252,6 +331,18 @@ impl Env<'_> {
         self.number(variable, default, |n| n >= 0.0, expected)
     }
 
+    /// A resource quantity, or None for `none` (leave the request or limit out).
+    fn quantity(&self, variable: &'static str, default: &str) -> Result<Option<String>, ConfigError> {
+        let value = self.optional(variable).unwrap_or_else(|| default.to_owned());
+        if value.eq_ignore_ascii_case("none") {
+            Ok(None)
+        } else if is_quantity(&value) {
+            Ok(Some(value))
+        } else {
+            Err(Self::error(variable, value, "a Kubernetes quantity such as 500m, 2, 256Mi or 1Gi, or none"))
+        }
+    }
+
     fn choice<T: Copy>(
         &self,
         variable: &'static str,
@@ -290,6 +381,32 @@ mod tests {
         assert_eq!(s.influxdb_url(), "http://127.0.0.1:8086");
         assert!(!s.uses_postgres());
         assert!(!s.auto_delete_completed_jobs);
+        assert_eq!(s.k6_image, DEFAULT_K6_IMAGE);
+        assert_eq!(s.k8s_job_ttl_seconds, Some(3600));
+        assert!(s.k8s_keep_failed_jobs);
+        assert_eq!(s.k8s_k6_memory_limit.as_deref(), Some("1Gi"));
+        assert_eq!(s.k8s_k6_cpu_limit, None);
+        assert_eq!(s.k8s_script_delivery, ScriptDeliverySetting::ConfigMap);
+    }
+
+    #[test]
+    fn kubernetes_runner_settings_are_read() {
+        let s = settings(&[
+            ("K6_IMAGE", "registry.example/xk6:2"),
+            ("K8S_JOB_TTL_SECONDS", "off"),
+            ("K8S_KEEP_FAILED_JOBS", "false"),
+            ("K8S_K6_CPU_LIMIT", "2"),
+            ("K8S_K6_MEMORY_REQUEST", "none"),
+            ("K8S_SCRIPT_DELIVERY", "pvc"),
+            ("K6_DEFAULT_PVC", "k6-scripts"),
+        ])
+        .unwrap();
+        assert_eq!(s.k6_image, "registry.example/xk6:2");
+        assert_eq!(s.k8s_job_ttl_seconds, None);
+        assert!(!s.k8s_keep_failed_jobs);
+        assert_eq!(s.k8s_k6_cpu_limit.as_deref(), Some("2"));
+        assert_eq!(s.k8s_k6_memory_request, None);
+        assert_eq!(s.k8s_script_delivery, ScriptDeliverySetting::Pvc);
     }
 
     #[test]
@@ -323,6 +440,14 @@ mod tests {
             ("LOG_LEVEL", "loud", "one of: trace, debug, info, warn, error"),
             ("DATABASE_URL", "mysql://x", DATABASE_URL_FORMS),
             ("AUTO_DELETE_COMPLETED_JOBS", "maybe", "true or false"),
+            ("K8S_K6_MEMORY_LIMIT", "lots", "a Kubernetes quantity such as 500m, 2, 256Mi or 1Gi, or none"),
+            ("K8S_JOB_TTL_SECONDS", "-5", "a whole number of seconds (at most 2147483647), or off"),
+            (
+                "K8S_SCRIPT_DELIVERY",
+                "pvc",
+                "configmap, unless K6_DEFAULT_PVC names the claim mounted at K6_SCRIPT_FILE_FOLDER",
+            ),
+            ("K8S_KEEP_FAILED_JOBS", "sometimes", "true or false"),
         ];
         for (variable, value, expected) in cases {
             let err = settings(&[(variable, value)]).unwrap_err();

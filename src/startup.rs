@@ -27,6 +27,19 @@ impl Application {
     /// Connects and migrates the database, builds the schema and binds `settings.bind_addr`
     /// (port 0 picks a free port; see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let cluster = crate::k6::runner::kubernetes::cluster_client().await;
+        if let Err(why) = &cluster {
+            tracing::info!(%why, "the Kubernetes runner is off");
+        }
+        Self::build_with_cluster(settings, cluster).await
+    }
+
+    /// [`Application::build`] with the Kubernetes API client given (or why there is none),
+    /// so that tests never reach a cluster a kubeconfig on the machine might name.
+    pub async fn build_with_cluster(
+        settings: Settings,
+        cluster: Result<kube::Client, String>,
+    ) -> anyhow::Result<Self> {
         let (db, statements) = db::connect_and_migrate(&settings.database_url).await?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -37,7 +50,7 @@ impl Application {
         let document_client =
             crate::openapi::build_client(&crate::openapi::FetchLimits::default(), &settings.security.targets);
         let settings = Arc::new(settings);
-        let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone()).await;
+        let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone(), cluster).await;
         let auth = Authenticator::new(
             settings.security.auth_mode,
             db.clone(),

@@ -23,7 +23,15 @@ use crate::{
     },
     domain::{MetricSummary, RunnerKind, TestStatus},
     error::{AppError, AppResult},
-    k6::runner::{RunOutcome, RunRequest, Runner, RunnerEvent, local::LocalRunner},
+    k6::{
+        TestPlan,
+        runner::{
+            RunOutcome, RunRequest, Runner, RunnerEvent,
+            kubernetes::{InterruptedRun, KubernetesRunner, KubernetesSettings, manifests, status::PodPhase},
+            local::LocalRunner,
+        },
+        script::render_script,
+    },
     metrics::influx::{InfluxClient, InfluxError, TimeWindow},
 };
 use events::{StatusBus, StatusChange};
@@ -41,18 +49,32 @@ pub struct Scheduler {
     settings: Arc<Settings>,
     influx: InfluxClient,
     local: Arc<dyn Runner>,
+    /// The Kubernetes runner, or why this server has none (no cluster configuration).
+    kubernetes: Result<Arc<KubernetesRunner>, String>,
+    kubernetes_runner: Option<Arc<dyn Runner>>,
     events: StatusBus,
 }
 
 impl Scheduler {
     /// Builds the scheduler, starts following runner reports, and finalises runs that a
     /// previous process left pending or running.
-    pub async fn start(db: DatabaseConnection, settings: Arc<Settings>, http: reqwest::Client) -> Arc<Self> {
+    /// `cluster` is the Kubernetes API client, or why there is none.
+    pub async fn start(
+        db: DatabaseConnection,
+        settings: Arc<Settings>,
+        http: reqwest::Client,
+        cluster: Result<kube::Client, String>,
+    ) -> Arc<Self> {
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let influx = InfluxClient::new(http, settings.influxdb_url(), settings.influxdb_database.clone());
-        let local: Arc<dyn Runner> = Arc::new(LocalRunner::new(settings.k6_binary.clone(), events_tx));
+        let local: Arc<dyn Runner> =
+            Arc::new(LocalRunner::new(settings.k6_binary.clone(), events_tx.clone()));
+        let kubernetes = cluster.map(|client| {
+            Arc::new(KubernetesRunner::new(client, KubernetesSettings::from_settings(&settings), events_tx))
+        });
+        let kubernetes_runner = kubernetes.as_ref().ok().map(|runner| runner.clone() as Arc<dyn Runner>);
         let events = StatusBus::for_database(&db).await;
-        let scheduler = Arc::new(Self { db, settings, influx, local, events });
+        let scheduler = Arc::new(Self { db, settings, influx, local, kubernetes, kubernetes_runner, events });
         let follower = scheduler.clone();
         tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {
@@ -85,11 +107,33 @@ impl Scheduler {
     fn runner(&self, kind: RunnerKind) -> AppResult<&Arc<dyn Runner>> {
         match kind {
             RunnerKind::Local => Ok(&self.local),
-            RunnerKind::Kubernetes => Err(AppError::bad_input(
-                "input.runner",
-                "the Kubernetes runner is not available on this server; use LOCAL",
-            )),
+            RunnerKind::Kubernetes => match (&self.kubernetes_runner, &self.kubernetes) {
+                (Some(runner), _) => Ok(runner),
+                (None, why) => Err(AppError::bad_input(
+                    "input.runner",
+                    format!(
+                        "the Kubernetes runner is not available on this server ({}); use LOCAL",
+                        why.as_ref().err().map_or("no cluster client", String::as_str)
+                    ),
+                )),
+            },
         }
+    }
+
+    /// Whether the Kubernetes runner can start runs: the cluster answers and RBAC allows it.
+    pub async fn kubernetes_health(&self) -> (bool, String) {
+        const LIMIT: Duration = Duration::from_secs(5);
+        match &self.kubernetes {
+            Ok(runner) => tokio::time::timeout(LIMIT, runner.health()).await.unwrap_or_else(|_| {
+                (false, format!("the Kubernetes API did not answer within {}s", LIMIT.as_secs()))
+            }),
+            Err(why) => (false, why.clone()),
+        }
+    }
+
+    /// The pods of a Kubernetes run with their phases (empty for other runs).
+    pub fn pod_phases(&self, test_id: i64) -> Vec<PodPhase> {
+        self.kubernetes.as_ref().map(|runner| runner.pod_phases(test_id)).unwrap_or_default()
     }
 
     /// Validates, records the run as PENDING with its exact script, and hands it to its runner.
@@ -108,6 +152,19 @@ impl Scheduler {
         targets::check_launch_targets(&self.db, &self.settings.security.targets, &validated, &endpoints)
             .await?;
         let runner = self.runner(validated.runner)?.clone();
+        if validated.runner == RunnerKind::Kubernetes
+            && self.kubernetes.as_ref().is_ok_and(|runner| runner.uses_config_maps())
+        {
+            // The script carries the run's id, which exists only once recorded: measure it
+            // with the longest id there can be, so what passes here fits later.
+            let widest = TestPlan {
+                test_id: i64::MAX,
+                title: validated.title.clone(),
+                scenarios: validated.scenarios.iter().map(|s| s.plan.clone()).collect(),
+            };
+            manifests::check_script_size(&render_script(&widest))
+                .map_err(|message| AppError::bad_input("input.scenarios", message))?;
+        }
         if validated.runner == RunnerKind::Local
             && crate::k6::runner::find_executable(&self.settings.k6_binary).is_none()
         {
@@ -322,12 +379,29 @@ impl Scheduler {
                 return;
             }
         };
+        // The cluster may still run what the previous process launched there.
+        let mut lost_in_cluster = std::collections::HashMap::new();
+        if let Ok(kubernetes) = &self.kubernetes {
+            let interrupted: Vec<InterruptedRun> = active
+                .iter()
+                .filter(|run| run.runner == RunnerKind::Kubernetes && !kubernetes.is_running(run.id))
+                .map(|run| InterruptedRun {
+                    test_id: run.id,
+                    parallelism: run.parallelism.max(1) as u32,
+                    started: run.status == TestStatus::Running,
+                })
+                .collect();
+            if !interrupted.is_empty() {
+                lost_in_cluster = kubernetes.reattach_runs(&interrupted).await;
+            }
+        }
         for run in active {
             if self.runner(run.runner).is_ok_and(|runner| runner.is_running(run.id)) {
                 continue;
             }
             tracing::warn!(test_id = run.id, "finalising a run interrupted by a server restart");
-            let reason = "interrupted by server restart".to_owned();
+            let reason =
+                lost_in_cluster.remove(&run.id).unwrap_or_else(|| "interrupted by server restart".to_owned());
             self.end_run(run.id, RunOutcome::Failed { reason }, Utc::now()).await;
         }
     }

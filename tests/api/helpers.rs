@@ -164,10 +164,23 @@ pub async fn spawn_app() -> TestApp {
     spawn_with(settings, data_dir).await
 }
 
+/// The reason test servers give for having no Kubernetes runner.
+pub const NO_CLUSTER: &str = "no Kubernetes cluster in tests";
+
 pub async fn spawn_with(settings: Settings, data_dir: tempfile::TempDir) -> TestApp {
+    spawn_with_cluster(settings, data_dir, Err(NO_CLUSTER.to_owned())).await
+}
+
+/// Starts the server with this Kubernetes API client (kube's mock service in tests): never
+/// one inferred from the machine, which could name a real cluster.
+pub async fn spawn_with_cluster(
+    settings: Settings,
+    data_dir: tempfile::TempDir,
+    cluster: Result<kube::Client, String>,
+) -> TestApp {
     let scripts = settings.k6_script_file_folder.clone();
     let database_url = settings.database_url.clone();
-    let app = Application::build(settings).await.expect("the server builds");
+    let app = Application::build_with_cluster(settings, cluster).await.expect("the server builds");
     let address = app.address().to_string();
     let db = app.db().clone();
     let statements = app.statements();

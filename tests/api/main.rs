@@ -8,6 +8,7 @@ mod faults;
 mod helpers;
 mod history;
 mod import;
+mod kubernetes;
 mod launch;
 mod limits;
 mod projects;

@@ -18,17 +18,22 @@ impl HealthQuery {
     /// Liveness plus the state of each dependency (database, InfluxDB, runners).
     async fn health(&self, ctx: &Context<'_>) -> Health {
         let state = ctx.data_unchecked::<AppState>();
-        let (database, influxdb) = tokio::join!(crate::db::ping(&state.db), state.scheduler.influx().ping());
+        let (database, influxdb, (kubernetes, detail)) = tokio::join!(
+            crate::db::ping(&state.db),
+            state.scheduler.influx().ping(),
+            state.scheduler.kubernetes_health()
+        );
         let local = local_runner_health(&state.settings.k6_binary);
         let runners = vec![
             local,
-            RunnerHealth {
-                runner: RunnerKind::Kubernetes,
-                available: false,
-                detail: Some("the Kubernetes runner is not part of this build yet".to_owned()),
-            },
+            RunnerHealth { runner: RunnerKind::Kubernetes, available: kubernetes, detail: Some(detail) },
         ];
-        let status = if database && influxdb && runners[0].available { "ok" } else { "degraded" };
+        // Degraded when the runner launches use by default cannot start runs.
+        let default_runner = match state.settings.runner {
+            crate::config::RunnerSetting::Local => &runners[0],
+            crate::config::RunnerSetting::Kubernetes => &runners[1],
+        };
+        let status = if database && influxdb && default_runner.available { "ok" } else { "degraded" };
         Health {
             status: status.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -76,8 +76,15 @@ impl HistoryQuery {
 
     /// Runs that are pending or running now, on any runner.
     async fn scheduler_jobs(&self, ctx: &Context<'_>) -> Result<Vec<SchedulerJob>> {
-        let warning_hours = ctx.data_unchecked::<AppState>().settings.scheduler_job_warning_hours;
+        let state = ctx.data_unchecked::<AppState>();
+        let warning_hours = state.settings.scheduler_job_warning_hours;
         let runs = repo::history::active(db(ctx)).await?;
-        Ok(runs.into_iter().map(|run| SchedulerJob { run, warning_hours }).collect())
+        Ok(runs
+            .into_iter()
+            .map(|run| {
+                let pods = state.scheduler.pod_phases(run.id);
+                SchedulerJob { run, warning_hours, pods }
+            })
+            .collect())
     }
 }

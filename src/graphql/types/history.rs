@@ -297,6 +297,17 @@ impl TrendPoint {
 pub struct SchedulerJob {
     pub run: test_history::Model,
     pub warning_hours: f64,
+    pub pods: Vec<crate::k6::runner::kubernetes::status::PodPhase>,
+}
+
+/// One k6 pod of a Kubernetes run.
+#[derive(async_graphql::SimpleObject)]
+pub struct SchedulerPod {
+    pub name: String,
+    /// Kubernetes' pod phase: Pending, Running, Succeeded, Failed.
+    pub phase: String,
+    /// Why it is waiting or ended, when Kubernetes says (ImagePullBackOff, Unschedulable, OOMKilled…).
+    pub reason: Option<String>,
 }
 
 #[Object]
@@ -323,6 +334,17 @@ impl SchedulerJob {
     /// True once the run has gone past SCHEDULER_JOB_WARNING_HOURS.
     async fn overdue(&self) -> bool {
         self.elapsed_seconds_now() > self.warning_hours * 3600.0
+    }
+    /// The Kubernetes runner's pods of this run with their phases; empty for local runs.
+    async fn pods(&self) -> Vec<SchedulerPod> {
+        self.pods
+            .iter()
+            .map(|pod| SchedulerPod {
+                name: pod.name.clone(),
+                phase: pod.phase.clone(),
+                reason: pod.reason.clone(),
+            })
+            .collect()
     }
 }
 

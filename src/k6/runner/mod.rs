@@ -1,6 +1,7 @@
 //! Runners start k6 for a run and report what happens to it; the scheduler turns their
 //! reports into status changes and results.
 
+pub mod kubernetes;
 pub mod local;
 
 use std::{path::PathBuf, time::Duration};
@@ -52,6 +53,9 @@ pub enum RunOutcome {
 pub enum RunnerError {
     #[error("{0}")]
     Unavailable(String),
+    /// Where the run goes (the cluster) refused it; the message is its own.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Starts and stops k6 runs somewhere (this machine, a cluster).
