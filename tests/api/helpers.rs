@@ -77,6 +77,19 @@ impl TestApp {
         GraphQlResponse { status, body }
     }
 
+    /// SQL statements the server sends to answer `query`. The counter is server-wide and the
+    /// scheduler's background passes send a statement now and then, so the query runs three
+    /// times and the least count is its own cost (a cost that grows with the data grows in all three).
+    pub async fn statements_for(&self, query: &str, variables: Value) -> u64 {
+        let mut least = u64::MAX;
+        for _ in 0..3 {
+            let before = self.statements.get();
+            self.graphql(query, variables.clone()).await.data();
+            least = least.min(self.statements.get() - before);
+        }
+        least
+    }
+
     /// Creates a project through the API and returns its id.
     pub async fn create_project(&self, title: &str) -> String {
         let response = self

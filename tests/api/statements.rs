@@ -16,10 +16,7 @@ const BOARD: &str = r#"query($id: ID!) {
 
 /// Statements the server sent for one query.
 async fn statements_for(app: &TestApp, query: &str, project_id: &str) -> u64 {
-    let before = app.statements.get();
-    let response = app.graphql(query, json!({ "id": project_id })).await;
-    response.data();
-    app.statements.get() - before
+    app.statements_for(query, json!({ "id": project_id })).await
 }
 
 async fn catalogue_statements(endpoints: usize) -> u64 {

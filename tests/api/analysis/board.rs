@@ -233,7 +233,6 @@ async fn dashboard_statements(runs: usize) -> u64 {
         }
         run.insert(&app.db).await;
     }
-    let before = app.statements.get();
     let response = app.graphql(DASHBOARD, json!({ "id": project })).await;
     let nodes = response.data()["testHistories"]["nodes"].as_array().unwrap().clone();
     assert_eq!(nodes.len(), runs);
@@ -242,7 +241,7 @@ async fn dashboard_statements(runs: usize) -> u64 {
             .iter()
             .all(|run| run["scenarios"][0]["endpoint"]["trend"].as_array().is_some_and(|t| !t.is_empty()))
     );
-    app.statements.get() - before
+    app.statements_for(DASHBOARD, json!({ "id": project })).await
 }
 
 #[tokio::test]
