@@ -1,6 +1,9 @@
 //! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/health`, `/ready`.
 
+mod trim;
 mod websocket;
+
+pub use trim::ArenaTrimmer;
 
 use async_graphql::{
     Data,
@@ -29,6 +32,8 @@ pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 pub struct HttpState {
     pub schema: AppSchema,
     pub app: AppState,
+    /// Gives memory back after websockets close.
+    pub trimmer: ArenaTrimmer,
 }
 
 /// The server's routes.
@@ -121,7 +126,8 @@ fn websocket(state: HttpState, protocol: Option<WebSocketProtocols>, upgrade: We
         let loader = request_loader(state.app.db.clone());
         let mut data = Data::default();
         data.insert(loader);
-        websocket::serve(socket, state.schema.clone(), protocol, data).await
+        websocket::serve(socket, state.schema.clone(), protocol, data).await;
+        state.trimmer.connection_closed();
     })
 }
 
