@@ -5,6 +5,8 @@
 //! Run: `cargo bench --bench board [-- --iterations N]`. The server runs in this process (the
 //! library's `Application`), queried over HTTP on 127.0.0.1.
 
+mod common;
+
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
@@ -31,6 +33,7 @@ async fn measure(database_url: &str, iterations: usize) -> anyhow::Result<(Vec<f
         ("BIND_ADDR", "127.0.0.1:0"),
         ("LOG_LEVEL", "warn"),
         ("INFLUXDB_PORT", "9"),
+        ("METRIC_VAULT_ADMIN_TOKEN", common::BENCH_TOKEN),
     ];
     let settings = Settings::from_lookup(|name| {
         variables.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
@@ -52,7 +55,7 @@ async fn measure(database_url: &str, iterations: usize) -> anyhow::Result<(Vec<f
     let url = format!("http://{}/graphql", app.address());
     tokio::spawn(app.run_until_stopped());
 
-    let client = reqwest::Client::new();
+    let client = common::http_client()?;
     let body = json!({ "query": BOARD, "variables": { "p": project.id.to_string() } });
     let first: Value = client.post(&url).json(&body).send().await?.json().await?;
     ensure!(first.get("errors").is_none(), "errors: {first}");

@@ -12,6 +12,8 @@
 //! swagger-parser runs under Node from `bench/swagger-parser/` (installed with npm on first run).
 //! All database traffic stays on 127.0.0.1.
 
+mod common;
+
 use std::{
     net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
@@ -20,6 +22,7 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail, ensure};
+use common::{machine, verdict};
 use metric_vault::{
     db::{StatementCounter, connect_and_migrate, entities::project, repo::import::import_spec},
     openapi::{ParsedSpec, parse_document},
@@ -556,27 +559,6 @@ fn tool_version(program: &str) -> String {
         .and_then(|output| String::from_utf8(output.stdout).ok())
         .and_then(|text| text.lines().next().map(str::to_owned))
         .unwrap_or_else(|| "not found".into())
-}
-
-/// CPU count, CPU model and total memory of this machine.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| Some(line.strip_prefix("model name")?.split_once(':')?.1.trim()))
-        .unwrap_or("unknown CPU");
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory_kib: u64 = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    format!("{cpus} CPUs (nproc), {model}, {:.1} GiB RAM", memory_kib as f64 / (1024.0 * 1024.0))
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "yes" } else { "NO" }
 }
 
 /// The table of the issue, one line per document and backend.

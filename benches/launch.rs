@@ -13,6 +13,8 @@
 //! Everything runs on 127.0.0.1: a target API in this process, the real server (library, in
 //! this process), a real influxd and the real k6.
 
+mod common;
+
 use std::{
     sync::{
         Arc,
@@ -112,16 +114,7 @@ struct Server {
 
 impl Server {
     async fn graphql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let body: Value = self
-            .http
-            .post(&self.url)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        ensure!(body.get("errors").is_none(), "GraphQL errors: {body}");
-        Ok(body["data"].clone())
+        common::graphql(&self.http, &self.url, query, variables).await
     }
 
     async fn launch(&self, endpoint: &str, scenario: Value) -> anyhow::Result<String> {
@@ -184,28 +177,6 @@ async fn k6_own_startup(script: &str, influx_out: &str, first: &FirstRequest) ->
     Ok(at - spawned)
 }
 
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_default();
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<u64>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    format!(
-        "{} cores, {cpu}, {:.0} GiB",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        memory as f64 / 1048576.0
-    )
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options();
@@ -228,25 +199,16 @@ async fn main() -> anyhow::Result<()> {
         ("K6_SCRIPT_FILE_FOLDER", scripts.as_str()),
         ("SCHEDULER_METRICS_DELAY", "0"),
         ("LOG_LEVEL", "warn"),
+        ("METRIC_VAULT_ADMIN_TOKEN", common::BENCH_TOKEN),
     ];
     let settings = Settings::from_lookup(|name| {
         variables.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
     })?;
     let app = Application::build(settings).await?;
-    let server = Server { url: format!("http://{}/graphql", app.address()), http: reqwest::Client::new() };
+    let server = Server { url: format!("http://{}/graphql", app.address()), http: common::http_client()? };
     tokio::spawn(app.run_until_stopped());
 
-    let project =
-        server.graphql("mutation { createProject(input: {title: \"bench\"}) { id } }", json!({})).await?;
-    let project = project["createProject"]["id"].as_str().context("project id")?.to_owned();
-    let imported = server
-        .graphql(
-            "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) { spec { endpoints { id } } } }",
-            json!({ "p": project, "u": format!("{target}/openapi.json") }),
-        )
-        .await?;
-    let endpoint =
-        imported["analyzeOpenApi"]["spec"]["endpoints"][0]["id"].as_str().context("endpoint")?.to_owned();
+    let endpoint = common::import_target(&server.http, &server.url, "bench", &target).await?;
 
     // 1. Launch latency against k6's own start-up, alternating so machine noise hits both.
     let short = json!({ "name": "probe", "executor": "CONSTANT_VUS", "thinkTime": 0.2, "stages": [{"duration": "1s", "target": 1}] });
@@ -302,7 +264,7 @@ async fn main() -> anyhow::Result<()> {
     let influx_ms = median(influx_times);
     let total_ms = exit_to_stored.as_secs_f64() * 1000.0;
 
-    println!("Metric Vault launch benchmark — {}", machine());
+    println!("Metric Vault launch benchmark — {}", common::machine());
     println!(
         "command: cargo bench --bench launch -- --launches {} --rate {} --seconds {}",
         options.launches, options.rate, options.seconds

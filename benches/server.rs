@@ -8,16 +8,21 @@
 //! so the figures include everything a deployment pays (process start, migrations, HTTP, JSON)
 //! and nothing of the benchmark's own state. All traffic stays on 127.0.0.1.
 
+mod common;
+
 use std::{
     fs::File,
     io::{Read, Seek, SeekFrom},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail, ensure};
+use common::{
+    Memory, Server, http_client, load_average, machine, millis, percentile, rss_kib, server_binary, sorted,
+    start_server, verdict,
+};
 use metric_vault::{
     db::{connect_and_migrate, entities::project},
     seed,
@@ -41,8 +46,6 @@ const BODIES: usize = ENDPOINTS / 4;
 const WARMUP_REQUESTS: usize = 20;
 /// Requests of the statement-logging pass; few, since logging every statement slows the server.
 const PROFILED_REQUESTS: usize = 5;
-const READY_POLL: Duration = Duration::from_millis(2);
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the server idles after ready before its memory is read.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
@@ -105,181 +108,6 @@ impl Options {
         }
         command
     }
-}
-
-/// Resident memory of a process, from `/proc/<pid>/status`.
-#[derive(Clone, Copy)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-}
-
-impl Memory {
-    fn rss_mb(self) -> f64 {
-        kib_to_mb(self.rss_kib)
-    }
-    fn hwm_mb(self) -> f64 {
-        kib_to_mb(self.hwm_kib)
-    }
-}
-
-/// Decimal megabytes, the unit of the target.
-fn kib_to_mb(kib: u64) -> f64 {
-    kib as f64 * 1024.0 / 1e6
-}
-
-/// Reads `VmRSS` (resident now) and `VmHWM` (resident peak) of `pid`.
-fn rss_kib(pid: u32) -> anyhow::Result<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("no {name} in /proc/{pid}/status"))
-    };
-    Ok(Memory { rss_kib: field("VmRSS")?, hwm_kib: field("VmHWM")? })
-}
-
-/// The value at percentile `p` (0–100) of an ascending slice, by nearest rank.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    assert!(!sorted.is_empty(), "percentile of no samples");
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut values: Vec<f64>) -> Vec<f64> {
-    values.sort_by(f64::total_cmp);
-    values
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
-/// A port that was free a moment ago; the server binds it itself, so there is a small race
-/// with other processes, which is acceptable on a benchmark machine.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A running `metric-vault` child. Dropping it stops the process, so neither an error nor a
-/// panic leaves a server behind.
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    log: PathBuf,
-    spawned_at: Instant,
-}
-
-/// Spawns the release binary on `database_url` with a clean environment (nothing inherited
-/// from the shell, such as `RUST_LOG` or a `.env` in the repository, can change what is
-/// measured); stdout and stderr go to `<workdir>/server.log`.
-fn start_server(
-    binary: &Path,
-    database_url: &str,
-    workdir: &Path,
-    extra_env: &[(&str, &str)],
-) -> anyhow::Result<Server> {
-    let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let log = workdir.join("server.log");
-    let stdout = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let stderr = stdout.try_clone()?;
-    let scripts = workdir.join("scripts");
-    let mut command = Command::new(binary);
-    command
-        // The working directory is the temp dir, so `./data` defaults and `.env` lookups
-        // never touch the repository.
-        .current_dir(workdir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database_url)
-        .env("BIND_ADDR", address.to_string())
-        .env("LOG_LEVEL", "warn")
-        // A closed port: nothing may depend on a live InfluxDB.
-        .env("INFLUXDB_PORT", "9")
-        .env("K6_SCRIPT_FILE_FOLDER", &scripts)
-        .envs(extra_env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
-    let spawned_at = Instant::now();
-    let child = command.spawn().with_context(|| format!("spawning {}", binary.display()))?;
-    Ok(Server { child, address, log, spawned_at })
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Polls `GET /ready` every ~2 ms until it answers 200; returns the time since spawn.
-    async fn wait_ready(&mut self, client: &reqwest::Client) -> anyhow::Result<Duration> {
-        let url = self.url("/ready");
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("the server exited ({status}) before it was ready:\n{}", self.log_tail());
-            }
-            // Connection refused until the listener is bound; 503 until the database answers.
-            if let Ok(response) = client.get(&url).send().await
-                && response.status() == StatusCode::OK
-            {
-                return Ok(self.spawned_at.elapsed());
-            }
-            if self.spawned_at.elapsed() > READY_TIMEOUT {
-                bail!("the server was not ready after {READY_TIMEOUT:?}:\n{}", self.log_tail());
-            }
-            tokio::time::sleep(READY_POLL).await;
-        }
-    }
-
-    /// The end of the server's log, for error messages.
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// SIGTERM (the server's graceful shutdown), then SIGKILL if it is still there after 5 s.
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A client for 127.0.0.1 only: no proxy from the environment may sit in the measured path.
-fn http_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build()?)
-}
-
-/// The server binary cargo built for this bench run (the bench profile is the release
-/// profile), so the measured binary is always current without a second build.
-fn server_binary() -> anyhow::Result<PathBuf> {
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_metric-vault"));
-    ensure!(binary.is_file(), "no binary at {}", binary.display());
-    Ok(binary)
 }
 
 /// Cold starts and idle memory, one fresh SQLite database per start.
@@ -546,35 +374,6 @@ async fn postgres_run(binary: &Path, iterations: usize) -> anyhow::Result<QueryR
 fn postgres_answers() -> bool {
     let address: SocketAddr = POSTGRES_ADDR.parse().expect("a valid address");
     TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_ok()
-}
-
-/// CPU count, CPU model and total memory of this machine.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| Some(line.strip_prefix("model name")?.split_once(':')?.1.trim()))
-        .unwrap_or("unknown CPU");
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let memory_kib: u64 = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    format!("{cpus} CPUs (nproc), {model}, {:.1} GiB RAM", memory_kib as f64 / (1024.0 * 1024.0))
-}
-
-/// The 1-minute load average: anything else running on the machine inflates the figures.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn verdict(met: bool) -> &'static str {
-    if met { "yes" } else { "NO" }
 }
 
 fn print_cold_starts(cold: &ColdStarts) {

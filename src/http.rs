@@ -5,7 +5,10 @@
 //! and the GraphiQL and Playground pages answer without a token: they reveal nothing.
 
 mod csrf;
+mod trim;
 mod websocket;
+
+pub use trim::ArenaTrimmer;
 
 use async_graphql::{
     Data,
@@ -32,6 +35,8 @@ use crate::graphql::{
 pub struct HttpState {
     pub schema: AppSchema,
     pub app: AppState,
+    /// Gives memory back after websockets close.
+    pub trimmer: ArenaTrimmer,
 }
 
 /// The server's routes.
@@ -194,7 +199,8 @@ fn websocket(
         let mut data = Data::default();
         data.insert(loader);
         let auth = websocket::Auth { authenticator: state.app.auth.clone(), upgrade_header: authorization };
-        websocket::serve(socket, state.schema.clone(), protocol, data, auth).await
+        websocket::serve(socket, state.schema.clone(), protocol, data, auth).await;
+        state.trimmer.connection_closed();
     })
 }
 

@@ -11,7 +11,7 @@ use crate::{
     config::Settings,
     db::{self, StatementCounter},
     graphql::{AppState, build_schema},
-    http::{HttpState, router},
+    http::{ArenaTrimmer, HttpState, router},
     scheduler::Scheduler,
 };
 
@@ -59,7 +59,7 @@ impl Application {
         warn_when_open(&settings);
         let state = AppState { settings, db, statements, http, document_client, scheduler, auth };
         let schema = build_schema(state.clone());
-        let router = router(HttpState { schema, app: state.clone() });
+        let router = router(HttpState { schema, app: state.clone(), trimmer: ArenaTrimmer::start() });
         let listener = TcpListener::bind(state.settings.bind_addr)
             .await
             .with_context(|| format!("binding {}", state.settings.bind_addr))?;

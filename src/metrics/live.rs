@@ -89,6 +89,9 @@ pub struct LiveSnapshot {
     pub scenarios: Vec<ScenarioFigures>,
     /// The last snapshot of a run that has ended.
     pub is_final: bool,
+    /// When the poller handed this snapshot to its subscribers: a subscriber's receipt time
+    /// minus this is the delivery delay.
+    pub published_at: DateTime<Utc>,
 }
 
 /// Why an interval has no snapshot.

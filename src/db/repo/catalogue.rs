@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, TransactionTrait,
+    QuerySelect, Select,
     sea_query::{Expr, ExprTrait, Func, LikeExpr, Query},
 };
 
@@ -104,7 +104,7 @@ pub async fn specs(db: &DatabaseConnection, project_id: Option<i64>) -> AppResul
 /// hold results for its endpoints: deleting it would delete those results too.
 #[tracing::instrument(skip(db))]
 pub async fn delete_spec(db: &DatabaseConnection, id: i64) -> AppResult<()> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     if openapi_spec::Entity::find_by_id(id).one(&txn).await?.is_none() {
         return Err(AppError::not_found("OpenApiSpec", id));
     }

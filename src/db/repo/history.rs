@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, TransactionTrait, sea_query::Query,
+    Select, sea_query::Query,
 };
 
 use super::Page;
@@ -73,7 +73,7 @@ pub async fn active(db: &DatabaseConnection) -> AppResult<Vec<test_history::Mode
 /// Deletes a finished run with its scenarios and stages. Active runs must be cancelled first.
 #[tracing::instrument(skip(db))]
 pub async fn delete(db: &DatabaseConnection, id: i64) -> AppResult<()> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let run = test_history::Entity::find_by_id(id)
         .one(&txn)
         .await?

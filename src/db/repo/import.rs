@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use super::project;
@@ -46,7 +46,7 @@ pub async fn import_spec(
     parsed: &ParsedSpec,
     source_url: Option<String>,
 ) -> AppResult<ImportOutcome> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     project::get(&txn, project_id).await?;
     let (spec, created) = upsert_spec(&txn, project_id, parsed, source_url).await?;
     let tag_ids = sync_tags(&txn, spec.id, parsed).await?;

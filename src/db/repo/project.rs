@@ -3,7 +3,7 @@
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 
 use crate::{
@@ -50,7 +50,7 @@ pub async fn create(db: &DatabaseConnection, fields: ProjectFields) -> AppResult
 
 #[tracing::instrument(skip(db, fields))]
 pub async fn update(db: &DatabaseConnection, id: i64, fields: ProjectFields) -> AppResult<project::Model> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut model: project::ActiveModel = get(&txn, id).await?.into();
     if let Some(title) = fields.title {
         model.title = Set(title);
@@ -71,7 +71,7 @@ pub async fn update(db: &DatabaseConnection, id: i64, fields: ProjectFields) -> 
 /// Refused while one of its runs is pending or running: their processes would lose their rows.
 #[tracing::instrument(skip(db))]
 pub async fn delete(db: &DatabaseConnection, id: i64) -> AppResult<()> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     get(&txn, id).await?;
     let active = test_history::Entity::find()
         .select_only()

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait,
-    sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, sea_query::Expr,
 };
 
 use crate::{
@@ -20,7 +19,7 @@ pub async fn record_launch(
     db: &DatabaseConnection,
     launch: &ValidatedLaunch,
 ) -> AppResult<test_history::Model> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let now = Utc::now();
     let run = test_history::ActiveModel {
         project_id: Set(launch.project_id),
@@ -122,7 +121,7 @@ pub struct RunEnding {
 /// Stores the end of a run and its results in one transaction.
 #[tracing::instrument(skip(db, ending), fields(status = ?ending.status))]
 pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppResult<test_history::Model> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     // Write before reading: on SQLite a transaction that reads first and then writes cannot wait
     // for another writer (two runs ending together), it fails at once with "database is locked".
     let mut active = test_history::ActiveModel { id: sea_orm::Unchanged(id), ..Default::default() };
@@ -178,7 +177,7 @@ pub async fn store_late_summary(
             r.split("; ").filter(|part| !part.starts_with(METRICS_UNREADABLE)).collect::<Vec<_>>().join("; ");
         (!kept.is_empty()).then_some(kept)
     });
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut active = test_history::ActiveModel { id: sea_orm::Unchanged(run.id), ..Default::default() };
     set_metric_columns!(active, summary);
     active.failure_reason = Set(reason);

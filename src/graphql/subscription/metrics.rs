@@ -56,6 +56,9 @@ pub struct MetricSnapshot {
     #[graphql(name = "final")]
     is_final: bool,
     scenarios: Vec<ScenarioSnapshot>,
+    /// When the server published this snapshot to its subscribers (one instant for all of
+    /// them); the time a client receives it minus this is the delivery delay.
+    published_at: DateTime<Utc>,
 }
 
 /// One scenario over the last interval.
@@ -96,6 +99,7 @@ impl From<&LiveSnapshot> for MetricSnapshot {
             vus: snapshot.vus,
             total_requests: snapshot.run.total_requests,
             is_final: snapshot.is_final,
+            published_at: snapshot.published_at,
             scenarios: snapshot
                 .scenarios
                 .iter()

@@ -59,7 +59,10 @@ pub(super) async fn follow_run(registry: Arc<Registry>, test_id: i64, feed: Feed
                 continue;
             }
         };
-        let event = follower.snapshot(&registry, &run).await.map(Arc::new);
+        let event = follower.snapshot(&registry, &run).await.map(|mut snapshot| {
+            snapshot.published_at = Utc::now();
+            Arc::new(snapshot)
+        });
         let is_final = matches!(&event, Ok(snapshot) if snapshot.is_final);
         feed.send_replace(Some(event));
         if is_final {
@@ -166,6 +169,8 @@ impl Follower {
             vus: answer.vus,
             scenarios,
             is_final,
+            // Set again when it is published.
+            published_at: time,
         }
     }
 }

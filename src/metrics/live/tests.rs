@@ -225,6 +225,7 @@ async fn a_slow_subscriber_skips_to_the_latest_snapshot_and_still_gets_the_final
         vus: 0.0,
         scenarios: Vec::new(),
         is_final,
+        published_at: Utc::now(),
     };
 
     for second in 1..=5 {
