@@ -3,9 +3,9 @@
 //!
 //! One `DbLoader` serves every key type; each newtype key says which relation to load.
 
-use std::{collections::HashMap, hash::Hash};
+use std::{collections::HashMap, hash::Hash, sync::Arc};
 
-use async_graphql::dataloader::Loader;
+use async_graphql::{Json, dataloader::Loader};
 
 use super::batch::Batcher;
 use sea_orm::{
@@ -20,7 +20,9 @@ use crate::{
         tag, tag_endpoint, test_history,
     },
     db::repo::Page,
+    domain::{HttpMethod, ParameterLocation},
     error::AppError,
+    graphql::types::catalogue::{Parameter, RequestBody},
 };
 
 /// The request-scoped loader: batching plus a per-request cache.
@@ -158,16 +160,6 @@ children_loader!(
     tag::Entity::find().order_by_asc(tag::Column::Position).order_by_asc(tag::Column::Id)
 );
 children_loader!(
-    /// A spec's current endpoints (not those a re-import removed).
-    EndpointsOfSpec => endpoint by SpecId(spec_id),
-    endpoint::Entity::find().filter(endpoint::Column::RemovedAt.is_null()).order_by_asc(endpoint::Column::Id)
-);
-children_loader!(
-    /// An endpoint's parameters, in document order.
-    ParametersOfEndpoint => endpoint_parameter by EndpointId(endpoint_id),
-    endpoint_parameter::Entity::find().order_by_asc(endpoint_parameter::Column::Position)
-);
-children_loader!(
     /// A run's scenarios, in launch order.
     ScenariosOfTest => scenario_history by TestHistoryId(test_history_id),
     scenario_history::Entity::find().order_by_asc(scenario_history::Column::Position)
@@ -178,22 +170,190 @@ children_loader!(
     stage_history::Entity::find().order_by_asc(stage_history::Column::Position)
 );
 
-/// An endpoint's request body, if it takes one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BodyOfEndpoint(pub i64);
+/// The columns of `endpoint` the API shows, decoded without the rest of the row.
+#[derive(Clone, Debug, FromQueryResult)]
+pub struct EndpointRow {
+    pub id: i64,
+    pub spec_id: i64,
+    pub method: HttpMethod,
+    pub path: String,
+    pub operation_id: Option<String>,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub deprecated: bool,
+}
 
-impl Loader<BodyOfEndpoint> for DbLoader {
-    type Value = request_body::Model;
+impl From<endpoint::Model> for EndpointRow {
+    fn from(row: endpoint::Model) -> Self {
+        Self {
+            id: row.id,
+            spec_id: row.spec_id,
+            method: row.method,
+            path: row.path,
+            operation_id: row.operation_id,
+            summary: row.summary,
+            description: row.description,
+            deprecated: row.deprecated,
+        }
+    }
+}
+
+/// `select` narrowed to the columns of [`EndpointRow`].
+fn endpoint_columns<E: EntityTrait>(select: Select<E>) -> Select<E> {
+    use endpoint::Column as C;
+    select.select_only().columns([
+        C::Id,
+        C::SpecId,
+        C::Method,
+        C::Path,
+        C::OperationId,
+        C::Summary,
+        C::Description,
+        C::Deprecated,
+    ])
+}
+
+/// A spec's current endpoints (not those a re-import removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointsOfSpec(pub i64);
+
+impl Loader<EndpointsOfSpec> for DbLoader {
+    type Value = Vec<EndpointRow>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[BodyOfEndpoint]) -> LoadResult<BodyOfEndpoint, Self::Value> {
+    async fn load(&self, keys: &[EndpointsOfSpec]) -> LoadResult<EndpointsOfSpec, Self::Value> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows = request_body::Entity::find()
-            .filter(request_body::Column::EndpointId.is_in(ids))
+        let rows: Vec<EndpointRow> = endpoint_columns(endpoint::Entity::find())
+            .filter(endpoint::Column::SpecId.is_in(ids))
+            .filter(endpoint::Column::RemovedAt.is_null())
+            .order_by_asc(endpoint::Column::Id)
+            .into_model()
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        Ok(rows.into_iter().map(|row| (BodyOfEndpoint(row.endpoint_id), row)).collect())
+        let mut grouped: HashMap<EndpointsOfSpec, Vec<EndpointRow>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in rows {
+            grouped.entry(EndpointsOfSpec(row.spec_id)).or_default().push(row);
+        }
+        Ok(grouped)
+    }
+}
+
+/// An endpoint's parameters, in document order; shared, since one endpoint can appear under
+/// several tags of the same answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParametersOfEndpoint(pub i64);
+
+#[derive(FromQueryResult)]
+struct ParameterRow {
+    endpoint_id: i64,
+    name: String,
+    location: ParameterLocation,
+    required: bool,
+    schema_type: Option<String>,
+    description: Option<String>,
+    example: Option<serde_json::Value>,
+}
+
+impl Loader<ParametersOfEndpoint> for DbLoader {
+    type Value = Arc<[Parameter]>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ParametersOfEndpoint]) -> LoadResult<ParametersOfEndpoint, Self::Value> {
+        use endpoint_parameter::Column as C;
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows: Vec<ParameterRow> = endpoint_parameter::Entity::find()
+            .select_only()
+            .columns([
+                C::EndpointId,
+                C::Name,
+                C::Location,
+                C::Required,
+                C::SchemaType,
+                C::Description,
+                C::Example,
+            ])
+            .filter(C::EndpointId.is_in(ids))
+            .order_by_asc(C::EndpointId)
+            .order_by_asc(C::Position)
+            .into_model()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut grouped: HashMap<i64, Vec<Parameter>> = HashMap::with_capacity(keys.len());
+        for row in rows {
+            grouped.entry(row.endpoint_id).or_default().push(Parameter {
+                name: row.name,
+                location: row.location,
+                required: row.required,
+                schema_type: row.schema_type,
+                description: row.description,
+                example: row.example.map(Json),
+            });
+        }
+        // Every key gets an entry, so an endpoint without parameters reads as an empty list.
+        Ok(keys.iter().map(|key| (*key, grouped.remove(&key.0).unwrap_or_default().into())).collect())
+    }
+}
+
+/// An endpoint's request body, if it takes one; its schema (a JSON text that can be large)
+/// is read only when `with_schema` says the query asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BodyOfEndpoint {
+    pub endpoint_id: i64,
+    pub with_schema: bool,
+}
+
+#[derive(FromQueryResult)]
+struct BodyRow {
+    endpoint_id: i64,
+    content_type: String,
+    required: bool,
+    schema: Option<String>,
+    example: Option<serde_json::Value>,
+}
+
+impl Loader<BodyOfEndpoint> for DbLoader {
+    type Value = RequestBody;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[BodyOfEndpoint]) -> LoadResult<BodyOfEndpoint, Self::Value> {
+        use request_body::Column as C;
+        let mut bodies = HashMap::with_capacity(keys.len());
+        // One statement per shape; a query asks all its bodies with the same shape.
+        for with_schema in [false, true] {
+            let ids: Vec<i64> =
+                keys.iter().filter(|k| k.with_schema == with_schema).map(|k| k.endpoint_id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let mut select = request_body::Entity::find().select_only().columns([
+                C::EndpointId,
+                C::ContentType,
+                C::Required,
+                C::Example,
+            ]);
+            select = if with_schema {
+                select.column(C::Schema)
+            } else {
+                select.column_as(Expr::cust("NULL"), "schema")
+            };
+            let rows: Vec<BodyRow> =
+                select.filter(C::EndpointId.is_in(ids)).into_model().all(&self.db).await.map_err(db_error)?;
+            bodies.extend(rows.into_iter().map(|row| {
+                let key = BodyOfEndpoint { endpoint_id: row.endpoint_id, with_schema };
+                let body = RequestBody {
+                    content_type: row.content_type,
+                    required: row.required,
+                    schema: row.schema,
+                    schema_loaded: with_schema,
+                    example: row.example.map(Json),
+                };
+                (key, body)
+            }));
+        }
+        Ok(bodies)
     }
 }
 
@@ -201,27 +361,48 @@ impl Loader<BodyOfEndpoint> for DbLoader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointsOfTag(pub i64);
 
+#[derive(FromQueryResult)]
+struct TaggedEndpointRow {
+    tag_id: i64,
+    id: i64,
+    spec_id: i64,
+    method: HttpMethod,
+    path: String,
+    operation_id: Option<String>,
+    summary: Option<String>,
+    description: Option<String>,
+    deprecated: bool,
+}
+
 impl Loader<EndpointsOfTag> for DbLoader {
-    type Value = Vec<endpoint::Model>;
+    type Value = Vec<EndpointRow>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[EndpointsOfTag]) -> LoadResult<EndpointsOfTag, Self::Value> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows = endpoint::Entity::find()
+        let rows: Vec<TaggedEndpointRow> = endpoint_columns(endpoint::Entity::find())
+            .column(tag_endpoint::Column::TagId)
             .join_rev(JoinType::InnerJoin, tag_endpoint::Relation::Endpoint.def())
-            .select_also(tag_endpoint::Entity)
             .filter(tag_endpoint::Column::TagId.is_in(ids))
             .filter(endpoint::Column::RemovedAt.is_null())
             .order_by_asc(endpoint::Column::Id)
+            .into_model()
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        let mut grouped: HashMap<EndpointsOfTag, Vec<endpoint::Model>> =
+        let mut grouped: HashMap<EndpointsOfTag, Vec<EndpointRow>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
-        for (endpoint, link) in rows {
-            if let Some(link) = link {
-                grouped.entry(EndpointsOfTag(link.tag_id)).or_default().push(endpoint);
-            }
+        for row in rows {
+            grouped.entry(EndpointsOfTag(row.tag_id)).or_default().push(EndpointRow {
+                id: row.id,
+                spec_id: row.spec_id,
+                method: row.method,
+                path: row.path,
+                operation_id: row.operation_id,
+                summary: row.summary,
+                description: row.description,
+                deprecated: row.deprecated,
+            });
         }
         Ok(grouped)
     }

@@ -62,12 +62,12 @@ impl EndpointConnection {
             .iter()
             .map(|row| EndpointEdge {
                 cursor: encode_cursor(ENDPOINT_CURSOR, row.id),
-                node: Endpoint(row.clone()),
+                node: Endpoint::from(row.clone()),
             })
             .collect()
     }
     async fn nodes(&self) -> Vec<Endpoint> {
-        self.page.rows.iter().cloned().map(Endpoint).collect()
+        self.page.rows.iter().cloned().map(Endpoint::from).collect()
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo::of(&self.page, self.has_previous_page, |row| encode_cursor(ENDPOINT_CURSOR, row.id))

@@ -3,6 +3,7 @@
 pub mod catalogue;
 pub mod comparison;
 pub mod connection;
+pub mod eager;
 pub mod health;
 pub mod history;
 
