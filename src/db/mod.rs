@@ -18,6 +18,9 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
+/// Rows sqlx's SQLite worker may read ahead of the task that consumes them.
+const SQLITE_ROW_BUFFER: usize = 1024;
+
 /// Counts every SQL statement the server sends, so tests and benchmarks can check
 /// that a nested query costs a number of statements that does not grow with the data.
 #[derive(Clone, Debug, Default)]
@@ -51,6 +54,10 @@ pub async fn connect_and_migrate(
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
                 .create_if_missing(true)
+                // sqlx steps SQLite on a worker thread and hands rows over a bounded channel
+                // (50 by default): a large level (thousands of parameters) then costs a thread
+                // hand-off every 50 rows. A deeper channel lets the worker run through.
+                .row_buffer_size(SQLITE_ROW_BUFFER)
         });
     let mut db = Database::connect(options)
         .await

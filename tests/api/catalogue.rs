@@ -256,4 +256,21 @@ async fn endpoints_answered_from_memory_read_as_resolved_field_by_field() {
     let get = endpoints.iter().find(|e| e["verb"] == "GET").unwrap();
     assert_eq!(get["requestBody"], Value::Null);
     assert_eq!(get["bodyWithSchema"], Value::Null);
+
+    // The paged list prefetches the same way.
+    let page = app
+        .graphql(
+            r#"query($id: ID!) { endpoints(filter: {projectId: $id}, first: 4) {
+                nodes { id method parameters { name } requestBody { contentType } } } }"#,
+            json!({ "id": project_id }),
+        )
+        .await;
+    let nodes = page.data()["endpoints"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    for node in nodes {
+        assert_eq!(node["parameters"], json!([{"name": "id"}, {"name": "verbose"}]));
+        let body =
+            if node["method"] == "POST" { json!({"contentType": "application/json"}) } else { Value::Null };
+        assert_eq!(node["requestBody"], body);
+    }
 }
