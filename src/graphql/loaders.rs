@@ -171,7 +171,7 @@ children_loader!(
 );
 
 /// The columns of `endpoint` the API shows, decoded without the rest of the row.
-#[derive(Clone, Debug, FromQueryResult)]
+#[derive(Clone, Debug)]
 pub struct EndpointRow {
     pub id: i64,
     pub spec_id: i64,
@@ -195,6 +195,18 @@ impl From<endpoint::Model> for EndpointRow {
             description: row.description,
             deprecated: row.deprecated,
         }
+    }
+}
+
+/// The columns of [`endpoint_columns`], in order. Rows decode as tuples, by column index:
+/// SeaORM's by-name decoding formats and hashes the column name for every cell.
+type EndpointTuple = (i64, i64, HttpMethod, String, Option<String>, Option<String>, Option<String>, bool);
+
+impl From<EndpointTuple> for EndpointRow {
+    fn from(
+        (id, spec_id, method, path, operation_id, summary, description, deprecated): EndpointTuple,
+    ) -> Self {
+        Self { id, spec_id, method, path, operation_id, summary, description, deprecated }
     }
 }
 
@@ -223,17 +235,18 @@ impl Loader<EndpointsOfSpec> for DbLoader {
 
     async fn load(&self, keys: &[EndpointsOfSpec]) -> LoadResult<EndpointsOfSpec, Self::Value> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows: Vec<EndpointRow> = endpoint_columns(endpoint::Entity::find())
+        let rows: Vec<EndpointTuple> = endpoint_columns(endpoint::Entity::find())
             .filter(endpoint::Column::SpecId.is_in(ids))
             .filter(endpoint::Column::RemovedAt.is_null())
             .order_by_asc(endpoint::Column::Id)
-            .into_model()
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(db_error)?;
         let mut grouped: HashMap<EndpointsOfSpec, Vec<EndpointRow>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for row in rows {
+            let row = EndpointRow::from(row);
             grouped.entry(EndpointsOfSpec(row.spec_id)).or_default().push(row);
         }
         Ok(grouped)
@@ -245,16 +258,9 @@ impl Loader<EndpointsOfSpec> for DbLoader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ParametersOfEndpoint(pub i64);
 
-#[derive(FromQueryResult)]
-struct ParameterRow {
-    endpoint_id: i64,
-    name: String,
-    location: ParameterLocation,
-    required: bool,
-    schema_type: Option<String>,
-    description: Option<String>,
-    example: Option<serde_json::Value>,
-}
+/// endpoint_id, name, location, required, schema_type, description, example.
+type ParameterTuple =
+    (i64, String, ParameterLocation, bool, Option<String>, Option<String>, Option<serde_json::Value>);
 
 impl Loader<ParametersOfEndpoint> for DbLoader {
     type Value = Arc<[Parameter]>;
@@ -263,7 +269,7 @@ impl Loader<ParametersOfEndpoint> for DbLoader {
     async fn load(&self, keys: &[ParametersOfEndpoint]) -> LoadResult<ParametersOfEndpoint, Self::Value> {
         use endpoint_parameter::Column as C;
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows: Vec<ParameterRow> = endpoint_parameter::Entity::find()
+        let rows: Vec<ParameterTuple> = endpoint_parameter::Entity::find()
             .select_only()
             .columns([
                 C::EndpointId,
@@ -277,19 +283,19 @@ impl Loader<ParametersOfEndpoint> for DbLoader {
             .filter(C::EndpointId.is_in(ids))
             .order_by_asc(C::EndpointId)
             .order_by_asc(C::Position)
-            .into_model()
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(db_error)?;
         let mut grouped: HashMap<i64, Vec<Parameter>> = HashMap::with_capacity(keys.len());
-        for row in rows {
-            grouped.entry(row.endpoint_id).or_default().push(Parameter {
-                name: row.name,
-                location: row.location,
-                required: row.required,
-                schema_type: row.schema_type,
-                description: row.description,
-                example: row.example.map(Json),
+        for (endpoint_id, name, location, required, schema_type, description, example) in rows {
+            grouped.entry(endpoint_id).or_default().push(Parameter {
+                name,
+                location,
+                required,
+                schema_type,
+                description,
+                example: example.map(Json),
             });
         }
         // Every key gets an entry, so an endpoint without parameters reads as an empty list.
@@ -305,14 +311,8 @@ pub struct BodyOfEndpoint {
     pub with_schema: bool,
 }
 
-#[derive(FromQueryResult)]
-struct BodyRow {
-    endpoint_id: i64,
-    content_type: String,
-    required: bool,
-    schema: Option<String>,
-    example: Option<serde_json::Value>,
-}
+/// endpoint_id, content_type, required, example, schema.
+type BodyTuple = (i64, String, bool, Option<serde_json::Value>, Option<String>);
 
 impl Loader<BodyOfEndpoint> for DbLoader {
     type Value = RequestBody;
@@ -339,16 +339,16 @@ impl Loader<BodyOfEndpoint> for DbLoader {
             } else {
                 select.column_as(Expr::cust("NULL"), "schema")
             };
-            let rows: Vec<BodyRow> =
-                select.filter(C::EndpointId.is_in(ids)).into_model().all(&self.db).await.map_err(db_error)?;
-            bodies.extend(rows.into_iter().map(|row| {
-                let key = BodyOfEndpoint { endpoint_id: row.endpoint_id, with_schema };
+            let rows: Vec<BodyTuple> =
+                select.filter(C::EndpointId.is_in(ids)).into_tuple().all(&self.db).await.map_err(db_error)?;
+            bodies.extend(rows.into_iter().map(|(endpoint_id, content_type, required, example, schema)| {
+                let key = BodyOfEndpoint { endpoint_id, with_schema };
                 let body = RequestBody {
-                    content_type: row.content_type,
-                    required: row.required,
-                    schema: row.schema,
+                    content_type,
+                    required,
+                    schema,
                     schema_loaded: with_schema,
-                    example: row.example.map(Json),
+                    example: example.map(Json),
                 };
                 (key, body)
             }));
@@ -361,18 +361,9 @@ impl Loader<BodyOfEndpoint> for DbLoader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointsOfTag(pub i64);
 
-#[derive(FromQueryResult)]
-struct TaggedEndpointRow {
-    tag_id: i64,
-    id: i64,
-    spec_id: i64,
-    method: HttpMethod,
-    path: String,
-    operation_id: Option<String>,
-    summary: Option<String>,
-    description: Option<String>,
-    deprecated: bool,
-}
+/// The columns of [`EndpointTuple`], then tag_id.
+type TaggedEndpointTuple =
+    (i64, i64, HttpMethod, String, Option<String>, Option<String>, Option<String>, bool, i64);
 
 impl Loader<EndpointsOfTag> for DbLoader {
     type Value = Vec<EndpointRow>;
@@ -380,29 +371,21 @@ impl Loader<EndpointsOfTag> for DbLoader {
 
     async fn load(&self, keys: &[EndpointsOfTag]) -> LoadResult<EndpointsOfTag, Self::Value> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows: Vec<TaggedEndpointRow> = endpoint_columns(endpoint::Entity::find())
+        let rows: Vec<TaggedEndpointTuple> = endpoint_columns(endpoint::Entity::find())
             .column(tag_endpoint::Column::TagId)
             .join_rev(JoinType::InnerJoin, tag_endpoint::Relation::Endpoint.def())
             .filter(tag_endpoint::Column::TagId.is_in(ids))
             .filter(endpoint::Column::RemovedAt.is_null())
             .order_by_asc(endpoint::Column::Id)
-            .into_model()
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(db_error)?;
         let mut grouped: HashMap<EndpointsOfTag, Vec<EndpointRow>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
-        for row in rows {
-            grouped.entry(EndpointsOfTag(row.tag_id)).or_default().push(EndpointRow {
-                id: row.id,
-                spec_id: row.spec_id,
-                method: row.method,
-                path: row.path,
-                operation_id: row.operation_id,
-                summary: row.summary,
-                description: row.description,
-                deprecated: row.deprecated,
-            });
+        for (id, spec_id, method, path, operation_id, summary, description, deprecated, tag_id) in rows {
+            let row = (id, spec_id, method, path, operation_id, summary, description, deprecated);
+            grouped.entry(EndpointsOfTag(tag_id)).or_default().push(EndpointRow::from(row));
         }
         Ok(grouped)
     }
