@@ -19,6 +19,9 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
+/// Rows sqlx's SQLite worker may read ahead of the task that consumes them.
+const SQLITE_ROW_BUFFER: usize = 1024;
+
 /// Begins a transaction that will write. On SQLite it takes the write lock at `BEGIN`
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails at once
 /// with "database is locked" when another connection wrote in between, whatever the busy
@@ -64,6 +67,10 @@ pub async fn connect_and_migrate(
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
                 .create_if_missing(true)
+                // sqlx steps SQLite on a worker thread and hands rows over a bounded channel
+                // (50 by default): a large level (thousands of parameters) then costs a thread
+                // hand-off every 50 rows. A deeper channel lets the worker run through.
+                .row_buffer_size(SQLITE_ROW_BUFFER)
         });
     let mut db = Database::connect(options)
         .await

@@ -3,9 +3,9 @@
 //!
 //! One `DbLoader` serves every key type; each newtype key says which relation to load.
 
-use std::{collections::HashMap, hash::Hash};
+use std::{collections::HashMap, hash::Hash, sync::Arc};
 
-use async_graphql::dataloader::Loader;
+use async_graphql::{Json, dataloader::Loader};
 
 use super::batch::Batcher;
 use sea_orm::{
@@ -20,7 +20,9 @@ use crate::{
         tag, tag_endpoint, test_history,
     },
     db::repo::Page,
+    domain::{HttpMethod, ParameterLocation},
     error::AppError,
+    graphql::types::catalogue::{Parameter, RequestBody},
 };
 
 /// The request-scoped loader: batching plus a per-request cache.
@@ -158,16 +160,6 @@ children_loader!(
     tag::Entity::find().order_by_asc(tag::Column::Position).order_by_asc(tag::Column::Id)
 );
 children_loader!(
-    /// A spec's current endpoints (not those a re-import removed).
-    EndpointsOfSpec => endpoint by SpecId(spec_id),
-    endpoint::Entity::find().filter(endpoint::Column::RemovedAt.is_null()).order_by_asc(endpoint::Column::Id)
-);
-children_loader!(
-    /// An endpoint's parameters, in document order.
-    ParametersOfEndpoint => endpoint_parameter by EndpointId(endpoint_id),
-    endpoint_parameter::Entity::find().order_by_asc(endpoint_parameter::Column::Position)
-);
-children_loader!(
     /// A run's scenarios, in launch order.
     ScenariosOfTest => scenario_history by TestHistoryId(test_history_id),
     scenario_history::Entity::find().order_by_asc(scenario_history::Column::Position)
@@ -178,22 +170,190 @@ children_loader!(
     stage_history::Entity::find().order_by_asc(stage_history::Column::Position)
 );
 
-/// An endpoint's request body, if it takes one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct BodyOfEndpoint(pub i64);
+/// The columns of `endpoint` the API shows, decoded without the rest of the row.
+#[derive(Clone, Debug)]
+pub struct EndpointRow {
+    pub id: i64,
+    pub spec_id: i64,
+    pub method: HttpMethod,
+    pub path: String,
+    pub operation_id: Option<String>,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub deprecated: bool,
+}
 
-impl Loader<BodyOfEndpoint> for DbLoader {
-    type Value = request_body::Model;
+impl From<endpoint::Model> for EndpointRow {
+    fn from(row: endpoint::Model) -> Self {
+        Self {
+            id: row.id,
+            spec_id: row.spec_id,
+            method: row.method,
+            path: row.path,
+            operation_id: row.operation_id,
+            summary: row.summary,
+            description: row.description,
+            deprecated: row.deprecated,
+        }
+    }
+}
+
+/// The columns of [`endpoint_columns`], in order. Rows decode as tuples, by column index:
+/// SeaORM's by-name decoding formats and hashes the column name for every cell.
+type EndpointTuple = (i64, i64, HttpMethod, String, Option<String>, Option<String>, Option<String>, bool);
+
+impl From<EndpointTuple> for EndpointRow {
+    fn from(
+        (id, spec_id, method, path, operation_id, summary, description, deprecated): EndpointTuple,
+    ) -> Self {
+        Self { id, spec_id, method, path, operation_id, summary, description, deprecated }
+    }
+}
+
+/// `select` narrowed to the columns of [`EndpointRow`].
+fn endpoint_columns<E: EntityTrait>(select: Select<E>) -> Select<E> {
+    use endpoint::Column as C;
+    select.select_only().columns([
+        C::Id,
+        C::SpecId,
+        C::Method,
+        C::Path,
+        C::OperationId,
+        C::Summary,
+        C::Description,
+        C::Deprecated,
+    ])
+}
+
+/// A spec's current endpoints (not those a re-import removed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct EndpointsOfSpec(pub i64);
+
+impl Loader<EndpointsOfSpec> for DbLoader {
+    type Value = Vec<EndpointRow>;
     type Error = async_graphql::Error;
 
-    async fn load(&self, keys: &[BodyOfEndpoint]) -> LoadResult<BodyOfEndpoint, Self::Value> {
+    async fn load(&self, keys: &[EndpointsOfSpec]) -> LoadResult<EndpointsOfSpec, Self::Value> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows = request_body::Entity::find()
-            .filter(request_body::Column::EndpointId.is_in(ids))
+        let rows: Vec<EndpointTuple> = endpoint_columns(endpoint::Entity::find())
+            .filter(endpoint::Column::SpecId.is_in(ids))
+            .filter(endpoint::Column::RemovedAt.is_null())
+            .order_by_asc(endpoint::Column::Id)
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        Ok(rows.into_iter().map(|row| (BodyOfEndpoint(row.endpoint_id), row)).collect())
+        let mut grouped: HashMap<EndpointsOfSpec, Vec<EndpointRow>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for row in rows {
+            let row = EndpointRow::from(row);
+            grouped.entry(EndpointsOfSpec(row.spec_id)).or_default().push(row);
+        }
+        Ok(grouped)
+    }
+}
+
+/// An endpoint's parameters, in document order; shared, since one endpoint can appear under
+/// several tags of the same answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParametersOfEndpoint(pub i64);
+
+/// endpoint_id, name, location, required, schema_type, description, example.
+type ParameterTuple =
+    (i64, String, ParameterLocation, bool, Option<String>, Option<String>, Option<serde_json::Value>);
+
+impl Loader<ParametersOfEndpoint> for DbLoader {
+    type Value = Arc<[Parameter]>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ParametersOfEndpoint]) -> LoadResult<ParametersOfEndpoint, Self::Value> {
+        use endpoint_parameter::Column as C;
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let rows: Vec<ParameterTuple> = endpoint_parameter::Entity::find()
+            .select_only()
+            .columns([
+                C::EndpointId,
+                C::Name,
+                C::Location,
+                C::Required,
+                C::SchemaType,
+                C::Description,
+                C::Example,
+            ])
+            .filter(C::EndpointId.is_in(ids))
+            .order_by_asc(C::EndpointId)
+            .order_by_asc(C::Position)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut grouped: HashMap<i64, Vec<Parameter>> = HashMap::with_capacity(keys.len());
+        for (endpoint_id, name, location, required, schema_type, description, example) in rows {
+            grouped.entry(endpoint_id).or_default().push(Parameter {
+                name,
+                location,
+                required,
+                schema_type,
+                description,
+                example: example.map(Json),
+            });
+        }
+        // Every key gets an entry, so an endpoint without parameters reads as an empty list.
+        Ok(keys.iter().map(|key| (*key, grouped.remove(&key.0).unwrap_or_default().into())).collect())
+    }
+}
+
+/// An endpoint's request body, if it takes one; its schema (a JSON text that can be large)
+/// is read only when `with_schema` says the query asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BodyOfEndpoint {
+    pub endpoint_id: i64,
+    pub with_schema: bool,
+}
+
+/// endpoint_id, content_type, required, example, schema.
+type BodyTuple = (i64, String, bool, Option<serde_json::Value>, Option<String>);
+
+impl Loader<BodyOfEndpoint> for DbLoader {
+    type Value = RequestBody;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[BodyOfEndpoint]) -> LoadResult<BodyOfEndpoint, Self::Value> {
+        use request_body::Column as C;
+        let mut bodies = HashMap::with_capacity(keys.len());
+        // One statement per shape; a query asks all its bodies with the same shape.
+        for with_schema in [false, true] {
+            let ids: Vec<i64> =
+                keys.iter().filter(|k| k.with_schema == with_schema).map(|k| k.endpoint_id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let mut select = request_body::Entity::find().select_only().columns([
+                C::EndpointId,
+                C::ContentType,
+                C::Required,
+                C::Example,
+            ]);
+            select = if with_schema {
+                select.column(C::Schema)
+            } else {
+                select.column_as(Expr::cust("NULL"), "schema")
+            };
+            let rows: Vec<BodyTuple> =
+                select.filter(C::EndpointId.is_in(ids)).into_tuple().all(&self.db).await.map_err(db_error)?;
+            bodies.extend(rows.into_iter().map(|(endpoint_id, content_type, required, example, schema)| {
+                let key = BodyOfEndpoint { endpoint_id, with_schema };
+                let body = RequestBody {
+                    content_type,
+                    required,
+                    schema,
+                    schema_loaded: with_schema,
+                    example: example.map(Json),
+                };
+                (key, body)
+            }));
+        }
+        Ok(bodies)
     }
 }
 
@@ -201,27 +361,31 @@ impl Loader<BodyOfEndpoint> for DbLoader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointsOfTag(pub i64);
 
+/// The columns of [`EndpointTuple`], then tag_id.
+type TaggedEndpointTuple =
+    (i64, i64, HttpMethod, String, Option<String>, Option<String>, Option<String>, bool, i64);
+
 impl Loader<EndpointsOfTag> for DbLoader {
-    type Value = Vec<endpoint::Model>;
+    type Value = Vec<EndpointRow>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[EndpointsOfTag]) -> LoadResult<EndpointsOfTag, Self::Value> {
         let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        let rows = endpoint::Entity::find()
+        let rows: Vec<TaggedEndpointTuple> = endpoint_columns(endpoint::Entity::find())
+            .column(tag_endpoint::Column::TagId)
             .join_rev(JoinType::InnerJoin, tag_endpoint::Relation::Endpoint.def())
-            .select_also(tag_endpoint::Entity)
             .filter(tag_endpoint::Column::TagId.is_in(ids))
             .filter(endpoint::Column::RemovedAt.is_null())
             .order_by_asc(endpoint::Column::Id)
+            .into_tuple()
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        let mut grouped: HashMap<EndpointsOfTag, Vec<endpoint::Model>> =
+        let mut grouped: HashMap<EndpointsOfTag, Vec<EndpointRow>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
-        for (endpoint, link) in rows {
-            if let Some(link) = link {
-                grouped.entry(EndpointsOfTag(link.tag_id)).or_default().push(endpoint);
-            }
+        for (id, spec_id, method, path, operation_id, summary, description, deprecated, tag_id) in rows {
+            let row = (id, spec_id, method, path, operation_id, summary, description, deprecated);
+            grouped.entry(EndpointsOfTag(tag_id)).or_default().push(EndpointRow::from(row));
         }
         Ok(grouped)
     }

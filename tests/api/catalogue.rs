@@ -178,3 +178,99 @@ async fn specs_are_listed_per_project_and_deleted_with_their_endpoints() {
     let missing = app.graphql("mutation { deleteOpenApiSpec(id: \"424242\") }", json!({})).await;
     assert_eq!(missing.error_code(), "NOT_FOUND");
 }
+
+/// Endpoints, parameters and bodies answered from memory (no `spec`/`tags` selected) must read
+/// exactly as when async-graphql resolves every field: aliases, fragments, `__typename`,
+/// `@skip`/`@include`, and a response key selected twice.
+const EAGER_TREE: &str = r#"
+query($id: ID!, $yes: Boolean!, $no: Boolean!) {
+  project(id: $id) { specs { endpoints { id method } tags { name endpoints {
+    __typename
+    verb: method
+    path @include(if: $yes)
+    summary @skip(if: $yes)
+    operationId @include(if: $no)
+    ...EndpointBits
+    ... on Endpoint { deprecated params: parameters { __typename n: name } }
+    ... @include(if: $yes) { id }
+    parameters { name }
+    parameters { location example }
+    requestBody { ...Body contentType }
+    bodyWithSchema: requestBody { schema }
+    FALLBACK
+  } } } }
+}
+fragment EndpointBits on Endpoint { description parameters { required schemaType ...ParamBits } }
+fragment ParamBits on Parameter { description }
+fragment Body on RequestBody { __typename required example }
+"#;
+
+#[tokio::test]
+async fn endpoints_answered_from_memory_read_as_resolved_field_by_field() {
+    let app = spawn_app().await;
+    let project_id = app.create_project("Shop").await;
+    seed::spec(&app.db, project_id.parse().unwrap(), "http://127.0.0.1:9000/api", 2, 8).await;
+    let variables = json!({ "id": project_id, "yes": true, "no": false });
+
+    let eager = app.graphql(&EAGER_TREE.replace("FALLBACK", ""), variables.clone()).await;
+    // Selecting a relation that is not prefetched sends every endpoint down async-graphql's
+    // own field-by-field resolution.
+    let resolved = app.graphql(&EAGER_TREE.replace("FALLBACK", "fallback: spec { id }"), variables).await;
+
+    let mut resolved = resolved.data().clone();
+    let mut fallbacks = 0;
+    for tag in resolved["project"]["specs"][0]["tags"].as_array_mut().unwrap() {
+        for endpoint in tag["endpoints"].as_array_mut().unwrap() {
+            fallbacks += endpoint.as_object_mut().unwrap().remove("fallback").is_some() as usize;
+        }
+    }
+    assert_eq!(fallbacks, 8);
+    assert_eq!(eager.data(), &resolved);
+
+    let tags = eager.data()["project"]["specs"][0]["tags"].as_array().unwrap();
+    let endpoints: Vec<&Value> = tags.iter().flat_map(|t| t["endpoints"].as_array().unwrap()).collect();
+    assert_eq!(endpoints.len(), 8);
+    let post = endpoints.iter().find(|e| e["verb"] == "POST").unwrap();
+    assert_eq!(
+        **post,
+        json!({
+            "__typename": "Endpoint",
+            "verb": "POST",
+            "path": post["path"],
+            "description": null,
+            "parameters": [
+                {"required": true, "schemaType": "integer", "description": null, "name": "id",
+                 "location": "PATH", "example": post["parameters"][0]["example"]},
+                {"required": false, "schemaType": "boolean", "description": null, "name": "verbose",
+                 "location": "QUERY", "example": false}
+            ],
+            "deprecated": false,
+            "params": [{"__typename": "Parameter", "n": "id"}, {"__typename": "Parameter", "n": "verbose"}],
+            "id": post["id"],
+            "requestBody": {"__typename": "RequestBody", "required": true,
+                            "example": {"name": "example"}, "contentType": "application/json"},
+            "bodyWithSchema": {"schema": {"type": "object", "properties": {"name": {"type": "string"}}}}
+        })
+    );
+    assert!(post["path"].as_str().unwrap().starts_with("/resources-"));
+    let get = endpoints.iter().find(|e| e["verb"] == "GET").unwrap();
+    assert_eq!(get["requestBody"], Value::Null);
+    assert_eq!(get["bodyWithSchema"], Value::Null);
+
+    // The paged list prefetches the same way.
+    let page = app
+        .graphql(
+            r#"query($id: ID!) { endpoints(filter: {projectId: $id}, first: 4) {
+                nodes { id method parameters { name } requestBody { contentType } } } }"#,
+            json!({ "id": project_id }),
+        )
+        .await;
+    let nodes = page.data()["endpoints"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4);
+    for node in nodes {
+        assert_eq!(node["parameters"], json!([{"name": "id"}, {"name": "verbose"}]));
+        let body =
+            if node["method"] == "POST" { json!({"contentType": "application/json"}) } else { Value::Null };
+        assert_eq!(node["requestBody"], body);
+    }
+}

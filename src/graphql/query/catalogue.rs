@@ -80,6 +80,6 @@ impl CatalogueQuery {
 
     async fn endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Endpoint>> {
         let id = parse_id(&id, "id")?;
-        Ok(loader(ctx).load_one(EndpointById(id)).await?.map(Endpoint))
+        Ok(loader(ctx).load_one(EndpointById(id)).await?.map(Endpoint::from))
     }
 }

@@ -1,22 +1,28 @@
 //! Project, OpenApiSpec, Tag, Endpoint, Parameter, RequestBody.
 
-use async_graphql::{Context, ID, Json, Object, Result, SimpleObject};
+use std::sync::Arc;
+
+use async_graphql::{
+    Context, ContextSelectionSet, ID, InputType, Json, Object, Positioned, Result, SimpleObject, Value,
+    parser::types::Field,
+};
 use chrono::{DateTime, Utc};
 
 use super::{
     connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
     decode_cursor,
+    eager::{Eager, EagerList, EagerObject, resolve_list_now, resolve_now, with_sub_selection},
     history::{ScenarioHistory, TrendPoint},
     loader, page_size, to_id,
 };
 use crate::{
-    db::entities::{endpoint, endpoint_parameter, openapi_spec, project, request_body, tag},
+    db::entities::{endpoint, openapi_spec, project, tag},
     domain::{HttpMethod, ParameterLocation},
     error::AppError,
     graphql::loaders::{
-        BodyOfEndpoint, EndpointCountOfProject, EndpointsOfSpec, EndpointsOfTag, ParametersOfEndpoint,
-        ProjectById, RecentScenariosOfEndpoint, RunsOfProject, SpecById, SpecsOfProject, TagsOfEndpoint,
-        TagsOfSpec,
+        BodyOfEndpoint, EndpointCountOfProject, EndpointRow, EndpointsOfSpec, EndpointsOfTag,
+        ParametersOfEndpoint, ProjectById, RecentScenariosOfEndpoint, RunsOfProject, SpecById,
+        SpecsOfProject, TagsOfEndpoint, TagsOfSpec,
     },
 };
 
@@ -109,9 +115,9 @@ impl OpenApiSpec {
         let tags = loader(ctx).load_one(TagsOfSpec(self.0.id)).await?.unwrap_or_default();
         Ok(tags.into_iter().map(Tag).collect())
     }
-    async fn endpoints(&self, ctx: &Context<'_>) -> Result<Vec<Endpoint>> {
+    async fn endpoints(&self, ctx: &Context<'_>) -> Result<EagerList<Endpoint>> {
         let endpoints = loader(ctx).load_one(EndpointsOfSpec(self.0.id)).await?.unwrap_or_default();
-        Ok(endpoints.into_iter().map(Endpoint).collect())
+        Endpoint::list(ctx, endpoints).await
     }
 }
 
@@ -133,52 +139,126 @@ impl Tag {
         let spec = loader(ctx).load_one(SpecById(self.0.spec_id)).await?;
         Ok(OpenApiSpec(required(spec, "spec", self.0.spec_id)?))
     }
-    async fn endpoints(&self, ctx: &Context<'_>) -> Result<Vec<Endpoint>> {
+    async fn endpoints(&self, ctx: &Context<'_>) -> Result<EagerList<Endpoint>> {
         let endpoints = loader(ctx).load_one(EndpointsOfTag(self.0.id)).await?.unwrap_or_default();
-        Ok(endpoints.into_iter().map(Endpoint).collect())
+        Endpoint::list(ctx, endpoints).await
     }
 }
 
-/// One operation: a method on a path.
-pub struct Endpoint(pub endpoint::Model);
+/// One operation: a method on a path, with the relations a list resolver already loaded for
+/// the whole level (see [`Endpoint::list`]).
+pub struct Endpoint {
+    row: EndpointRow,
+    parameters: Option<Arc<[Parameter]>>,
+    /// `Some` when the body was prefetched: `Some(None)` for an endpoint without one.
+    body: Option<Option<RequestBody>>,
+}
+
+impl From<EndpointRow> for Endpoint {
+    fn from(row: EndpointRow) -> Self {
+        Self { row, parameters: None, body: None }
+    }
+}
+
+impl From<endpoint::Model> for Endpoint {
+    fn from(row: endpoint::Model) -> Self {
+        EndpointRow::from(row).into()
+    }
+}
+
+/// Whether a request-body selection asks for the body's (possibly large) schema.
+fn wants_schema(body: &async_graphql::Lookahead<'_>) -> bool {
+    body.field("schema").exists()
+}
+
+impl Endpoint {
+    /// Endpoints for a list field: the parameters and request bodies the query selects are
+    /// loaded here for the whole list (one statement per relation and level, batched with the
+    /// sibling lists), so the endpoints, their parameters and bodies answer from memory.
+    pub async fn list(ctx: &Context<'_>, rows: Vec<EndpointRow>) -> Result<EagerList<Endpoint>> {
+        let look_ahead = ctx.look_ahead();
+        let parameters = look_ahead.field("parameters").exists();
+        let body = look_ahead.field("requestBody");
+        let with_schema = wants_schema(&body);
+        let loader = loader(ctx);
+        let (parameters, bodies) = futures_util::future::try_join(
+            async {
+                if parameters {
+                    loader.load_many(rows.iter().map(|row| ParametersOfEndpoint(row.id))).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+            async {
+                if body.exists() {
+                    let keys = rows.iter().map(|row| BodyOfEndpoint { endpoint_id: row.id, with_schema });
+                    loader.load_many(keys).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            },
+        )
+        .await?;
+        let endpoints: Vec<Endpoint> = rows
+            .into_iter()
+            .map(|row| Endpoint {
+                parameters: parameters.as_ref().map(|all| {
+                    all.get(&ParametersOfEndpoint(row.id)).cloned().unwrap_or_else(|| Arc::new([]))
+                }),
+                body: bodies
+                    .as_ref()
+                    .map(|all| all.get(&BodyOfEndpoint { endpoint_id: row.id, with_schema }).cloned()),
+                row,
+            })
+            .collect();
+        Ok(endpoints.into())
+    }
+}
 
 #[Object]
 impl Endpoint {
     async fn id(&self) -> ID {
-        to_id(self.0.id)
+        to_id(self.row.id)
     }
     async fn method(&self) -> HttpMethod {
-        self.0.method
+        self.row.method
     }
     async fn path(&self) -> &str {
-        &self.0.path
+        &self.row.path
     }
     async fn operation_id(&self) -> Option<&str> {
-        self.0.operation_id.as_deref()
+        self.row.operation_id.as_deref()
     }
     async fn summary(&self) -> Option<&str> {
-        self.0.summary.as_deref()
+        self.row.summary.as_deref()
     }
     async fn description(&self) -> Option<&str> {
-        self.0.description.as_deref()
+        self.row.description.as_deref()
     }
     async fn deprecated(&self) -> bool {
-        self.0.deprecated
+        self.row.deprecated
     }
     async fn spec(&self, ctx: &Context<'_>) -> Result<OpenApiSpec> {
-        let spec = loader(ctx).load_one(SpecById(self.0.spec_id)).await?;
-        Ok(OpenApiSpec(required(spec, "spec", self.0.spec_id)?))
+        let spec = loader(ctx).load_one(SpecById(self.row.spec_id)).await?;
+        Ok(OpenApiSpec(required(spec, "spec", self.row.spec_id)?))
     }
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        let tags = loader(ctx).load_one(TagsOfEndpoint(self.0.id)).await?.unwrap_or_default();
+        let tags = loader(ctx).load_one(TagsOfEndpoint(self.row.id)).await?.unwrap_or_default();
         Ok(tags.into_iter().map(Tag).collect())
     }
-    async fn parameters(&self, ctx: &Context<'_>) -> Result<Vec<Parameter>> {
-        let parameters = loader(ctx).load_one(ParametersOfEndpoint(self.0.id)).await?.unwrap_or_default();
-        Ok(parameters.into_iter().map(Parameter::from).collect())
+    async fn parameters(&self, ctx: &Context<'_>) -> Result<EagerList<Parameter>> {
+        if let Some(parameters) = &self.parameters {
+            return Ok(EagerList(parameters.clone()));
+        }
+        let parameters = loader(ctx).load_one(ParametersOfEndpoint(self.row.id)).await?;
+        Ok(EagerList(parameters.unwrap_or_else(|| Arc::new([]))))
     }
-    async fn request_body(&self, ctx: &Context<'_>) -> Result<Option<RequestBody>> {
-        Ok(loader(ctx).load_one(BodyOfEndpoint(self.0.id)).await?.map(RequestBody::from))
+    async fn request_body(&self, ctx: &Context<'_>) -> Result<Option<Eager<RequestBody>>> {
+        if let Some(body) = &self.body {
+            return Ok(body.clone().map(Eager));
+        }
+        let key = BodyOfEndpoint { endpoint_id: self.row.id, with_schema: wants_schema(&ctx.look_ahead()) };
+        Ok(loader(ctx).load_one(key).await?.map(Eager))
     }
     /// The most recent scenario runs against this endpoint, newest first.
     async fn recent_scenarios(
@@ -187,7 +267,7 @@ impl Endpoint {
         #[graphql(default = 10)] last: Option<i32>,
     ) -> Result<Vec<ScenarioHistory>> {
         let last = history_window(last, 10)?;
-        let key = RecentScenariosOfEndpoint { endpoint_id: self.0.id, last };
+        let key = RecentScenariosOfEndpoint { endpoint_id: self.row.id, last };
         let rows = loader(ctx).load_one(key).await?.unwrap_or_default();
         Ok(rows.into_iter().map(ScenarioHistory).collect())
     }
@@ -198,10 +278,39 @@ impl Endpoint {
         #[graphql(default = 30)] last: Option<i32>,
     ) -> Result<Vec<TrendPoint>> {
         let last = history_window(last, 30)?;
-        let key = RecentScenariosOfEndpoint { endpoint_id: self.0.id, last };
+        let key = RecentScenariosOfEndpoint { endpoint_id: self.row.id, last };
         let rows = loader(ctx).load_one(key).await?.unwrap_or_default();
         Ok(rows.into_iter().rev().map(TrendPoint).collect())
     }
+}
+
+impl EagerObject for Endpoint {
+    fn field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        let row = &self.row;
+        Some(match field.node.name.node.as_str() {
+            "id" => Value::String(row.id.to_string()),
+            "method" => row.method.to_value(),
+            "path" => Value::String(row.path.clone()),
+            "operationId" => optional_string(&row.operation_id),
+            "summary" => optional_string(&row.summary),
+            "description" => optional_string(&row.description),
+            "deprecated" => Value::Boolean(row.deprecated),
+            "parameters" => {
+                let parameters = self.parameters.as_deref()?;
+                with_sub_selection(ctx, field, |ctx| resolve_list_now(parameters, ctx))?
+            }
+            "requestBody" => match self.body.as_ref()? {
+                None => Value::Null,
+                Some(body) => with_sub_selection(ctx, field, |ctx| resolve_now(body, ctx))?,
+            },
+            // Relations that were not prefetched.
+            _ => return None,
+        })
+    }
+}
+
+fn optional_string(value: &Option<String>) -> Value {
+    value.as_ref().map_or(Value::Null, |text| Value::String(text.clone()))
 }
 
 fn history_window(last: Option<i32>, default: i32) -> Result<u64, AppError> {
@@ -211,51 +320,84 @@ fn history_window(last: Option<i32>, default: i32) -> Result<u64, AppError> {
 }
 
 /// A parameter of an endpoint.
-#[derive(SimpleObject)]
+#[derive(Clone, SimpleObject)]
 pub struct Parameter {
-    name: String,
-    location: ParameterLocation,
-    required: bool,
-    schema_type: Option<String>,
-    description: Option<String>,
+    pub(crate) name: String,
+    pub(crate) location: ParameterLocation,
+    pub(crate) required: bool,
+    pub(crate) schema_type: Option<String>,
+    pub(crate) description: Option<String>,
     /// A value the generated script uses: the document's example/default, or one made from the schema.
-    example: Option<Json<serde_json::Value>>,
+    pub(crate) example: Option<Json<serde_json::Value>>,
 }
 
-impl From<endpoint_parameter::Model> for Parameter {
-    fn from(row: endpoint_parameter::Model) -> Self {
-        Self {
-            name: row.name,
-            location: row.location,
-            required: row.required,
-            schema_type: row.schema_type,
-            description: row.description,
-            example: row.example.map(Json),
-        }
+impl EagerObject for Parameter {
+    fn field_now(&self, _ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        Some(match field.node.name.node.as_str() {
+            "name" => Value::String(self.name.clone()),
+            "location" => self.location.to_value(),
+            "required" => Value::Boolean(self.required),
+            "schemaType" => optional_string(&self.schema_type),
+            "description" => optional_string(&self.description),
+            "example" => json_value(&self.example),
+            _ => return None,
+        })
     }
 }
 
-/// The body an endpoint takes.
-pub struct RequestBody(request_body::Model);
+/// A JSON column as the `JSON` scalar answers it (async-graphql's `Json<T>`).
+fn json_value(value: &Option<Json<serde_json::Value>>) -> Value {
+    value.as_ref().map_or(Value::Null, |json| async_graphql::to_value(&json.0).unwrap_or_default())
+}
 
-impl From<request_body::Model> for RequestBody {
-    fn from(row: request_body::Model) -> Self {
-        Self(row)
+/// The body an endpoint takes.
+#[derive(Clone)]
+pub struct RequestBody {
+    pub(crate) content_type: String,
+    pub(crate) required: bool,
+    /// JSON text, parsed only when shown; read from the database only when the query asks
+    /// for it (`schema_loaded`).
+    pub(crate) schema: Option<String>,
+    pub(crate) schema_loaded: bool,
+    pub(crate) example: Option<Json<serde_json::Value>>,
+}
+
+impl RequestBody {
+    fn schema_value(&self) -> Option<serde_json::Value> {
+        self.schema.as_deref().and_then(|text| serde_json::from_str(text).ok())
     }
 }
 
 #[Object]
 impl RequestBody {
     async fn content_type(&self) -> &str {
-        &self.0.content_type
+        &self.content_type
     }
     async fn required(&self) -> bool {
-        self.0.required
+        self.required
     }
-    async fn schema(&self) -> Option<Json<serde_json::Value>> {
-        self.0.schema.as_deref().and_then(|text| serde_json::from_str(text).ok()).map(Json)
+    async fn schema(&self) -> Result<Option<Json<serde_json::Value>>> {
+        if !self.schema_loaded {
+            // The loaders read the schema whenever the selection (fragments included) names it.
+            return Err(AppError::Unexpected(anyhow::anyhow!("request body schema was not loaded")).into());
+        }
+        Ok(self.schema_value().map(Json))
     }
     async fn example(&self) -> Option<Json<serde_json::Value>> {
-        self.0.example.clone().map(Json)
+        self.example.clone()
+    }
+}
+
+impl EagerObject for RequestBody {
+    fn field_now(&self, _ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        Some(match field.node.name.node.as_str() {
+            "contentType" => Value::String(self.content_type.clone()),
+            "required" => Value::Boolean(self.required),
+            "schema" if self.schema_loaded => self
+                .schema_value()
+                .map_or(Value::Null, |schema| async_graphql::to_value(&schema).unwrap_or_default()),
+            "example" => json_value(&self.example),
+            _ => return None,
+        })
     }
 }

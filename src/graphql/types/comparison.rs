@@ -100,7 +100,7 @@ impl ScenarioComparison {
     }
     async fn endpoint(&self, ctx: &Context<'_>) -> Result<Option<Endpoint>> {
         let endpoint_id = self.current().endpoint_id;
-        Ok(loader(ctx).load_one(EndpointById(endpoint_id)).await?.map(Endpoint))
+        Ok(loader(ctx).load_one(EndpointById(endpoint_id)).await?.map(Endpoint::from))
     }
     async fn base(&self) -> Option<MetricSummary> {
         self.base.as_ref()?.metrics()

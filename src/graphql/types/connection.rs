@@ -2,13 +2,13 @@
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 
-use super::{catalogue::Endpoint, db, encode_cursor, history::TestHistory, loader};
+use super::{catalogue::Endpoint, db, eager::EagerList, encode_cursor, history::TestHistory, loader};
 use crate::{
     db::{
         entities::{endpoint, test_history},
         repo::{self, Page, catalogue::EndpointFilter, history::TestHistoryFilter},
     },
-    graphql::loaders::RunCountOfProject,
+    graphql::loaders::{EndpointRow, RunCountOfProject},
 };
 
 /// Where a page stands in its list.
@@ -62,12 +62,12 @@ impl EndpointConnection {
             .iter()
             .map(|row| EndpointEdge {
                 cursor: encode_cursor(ENDPOINT_CURSOR, row.id),
-                node: Endpoint(row.clone()),
+                node: Endpoint::from(row.clone()),
             })
             .collect()
     }
-    async fn nodes(&self) -> Vec<Endpoint> {
-        self.page.rows.iter().cloned().map(Endpoint).collect()
+    async fn nodes(&self, ctx: &Context<'_>) -> Result<EagerList<Endpoint>> {
+        Endpoint::list(ctx, self.page.rows.iter().cloned().map(EndpointRow::from).collect()).await
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo::of(&self.page, self.has_previous_page, |row| encode_cursor(ENDPOINT_CURSOR, row.id))

@@ -226,7 +226,7 @@ impl ScenarioHistory {
     }
     async fn endpoint(&self, ctx: &Context<'_>) -> Result<Endpoint> {
         let endpoint = loader(ctx).load_one(EndpointById(self.0.endpoint_id)).await?;
-        Ok(Endpoint(required(endpoint, "endpoint", self.0.endpoint_id)?))
+        Ok(Endpoint::from(required(endpoint, "endpoint", self.0.endpoint_id)?))
     }
     async fn executor(&self) -> Executor {
         self.0.executor

@@ -4,6 +4,7 @@ pub mod access;
 pub mod catalogue;
 pub mod comparison;
 pub mod connection;
+pub mod eager;
 pub mod health;
 pub mod history;
 

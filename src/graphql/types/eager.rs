@@ -1,0 +1,212 @@
+//! Eager resolution of objects whose selected fields are already in memory.
+//!
+//! async-graphql resolves every selected field of every object through its own boxed future
+//! (and, with an extension installed, an extension call per field and per list item). For a
+//! large catalogue answer that is tens of thousands of futures for values that need no waiting.
+//! An [`EagerObject`] can instead answer a field straight from memory; [`EagerList`] and
+//! [`resolve_now`] walk the selection set (aliases, fragment spreads, inline fragments with
+//! their type conditions, `__typename`) and build the answer without a future per field.
+//!
+//! Anything the eager walk does not handle falls back to async-graphql's own resolution of
+//! the whole object or list, so the answer stays the same: a field the object cannot give from
+//! memory (a relation that was not prefetched) and a field or fragment carrying a directive.
+//! `@skip` and `@include` never get here: async-graphql removes skipped selections and those
+//! two directives before execution starts. The schema registers no other directive today; one
+//! added later takes the fallback.
+//!
+//! What the eager path does not do is call extensions' `resolve` hook per field: the schema's
+//! only extension ([`super::super::schema`]) hooks parsing and validation, not resolution.
+
+use std::{borrow::Cow, sync::Arc};
+
+use async_graphql::{
+    ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
+    indexmap::IndexMap,
+    parser::types::{Field, Selection, SelectionSet},
+    registry::Registry,
+    resolver_utils::resolve_list,
+};
+
+/// An object that can give (some of) its fields from memory.
+pub trait EagerObject: OutputType {
+    /// The value of `field` (never `__typename`) selected on this object, or `None` when it
+    /// must be resolved the usual way. `ctx` is this object's selection-set context; nested
+    /// selections use [`field_context`] / [`resolve_now`].
+    fn field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value>;
+}
+
+/// The selection-set context of a field's sub-selection, as async-graphql builds it.
+pub fn with_sub_selection<'a, R>(
+    ctx: &'a ContextSelectionSet<'a>,
+    field: &'a Positioned<Field>,
+    resolve: impl FnOnce(&ContextSelectionSet<'_>) -> R,
+) -> R {
+    let field_ctx = ctx.with_field(field);
+    resolve(&field_ctx.with_selection_set(&field.node.selection_set))
+}
+
+/// `object`'s answer to the selection set of `ctx`, or `None` when some selected field
+/// cannot be given from memory (the caller then resolves the object the usual way).
+pub fn resolve_now<T: EagerObject>(object: &T, ctx: &ContextSelectionSet<'_>) -> Option<Value> {
+    let mut fields = IndexMap::new();
+    collect(object, ctx, &ctx.item.node, &mut fields)?;
+    // As async-graphql: an object without a selected field answers null.
+    Some(if fields.is_empty() { Value::Null } else { Value::Object(fields) })
+}
+
+fn collect<T: EagerObject>(
+    object: &T,
+    ctx: &ContextSelectionSet<'_>,
+    selection_set: &SelectionSet,
+    fields: &mut IndexMap<Name, Value>,
+) -> Option<()> {
+    for selection in &selection_set.items {
+        if !selection.node.directives().is_empty() {
+            return None;
+        }
+        match &selection.node {
+            Selection::Field(field) => {
+                let value = if field.node.name.node == "__typename" {
+                    Value::String(object.introspection_type_name().into_owned())
+                } else {
+                    object.field_now(ctx, field)?
+                };
+                insert_value(fields, field.node.response_key().node.clone(), value);
+            }
+            Selection::FragmentSpread(spread) => {
+                let fragment = ctx.query_env.fragments.get(&spread.node.fragment_name.node)?;
+                if applies(object, ctx, Some(fragment.node.type_condition.node.on.node.as_str())) {
+                    let ctx = ctx.with_selection_set(&fragment.node.selection_set);
+                    collect(object, &ctx, &fragment.node.selection_set.node, fields)?;
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                let condition = fragment.node.type_condition.as_ref().map(|c| c.node.on.node.as_str());
+                if applies(object, ctx, condition) {
+                    let ctx = ctx.with_selection_set(&fragment.node.selection_set);
+                    collect(object, &ctx, &fragment.node.selection_set.node, fields)?;
+                }
+            }
+        }
+    }
+    Some(())
+}
+
+/// Whether a fragment with `condition` applies to `object` (the rule of async-graphql's
+/// `Fields::add_set`).
+fn applies<T: EagerObject>(object: &T, ctx: &ContextSelectionSet<'_>, condition: Option<&str>) -> bool {
+    let Some(condition) = condition else {
+        return true;
+    };
+    let name = object.introspection_type_name();
+    name == condition
+        || ctx.schema_env.registry.implements.get(name.as_ref()).is_some_and(|set| set.contains(condition))
+        || T::type_name() == condition
+}
+
+/// Adds a field's value; a response key selected twice merges its sub-objects, as
+/// async-graphql's own container resolution does.
+fn insert_value(target: &mut IndexMap<Name, Value>, name: Name, value: Value) {
+    let Some(previous) = target.get_mut(&name) else {
+        target.insert(name, value);
+        return;
+    };
+    match (previous, value) {
+        (Value::Object(previous), Value::Object(more)) => {
+            for (key, value) in more {
+                insert_value(previous, key, value);
+            }
+        }
+        (Value::List(previous), Value::List(more)) => {
+            for (item, more) in previous.iter_mut().zip(more) {
+                if let (Value::Object(item), Value::Object(more)) = (item, more) {
+                    for (key, value) in more {
+                        insert_value(item, key, value);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The answer of a list of eager objects, when every item answers from memory.
+pub fn resolve_list_now<T: EagerObject>(items: &[T], ctx: &ContextSelectionSet<'_>) -> Option<Value> {
+    let mut values = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        values.push(resolve_now(item, &ctx.with_index(index))?);
+    }
+    Some(Value::List(values))
+}
+
+/// A list field of eager objects: answered from memory when every item can, otherwise
+/// resolved item by item as async-graphql resolves a `Vec<T>`. The schema sees `[T!]!`.
+pub struct EagerList<T>(pub Arc<[T]>);
+
+impl<T> Clone for EagerList<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> From<Vec<T>> for EagerList<T> {
+    fn from(items: Vec<T>) -> Self {
+        Self(items.into())
+    }
+}
+
+impl<T> EagerList<T> {
+    pub fn items(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: EagerObject> OutputType for EagerList<T> {
+    fn type_name() -> Cow<'static, str> {
+        <Vec<T> as OutputType>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        <Vec<T> as OutputType>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        <Vec<T> as OutputType>::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        match resolve_list_now(&self.0, ctx) {
+            Some(value) => Ok(value),
+            None => resolve_list(ctx, field, self.0.iter(), Some(self.0.len())).await,
+        }
+    }
+}
+
+/// One eager object as a field's value: answered from memory when it can, otherwise resolved
+/// as async-graphql resolves `T`. The schema sees `T!`.
+pub struct Eager<T>(pub T);
+
+impl<T: EagerObject> OutputType for Eager<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        T::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    fn introspection_type_name(&self) -> Cow<'static, str> {
+        self.0.introspection_type_name()
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        match resolve_now(&self.0, ctx) {
+            Some(value) => Ok(value),
+            None => self.0.resolve(ctx, field).await,
+        }
+    }
+}
