@@ -1,5 +1,5 @@
 # The two commands of the quick start, plus a few conveniences.
-.PHONY: run test schema fmt lint fuzz
+.PHONY: run test schema fmt lint fuzz bench-postgraphile
 
 run:  ## set up what is missing and run the server
 	./scripts/run.sh
@@ -18,3 +18,7 @@ lint:
 
 fuzz:  ## fuzz the OpenAPI parser and the k6 duration parser for FUZZ_SECONDS each (default 60); not part of the tests
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} cargo test --lib fuzz_ -- --ignored --nocapture --test-threads 1
+
+bench-postgraphile:  ## our server vs PostGraphile 4 vs a hand-written baseline (BENCHMARKS.md); ARGS="--seconds 10 --vus 1,8,32"
+	test -d bench/postgraphile/node_modules || npm ci --prefix bench/postgraphile
+	nice -n 10 cargo bench --bench postgraphile -- $(ARGS)
