@@ -25,7 +25,7 @@ const RESULT: &str = r#"query($id: ID!) { testHistory(id: $id) {
 /// A server with its own InfluxDB and a target API imported into a project.
 struct LoadLab {
     app: TestApp,
-    _influx: InfluxServer,
+    influx: InfluxServer,
     /// Endpoint ids by operationId.
     endpoints: std::collections::HashMap<String, String>,
 }
@@ -34,10 +34,20 @@ async fn load_lab() -> LoadLab {
     let influx = InfluxServer::start().await;
     let app = spawn_app_with(&[("INFLUXDB_PORT", &influx.port().to_string())]).await;
     let (_, endpoints) = project_with_target(&app, "Target").await;
-    LoadLab { app, _influx: influx, endpoints }
+    LoadLab { app, influx, endpoints }
 }
 
 impl LoadLab {
+    /// Every `http_req_duration` sample of run `id` in InfluxDB, sorted.
+    async fn durations(&self, id: &str) -> Vec<f64> {
+        let query = format!("SELECT \"value\" FROM \"http_req_duration\" WHERE \"testid\" = '{id}'");
+        let series = self.influx.client("k6").query(&query).await.expect("InfluxDB answers");
+        let mut values: Vec<f64> =
+            series.iter().flat_map(|s| s.values.iter().filter_map(|row| row.get(1)?.as_f64())).collect();
+        values.sort_by(f64::total_cmp);
+        values
+    }
+
     fn endpoint(&self, operation: &str) -> &str {
         &self.endpoints[operation]
     }
@@ -115,10 +125,24 @@ async fn a_two_scenario_run_completes_and_its_summary_agrees_with_k6() {
     assert_eq!(summary["totalRequests"].as_i64().unwrap(), k6_requests, "counts agree exactly");
     assert_eq!(summary["failedRequests"], 0);
     let duration = &k6["metrics"]["http_req_duration"];
-    for (ours, theirs) in [("p95ResponseTime", "p(95)"), ("avgResponseTime", "avg")] {
-        let (ours, theirs) = (summary[ours].as_f64().unwrap(), duration[theirs].as_f64().unwrap());
-        assert!(close(ours, theirs, 0.01), "{ours} vs k6's {theirs}");
-    }
+    let (avg, k6_avg) = (summary["avgResponseTime"].as_f64().unwrap(), duration["avg"].as_f64().unwrap());
+    assert!(close(avg, k6_avg, 0.01), "{avg} vs k6's {k6_avg}");
+    // p95: ours is InfluxDB's nearest-rank percentile, k6's interpolates between the two
+    // neighbouring samples; on the run's own samples, both must be exactly what they claim.
+    let samples = lab.durations(&id).await;
+    assert_eq!(samples.len() as i64, k6_requests);
+    let n = samples.len();
+    // InfluxDB 1.x's percentile(): the sample at round(n × p) − 1.
+    let nearest_rank = samples[((0.95 * n as f64 + 0.5).floor() as usize).max(1) - 1];
+    let p95 = summary["p95ResponseTime"].as_f64().unwrap();
+    assert!(close(p95, nearest_rank, 1e-6), "{p95} vs the nearest-rank p95 {nearest_rank}");
+    let position = 0.95 * (n - 1) as f64;
+    let (below, above) = (samples[position.floor() as usize], samples[position.ceil() as usize]);
+    let k6_p95 = duration["p(95)"].as_f64().unwrap();
+    assert!(
+        k6_p95 >= below * (1.0 - 1e-6) && k6_p95 <= above * (1.0 + 1e-6),
+        "k6's p95 {k6_p95} lies between its neighbouring samples {below} and {above}"
+    );
     let scenario_total: i64 = finished["scenarios"]
         .as_array()
         .unwrap()
