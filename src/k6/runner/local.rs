@@ -280,18 +280,7 @@ impl LocalRun {
 
     /// PATCHes k6's status resource (JSON:API), e.g. `{"paused": false}` or `{"stopped": true}`.
     async fn set_status(&self, instance: &Instance, attributes: serde_json::Value) -> Result<(), String> {
-        let body = json!({ "data": { "type": "status", "id": "default", "attributes": attributes } });
-        let response =
-            self.http.patch(&instance.api).json(&body).send().await.map_err(|err| err.to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "k6 answered HTTP {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            ))
-        }
+        super::set_k6_status(&self.http, &instance.api, attributes).await
     }
 
     /// Asks every instance to stop (k6 then flushes its samples), and kills what is left after a grace period.

@@ -93,6 +93,22 @@ pub fn execution_segment(index: u32, count: u32) -> Option<(String, String)> {
     Some((segment, sequence))
 }
 
+/// PATCHes the status resource of the k6 REST API at `url` (JSON:API), e.g. `{"paused": false}`
+/// to start a paused instance or `{"stopped": true}` to stop one; both runners drive k6 this way.
+pub(crate) async fn set_k6_status(
+    http: &reqwest::Client,
+    url: &str,
+    attributes: serde_json::Value,
+) -> Result<(), String> {
+    let body = serde_json::json!({ "data": { "type": "status", "id": "default", "attributes": attributes } });
+    let response = http.patch(url).json(&body).send().await.map_err(|err| err.to_string())?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("k6 answered HTTP {}: {}", response.status(), response.text().await.unwrap_or_default()))
+    }
+}
+
 /// Resolves a bare name through PATH, as a shell would; a path is checked as given.
 pub fn find_executable(name: &str) -> Option<std::path::PathBuf> {
     let candidate = std::path::Path::new(name);

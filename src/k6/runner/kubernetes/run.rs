@@ -316,18 +316,7 @@ impl RunTask {
 
     /// PATCHes k6's status resource (JSON:API), e.g. `{"paused": false}` or `{"stopped": true}`.
     async fn set_status(&self, ip: IpAddr, attributes: serde_json::Value) -> Result<(), String> {
-        let body = json!({ "data": { "type": "status", "id": "default", "attributes": attributes } });
-        let response =
-            self.http.patch(self.api_url(ip)).json(&body).send().await.map_err(|err| err.to_string())?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "k6 answered HTTP {}: {}",
-                response.status(),
-                response.text().await.unwrap_or_default()
-            ))
-        }
+        crate::k6::runner::set_k6_status(&self.http, &self.api_url(ip), attributes).await
     }
 }
 
