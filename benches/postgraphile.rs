@@ -18,6 +18,8 @@
 //!    (`metric_vault::sql`, one event per statement, what `StatementCounter` counts), PostGraphile
 //!    from its `DEBUG=postgraphile:postgres` query log, the baseline by construction.
 
+mod common;
+
 use std::{
     collections::HashMap,
     fmt::Write as _,
@@ -25,7 +27,7 @@ use std::{
     io::{Read, Seek, SeekFrom},
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -35,6 +37,7 @@ use std::{
 
 use anyhow::{Context, bail, ensure};
 use axum::{Router, extract::State, routing::post};
+use common::{Server, free_port, spawn_logged};
 use metric_vault::{
     db::{connect_and_migrate, entities::project},
     domain::{MetricSummary, Verdict, scenario_verdict, test_verdict},
@@ -339,69 +342,25 @@ async fn sqlite_dataset(path: &Path, reseed: bool) -> anyhow::Result<i64> {
 
 // ---------------------------------------------------------------- processes
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A child server; dropping it stops it (SIGTERM, then SIGKILL).
-struct Server {
-    child: Child,
-    address: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-
-    /// Waits until `probe` (a GraphQL POST for PostGraphile, `/ready` for ours) answers 200.
-    async fn wait_ready(&mut self, client: &reqwest::Client, probe: &Request) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("server exited ({status}) before it was ready:\n{}", self.log_tail());
-            }
-            if let Ok(response) = send(client, probe).await
-                && response.status().is_success()
-            {
-                return Ok(());
-            }
-            ensure!(Instant::now() < deadline, "not ready after 120 s:\n{}", self.log_tail());
-            tokio::time::sleep(Duration::from_millis(100)).await;
+/// Waits until `probe` (a GraphQL POST for PostGraphile, `/ready` for ours) answers 200.
+async fn wait_until_answers(
+    server: &mut Server,
+    client: &reqwest::Client,
+    probe: &Request,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = server.child.try_wait()? {
+            bail!("server exited ({status}) before it was ready:\n{}", server.log_tail());
         }
-    }
-
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
+        if let Ok(response) = send(client, probe).await
+            && response.status().is_success()
+        {
+            return Ok(());
         }
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        ensure!(Instant::now() < deadline, "not ready after 120 s:\n{}", server.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn spawn(mut command: Command, log: PathBuf, address: SocketAddr) -> anyhow::Result<Server> {
-    let stdout = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    command.stdin(Stdio::null()).stdout(stdout.try_clone()?).stderr(stdout);
-    let child = command.spawn().with_context(|| format!("spawning {command:?}"))?;
-    Ok(Server { child, address, log })
 }
 
 fn start_ours(
@@ -423,7 +382,7 @@ fn start_ours(
         .env("METRIC_VAULT_ADMIN_TOKEN", TOKEN)
         .env("K6_SCRIPT_FILE_FOLDER", workdir.join("scripts"))
         .envs(extra_env.iter().copied());
-    spawn(command, workdir.join(format!("{name}.log")), address)
+    spawn_logged(command, workdir.join(format!("{name}.log")), address)
 }
 
 fn postgraphile_dir() -> PathBuf {
@@ -449,7 +408,7 @@ fn start_postgraphile(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::Re
     if debug_sql {
         command.env("DEBUG", "postgraphile:postgres");
     }
-    spawn(command, workdir.join(format!("{name}.log")), address)
+    spawn_logged(command, workdir.join(format!("{name}.log")), address)
 }
 
 async fn send(client: &reqwest::Client, request: &Request) -> reqwest::Result<reqwest::Response> {
@@ -1097,7 +1056,7 @@ async fn main() -> anyhow::Result<()> {
     }
     for (kind, server, project) in &mut servers {
         let probe = request(*kind, server.address, Query::Search, *project).context("no probe")?;
-        server.wait_ready(&client, &probe).await.with_context(|| kind.label())?;
+        wait_until_answers(server, &client, &probe).await.with_context(|| kind.label())?;
     }
     let (baseline_address, baseline_statements) = start_baseline()?;
     let mut targets: Vec<(Kind, SocketAddr, i64)> =
@@ -1153,14 +1112,14 @@ async fn main() -> anyhow::Result<()> {
         for query in queries {
             let probe =
                 request(Kind::OursPostgres, traced.address, Query::Search, project_id).context("probe")?;
-            traced.wait_ready(&client, &probe).await?;
+            wait_until_answers(&mut traced, &client, &probe).await?;
             let req = request(Kind::OursPostgres, traced.address, query, project_id).context("request")?;
             let n = statements_from_log(&client, &traced, &req, |l| l.contains("metric_vault::sql")).await?;
             statements.insert((Kind::OursPostgres, query), n);
 
             let probe =
                 request(Kind::PostGraphile, graphile.address, Query::Search, project_id).context("probe")?;
-            graphile.wait_ready(&client, &probe).await?;
+            wait_until_answers(&mut graphile, &client, &probe).await?;
             let req = request(Kind::PostGraphile, graphile.address, query, project_id).context("request")?;
             // The debug module prints one `postgraphile:postgres <sql>` line per statement.
             let n = statements_from_log(&client, &graphile, &req, |l| l.contains("postgraphile:postgres "))

@@ -95,9 +95,6 @@ pub fn start_server(
     extra_env: &[(&str, &str)],
 ) -> anyhow::Result<Server> {
     let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let log = workdir.join("server.log");
-    let stdout = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-    let stderr = stdout.try_clone()?;
     let scripts = workdir.join("scripts");
     let mut command = Command::new(binary);
     command
@@ -114,12 +111,17 @@ pub fn start_server(
         // InfluxDB the bench did not start.
         .env("INFLUXDB_PORT", "9")
         .env("K6_SCRIPT_FILE_FOLDER", &scripts)
-        .envs(extra_env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr);
+        .envs(extra_env.iter().copied());
+    spawn_logged(command, workdir.join("server.log"), address)
+}
+
+/// Spawns any server process (ours, PostGraphile) listening on `address`, with stdout and
+/// stderr in `log`; the returned [`Server`] stops it when dropped.
+pub fn spawn_logged(mut command: Command, log: PathBuf, address: SocketAddr) -> anyhow::Result<Server> {
+    let stdout = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    command.stdin(Stdio::null()).stdout(stdout.try_clone()?).stderr(stdout);
     let spawned_at = Instant::now();
-    let child = command.spawn().with_context(|| format!("spawning {}", binary.display()))?;
+    let child = command.spawn().with_context(|| format!("spawning {command:?}"))?;
     Ok(Server { child, address, log, spawned_at })
 }
 
