@@ -226,7 +226,8 @@ pub trait LoadedFields<T>: Send + Sync {
 
 /// An object with relations a list resolver loaded for the whole list: answered from memory
 /// (the object's own fields and `loaded`) when it can, otherwise resolved as async-graphql
-/// resolves `T`, which loads its relations again. The schema sees `T!`.
+/// resolves `T`, which loads its relations again. The schema sees `T!`; `T` is an object type
+/// (its name is every value's `__typename`).
 pub struct WithLoaded<T, D> {
     pub object: T,
     pub loaded: D,
@@ -243,16 +244,8 @@ impl<T: OutputType, D: LoadedFields<T>> OutputType for WithLoaded<T, D> {
         T::type_name()
     }
 
-    fn qualified_type_name() -> String {
-        T::qualified_type_name()
-    }
-
     fn create_type_info(registry: &mut Registry) -> String {
         T::create_type_info(registry)
-    }
-
-    fn introspection_type_name(&self) -> Cow<'static, str> {
-        self.object.introspection_type_name()
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
