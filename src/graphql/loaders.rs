@@ -558,3 +558,208 @@ impl Loader<RecentScenariosOfEndpoint> for DbLoader {
         Ok(results)
     }
 }
+
+/// A run's scenarios for a page of runs, in launch order; with the columns of each scenario's
+/// endpoint (joined in the same statement) when `with_endpoint`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScenariosOfRun {
+    pub run_id: i64,
+    pub with_endpoint: bool,
+}
+
+/// A scenario row with its endpoint's, when joined.
+pub type ScenarioWithEndpoint = (scenario_history::Model, Option<EndpointRow>);
+
+/// Every column of `scenario_history`, in the order [`ScenarioByIndex`] decodes them.
+const SCENARIO_COLUMNS: [scenario_history::Column; 30] = {
+    use scenario_history::Column as C;
+    [
+        C::Id,
+        C::TestHistoryId,
+        C::EndpointId,
+        C::Position,
+        C::Name,
+        C::ScenarioTag,
+        C::Executor,
+        C::ThinkTime,
+        C::MaxVusLimit,
+        C::ResponseTimeTarget,
+        C::ErrorRateTarget,
+        C::Request,
+        C::TestDuration,
+        C::MaxTps,
+        C::MinTps,
+        C::AvgTps,
+        C::MaxResponseTime,
+        C::MinResponseTime,
+        C::AvgResponseTime,
+        C::P50ResponseTime,
+        C::P95ResponseTime,
+        C::P99ResponseTime,
+        C::MaxErrorRate,
+        C::MinErrorRate,
+        C::AvgErrorRate,
+        C::MaxVus,
+        C::MinVus,
+        C::AvgVus,
+        C::TotalRequests,
+        C::FailedRequests,
+    ]
+};
+
+/// Reads a row's cells in select order, by index (see [`EndpointTuple`] for why).
+struct Cells<'a> {
+    row: &'a sea_orm::QueryResult,
+    next: usize,
+}
+
+impl Cells<'_> {
+    fn next<T: sea_orm::TryGetable>(&mut self) -> Result<T, sea_orm::DbErr> {
+        self.next += 1;
+        self.row.try_get_by_index(self.next - 1)
+    }
+}
+
+/// A `scenario_history` row selected as [`SCENARIO_COLUMNS`], after the endpoint's columns
+/// when the statement joins them (`WITH_ENDPOINT`).
+struct ScenarioByIndex<const WITH_ENDPOINT: bool>(ScenarioWithEndpoint);
+
+impl<const WITH_ENDPOINT: bool> FromQueryResult for ScenarioByIndex<WITH_ENDPOINT> {
+    fn from_query_result(row: &sea_orm::QueryResult, _prefix: &str) -> Result<Self, sea_orm::DbErr> {
+        let endpoint = if WITH_ENDPOINT {
+            let tuple = <EndpointTuple as sea_orm::TryGetableMany>::try_get_many_by_index(row)?;
+            Some(EndpointRow::from(tuple))
+        } else {
+            None
+        };
+        let mut cells = Cells { row, next: if WITH_ENDPOINT { ENDPOINT_COLUMNS } else { 0 } };
+        // Fields in the order of SCENARIO_COLUMNS: a struct expression evaluates in source order.
+        let scenario = scenario_history::Model {
+            id: cells.next()?,
+            test_history_id: cells.next()?,
+            endpoint_id: cells.next()?,
+            position: cells.next()?,
+            name: cells.next()?,
+            scenario_tag: cells.next()?,
+            executor: cells.next()?,
+            think_time: cells.next()?,
+            max_vus_limit: cells.next()?,
+            response_time_target: cells.next()?,
+            error_rate_target: cells.next()?,
+            request: cells.next()?,
+            test_duration: cells.next()?,
+            max_tps: cells.next()?,
+            min_tps: cells.next()?,
+            avg_tps: cells.next()?,
+            max_response_time: cells.next()?,
+            min_response_time: cells.next()?,
+            avg_response_time: cells.next()?,
+            p50_response_time: cells.next()?,
+            p95_response_time: cells.next()?,
+            p99_response_time: cells.next()?,
+            max_error_rate: cells.next()?,
+            min_error_rate: cells.next()?,
+            avg_error_rate: cells.next()?,
+            max_vus: cells.next()?,
+            min_vus: cells.next()?,
+            avg_vus: cells.next()?,
+            total_requests: cells.next()?,
+            failed_requests: cells.next()?,
+        };
+        Ok(Self((scenario, endpoint)))
+    }
+}
+
+/// How many columns [`endpoint_columns`] selects.
+const ENDPOINT_COLUMNS: usize = 8;
+
+/// The scenarios of the runs `ids`, with their endpoints' columns when `WITH_ENDPOINT`.
+async fn scenarios_of_runs<const WITH_ENDPOINT: bool>(
+    db: &DatabaseConnection,
+    ids: Vec<i64>,
+) -> Result<Vec<ScenarioByIndex<WITH_ENDPOINT>>, async_graphql::Error> {
+    use scenario_history::Column as C;
+    let mut select = scenario_history::Entity::find().select_only();
+    if WITH_ENDPOINT {
+        let to_endpoint = scenario_history::Entity::belongs_to(endpoint::Entity)
+            .from(C::EndpointId)
+            .to(endpoint::Column::Id);
+        select = endpoint_columns(select).join(JoinType::InnerJoin, to_endpoint.into());
+    }
+    select
+        .columns(SCENARIO_COLUMNS)
+        .filter(C::TestHistoryId.is_in(ids))
+        .order_by_asc(C::TestHistoryId)
+        .order_by_asc(C::Position)
+        .into_model()
+        .all(db)
+        .await
+        .map_err(db_error)
+}
+
+impl Loader<ScenariosOfRun> for DbLoader {
+    type Value = Vec<ScenarioWithEndpoint>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[ScenariosOfRun]) -> LoadResult<ScenariosOfRun, Self::Value> {
+        let mut scenarios: HashMap<ScenariosOfRun, Self::Value> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        // One statement per shape; a query asks all its runs' scenarios with the same shape.
+        for with_endpoint in [false, true] {
+            let ids: Vec<i64> =
+                keys.iter().filter(|k| k.with_endpoint == with_endpoint).map(|k| k.run_id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let rows: Vec<ScenarioWithEndpoint> = if with_endpoint {
+                scenarios_of_runs::<true>(&self.db, ids).await?.into_iter().map(|row| row.0).collect()
+            } else {
+                scenarios_of_runs::<false>(&self.db, ids).await?.into_iter().map(|row| row.0).collect()
+            };
+            for row in rows {
+                let key = ScenariosOfRun { run_id: row.0.test_history_id, with_endpoint };
+                scenarios.entry(key).or_default().push(row);
+            }
+        }
+        Ok(scenarios)
+    }
+}
+
+/// The stages of a run's scenarios, by scenario and in order (joined through the scenarios,
+/// so they load beside them rather than after).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StagesOfRun(pub i64);
+
+/// test_history_id, then the stage's columns.
+type RunStageTuple = (i64, i64, i64, i32, String, i32);
+
+impl Loader<StagesOfRun> for DbLoader {
+    type Value = Vec<stage_history::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[StagesOfRun]) -> LoadResult<StagesOfRun, Self::Value> {
+        use stage_history::Column as C;
+        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        let to_scenario = stage_history::Entity::belongs_to(scenario_history::Entity)
+            .from(C::ScenarioHistoryId)
+            .to(scenario_history::Column::Id);
+        let rows: Vec<RunStageTuple> = stage_history::Entity::find()
+            .select_only()
+            .column(scenario_history::Column::TestHistoryId)
+            .columns([C::Id, C::ScenarioHistoryId, C::Position, C::Duration, C::Target])
+            .join(JoinType::InnerJoin, to_scenario.into())
+            .filter(scenario_history::Column::TestHistoryId.is_in(ids))
+            .order_by_asc(C::ScenarioHistoryId)
+            .order_by_asc(C::Position)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db_error)?;
+        let mut stages: HashMap<StagesOfRun, Self::Value> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (run_id, id, scenario_history_id, position, duration, target) in rows {
+            let stage = stage_history::Model { id, scenario_history_id, position, duration, target };
+            stages.entry(StagesOfRun(run_id)).or_default().push(stage);
+        }
+        Ok(stages)
+    }
+}

@@ -280,3 +280,109 @@ async fn only_finished_runs_can_be_deleted() {
         .await;
     assert_eq!(recent.data()["endpoint"]["recentScenarios"], json!([]));
 }
+
+/// Runs, scenarios, stages and endpoints answered from memory must read exactly as when
+/// async-graphql resolves every field: aliases, fragments, `__typename`, `@skip`/`@include`,
+/// and response keys selected twice.
+const EAGER_BOARD: &str = r#"
+query($id: ID!, $yes: Boolean!) {
+  testHistories(filter: {projectId: $id}, first: 10) { totalCount nodes {
+    __typename
+    id
+    name: title
+    ...RunBits
+    ... on TestHistory { status runner parallelism targetTps }
+    ... @include(if: $yes) { description jobName }
+    summary { ...Summary }
+    summary { totalRequests }
+    k6ScriptFileName k6Script testedAt startedAt completedAt failureReason isCompleted
+    scenarios {
+      __typename name verdict
+      summary { p95ResponseTime avgErrorRate }
+      stages { __typename id duration t: target }
+      endpoint { method path ...EndpointBits }
+      executor @skip(if: $yes)
+    }
+    steps: scenarios { id scenarioTag executor thinkTime responseTimeTarget errorRateTarget stages { target } }
+    FALLBACK
+  } }
+}
+fragment RunBits on TestHistory { id verdict scenarios { name } }
+fragment Summary on MetricSummary {
+  totalRequests failedRequests testDuration maxTps minTps avgTps maxResponseTime minResponseTime
+  avgResponseTime p50ResponseTime p95ResponseTime p99ResponseTime maxErrorRate minErrorRate avgErrorRate
+  maxVus minVus avgVus
+}
+fragment EndpointBits on Endpoint { __typename id operationId summary }
+"#;
+
+#[tokio::test]
+async fn board_runs_answered_from_memory_read_as_resolved_field_by_field() {
+    let app = spawn_app().await;
+    let (shop, endpoints) = project_with_endpoints(&app, "shop").await;
+    let shop_id: i64 = shop.parse().unwrap();
+    Run::new(shop_id)
+        .summary(figures(150.0))
+        .scenario(scenario(endpoints[0], Some(200.0), Some(figures(150.0))))
+        .scenario(scenario(endpoints[1], None, Some(figures(900.0))))
+        .insert(&app.db)
+        .await;
+    Run::new(shop_id)
+        .target_tps(500.0)
+        .summary(figures(100.0))
+        .scenario(scenario(endpoints[2], Some(200.0), Some(figures(250.0))))
+        .insert(&app.db)
+        .await;
+    Run::new(shop_id)
+        .status(TestStatus::Running)
+        .scenario(scenario(endpoints[0], Some(200.0), None))
+        .insert(&app.db)
+        .await;
+    Run::new(shop_id).status(TestStatus::Pending).insert(&app.db).await;
+    let variables = json!({ "id": shop, "yes": true });
+
+    let eager_query = EAGER_BOARD.replace("FALLBACK", "");
+    let eager = app.graphql(&eager_query, variables.clone()).await;
+    // A relation that is not loaded with the page sends every run down async-graphql's own
+    // field-by-field resolution.
+    let fallback_query = EAGER_BOARD.replace("FALLBACK", "fallback: project { id }");
+    let resolved = app.graphql(&fallback_query, variables.clone()).await;
+
+    let mut resolved = resolved.data().clone();
+    let runs = resolved["testHistories"]["nodes"].as_array_mut().unwrap();
+    assert_eq!(runs.len(), 4);
+    for run in runs {
+        assert_eq!(run.as_object_mut().unwrap().remove("fallback"), Some(json!({ "id": shop })));
+    }
+    assert_eq!(eager.data(), &resolved);
+
+    let runs = eager.data()["testHistories"]["nodes"].as_array().unwrap();
+    let verdicts: Vec<&str> = runs.iter().map(|run| run["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["UNKNOWN", "UNKNOWN", "FAILED", "PASSED"], "newest first");
+    let passed = &runs[3];
+    assert_eq!(passed["__typename"], "TestHistory");
+    assert_eq!(passed["name"], "Checkout under load");
+    assert_eq!(passed["summary"]["p95ResponseTime"], 150.0);
+    assert_eq!(passed["summary"]["totalRequests"], 6000);
+    let first = &passed["scenarios"][0];
+    assert_eq!(first["__typename"], "ScenarioHistory");
+    assert_eq!(first["verdict"], "PASSED");
+    assert_eq!(first["endpoint"]["__typename"], "Endpoint");
+    assert_eq!(first["endpoint"]["id"], endpoints[0].to_string());
+    assert_eq!(
+        first["stages"].as_array().unwrap().iter().map(|s| s["t"].as_i64().unwrap()).collect::<Vec<_>>(),
+        [5, 20, 0]
+    );
+    assert_eq!(first["stages"][0]["__typename"], "Stage");
+    assert!(first.get("executor").is_none(), "skipped");
+    assert_eq!(passed["steps"][1]["responseTimeTarget"], serde_json::Value::Null);
+    assert_eq!(runs[0]["scenarios"], json!([]));
+    assert_eq!(runs[0]["summary"], serde_json::Value::Null);
+
+    // The page costs a fixed number of statements on the eager path (page, count, scenarios
+    // with endpoints, stages); the fallback loads the relations again, level by level.
+    let eager_statements = app.statements_for(&eager_query, variables.clone()).await;
+    let fallback_statements = app.statements_for(&fallback_query, variables).await;
+    assert_eq!(eager_statements, 4);
+    assert!(fallback_statements > eager_statements, "{fallback_statements} statements");
+}

@@ -2,7 +2,15 @@
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 
-use super::{catalogue::Endpoint, db, eager::EagerList, encode_cursor, history::TestHistory, loader};
+use super::{
+    board::{BoardRun, board_runs},
+    catalogue::Endpoint,
+    db,
+    eager::EagerList,
+    encode_cursor,
+    history::TestHistory,
+    loader,
+};
 use crate::{
     db::{
         entities::{endpoint, test_history},
@@ -117,8 +125,8 @@ impl TestHistoryConnection {
             })
             .collect()
     }
-    async fn nodes(&self) -> Vec<TestHistory> {
-        self.page.rows.iter().cloned().map(TestHistory).collect()
+    async fn nodes(&self, ctx: &Context<'_>) -> Result<EagerList<BoardRun>> {
+        board_runs(ctx, self.page.rows.clone()).await
     }
     async fn page_info(&self) -> PageInfo {
         PageInfo::of(&self.page, self.has_previous_page, |row| encode_cursor(RUN_CURSOR, row.id))

@@ -210,3 +210,48 @@ impl<T: EagerObject> OutputType for Eager<T> {
         }
     }
 }
+
+/// What an object can answer from memory with the relations loaded beside it (see
+/// [`WithLoaded`]).
+pub trait LoadedFields<T>: Send + Sync {
+    /// The value of `field` (never `__typename`) selected on `object`, or `None` when it must
+    /// be resolved the usual way; as [`EagerObject::field_now`].
+    fn field_now(
+        &self,
+        object: &T,
+        ctx: &ContextSelectionSet<'_>,
+        field: &Positioned<Field>,
+    ) -> Option<Value>;
+}
+
+/// An object with relations a list resolver loaded for the whole list: answered from memory
+/// (the object's own fields and `loaded`) when it can, otherwise resolved as async-graphql
+/// resolves `T`, which loads its relations again. The schema sees `T!`; `T` is an object type
+/// (its name is every value's `__typename`).
+pub struct WithLoaded<T, D> {
+    pub object: T,
+    pub loaded: D,
+}
+
+impl<T: OutputType, D: LoadedFields<T>> EagerObject for WithLoaded<T, D> {
+    fn field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+        self.loaded.field_now(&self.object, ctx, field)
+    }
+}
+
+impl<T: OutputType, D: LoadedFields<T>> OutputType for WithLoaded<T, D> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        match resolve_now(self, ctx) {
+            Some(value) => Ok(value),
+            None => self.object.resolve(ctx, field).await,
+        }
+    }
+}

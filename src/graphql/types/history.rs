@@ -78,13 +78,12 @@ impl TestHistory {
         self.0.metrics()
     }
     async fn verdict(&self, ctx: &Context<'_>) -> Result<Verdict> {
-        let summary = self.0.metrics();
-        if summary.is_none() {
+        if self.0.metrics().is_none() {
+            // No summary yet: the scenarios cannot change an unknown verdict.
             return Ok(Verdict::Unknown);
         }
         let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
-        let verdicts = scenarios.iter().map(ScenarioHistory::verdict_of);
-        Ok(test_verdict(summary.as_ref(), self.0.target_tps, verdicts))
+        Ok(self.verdict_with(scenarios.iter()))
     }
     async fn scenarios(&self, ctx: &Context<'_>) -> Result<Vec<ScenarioHistory>> {
         let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
@@ -132,6 +131,19 @@ impl TestHistory {
 }
 
 impl TestHistory {
+    /// The run's verdict, given its scenarios.
+    pub(super) fn verdict_with<'a>(
+        &self,
+        scenarios: impl Iterator<Item = &'a scenario_history::Model>,
+    ) -> Verdict {
+        match self.0.metrics() {
+            None => Verdict::Unknown,
+            summary => {
+                test_verdict(summary.as_ref(), self.0.target_tps, scenarios.map(ScenarioHistory::verdict_of))
+            }
+        }
+    }
+
     /// The `scenario` tag of the run's scenario called `name` (its name or its tag).
     async fn scenario_tag(&self, ctx: &Context<'_>, name: &str) -> Result<String> {
         let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
@@ -203,7 +215,7 @@ impl MetricPoint {
 pub struct ScenarioHistory(pub scenario_history::Model);
 
 impl ScenarioHistory {
-    fn verdict_of(row: &scenario_history::Model) -> Verdict {
+    pub(super) fn verdict_of(row: &scenario_history::Model) -> Verdict {
         scenario_verdict(row.metrics().as_ref(), row.response_time_target, row.error_rate_target)
     }
 }
@@ -255,9 +267,9 @@ impl ScenarioHistory {
 /// One stage of a scenario: ramp to `target` over `duration`.
 #[derive(SimpleObject)]
 pub struct Stage {
-    id: ID,
-    duration: String,
-    target: i32,
+    pub(super) id: ID,
+    pub(super) duration: String,
+    pub(super) target: i32,
 }
 
 impl From<stage_history::Model> for Stage {

@@ -1,6 +1,7 @@
 //! API types: thin wrappers over database rows whose relations resolve through DataLoaders.
 
 pub mod access;
+pub mod board;
 pub mod catalogue;
 pub mod comparison;
 pub mod connection;
