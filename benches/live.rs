@@ -45,7 +45,7 @@ use tokio::{
 };
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
+    tungstenite::{Message, client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig},
 };
 
 /// What every subscriber asks for: what a dashboard shows, plus the publish instant.
@@ -59,6 +59,14 @@ const GROWTH_TARGET_KB: f64 = 100.0;
 const CONNECT_CONCURRENCY: usize = 50;
 /// A subscriber that waits this long for anything has failed.
 const PATIENCE: Duration = Duration::from_secs(60);
+/// Each subscriber's read and write buffers by default, as the server's own websocket
+/// buffers. tungstenite zero-fills its whole read buffer before every read: with its
+/// 128 KiB default, 1,000 subscribers spent more of the one client thread on that memset
+/// (57 % of its samples) than on anything else, and frames the server had sent waited in
+/// the socket for the client to get round to them.
+const CLIENT_BUFFER_BYTES: usize = 8 * 1024;
+/// glibc's malloc settings, passed on to the server when the bench is run with them.
+const MALLOC_ENV: [&str; 2] = ["MALLOC_ARENA_MAX", "GLIBC_TUNABLES"];
 
 /// Command-line options, after cargo's `--`.
 struct Options {
@@ -72,13 +80,22 @@ struct Options {
     /// Another build of the server to measure (e.g. one saved before a change), instead of
     /// the one cargo built for this bench.
     binary: Option<PathBuf>,
+    /// Each subscriber's websocket read and write buffer, in bytes.
+    client_buffer: usize,
     given: Vec<String>,
 }
 
 impl Options {
     fn from_args() -> anyhow::Result<Self> {
-        let mut options =
-            Options { subscribers: 1000, seconds: 60, window: 8, settle: 5, binary: None, given: Vec::new() };
+        let mut options = Options {
+            subscribers: 1000,
+            seconds: 60,
+            window: 8,
+            settle: 5,
+            binary: None,
+            client_buffer: CLIENT_BUFFER_BYTES,
+            given: Vec::new(),
+        };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
             if arg == "--bench" {
@@ -98,8 +115,9 @@ impl Options {
                 "--window" => options.window = number()?,
                 "--settle" => options.settle = number()?,
                 "--binary" => options.binary = Some(PathBuf::from(&value)),
+                "--client-buffer" => options.client_buffer = number()? as usize,
                 other => bail!(
-                    "unknown argument {other:?}; expected --subscribers N, --seconds S, --window S, --settle S, --binary PATH"
+                    "unknown argument {other:?}; expected --subscribers N, --seconds S, --window S, --settle S, --binary PATH, --client-buffer BYTES"
                 ),
             }
             options.given.extend([arg, value]);
@@ -214,10 +232,13 @@ struct Received {
 }
 
 /// Opens a `graphql-transport-ws` connection, completes `connection_init` and subscribes.
-async fn subscribe(address: &str, id: &str) -> anyhow::Result<Socket> {
+async fn subscribe(address: &str, id: &str, buffer: usize) -> anyhow::Result<Socket> {
     let mut request = format!("ws://{address}/graphql").into_client_request()?;
     request.headers_mut().insert("sec-websocket-protocol", HeaderValue::from_static("graphql-transport-ws"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.context("websocket handshake")?;
+    let config = WebSocketConfig::default().read_buffer_size(buffer).write_buffer_size(buffer);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false)
+        .await
+        .context("websocket handshake")?;
     socket.send(Message::text(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", common::BENCH_TOKEN) } }).to_string())).await?;
     let ack = tokio::time::timeout(PATIENCE, socket.next()).await?.context("closed before the ack")??;
     ensure!(ack.to_text()?.contains("connection_ack"), "no connection_ack: {ack:?}");
@@ -338,12 +359,11 @@ async fn main() -> anyhow::Result<()> {
     let workdir = tempfile::tempdir()?;
     let database_url = format!("sqlite://{}/live.db?mode=rwc", workdir.path().display());
     let influx_port = influx.port().to_string();
-    let mut server = start_server(
-        &binary,
-        &database_url,
-        workdir.path(),
-        &[("INFLUXDB_PORT", influx_port.as_str()), ("SCHEDULER_METRICS_DELAY", "0")],
-    )?;
+    let malloc_env: Vec<(&str, String)> =
+        MALLOC_ENV.iter().filter_map(|name| Some((*name, std::env::var(name).ok()?))).collect();
+    let mut server_env = vec![("INFLUXDB_PORT", influx_port.as_str()), ("SCHEDULER_METRICS_DELAY", "0")];
+    server_env.extend(malloc_env.iter().map(|(name, value)| (*name, value.as_str())));
+    let mut server = start_server(&binary, &database_url, workdir.path(), &server_env)?;
     let http = http_client()?;
     server.wait_ready(&http).await?;
     let address = server.address.to_string();
@@ -371,7 +391,7 @@ async fn main() -> anyhow::Result<()> {
     let (first_tx, mut first_rx) = tokio::sync::mpsc::unbounded_channel();
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
     let signals = Signals { first: first_tx, done: done_tx, leave };
-    let lone = tokio::spawn(listen(subscribe(&address, &id).await?, signals.clone()));
+    let lone = tokio::spawn(listen(subscribe(&address, &id, options.client_buffer).await?, signals.clone()));
     first_rx.recv().await.context("the lone subscriber's first snapshot")?;
     let queries_one = count_queries(&influx, window).await?;
     let rss_baseline_kb = rss_kb(&server)?;
@@ -383,7 +403,7 @@ async fn main() -> anyhow::Result<()> {
     let connecting = Instant::now();
     let crowd_arriving = Utc::now();
     let sockets: Vec<Socket> = stream::iter(0..options.subscribers)
-        .map(|_| subscribe(&address, &id))
+        .map(|_| subscribe(&address, &id, options.client_buffer))
         .buffered(CONNECT_CONCURRENCY)
         .collect::<Vec<_>>()
         .await
@@ -508,11 +528,17 @@ async fn main() -> anyhow::Result<()> {
         server_cpu_percent,
         bench_cpu_percent,
     };
-    print_report(&options, &binary, &load_before, &figures);
+    print_report(&options, &binary, &load_before, &figures, &malloc_env);
     Ok(())
 }
 
-fn print_report(options: &Options, binary: &Path, load_before: &str, f: &Figures) {
+fn print_report(
+    options: &Options,
+    binary: &Path,
+    load_before: &str,
+    f: &Figures,
+    malloc_env: &[(&str, String)],
+) {
     let n = options.subscribers;
     let per_interval = |count: u64| count.saturating_sub(f.queries_floor) as f64 / f.intervals_per_window;
     let (one, many) = (per_interval(f.queries_one), per_interval(f.queries_many));
@@ -533,11 +559,16 @@ fn print_report(options: &Options, binary: &Path, load_before: &str, f: &Figures
     println!("command: {}", options.command());
     println!("machine: {}", machine());
     println!("binary:  {}", binary.display());
+    if !malloc_env.is_empty() {
+        let settings: Vec<String> =
+            malloc_env.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        println!("malloc:  the server ran with {}", settings.join(" "));
+    }
     println!("load:    1-min load average {load_before} before the run, {} after it", load_average());
     println!(
-        "run:     one k6 run of {} s (4 VUs), {n} graphql-transport-ws subscribers on one client thread; \
-         counting windows of {} s; server CPU {:.1} % of a core, bench (client + target) {:.1} % while the crowd watched",
-        options.seconds, options.window, f.server_cpu_percent, f.bench_cpu_percent
+        "run:     one k6 run of {} s (4 VUs), {n} graphql-transport-ws subscribers on one client thread \
+         ({} B websocket buffers each); counting windows of {} s; server CPU {:.1} % of a core, bench (client + target) {:.1} % while the crowd watched",
+        options.seconds, options.client_buffer, options.window, f.server_cpu_percent, f.bench_cpu_percent
     );
     println!();
     println!("{:<52} {:<62} {:<26} met", "measure", "result", "target");

@@ -40,7 +40,7 @@ use tokio::time::Instant;
 
 use crate::{
     access::{Authenticator, Principal},
-    graphql::AppSchema,
+    graphql::{AppSchema, subscription::SubscriptionExecutor},
 };
 
 /// How a connection proves who it is.
@@ -133,7 +133,7 @@ pub async fn serve(
             }
         }
     };
-    let graphql = GraphQLProtocolMachine::new(schema, messages, protocol)
+    let graphql = GraphQLProtocolMachine::new(SubscriptionExecutor(schema), messages, protocol)
         .connection_data(data)
         .on_connection_init(on_init);
     futures_util::pin_mut!(graphql);

@@ -17,6 +17,7 @@
 
 mod interval;
 mod poller;
+mod renderings;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,7 @@ use crate::{
     metrics::influx::{InfluxClient, InfluxError},
 };
 use interval::{IntervalAnswer, IntervalQuery};
+pub use renderings::Renderings;
 
 /// The default time between two snapshots.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -92,6 +94,8 @@ pub struct LiveSnapshot {
     /// When the poller handed this snapshot to its subscribers: a subscriber's receipt time
     /// minus this is the delivery delay.
     pub published_at: DateTime<Utc>,
+    /// What the transports made of this snapshot, shared by the subscribers that asked alike.
+    pub renderings: Renderings,
 }
 
 /// Why an interval has no snapshot.

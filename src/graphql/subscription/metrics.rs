@@ -1,9 +1,15 @@
 //! `testMetrics`: a run's live snapshots, one per interval, from its shared poller.
 
-use async_graphql::{Context, ID, Result, SimpleObject, Subscription};
+use std::{borrow::Cow, sync::Arc};
+
+use async_graphql::{
+    Context, ContextSelectionSet, ID, OutputType, Positioned, Result, ServerResult, SimpleObject,
+    Subscription, Value, parser::types::Field, registry::Registry,
+};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
+use super::alike::AskedFor;
 use crate::{
     error::AppError,
     graphql::types::{parse_id, to_id},
@@ -21,14 +27,54 @@ impl MetricsSubscription {
         &self,
         ctx: &Context<'_>,
         test_history_id: ID,
-    ) -> Result<impl Stream<Item = Result<MetricSnapshot>> + use<>> {
+    ) -> Result<impl Stream<Item = Result<SharedSnapshot>> + use<>> {
         let test_id = parse_id(&test_history_id, "testHistoryId")?;
         let feed = ctx.data_unchecked::<LiveMetrics>().watch(test_id).await?;
+        // `item` has no public accessor; async-graphql's own derives read it the same way.
+        let asked = ctx.data_opt::<AskedFor>().map(|asked| asked.field_at(ctx.item.pos));
         // An interval InfluxDB could not answer is an error on that event only; the stream goes on.
-        Ok(feed.into_stream().map(|event| match event {
-            Ok(snapshot) => Ok(MetricSnapshot::from(snapshot.as_ref())),
+        Ok(feed.into_stream().map(move |event| match event {
+            Ok(snapshot) => Ok(SharedSnapshot { snapshot, asked: asked.clone() }),
             Err(error) => Err(AppError::from(error).into()),
         }))
+    }
+}
+
+/// A snapshot on its way to one subscriber: rendered as a [`MetricSnapshot`] the first time
+/// a subscription asks for it, and taken from the snapshot's renderings by every other
+/// subscription that asked alike.
+pub struct SharedSnapshot {
+    snapshot: Arc<LiveSnapshot>,
+    /// What this subscription asked for, when the transport said (see `alike`).
+    asked: Option<Arc<str>>,
+}
+
+impl SharedSnapshot {
+    async fn render(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        MetricSnapshot::from(self.snapshot.as_ref()).resolve(ctx, field).await
+    }
+}
+
+impl OutputType for SharedSnapshot {
+    fn type_name() -> Cow<'static, str> {
+        MetricSnapshot::type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        MetricSnapshot::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        let Some(asked) = &self.asked else { return self.render(ctx, field).await };
+        let renderings = &self.snapshot.renderings;
+        if let Some(rendered) = renderings.get::<Value>(asked) {
+            return Ok(Value::clone(&rendered));
+        }
+        // Every field of `MetricSnapshot` is plain data that cannot fail: a rendering holds
+        // all a subscriber would have got, errors included (none).
+        let rendered = self.render(ctx, field).await?;
+        renderings.insert(asked.clone(), Arc::new(rendered.clone()));
+        Ok(rendered)
     }
 }
 

@@ -3,8 +3,11 @@
 //! Served over websocket on `/graphql` (`graphql-transport-ws` and the legacy `graphql-ws`
 //! subprotocol; see `http::websocket`).
 
+mod alike;
 mod metrics;
 mod status;
+
+pub use alike::SubscriptionExecutor;
 
 /// Every subscription of the API.
 #[derive(async_graphql::MergedSubscription, Default)]

@@ -6,8 +6,8 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FLUSH_LAG, Feed, IntervalFigures, LiveError, LiveSnapshot, RUN_MARGIN, Registry, ScenarioFigures,
-    VUS_LOOKBACK, internal,
+    FLUSH_LAG, Feed, IntervalFigures, LiveError, LiveSnapshot, RUN_MARGIN, Registry, Renderings,
+    ScenarioFigures, VUS_LOOKBACK, internal,
     interval::{HalfOpen, IntervalAnswer, IntervalQuery},
 };
 use crate::{
@@ -171,6 +171,7 @@ impl Follower {
             is_final,
             // Set again when it is published.
             published_at: time,
+            renderings: Renderings::default(),
         }
     }
 }

@@ -226,6 +226,7 @@ async fn a_slow_subscriber_skips_to_the_latest_snapshot_and_still_gets_the_final
         scenarios: Vec::new(),
         is_final,
         published_at: Utc::now(),
+        renderings: Default::default(),
     };
 
     for second in 1..=5 {

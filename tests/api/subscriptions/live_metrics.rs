@@ -206,3 +206,94 @@ async fn influxdb_going_down_mid_run_is_an_error_on_those_events_and_the_stream_
     assert!(time_of(&recovered["data"]["testMetrics"]) > Utc::now() - chrono::Duration::seconds(30));
     assert_eq!(rest.last().unwrap()["data"]["testMetrics"]["final"], true, "{:?}", rest.last());
 }
+
+/// The keys of every `testMetrics` object in `payloads`, sorted, and the objects by `time`.
+fn shapes_of(payloads: &[Value]) -> (Vec<Vec<String>>, Vec<Value>) {
+    let snapshots = snapshots_of(payloads);
+    let shapes = snapshots
+        .iter()
+        .map(|snapshot| {
+            let mut keys: Vec<String> = snapshot.as_object().unwrap().keys().cloned().collect();
+            keys.sort();
+            keys
+        })
+        .collect();
+    (shapes, snapshots)
+}
+
+#[tokio::test]
+async fn subscribers_asking_differently_each_get_their_own_shape_of_the_same_snapshots() {
+    let lab = LiveLab::start().await;
+    let id = lab.launch("Shapes", 4).await;
+    let narrow = "subscription($id: ID!) { testMetrics(testHistoryId: $id) { time tps } }";
+    let aliased = "subscription($id: ID!) { testMetrics(testHistoryId: $id) { at: time requests: totalRequests ...Rates } }
+        fragment Rates on MetricSnapshot { tps final }";
+    let skipping = "subscription($id: ID!, $skip: Boolean!) { testMetrics(testHistoryId: $id) { time tps @skip(if: $skip) } }";
+    let twice = "subscription($id: ID!) { testMetrics(testHistoryId: $id) { time } testMetrics(testHistoryId: $id) { tps } }";
+    let asks: [(&str, Value, Protocol); 7] = [
+        (METRICS, json!({ "id": id }), Protocol::Modern),
+        (METRICS, json!({ "id": id }), Protocol::Legacy),
+        (narrow, json!({ "id": id }), Protocol::Modern),
+        (aliased, json!({ "id": id }), Protocol::Modern),
+        (skipping, json!({ "id": id, "skip": true }), Protocol::Modern),
+        (skipping, json!({ "id": id, "skip": false }), Protocol::Legacy),
+        (twice, json!({ "id": id }), Protocol::Modern),
+    ];
+    let mut sockets = Vec::new();
+    for (query, variables, protocol) in asks {
+        let mut socket = connect(&lab.app.address, protocol).await;
+        socket.subscribe("metrics", query, variables).await;
+        sockets.push(socket);
+    }
+
+    let mut seen = Vec::new();
+    for socket in &mut sockets {
+        seen.push(shapes_of(&socket.payloads_until_complete("metrics").await));
+    }
+
+    let keys = |names: &[&str]| names.iter().map(|name| name.to_string()).collect::<Vec<_>>();
+    let full = keys(&[
+        "avgResponseTime",
+        "elapsedSeconds",
+        "errorRate",
+        "final",
+        "p95ResponseTime",
+        "scenarios",
+        "testHistoryId",
+        "time",
+        "totalRequests",
+        "tps",
+        "vus",
+    ]);
+    let expected = [
+        vec![full.clone()],
+        vec![full],
+        vec![keys(&["time", "tps"])],
+        vec![keys(&["at", "final", "requests", "tps"])],
+        vec![keys(&["time"])],
+        vec![keys(&["time", "tps"])],
+        // Two root fields: one event each per snapshot.
+        vec![keys(&["time"]), keys(&["tps"])],
+    ];
+    for (index, ((shapes, _), wanted)) in seen.iter().zip(&expected).enumerate() {
+        assert!(shapes.len() >= 2, "subscriber {index} got snapshots: {shapes:?}");
+        assert!(
+            shapes.iter().all(|shape| wanted.contains(shape)),
+            "subscriber {index}: {shapes:?}, not {wanted:?}"
+        );
+        assert!(
+            wanted.iter().all(|shape| shapes.contains(shape)),
+            "subscriber {index}: {shapes:?}, not {wanted:?}"
+        );
+    }
+    // The same snapshot, whatever the shape: the figures agree where the shapes overlap.
+    let (_, full_snapshots) = &seen[0];
+    let (_, aliased_snapshots) = &seen[3];
+    for snapshot in aliased_snapshots {
+        if let Some(same) = full_snapshots.iter().find(|full| full["time"] == snapshot["at"]) {
+            assert_eq!((&same["tps"], &same["totalRequests"]), (&snapshot["tps"], &snapshot["requests"]));
+        }
+    }
+    assert_eq!(seen[0].1.last(), seen[1].1.last(), "both protocols end with the same final snapshot");
+    assert_eq!(aliased_snapshots.last().unwrap()["final"], true);
+}
