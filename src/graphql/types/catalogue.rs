@@ -7,11 +7,15 @@ use async_graphql::{
     parser::types::Field,
 };
 use chrono::{DateTime, Utc};
+use sea_orm::DbBackend;
 
 use super::{
     connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
-    decode_cursor,
-    eager::{Eager, EagerList, EagerObject, resolve_list_now, resolve_now, with_sub_selection},
+    db, decode_cursor,
+    eager::{
+        Eager, EagerList, EagerObject, ListAnswer, raw_json_allowed, resolve_list_now, resolve_now,
+        with_sub_selection,
+    },
     history::{ScenarioHistory, TrendPoint},
     loader, page_size, to_id,
 };
@@ -20,9 +24,9 @@ use crate::{
     domain::{HttpMethod, ParameterLocation},
     error::AppError,
     graphql::loaders::{
-        BodyOfEndpoint, EndpointCountOfProject, EndpointRow, EndpointsOfSpec, EndpointsOfTag,
-        ParametersOfEndpoint, ProjectById, RecentScenariosOfEndpoint, RunsOfProject, SpecById,
-        SpecsOfProject, TagsOfEndpoint, TagsOfSpec,
+        BodyOfEndpoint, EndpointCountOfProject, EndpointParent, EndpointRow, EndpointsJson, EndpointsOfSpec,
+        EndpointsOfTag, ParametersOfEndpoint, ProjectById, RecentScenariosOfEndpoint, RunsOfProject,
+        SpecById, SpecsOfProject, TagsOfEndpoint, TagsOfSpec, endpoint_json_object,
     },
 };
 
@@ -115,9 +119,12 @@ impl OpenApiSpec {
         let tags = loader(ctx).load_one(TagsOfSpec(self.0.id)).await?.unwrap_or_default();
         Ok(tags.into_iter().map(Tag).collect())
     }
-    async fn endpoints(&self, ctx: &Context<'_>) -> Result<EagerList<Endpoint>> {
+    async fn endpoints(&self, ctx: &Context<'_>) -> Result<ListAnswer<Endpoint>> {
+        if let Some(json) = Endpoint::json_list(ctx, EndpointParent::Spec(self.0.id)).await? {
+            return Ok(ListAnswer::Json(json));
+        }
         let endpoints = loader(ctx).load_one(EndpointsOfSpec(self.0.id)).await?.unwrap_or_default();
-        Endpoint::list(ctx, endpoints).await
+        Ok(ListAnswer::Items(Endpoint::list(ctx, endpoints).await?))
     }
 }
 
@@ -139,9 +146,12 @@ impl Tag {
         let spec = loader(ctx).load_one(SpecById(self.0.spec_id)).await?;
         Ok(OpenApiSpec(required(spec, "spec", self.0.spec_id)?))
     }
-    async fn endpoints(&self, ctx: &Context<'_>) -> Result<EagerList<Endpoint>> {
+    async fn endpoints(&self, ctx: &Context<'_>) -> Result<ListAnswer<Endpoint>> {
+        if let Some(json) = Endpoint::json_list(ctx, EndpointParent::Tag(self.0.id)).await? {
+            return Ok(ListAnswer::Json(json));
+        }
         let endpoints = loader(ctx).load_one(EndpointsOfTag(self.0.id)).await?.unwrap_or_default();
-        Endpoint::list(ctx, endpoints).await
+        Ok(ListAnswer::Items(Endpoint::list(ctx, endpoints).await?))
     }
 }
 
@@ -172,6 +182,22 @@ fn wants_schema(body: &async_graphql::Lookahead<'_>) -> bool {
 }
 
 impl Endpoint {
+    /// The answer of a list field of `parent`'s endpoints as JSON that SQLite writes, when
+    /// the answer is written by the HTTP handler, the database is SQLite and the selection is
+    /// one [`endpoint_json_object`] can write (otherwise `None`: resolve with [`Self::list`]).
+    /// One statement per level, like the loaders it replaces; no endpoint, parameter or body
+    /// row crosses into Rust.
+    async fn json_list(ctx: &Context<'_>, parent: EndpointParent) -> Result<Option<String>> {
+        if !raw_json_allowed(ctx) || db(ctx).get_database_backend() != DbBackend::Sqlite {
+            return Ok(None);
+        }
+        let Some(object) = endpoint_json_object(&ctx.item.node.selection_set.node) else {
+            return Ok(None);
+        };
+        let key = EndpointsJson { parent, object: object.into() };
+        Ok(Some(loader(ctx).load_one(key).await?.unwrap_or_else(|| "[]".to_owned())))
+    }
+
     /// Endpoints for a list field: the parameters and request bodies the query selects are
     /// loaded here for the whole list (one statement per relation and level, batched with the
     /// sibling lists), so the endpoints, their parameters and bodies answer from memory.
