@@ -621,11 +621,8 @@ impl Loader<EndpointsJson> for DbLoader {
             for row in rows {
                 let id: i64 = row.try_get_by_index(0).map_err(db_error)?;
                 let json: String = row.try_get_by_index(1).map_err(db_error)?;
-                let json = if backend == DbBackend::Postgres {
-                    serde_json_form(&json).map_err(|err| AppError::Unexpected(err.into()))?
-                } else {
-                    json
-                };
+                // PostgreSQL puts spaces after its colons and commas; serde_json does not.
+                let json = if backend == DbBackend::Postgres { compact_json(&json) } else { json };
                 found.insert(id, json);
             }
             for id in ids {
@@ -639,60 +636,27 @@ impl Loader<EndpointsJson> for DbLoader {
     }
 }
 
-/// The prefix of a key whose value PostgreSQL copies from a JSON column, to be re-written by
-/// serde_json (see [`JsonSql::json_column`]). No GraphQL name holds `$` or `:`.
-const REWRITE_PREFIX: &str = "$json:";
-
-/// PostgreSQL's JSON as serde_json writes it: without PostgreSQL's spaces after colons and
-/// commas, and with each value under a key `$json:<key>` read and written again by serde_json
-/// (sorted keys, its number format), under `<key>`.
-fn serde_json_form(json: &str) -> serde_json::Result<String> {
-    let bytes = json.as_bytes();
-    let mut out = String::with_capacity(json.len());
-    let mut at = 0;
-    while at < bytes.len() {
-        match bytes[at] {
-            b' ' | b'\n' | b'\r' | b'\t' => at += 1,
-            b'"' => {
-                let end = string_end(bytes, at);
-                let token = &json[at..end];
-                at = end;
-                let is_key = json[at..].trim_start().starts_with(':');
-                match token.strip_prefix('"').and_then(|token| token.strip_prefix(REWRITE_PREFIX)) {
-                    Some(key) if is_key => {
-                        out.push('"');
-                        out.push_str(key);
-                        out.push(':');
-                        at += json[at..].find(':').unwrap_or_default() + 1;
-                        let mut values = serde_json::Deserializer::from_str(&json[at..]).into_iter();
-                        let value: serde_json::Value = values.next().transpose()?.unwrap_or_default();
-                        at += values.byte_offset();
-                        out.push_str(&serde_json::to_string(&value)?);
-                    }
-                    _ => out.push_str(token),
-                }
+/// `json` without the whitespace between its tokens (inside strings it stays).
+fn compact_json(json: &str) -> String {
+    let mut compact = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            compact.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
             }
-            // Outside strings JSON is ASCII.
-            byte => {
-                out.push(byte as char);
-                at += 1;
-            }
+        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+            in_string = c == '"';
+            compact.push(c);
         }
     }
-    Ok(out)
-}
-
-/// The index just past the string that starts with the quote at `start`.
-fn string_end(bytes: &[u8], start: usize) -> usize {
-    let mut at = start + 1;
-    while at < bytes.len() {
-        match bytes[at] {
-            b'\\' => at += 2,
-            b'"' => return at + 1,
-            _ => at += 1,
-        }
-    }
-    bytes.len()
+    compact
 }
 
 /// How one backend writes JSON in SQL.
@@ -713,16 +677,12 @@ impl JsonSql {
         }
     }
 
-    /// A column holding JSON, embedded as JSON. SQLite's holds the text serde_json wrote,
-    /// which `json()` keeps as it is. PostgreSQL's driver sends such values as `jsonb`, so the
-    /// column holds jsonb's rendering (keys shortest first, numbers expanded); its key then
-    /// gets [`REWRITE_PREFIX`], and [`serde_json_form`] re-writes the value as serde_json does.
-    fn json_column(self, key: &str, column: &str) -> (String, String) {
-        if self.0 == DbBackend::Postgres {
-            (format!("{REWRITE_PREFIX}{key}"), column.to_owned())
-        } else {
-            (key.to_owned(), format!("json({column})"))
-        }
+    /// A column holding JSON that serde_json wrote, embedded as it is; `None` on PostgreSQL,
+    /// whose driver sends such values as `jsonb`: the column then holds jsonb's rendering
+    /// (keys shortest first, numbers expanded), which the resolved answer re-sorts and
+    /// re-formats through serde_json.
+    fn json_column(self, column: &str) -> Option<String> {
+        (self.0 != DbBackend::Postgres).then(|| format!("json({column})"))
     }
 
     /// The JSON array of a subquery's `object`s in `order`; `[]` when it has no row.
@@ -749,16 +709,17 @@ impl JsonSql {
 /// The SQL of the JSON object that answers `selection` on an endpoint `e`, or `None` when the
 /// selection asks for something this does not write exactly as async-graphql would: a
 /// fragment, a directive, an argument, a response key given twice, a relation other than
-/// `parameters` and `requestBody`, a request body's `schema` (its text is not normalised).
+/// `parameters` and `requestBody`, a request body's `schema` (its text is not normalised), on
+/// PostgreSQL an `example` (see [`JsonSql::json_column`]).
 ///
 /// What the database writes then reads byte for byte as serde_json writes the resolved
 /// answer: SQLite's and PostgreSQL's JSON strings use serde_json's escapes, booleans and nulls
 /// are written as such, keys come in selection order, and SQLite's `example` columns hold JSON
 /// that serde_json wrote (sorted keys, its number format), which `json()` keeps as it is.
-/// PostgreSQL's answer is brought to serde_json's form when it is read ([`serde_json_form`]).
+/// PostgreSQL's spaces between tokens are taken out when the answer is read ([`compact_json`]).
 pub fn endpoint_json_object(selection: &SelectionSet, backend: DbBackend) -> Option<String> {
     let sql = JsonSql(backend);
-    json_object(sql, selection, "Endpoint", &[], |name, field| {
+    json_object(sql, selection, "Endpoint", |name, field| {
         Some(match name {
             "id" => "CAST(e.id AS TEXT)".to_owned(),
             "method" => "e.method".to_owned(),
@@ -768,30 +729,28 @@ pub fn endpoint_json_object(selection: &SelectionSet, backend: DbBackend) -> Opt
             "description" => "e.description".to_owned(),
             "deprecated" => sql.boolean("e.deprecated"),
             "parameters" => {
-                let json_columns = [("example", "p.example")];
-                let object =
-                    json_object(sql, &field.selection_set.node, "Parameter", &json_columns, |name, _| {
-                        Some(match name {
-                            "name" => "p.name".to_owned(),
-                            "location" => "p.location".to_owned(),
-                            "required" => sql.boolean("p.required"),
-                            "schemaType" => "p.schema_type".to_owned(),
-                            "description" => "p.description".to_owned(),
-                            _ => return None,
-                        })
-                    })?;
+                let object = json_object(sql, &field.selection_set.node, "Parameter", |name, _| {
+                    Some(match name {
+                        "name" => "p.name".to_owned(),
+                        "location" => "p.location".to_owned(),
+                        "required" => sql.boolean("p.required"),
+                        "schemaType" => "p.schema_type".to_owned(),
+                        "description" => "p.description".to_owned(),
+                        "example" => sql.json_column("p.example")?,
+                        _ => return None,
+                    })
+                })?;
                 sql.array(&object, "p.position, p.id", "endpoint_parameter p WHERE p.endpoint_id = e.id")
             }
             "requestBody" => {
-                let json_columns = [("example", "b.example")];
-                let object =
-                    json_object(sql, &field.selection_set.node, "RequestBody", &json_columns, |name, _| {
-                        Some(match name {
-                            "contentType" => "b.content_type".to_owned(),
-                            "required" => sql.boolean("b.required"),
-                            _ => return None,
-                        })
-                    })?;
+                let object = json_object(sql, &field.selection_set.node, "RequestBody", |name, _| {
+                    Some(match name {
+                        "contentType" => "b.content_type".to_owned(),
+                        "required" => sql.boolean("b.required"),
+                        "example" => sql.json_column("b.example")?,
+                        _ => return None,
+                    })
+                })?;
                 sql.one(&object, "request_body b WHERE b.endpoint_id = e.id")
             }
             _ => return None,
@@ -799,14 +758,12 @@ pub fn endpoint_json_object(selection: &SelectionSet, backend: DbBackend) -> Opt
     })
 }
 
-/// The JSON object of the plain fields of `selection`: `json_columns` names the fields read
-/// from a JSON column (field, column), `column` gives the other fields' expressions (`None`:
-/// not supported).
+/// The JSON object of the plain fields of `selection`; `column` gives a field's expression
+/// (`None`: not supported).
 fn json_object(
     sql: JsonSql,
     selection: &SelectionSet,
     type_name: &str,
-    json_columns: &[(&str, &str)],
     column: impl Fn(&str, &Field) -> Option<String>,
 ) -> Option<String> {
     let mut keys = Vec::with_capacity(selection.items.len());
@@ -825,13 +782,8 @@ fn json_object(
         }
         keys.push(key);
         let name = field.name.node.as_str();
-        let (key, expression) = if name == "__typename" {
-            (key.to_owned(), format!("CAST('{type_name}' AS TEXT)"))
-        } else if let Some((_, json_column)) = json_columns.iter().find(|(field, _)| *field == name) {
-            sql.json_column(key, json_column)
-        } else {
-            (key.to_owned(), column(name, field)?)
-        };
+        let expression =
+            if name == "__typename" { format!("CAST('{type_name}' AS TEXT)") } else { column(name, field)? };
         if keys.len() > 1 {
             object.push_str(", ");
         }

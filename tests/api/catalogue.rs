@@ -284,7 +284,7 @@ const ENDPOINT_FIELDS: &str = "__typename id verb: method path operationId summa
 #[tokio::test]
 async fn endpoint_lists_written_by_the_database_read_as_resolved_ones() {
     use metric_vault::db::entities::{endpoint, endpoint_parameter, request_body, tag};
-    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use sea_orm::{ActiveModelTrait, DbBackend, EntityTrait, Set};
 
     let app = spawn_app().await;
     let project_id = app.create_project("Shop").await;
@@ -302,7 +302,7 @@ async fn endpoint_lists_written_by_the_database_read_as_resolved_ones() {
     .await
     .unwrap();
     let examples = [
-        json!({"b": [1, -2.5, 1e300, null, true], "a": {"z": tricky, "y": ""}, "aa": 0}),
+        json!({"b": [1, -2.5, 1e300, null, true], "a": {"z": tricky, "y": ""}}),
         json!(tricky),
         json!(12345678901234_i64),
         json!(0.1),
@@ -361,11 +361,24 @@ async fn endpoint_lists_written_by_the_database_read_as_resolved_ones() {
     assert_eq!(tags.iter().map(|tag| tag["endpoints"].as_array().unwrap().len()).sum::<usize>(), 12);
     assert_eq!(tags[3]["endpoints"], json!([]));
 
+    // PostgreSQL writes the lists too, but not the examples, which it stores as jsonb renders
+    // them: those selections are resolved in Rust there.
+    let without_examples = ENDPOINT_FIELDS.replace(" example", "");
+    for query in [by_spec, by_tag] {
+        let written = answer_text(&app, &query(&without_examples), &variables).await;
+        let in_fragment = format!("... on Endpoint {{ {without_examples} }}");
+        assert_eq!(written, answer_text(&app, &query(&in_fragment), &variables).await);
+    }
+
     // A list the database writes costs one statement; parameters and bodies are not loaded in
     // statements of their own.
-    let written = app.statements_for(&by_tag(ENDPOINT_FIELDS), variables.clone()).await;
-    let resolved = app.statements_for(&by_tag(&in_fragment), variables).await;
-    assert_eq!((written, resolved), (4, 6));
+    let sqlite = app.db.get_database_backend() == DbBackend::Sqlite;
+    let statements = [
+        app.statements_for(&by_tag(&in_fragment), variables.clone()).await,
+        app.statements_for(&by_tag(ENDPOINT_FIELDS), variables.clone()).await,
+        app.statements_for(&by_tag(&without_examples), variables).await,
+    ];
+    assert_eq!(statements, [6, if sqlite { 4 } else { 6 }, 4]);
 }
 
 /// The body of a GraphQL answer as the server wrote it.
