@@ -570,8 +570,8 @@ pub enum EndpointParent {
     Tag(i64),
 }
 
-/// A spec's or tag's current endpoints, in id order, as one JSON array that the database
-/// writes: `object` is the SQL of one endpoint's JSON object (from [`endpoint_json_object`]).
+/// A spec's or tag's current endpoints, in id order, as one JSON array that SQLite writes:
+/// `object` is the SQL of one endpoint's JSON object (from [`endpoint_json_object`]).
 /// Parents asking with the same `object` share one statement, whatever their number.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointsJson {
@@ -584,7 +584,6 @@ impl Loader<EndpointsJson> for DbLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[EndpointsJson]) -> LoadResult<EndpointsJson, String> {
-        let backend = self.db.get_database_backend();
         let mut shapes: HashMap<(bool, &Arc<str>), Vec<i64>> = HashMap::new();
         for key in keys {
             let (by_tag, id) = match key.parent {
@@ -595,34 +594,26 @@ impl Loader<EndpointsJson> for DbLoader {
         }
         let mut lists = HashMap::with_capacity(keys.len());
         for ((by_tag, object), ids) in shapes {
-            let placeholders: Vec<String> = (1..=ids.len())
-                .map(|n| if backend == DbBackend::Postgres { format!("${n}") } else { "?".to_owned() })
-                .collect();
-            let placeholders = placeholders.join(",");
-            let array = match backend {
-                DbBackend::Postgres => format!("json_agg({object} ORDER BY e.id)::text"),
-                _ => format!("json_group_array({object} ORDER BY e.id)"),
-            };
+            let placeholders = vec!["?"; ids.len()].join(",");
             let sql = if by_tag {
                 format!(
-                    "SELECT te.tag_id, {array} FROM endpoint e JOIN tag_endpoint te ON te.endpoint_id = e.id \
+                    "SELECT te.tag_id, json_group_array({object} ORDER BY e.id) FROM endpoint e \
+                     JOIN tag_endpoint te ON te.endpoint_id = e.id \
                      WHERE te.tag_id IN ({placeholders}) AND e.removed_at IS NULL GROUP BY te.tag_id"
                 )
             } else {
                 format!(
-                    "SELECT e.spec_id, {array} FROM endpoint e \
+                    "SELECT e.spec_id, json_group_array({object} ORDER BY e.id) FROM endpoint e \
                      WHERE e.spec_id IN ({placeholders}) AND e.removed_at IS NULL GROUP BY e.spec_id"
                 )
             };
             let values = ids.iter().map(|id| sea_orm::Value::from(*id));
-            let statement = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+            let statement = sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql, values);
             let rows = self.db.query_all_raw(statement).await.map_err(db_error)?;
             let mut found = HashMap::with_capacity(rows.len());
             for row in rows {
                 let id: i64 = row.try_get_by_index(0).map_err(db_error)?;
                 let json: String = row.try_get_by_index(1).map_err(db_error)?;
-                // PostgreSQL puts spaces after its colons and commas; serde_json does not.
-                let json = if backend == DbBackend::Postgres { compact_json(&json) } else { json };
                 found.insert(id, json);
             }
             for id in ids {
@@ -636,90 +627,17 @@ impl Loader<EndpointsJson> for DbLoader {
     }
 }
 
-/// `json` without the whitespace between its tokens (inside strings it stays).
-fn compact_json(json: &str) -> String {
-    let mut compact = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            compact.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-        } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
-            in_string = c == '"';
-            compact.push(c);
-        }
-    }
-    compact
-}
-
-/// How one backend writes JSON in SQL.
-#[derive(Clone, Copy)]
-struct JsonSql(DbBackend);
-
-impl JsonSql {
-    fn object(self) -> &'static str {
-        if self.0 == DbBackend::Postgres { "json_build_object(" } else { "json_object(" }
-    }
-
-    /// A boolean column as a JSON `true` / `false` (SQLite stores 0 / 1).
-    fn boolean(self, column: &str) -> String {
-        if self.0 == DbBackend::Postgres {
-            column.to_owned()
-        } else {
-            format!("json(iif({column}, 'true', 'false'))")
-        }
-    }
-
-    /// A column holding JSON that serde_json wrote, embedded as it is; `None` on PostgreSQL,
-    /// whose driver sends such values as `jsonb`: the column then holds jsonb's rendering
-    /// (keys shortest first, numbers expanded), which the resolved answer re-sorts and
-    /// re-formats through serde_json.
-    fn json_column(self, column: &str) -> Option<String> {
-        (self.0 != DbBackend::Postgres).then(|| format!("json({column})"))
-    }
-
-    /// The JSON array of a subquery's `object`s in `order`; `[]` when it has no row.
-    fn array(self, object: &str, order: &str, from: &str) -> String {
-        if self.0 == DbBackend::Postgres {
-            format!("COALESCE((SELECT json_agg({object} ORDER BY {order}) FROM {from}), '[]'::json)")
-        } else {
-            // json(): SQLite does not promise that a subquery's result keeps the JSON
-            // subtype that keeps it from being quoted as a string.
-            format!("json((SELECT json_group_array({object} ORDER BY {order}) FROM {from}))")
-        }
-    }
-
-    /// The JSON of a subquery's one `object`, or null.
-    fn one(self, object: &str, from: &str) -> String {
-        if self.0 == DbBackend::Postgres {
-            format!("(SELECT {object} FROM {from})")
-        } else {
-            format!("json((SELECT {object} FROM {from}))")
-        }
-    }
-}
-
-/// The SQL of the JSON object that answers `selection` on an endpoint `e`, or `None` when the
-/// selection asks for something this does not write exactly as async-graphql would: a
-/// fragment, a directive, an argument, a response key given twice, a relation other than
-/// `parameters` and `requestBody`, a request body's `schema` (its text is not normalised), on
-/// PostgreSQL an `example` (see [`JsonSql::json_column`]).
+/// The SQL (SQLite) of the JSON object that answers `selection` on an endpoint `e`, or `None`
+/// when the selection asks for something this does not write exactly as async-graphql would:
+/// a fragment, a directive, an argument, a response key given twice, a relation other than
+/// `parameters` and `requestBody`, a request body's `schema` (its text is not normalised).
 ///
-/// What the database writes then reads byte for byte as serde_json writes the resolved
-/// answer: SQLite's and PostgreSQL's JSON strings use serde_json's escapes, booleans and nulls
-/// are written as such, keys come in selection order, and SQLite's `example` columns hold JSON
-/// that serde_json wrote (sorted keys, its number format), which `json()` keeps as it is.
-/// PostgreSQL's spaces between tokens are taken out when the answer is read ([`compact_json`]).
-pub fn endpoint_json_object(selection: &SelectionSet, backend: DbBackend) -> Option<String> {
-    let sql = JsonSql(backend);
-    json_object(sql, selection, "Endpoint", |name, field| {
+/// What it writes reads byte for byte as serde_json writes the resolved answer: SQLite's JSON
+/// strings use the same escapes, booleans and nulls are written as such, and the `example`
+/// columns hold JSON that serde_json wrote (sorted keys, its number format), which `json()`
+/// keeps as it is.
+pub fn endpoint_json_object(selection: &SelectionSet) -> Option<String> {
+    json_object(selection, "Endpoint", |name, field| {
         Some(match name {
             "id" => "CAST(e.id AS TEXT)".to_owned(),
             "method" => "e.method".to_owned(),
@@ -727,47 +645,56 @@ pub fn endpoint_json_object(selection: &SelectionSet, backend: DbBackend) -> Opt
             "operationId" => "e.operation_id".to_owned(),
             "summary" => "e.summary".to_owned(),
             "description" => "e.description".to_owned(),
-            "deprecated" => sql.boolean("e.deprecated"),
+            "deprecated" => json_bool("e.deprecated"),
             "parameters" => {
-                let object = json_object(sql, &field.selection_set.node, "Parameter", |name, _| {
+                let object = json_object(&field.selection_set.node, "Parameter", |name, _| {
                     Some(match name {
                         "name" => "p.name".to_owned(),
                         "location" => "p.location".to_owned(),
-                        "required" => sql.boolean("p.required"),
+                        "required" => json_bool("p.required"),
                         "schemaType" => "p.schema_type".to_owned(),
                         "description" => "p.description".to_owned(),
-                        "example" => sql.json_column("p.example")?,
+                        "example" => "json(p.example)".to_owned(),
                         _ => return None,
                     })
                 })?;
-                sql.array(&object, "p.position, p.id", "endpoint_parameter p WHERE p.endpoint_id = e.id")
+                // json(): SQLite does not promise that a subquery's result keeps the JSON
+                // subtype that keeps it from being quoted as a string.
+                format!(
+                    "json((SELECT json_group_array({object} ORDER BY p.position, p.id) \
+                     FROM endpoint_parameter p WHERE p.endpoint_id = e.id))"
+                )
             }
             "requestBody" => {
-                let object = json_object(sql, &field.selection_set.node, "RequestBody", |name, _| {
+                let object = json_object(&field.selection_set.node, "RequestBody", |name, _| {
                     Some(match name {
                         "contentType" => "b.content_type".to_owned(),
-                        "required" => sql.boolean("b.required"),
-                        "example" => sql.json_column("b.example")?,
+                        "required" => json_bool("b.required"),
+                        "example" => "json(b.example)".to_owned(),
                         _ => return None,
                     })
                 })?;
-                sql.one(&object, "request_body b WHERE b.endpoint_id = e.id")
+                format!("json((SELECT {object} FROM request_body b WHERE b.endpoint_id = e.id))")
             }
             _ => return None,
         })
     })
 }
 
-/// The JSON object of the plain fields of `selection`; `column` gives a field's expression
-/// (`None`: not supported).
+/// A boolean column as a JSON `true` / `false`.
+fn json_bool(column: &str) -> String {
+    format!("json(iif({column}, 'true', 'false'))")
+}
+
+/// `json_object('key', expression, …)` for the plain fields of `selection`; `column` gives a
+/// field's expression (`None`: not supported).
 fn json_object(
-    sql: JsonSql,
     selection: &SelectionSet,
     type_name: &str,
     column: impl Fn(&str, &Field) -> Option<String>,
 ) -> Option<String> {
     let mut keys = Vec::with_capacity(selection.items.len());
-    let mut object = String::from(sql.object());
+    let mut sql = String::from("json_object(");
     for item in &selection.items {
         let Selection::Field(field) = &item.node else {
             return None;
@@ -782,14 +709,13 @@ fn json_object(
         }
         keys.push(key);
         let name = field.name.node.as_str();
-        let expression =
-            if name == "__typename" { format!("CAST('{type_name}' AS TEXT)") } else { column(name, field)? };
+        let expression = if name == "__typename" { format!("'{type_name}'") } else { column(name, field)? };
         if keys.len() > 1 {
-            object.push_str(", ");
+            sql.push_str(", ");
         }
         // GraphQL names are letters, digits and underscores: nothing to escape in a literal.
-        object.push_str(&format!("CAST('{key}' AS TEXT), {expression}"));
+        sql.push_str(&format!("'{key}', {expression}"));
     }
-    object.push(')');
-    (!keys.is_empty()).then_some(object)
+    sql.push(')');
+    (!keys.is_empty()).then_some(sql)
 }

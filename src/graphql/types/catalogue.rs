@@ -7,6 +7,7 @@ use async_graphql::{
     parser::types::Field,
 };
 use chrono::{DateTime, Utc};
+use sea_orm::DbBackend;
 
 use super::{
     connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
@@ -181,17 +182,16 @@ fn wants_schema(body: &async_graphql::Lookahead<'_>) -> bool {
 }
 
 impl Endpoint {
-    /// The answer of a list field of `parent`'s endpoints as JSON that the database writes,
-    /// when the answer is written by the HTTP handler and the selection is one
-    /// [`endpoint_json_object`] can write (otherwise `None`: resolve with [`Self::list`]).
+    /// The answer of a list field of `parent`'s endpoints as JSON that SQLite writes, when
+    /// the answer is written by the HTTP handler, the database is SQLite and the selection is
+    /// one [`endpoint_json_object`] can write (otherwise `None`: resolve with [`Self::list`]).
     /// One statement per level, like the loaders it replaces; no endpoint, parameter or body
     /// row crosses into Rust.
     async fn json_list(ctx: &Context<'_>, parent: EndpointParent) -> Result<Option<String>> {
-        if !raw_json_allowed(ctx) {
+        if !raw_json_allowed(ctx) || db(ctx).get_database_backend() != DbBackend::Sqlite {
             return Ok(None);
         }
-        let backend = db(ctx).get_database_backend();
-        let Some(object) = endpoint_json_object(&ctx.item.node.selection_set.node, backend) else {
+        let Some(object) = endpoint_json_object(&ctx.item.node.selection_set.node) else {
             return Ok(None);
         };
         let key = EndpointsJson { parent, object: object.into() };
