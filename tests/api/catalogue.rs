@@ -302,7 +302,7 @@ async fn endpoint_lists_written_by_the_database_read_as_resolved_ones() {
     .await
     .unwrap();
     let examples = [
-        json!({"b": [1, -2.5, 1e300, null, true], "a": {"z": tricky, "y": ""}}),
+        json!({"b": [1, -2.5, 1e300, null, true], "a": {"z": tricky, "y": ""}, "aa": 0}),
         json!(tricky),
         json!(12345678901234_i64),
         json!(0.1),
