@@ -234,7 +234,7 @@ fn endpoint_columns<E: EntityTrait>(select: Select<E>) -> Select<E> {
 pub struct EndpointsOfSpec(pub i64);
 
 impl Loader<EndpointsOfSpec> for DbLoader {
-    type Value = Vec<EndpointRow>;
+    type Value = Vec<Arc<EndpointRow>>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[EndpointsOfSpec]) -> LoadResult<EndpointsOfSpec, Self::Value> {
@@ -247,11 +247,11 @@ impl Loader<EndpointsOfSpec> for DbLoader {
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        let mut grouped: HashMap<EndpointsOfSpec, Vec<EndpointRow>> =
+        let mut grouped: HashMap<EndpointsOfSpec, Vec<Arc<EndpointRow>>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for row in rows {
             let row = EndpointRow::from(row);
-            grouped.entry(EndpointsOfSpec(row.spec_id)).or_default().push(row);
+            grouped.entry(EndpointsOfSpec(row.spec_id)).or_default().push(Arc::new(row));
         }
         Ok(grouped)
     }
@@ -370,7 +370,7 @@ type TaggedEndpointTuple =
     (i64, i64, HttpMethod, String, Option<String>, Option<String>, Option<String>, bool, i64);
 
 impl Loader<EndpointsOfTag> for DbLoader {
-    type Value = Vec<EndpointRow>;
+    type Value = Vec<Arc<EndpointRow>>;
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[EndpointsOfTag]) -> LoadResult<EndpointsOfTag, Self::Value> {
@@ -385,11 +385,11 @@ impl Loader<EndpointsOfTag> for DbLoader {
             .all(&self.db)
             .await
             .map_err(db_error)?;
-        let mut grouped: HashMap<EndpointsOfTag, Vec<EndpointRow>> =
+        let mut grouped: HashMap<EndpointsOfTag, Vec<Arc<EndpointRow>>> =
             keys.iter().map(|k| (*k, Vec::new())).collect();
         for (id, spec_id, method, path, operation_id, summary, description, deprecated, tag_id) in rows {
             let row = (id, spec_id, method, path, operation_id, summary, description, deprecated);
-            grouped.entry(EndpointsOfTag(tag_id)).or_default().push(EndpointRow::from(row));
+            grouped.entry(EndpointsOfTag(tag_id)).or_default().push(Arc::new(EndpointRow::from(row)));
         }
         Ok(grouped)
     }

@@ -1,9 +1,9 @@
 //! Project, OpenApiSpec, Tag, Endpoint, Parameter, RequestBody.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::{
-    Context, ContextSelectionSet, ID, InputType, Json, Object, Positioned, Result, SimpleObject, Value,
+    Context, ContextSelectionSet, ID, Json, Name, Object, Positioned, Result, SimpleObject, Value,
     parser::types::Field,
 };
 use chrono::{DateTime, Utc};
@@ -13,8 +13,8 @@ use super::{
     connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
     db, decode_cursor,
     eager::{
-        Eager, EagerList, EagerObject, ListAnswer, raw_json_allowed, resolve_list_now, resolve_now,
-        with_sub_selection,
+        Eager, EagerList, EagerObject, ListAnswer, enum_value, raw_json_allowed, resolve_list_now,
+        resolve_now, with_sub_selection,
     },
     history::{ScenarioHistory, TrendPoint},
     loader, page_size, to_id,
@@ -158,7 +158,7 @@ impl Tag {
 /// One operation: a method on a path, with the relations a list resolver already loaded for
 /// the whole level (see [`Endpoint::list`]).
 pub struct Endpoint {
-    row: EndpointRow,
+    row: Arc<EndpointRow>,
     parameters: Option<Arc<[Parameter]>>,
     /// `Some` when the body was prefetched: `Some(None)` for an endpoint without one.
     body: Option<Option<RequestBody>>,
@@ -166,7 +166,7 @@ pub struct Endpoint {
 
 impl From<EndpointRow> for Endpoint {
     fn from(row: EndpointRow) -> Self {
-        Self { row, parameters: None, body: None }
+        Self { row: Arc::new(row), parameters: None, body: None }
     }
 }
 
@@ -203,7 +203,11 @@ impl Endpoint {
     /// Endpoints for a list field: the parameters and request bodies the query selects are
     /// loaded here for the whole list (one statement per relation and level, batched with the
     /// sibling lists), so the endpoints, their parameters and bodies answer from memory.
-    pub async fn list(ctx: &Context<'_>, rows: Vec<EndpointRow>) -> Result<EagerList<Endpoint>> {
+    pub async fn list<R: Into<Arc<EndpointRow>>>(
+        ctx: &Context<'_>,
+        rows: Vec<R>,
+    ) -> Result<EagerList<Endpoint>> {
+        let rows: Vec<Arc<EndpointRow>> = rows.into_iter().map(Into::into).collect();
         let look_ahead = ctx.look_ahead();
         let parameters = look_ahead.field("parameters").exists();
         let body = look_ahead.field("requestBody");
@@ -317,7 +321,10 @@ impl EagerObject for Endpoint {
         let row = &self.row;
         Some(match field.node.name.node.as_str() {
             "id" => Value::String(row.id.to_string()),
-            "method" => row.method.to_value(),
+            "method" => {
+                static NAMES: OnceLock<Vec<Name>> = OnceLock::new();
+                enum_value(row.method, &NAMES)
+            }
             "path" => Value::String(row.path.clone()),
             "operationId" => optional_string(&row.operation_id),
             "summary" => optional_string(&row.summary),
@@ -363,7 +370,10 @@ impl EagerObject for Parameter {
     fn field_now(&self, _ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
         Some(match field.node.name.node.as_str() {
             "name" => Value::String(self.name.clone()),
-            "location" => self.location.to_value(),
+            "location" => {
+                static NAMES: OnceLock<Vec<Name>> = OnceLock::new();
+                enum_value(self.location, &NAMES)
+            }
             "required" => Value::Boolean(self.required),
             "schemaType" => optional_string(&self.schema_type),
             "description" => optional_string(&self.description),

@@ -17,14 +17,17 @@
 //! What the eager path does not do is call extensions' `resolve` hook per field: the schema's
 //! only extension ([`super::super::schema`]) hooks parsing and validation, not resolution.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{
+    borrow::Cow,
+    sync::{Arc, OnceLock},
+};
 
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
     indexmap::IndexMap,
     parser::types::{Field, Selection, SelectionSet},
     registry::Registry,
-    resolver_utils::resolve_list,
+    resolver_utils::{EnumType, resolve_list},
 };
 
 /// An object that can give (some of) its fields from memory.
@@ -45,10 +48,20 @@ pub fn with_sub_selection<'a, R>(
     resolve(&field_ctx.with_selection_set(&field.node.selection_set))
 }
 
+/// The value of an enum item, as async-graphql's `enum_value` gives it but without allocating
+/// the name each time: `names` keeps one per variant (a `static` per enum type).
+pub fn enum_value<T: EnumType>(item: T, names: &'static OnceLock<Vec<Name>>) -> Value {
+    let names = names.get_or_init(|| T::items().iter().map(|item| Name::new(item.name)).collect());
+    match T::items().iter().position(|candidate| candidate.value == item) {
+        Some(index) => Value::Enum(names[index].clone()),
+        None => async_graphql::resolver_utils::enum_value(item),
+    }
+}
+
 /// `object`'s answer to the selection set of `ctx`, or `None` when some selected field
 /// cannot be given from memory (the caller then resolves the object the usual way).
 pub fn resolve_now<T: EagerObject>(object: &T, ctx: &ContextSelectionSet<'_>) -> Option<Value> {
-    let mut fields = IndexMap::new();
+    let mut fields = IndexMap::with_capacity(ctx.item.node.items.len());
     collect(object, ctx, &ctx.item.node, &mut fields)?;
     // As async-graphql: an object without a selected field answers null.
     Some(if fields.is_empty() { Value::Null } else { Value::Object(fields) })
