@@ -16,6 +16,10 @@
 //!
 //! What the eager path does not do is call extensions' `resolve` hook per field: the schema's
 //! only extension ([`super::super::schema`]) hooks parsing and validation, not resolution.
+//!
+//! A list can also answer with JSON text the database wrote ([`ListAnswer::Json`]), when the
+//! HTTP handler writes the answer ([`RawJsonWriter`], [`write_response`]): the text is then
+//! copied into the body as it is, with no value built per field at all.
 
 use std::{
     borrow::Cow,
