@@ -14,7 +14,7 @@ use async_graphql::{
     Data,
     http::{GraphQLPlaygroundConfig, WebSocketProtocols, playground_source},
 };
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLRequest;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
@@ -28,6 +28,7 @@ use crate::graphql::{
     AppSchema, AppState,
     loaders::request_loader,
     schema::{METHOD_NOT_ALLOWED, PARSE_FAILED, ReadOnlyTransport, VALIDATION_FAILED},
+    types::eager::{RawJsonWriter, write_response},
 };
 
 /// What the handlers share.
@@ -53,7 +54,7 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn execute(state: &HttpState, principal: Principal, request: async_graphql::Request) -> Response {
-    let request = request.data(request_loader(state.app.db.clone())).data(principal);
+    let request = request.data(request_loader(state.app.db.clone())).data(principal).data(RawJsonWriter);
     let response = state.schema.execute(request).await;
     // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
     let status =
@@ -68,10 +69,38 @@ async fn execute(state: &HttpState, principal: Principal, request: async_graphql
                 _ => None,
             }
         });
-    let mut http_response = GraphQLResponse::from(response).into_response();
+    let mut http_response = graphql_response(response);
     if let Some(status) = status {
         *http_response.status_mut() = status;
     }
+    http_response
+}
+
+/// The answer as async-graphql-axum's `GraphQLResponse` sends it (same headers), with the
+/// body written by [`write_response`], which splices in the JSON text the database produced.
+fn graphql_response(response: async_graphql::Response) -> Response {
+    let body = match write_response(&response) {
+        Ok(body) => body,
+        Err(err) => {
+            tracing::error!(error = %err, "writing a GraphQL answer");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not write the answer",
+                "INTERNAL_SERVER_ERROR",
+            );
+        }
+    };
+    let mut http_response = Response::new(axum::body::Body::from(body));
+    let headers = http_response.headers_mut();
+    headers
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/graphql-response+json"));
+    if response.is_ok()
+        && let Some(cache_control) = response.cache_control.value()
+        && let Ok(value) = header::HeaderValue::from_str(&cache_control)
+    {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+    headers.extend(response.http_headers);
     http_response
 }
 

@@ -274,3 +274,113 @@ async fn endpoints_answered_from_memory_read_as_resolved_field_by_field() {
         assert_eq!(node["requestBody"], body);
     }
 }
+
+/// Endpoint lists that SQLite writes as JSON must read byte for byte as the same selection
+/// resolved in Rust: wrapping the selection in an inline fragment sends it down that path.
+const ENDPOINT_FIELDS: &str = "__typename id verb: method path operationId summary description deprecated
+    parameters { __typename name location required schemaType description example }
+    body: requestBody { __typename contentType required example }";
+
+#[tokio::test]
+async fn endpoint_lists_written_by_the_database_read_as_resolved_ones() {
+    use metric_vault::db::entities::{endpoint, endpoint_parameter, request_body, tag};
+    use sea_orm::{ActiveModelTrait, DbBackend, EntityTrait, Set};
+
+    let app = spawn_app().await;
+    let project_id = app.create_project("Shop").await;
+    let seeded = seed::spec(&app.db, project_id.parse().unwrap(), "http://127.0.0.1:9000/api", 3, 12).await;
+    // Text that JSON must escape, and examples of every JSON kind.
+    let tricky = "quote \" backslash \\ tab \t newline \n soh \u{1} unit \u{1f} del \u{7f} \u{2028} é 🚀 '";
+    let first = seeded.endpoint_ids[0];
+    endpoint::ActiveModel {
+        id: Set(first),
+        summary: Set(Some(tricky.to_owned())),
+        description: Set(Some("<b>&amp;</b> / slash".to_owned())),
+        ..Default::default()
+    }
+    .update(&app.db)
+    .await
+    .unwrap();
+    let examples = [
+        json!({"b": [1, -2.5, 1e300, null, true], "a": {"z": tricky, "y": ""}, "aa": 0}),
+        json!(tricky),
+        json!(12345678901234_i64),
+        json!(0.1),
+        json!([]),
+    ];
+    let parameters = endpoint_parameter::Entity::find().all(&app.db).await.unwrap();
+    for (parameter, example) in parameters.into_iter().zip(examples) {
+        let mut parameter: endpoint_parameter::ActiveModel = parameter.into();
+        parameter.example = Set(Some(example));
+        parameter.description = Set(Some(tricky.to_owned()));
+        parameter.update(&app.db).await.unwrap();
+    }
+    let body = request_body::Entity::find().one(&app.db).await.unwrap().unwrap();
+    let mut body: request_body::ActiveModel = body.into();
+    body.example = Set(Some(json!({"name": tricky, "count": 3})));
+    body.update(&app.db).await.unwrap();
+    let no_endpoints = tag::ActiveModel {
+        spec_id: Set(seeded.spec_id),
+        name: Set("unused".into()),
+        description: Set(None),
+        position: Set(9),
+        ..Default::default()
+    };
+    no_endpoints.insert(&app.db).await.unwrap();
+
+    let variables = json!({ "id": project_id });
+    // One field per enclosing object: async-graphql orders the keys of the objects it resolves
+    // as their fields finish, so only the endpoint lists have a fixed key order to compare.
+    let by_spec = |fields: &str| {
+        format!("query($id: ID!) {{ project(id: $id) {{ specs {{ endpoints {{ {fields} }} }} }} }}")
+    };
+    let by_tag = |fields: &str| {
+        format!(
+            "query($id: ID!) {{ project(id: $id) {{ specs {{ tags {{ endpoints {{ {fields} }} }} }} }} }}"
+        )
+    };
+    let in_fragment = format!("... on Endpoint {{ {ENDPOINT_FIELDS} }}");
+    let mut tags = Value::Null;
+    for query in [by_spec, by_tag] {
+        let written = answer_text(&app, &query(ENDPOINT_FIELDS), &variables).await;
+        let resolved = answer_text(&app, &query(&in_fragment), &variables).await;
+        assert_eq!(written, resolved);
+        let parsed: Value = serde_json::from_str(&written).unwrap();
+        assert!(parsed.get("errors").is_none(), "{parsed}");
+        let spec = &parsed["data"]["project"]["specs"][0];
+        if spec["tags"].is_array() {
+            tags = spec["tags"].clone();
+        } else {
+            assert_eq!(spec["endpoints"].as_array().unwrap().len(), 12);
+            assert_eq!(spec["endpoints"][0]["summary"], tricky);
+            assert_eq!(spec["endpoints"][0]["parameters"][0]["example"]["a"]["z"], tricky);
+        }
+    }
+    let tags = tags.as_array().unwrap();
+    assert_eq!(tags.len(), 4);
+    assert_eq!(tags.iter().map(|tag| tag["endpoints"].as_array().unwrap().len()).sum::<usize>(), 12);
+    assert_eq!(tags[3]["endpoints"], json!([]));
+
+    // On SQLite the plain selection is written by the database: parameters and bodies are not
+    // loaded in statements of their own.
+    let written = app.statements_for(&by_tag(ENDPOINT_FIELDS), variables.clone()).await;
+    let resolved = app.statements_for(&by_tag(&in_fragment), variables).await;
+    if app.db.get_database_backend() == DbBackend::Sqlite {
+        assert_eq!((written, resolved), (4, 6));
+    } else {
+        assert_eq!(written, resolved);
+    }
+}
+
+/// The body of a GraphQL answer as the server wrote it.
+async fn answer_text(app: &crate::helpers::TestApp, query: &str, variables: &Value) -> String {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}

@@ -16,15 +16,22 @@
 //!
 //! What the eager path does not do is call extensions' `resolve` hook per field: the schema's
 //! only extension ([`super::super::schema`]) hooks parsing and validation, not resolution.
+//!
+//! A list can also answer with JSON text the database wrote ([`ListAnswer::Json`]), when the
+//! HTTP handler writes the answer ([`RawJsonWriter`], [`write_response`]): the text is then
+//! copied into the body as it is, with no value built per field at all.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{
+    borrow::Cow,
+    sync::{Arc, OnceLock},
+};
 
 use async_graphql::{
     ContextSelectionSet, Name, OutputType, Positioned, ServerResult, Value,
     indexmap::IndexMap,
     parser::types::{Field, Selection, SelectionSet},
     registry::Registry,
-    resolver_utils::resolve_list,
+    resolver_utils::{EnumType, resolve_list},
 };
 
 /// An object that can give (some of) its fields from memory.
@@ -45,10 +52,20 @@ pub fn with_sub_selection<'a, R>(
     resolve(&field_ctx.with_selection_set(&field.node.selection_set))
 }
 
+/// The value of an enum item, as async-graphql's `enum_value` gives it but without allocating
+/// the name each time: `names` keeps one per variant (a `static` per enum type).
+pub fn enum_value<T: EnumType>(item: T, names: &'static OnceLock<Vec<Name>>) -> Value {
+    let names = names.get_or_init(|| T::items().iter().map(|item| Name::new(item.name)).collect());
+    match T::items().iter().position(|candidate| candidate.value == item) {
+        Some(index) => Value::Enum(names[index].clone()),
+        None => async_graphql::resolver_utils::enum_value(item),
+    }
+}
+
 /// `object`'s answer to the selection set of `ctx`, or `None` when some selected field
 /// cannot be given from memory (the caller then resolves the object the usual way).
 pub fn resolve_now<T: EagerObject>(object: &T, ctx: &ContextSelectionSet<'_>) -> Option<Value> {
-    let mut fields = IndexMap::new();
+    let mut fields = IndexMap::with_capacity(ctx.item.node.items.len());
     collect(object, ctx, &ctx.item.node, &mut fields)?;
     // As async-graphql: an object without a selected field answers null.
     Some(if fields.is_empty() { Value::Null } else { Value::Object(fields) })
@@ -254,4 +271,111 @@ impl<T: OutputType, D: LoadedFields<T>> OutputType for WithLoaded<T, D> {
             None => self.object.resolve(ctx, field).await,
         }
     }
+}
+
+/// The key of the one-entry object that stands for a piece of JSON text in an answer (see
+/// [`raw_json`]). No GraphQL name starts with `$`, so no selected field can collide with it.
+const RAW_JSON_KEY: &str = "$metric-vault:raw-json";
+
+/// Request data saying that the answer is written by [`write_response`], so that list
+/// fields may answer with JSON text the database produced ([`raw_json`]). Other transports
+/// (websockets, direct `Schema::execute`) do not insert it and always get plain values.
+#[derive(Clone, Copy, Debug)]
+pub struct RawJsonWriter;
+
+/// Whether this request's answer is written by [`write_response`].
+pub fn raw_json_allowed(ctx: &async_graphql::Context<'_>) -> bool {
+    ctx.data_opt::<RawJsonWriter>().is_some()
+}
+
+/// A value that [`write_response`] writes as `json`, verbatim. `json` must be one JSON value
+/// written exactly as serde_json writes the value it stands for (compact, same escapes, same
+/// key order), so that the answer reads byte for byte as if it had been resolved field by field.
+pub fn raw_json(json: String) -> Value {
+    let mut object = IndexMap::with_capacity(1);
+    object.insert(Name::new(RAW_JSON_KEY), Value::String(json));
+    Value::Object(object)
+}
+
+/// A list field of eager objects whose answer may come as JSON text from the database.
+pub enum ListAnswer<T> {
+    Items(EagerList<T>),
+    /// A JSON array, see [`raw_json`].
+    Json(String),
+}
+
+impl<T: EagerObject> OutputType for ListAnswer<T> {
+    fn type_name() -> Cow<'static, str> {
+        EagerList::<T>::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        EagerList::<T>::qualified_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        EagerList::<T>::create_type_info(registry)
+    }
+
+    async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        match self {
+            Self::Items(items) => items.resolve(ctx, field).await,
+            Self::Json(json) => Ok(raw_json(json.clone())),
+        }
+    }
+}
+
+/// The HTTP body of `response`: what serde_json writes for it (`data`, then `extensions`
+/// and `errors` when not empty, as async-graphql's `Serialize` does), with the values made by
+/// [`raw_json`] written as their JSON text.
+pub fn write_response(response: &async_graphql::Response) -> serde_json::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(4096);
+    out.extend_from_slice(b"{\"data\":");
+    write_value(&mut out, &response.data)?;
+    if !response.extensions.is_empty() {
+        out.extend_from_slice(b",\"extensions\":");
+        serde_json::to_writer(&mut out, &response.extensions)?;
+    }
+    if !response.errors.is_empty() {
+        out.extend_from_slice(b",\"errors\":");
+        serde_json::to_writer(&mut out, &response.errors)?;
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) -> serde_json::Result<()> {
+    match value {
+        Value::List(items) => {
+            out.push(b'[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(fields) => {
+            if fields.len() == 1
+                && let Some(Value::String(json)) = fields.get(RAW_JSON_KEY)
+            {
+                out.extend_from_slice(json.as_bytes());
+                return Ok(());
+            }
+            out.push(b'{');
+            for (index, (name, value)) in fields.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, name.as_str())?;
+                out.push(b':');
+                write_value(out, value)?;
+            }
+            out.push(b'}');
+        }
+        Value::String(text) => serde_json::to_writer(&mut *out, text.as_str())?,
+        other => serde_json::to_writer(&mut *out, other)?,
+    }
+    Ok(())
 }
