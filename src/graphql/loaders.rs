@@ -23,7 +23,7 @@ use crate::{
         endpoint, endpoint_parameter, openapi_spec, project, request_body, scenario_history, stage_history,
         tag, tag_endpoint, test_history,
     },
-    db::repo::Page,
+    db::repo::{Page, history::Cells},
     domain::{HttpMethod, ParameterLocation},
     error::AppError,
     graphql::types::catalogue::{Parameter, RequestBody},
@@ -611,19 +611,6 @@ const SCENARIO_COLUMNS: [scenario_history::Column; 30] = {
     ]
 };
 
-/// Reads a row's cells in select order, by index (see [`EndpointTuple`] for why).
-struct Cells<'a> {
-    row: &'a sea_orm::QueryResult,
-    next: usize,
-}
-
-impl Cells<'_> {
-    fn next<T: sea_orm::TryGetable>(&mut self) -> Result<T, sea_orm::DbErr> {
-        self.next += 1;
-        self.row.try_get_by_index(self.next - 1)
-    }
-}
-
 /// A `scenario_history` row selected as [`SCENARIO_COLUMNS`], after the endpoint's columns
 /// when the statement joins them (`WITH_ENDPOINT`).
 struct ScenarioByIndex<const WITH_ENDPOINT: bool>(ScenarioWithEndpoint);
@@ -636,7 +623,7 @@ impl<const WITH_ENDPOINT: bool> FromQueryResult for ScenarioByIndex<WITH_ENDPOIN
         } else {
             None
         };
-        let mut cells = Cells { row, next: if WITH_ENDPOINT { ENDPOINT_COLUMNS } else { 0 } };
+        let mut cells = Cells::from(row, if WITH_ENDPOINT { ENDPOINT_COLUMNS } else { 0 });
         // Fields in the order of SCENARIO_COLUMNS: a struct expression evaluates in source order.
         let scenario = scenario_history::Model {
             id: cells.next()?,

@@ -52,8 +52,18 @@ impl HistoryQuery {
         let filter = filter.unwrap_or_default().into_row()?;
         let first = page_size(first, 20)?;
         let before = after.as_deref().map(|c| decode_cursor(RUN_CURSOR, c)).transpose()?;
-        let page = repo::history::page(db(ctx), &filter, first, before).await?;
-        Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Filter(filter)))
+        // The count is independent of the page: both statements run side by side.
+        let counted = ctx.look_ahead().field("totalCount").exists();
+        let (page, total) =
+            futures_util::future::try_join(repo::history::page(db(ctx), &filter, first, before), async {
+                if counted { repo::history::count(db(ctx), &filter).await.map(Some) } else { Ok(None) }
+            })
+            .await?;
+        let total = match total {
+            Some(total) => RunTotal::Counted(total),
+            None => RunTotal::Filter(filter),
+        };
+        Ok(TestHistoryConnection::new(page, before.is_some(), total))
     }
 
     async fn test_history(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TestHistory>> {

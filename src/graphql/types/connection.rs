@@ -88,6 +88,9 @@ impl EndpointConnection {
 
 /// How a run connection counts its whole list.
 pub enum RunTotal {
+    /// Counted with the page.
+    Counted(u64),
+    /// Counted when asked.
     Filter(TestHistoryFilter),
     /// Batched across projects through the loader.
     Project(i64),
@@ -134,6 +137,7 @@ impl TestHistoryConnection {
     /// Runs matching the filter, over all pages.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
         Ok(match &self.total {
+            RunTotal::Counted(total) => *total as i64,
             RunTotal::Filter(filter) => repo::history::count(db(ctx), filter).await? as i64,
             RunTotal::Project(project_id) => {
                 loader(ctx).load_one(RunCountOfProject(*project_id)).await?.unwrap_or(0)
