@@ -106,7 +106,12 @@ pub struct Authenticator {
     /// Digest of `METRIC_VAULT_ADMIN_TOKEN`.
     bootstrap: Option<[u8; 32]>,
     cache: Arc<Mutex<HashMap<[u8; 32], Cached>>>,
+    /// Ids of tokens revoked on this replica, for the open websockets that were let in by one.
+    revoked: tokio::sync::broadcast::Sender<i64>,
 }
+
+/// How many revocations an open websocket may fall behind before it re-checks its token.
+const REVOCATIONS_BUFFERED: usize = 16;
 
 impl Authenticator {
     pub fn new(mode: AuthMode, db: DatabaseConnection, bootstrap_token: Option<&str>) -> Self {
@@ -115,7 +120,13 @@ impl Authenticator {
             db,
             bootstrap: bootstrap_token.map(tokens::digest),
             cache: Arc::new(Mutex::new(HashMap::new())),
+            revoked: tokio::sync::broadcast::channel(REVOCATIONS_BUFFERED).0,
         }
+    }
+
+    /// The ids of tokens revoked on this replica from now on.
+    pub fn revocations(&self) -> tokio::sync::broadcast::Receiver<i64> {
+        self.revoked.subscribe()
     }
 
     pub fn mode(&self) -> AuthMode {
@@ -195,9 +206,12 @@ impl Authenticator {
         });
     }
 
-    /// Forgets a revoked token at once (other replicas forget it within the cache's lifetime).
+    /// Forgets a revoked token at once and tells the websockets it opened to close (other
+    /// replicas forget it within the cache's lifetime; their websockets re-check at keep-alive).
     pub fn forget(&self, token_id: i64) {
         self.cache.lock().expect("token cache").retain(|_, c| c.principal.token_id != Some(token_id));
+        // Nobody listening (no open websocket) is no error.
+        let _ = self.revoked.send(token_id);
     }
 
     /// Creates a token; returns it (shown once) with its stored record.

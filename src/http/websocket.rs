@@ -13,7 +13,9 @@
 //! - **authentication**: the token comes in `connection_init`'s payload
 //!   (`{"authorization": "Bearer …"}`, what graphql-ws clients send), or else in the upgrade
 //!   request's `Authorization` header; a missing or bad one closes the socket with 4403
-//!   before any subscription can start.
+//!   before any subscription can start. A token revoked while its socket is open closes it
+//!   with 4403 too: at once on the replica that revoked it, and on others at the next
+//!   keep-alive after their token cache has forgotten it.
 //!
 //! async-graphql's own `keepalive_timeout` is not used: it closes any client that sends
 //! nothing for a while, which is what a healthy subscriber that only listens does.
@@ -21,7 +23,7 @@
 use std::{
     str::FromStr,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -36,10 +38,10 @@ use axum::{
     http::{HeaderMap, header},
 };
 use futures_util::{SinkExt, StreamExt, future};
-use tokio::time::Instant;
+use tokio::{sync::broadcast::error::RecvError, time::Instant};
 
 use crate::{
-    access::{Authenticator, Principal},
+    access::{AuthError, Authenticator, Principal},
     graphql::{AppSchema, subscription::SubscriptionExecutor},
 };
 
@@ -116,12 +118,21 @@ pub async fn serve(
         })
     });
     let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let authenticator = auth.authenticator.clone();
+    let mut revocations = authenticator.revocations();
+    let mut hearing_revocations = true;
+    let admitted: Arc<Mutex<Option<Admitted>>> = Arc::default();
     let on_init = {
         let refused = refused.clone();
+        let admitted = admitted.clone();
         move |payload: serde_json::Value| async move {
             let authorization = payload_authorization(&payload).or(auth.upgrade_header);
             match auth.authenticator.authenticate(authorization.as_deref()).await {
                 Ok(principal) => {
+                    if let (Some(token_id), Some(authorization)) = (principal.token_id, authorization) {
+                        *admitted.lock().expect("admitted token") =
+                            Some(Admitted { token_id, authorization });
+                    }
                     let mut data = Data::default();
                     data.insert::<Principal>(principal);
                     Ok(data)
@@ -165,13 +176,34 @@ pub async fn serve(
                 Some(WsMessage::Close(code, reason)) => vec![close(code, reason)],
                 None => break,
             },
+            revoked = revocations.recv(), if acknowledged && hearing_revocations => {
+                let ours = admitted.lock().expect("admitted token").clone();
+                match (revoked, ours) {
+                    (Ok(id), Some(ours)) if id == ours.token_id => revoked_close(),
+                    // Too many revocations at once to tell: ask the token store.
+                    (Err(RecvError::Lagged(_)), Some(ours)) if token_revoked(&authenticator, &ours).await => {
+                        revoked_close()
+                    }
+                    (Err(RecvError::Closed), _) => {
+                        hearing_revocations = false;
+                        Vec::new()
+                    }
+                    _ => Vec::new(),
+                }
+            }
             () = &mut init_deadline, if !acknowledged => {
                 vec![close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout".to_owned())]
             }
             _ = keepalive.tick(), if acknowledged => {
                 let silent = opened.elapsed().saturating_sub(Duration::from_millis(heard_at.load(Ordering::Relaxed)));
+                let ours = admitted.lock().expect("admitted token").clone();
                 if silent > IDLE_LIMIT {
                     vec![close(CLOSE_IDLE, "keep-alive timeout".to_owned())]
+                } else if let Some(ours) = ours
+                    && token_revoked(&authenticator, &ours).await
+                {
+                    // Revoked on another replica: its cache entry has expired by now or will soon.
+                    revoked_close()
                 } else {
                     vec![Message::Ping(Default::default()), Message::Text(keepalive_message(protocol).into())]
                 }
@@ -190,6 +222,23 @@ pub async fn serve(
         }
     }
     let _ = sink.close().await;
+}
+
+/// The stored token a connection was let in with.
+#[derive(Clone)]
+struct Admitted {
+    token_id: i64,
+    authorization: String,
+}
+
+/// Whether the token store now says no to the token a connection was let in with. A store
+/// that cannot be read keeps the connection open: that is an outage, not a revocation.
+async fn token_revoked(authenticator: &Authenticator, admitted: &Admitted) -> bool {
+    matches!(authenticator.authenticate(Some(&admitted.authorization)).await, Err(AuthError::Invalid))
+}
+
+fn revoked_close() -> Vec<Message> {
+    vec![close(CLOSE_FORBIDDEN, "Forbidden: the API token was revoked".to_owned())]
 }
 
 /// A close frame's reason must fit in 123 bytes.

@@ -211,6 +211,44 @@ async fn websockets_take_the_token_in_connection_init_and_close_4403_without_one
 }
 
 #[tokio::test]
+async fn revoking_a_token_closes_the_websockets_it_opened_and_no_other() {
+    let app = spawn_app().await;
+    let (revoked, revoked_id) = create_token(&app, "old wall screen", "VIEWER").await;
+    let (kept, _) = create_token(&app, "new wall screen", "VIEWER").await;
+    let mut doomed = Vec::new();
+    for protocol in [Protocol::Modern, Protocol::Legacy] {
+        let mut socket = open_socket(&app.address, protocol).await;
+        let ack = socket.init_with(json!({ "authorization": format!("Bearer {revoked}") })).await;
+        assert_eq!(ack["type"], "connection_ack", "{protocol:?}");
+        socket.subscribe("1", "subscription { testStatusChanged { status } }", json!({})).await;
+        doomed.push(socket);
+    }
+    let mut survivor = open_socket(&app.address, Protocol::Modern).await;
+    let ack = survivor.init_with(json!({ "authorization": format!("Bearer {kept}") })).await;
+    assert_eq!(ack["type"], "connection_ack");
+    survivor.subscribe("1", "subscription { testStatusChanged { status } }", json!({})).await;
+
+    let revoke = "mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }";
+    assert!(
+        app.graphql(revoke, json!({ "id": revoked_id })).await.data()["revokeApiToken"]["revokedAt"]
+            .is_string()
+    );
+
+    // Closed at once — well before the first keep-alive re-check, 12 s after connecting —
+    // with the code of a refused token.
+    for socket in &mut doomed {
+        let (code, texts) = tokio::time::timeout(std::time::Duration::from_secs(5), close_code(socket))
+            .await
+            .expect("closed at once");
+        assert_eq!(code, 4403, "{texts:?}");
+    }
+    // The other token's connection is untouched and still answers.
+    survivor.subscribe("2", "query { viewer { name } }", json!({})).await;
+    let answer = survivor.next_message().await;
+    assert_eq!(answer["payload"]["data"]["viewer"]["name"], "new wall screen", "{answer}");
+}
+
+#[tokio::test]
 async fn auth_mode_none_lets_everyone_in_as_admin() {
     let app = spawn_app_with(&[("AUTH_MODE", "none")]).await;
     let open = graphql_as(&app, None, "{ viewer { role name } }", json!({})).await;

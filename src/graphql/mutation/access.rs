@@ -47,7 +47,8 @@ impl AccessMutation {
     }
 
     /// Revokes an API token: it stops working at once on this server, within 30 s on other
-    /// replicas. ADMIN only.
+    /// replicas; websockets opened with it are closed (4403) at once here, at their next
+    /// keep-alive after that elsewhere. ADMIN only.
     #[graphql(guard = "RoleGuard(Role::Admin)")]
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> Result<ApiToken> {
         let id = parse_id(&id, "id")?;
