@@ -15,12 +15,6 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Database, Set};
 use serde_json::{Value, json};
 
 const RUNS: usize = 10_000;
-const BOARD: &str = r#"query($p: ID) { testHistories(filter: {projectId: $p}, first: 50) { totalCount
-  pageInfo { hasNextPage endCursor }
-  nodes { id title status verdict testedAt
-    summary { totalRequests avgTps p95ResponseTime avgErrorRate }
-    scenarios { name verdict summary { p95ResponseTime avgTps avgErrorRate }
-      stages { duration target } endpoint { method path } } } } }"#;
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -56,7 +50,7 @@ async fn measure(database_url: &str, iterations: usize) -> anyhow::Result<(Vec<f
     tokio::spawn(app.run_until_stopped());
 
     let client = common::http_client()?;
-    let body = json!({ "query": BOARD, "variables": { "p": project.id.to_string() } });
+    let body = json!({ "query": common::BOARD_QUERY, "variables": { "p": project.id.to_string() } });
     let first: Value = client.post(&url).json(&body).send().await?.json().await?;
     ensure!(first.get("errors").is_none(), "errors: {first}");
     ensure!(

@@ -59,8 +59,6 @@ const SPECS_PER_PROJECT: usize = 5;
 const TAGS_PER_SPEC: usize = 20;
 const ENDPOINTS_PER_SPEC: usize = 400;
 const RUNS: usize = 10_000;
-/// Our server's bootstrap admin token (sent as `Authorization: Bearer …`).
-const TOKEN: &str = "benchmark-admin-token-0123456789";
 const SEARCH: &str = "resources-12";
 
 // ---------------------------------------------------------------- queries
@@ -77,13 +75,6 @@ const PG_A: &str = "query($id: BigInt!) { projectById(id: $id) { title
       tagEndpointsByTagIdList(orderBy: ENDPOINT_ID_ASC) { endpointByEndpointId { method path operationId summary
         endpointParametersByEndpointIdList(orderBy: POSITION_ASC) { name location required schemaType example }
         requestBodiesByEndpointIdList { contentType example } } } } } } }";
-/// (b) The main board, in our schema.
-const OURS_B: &str = r#"query($p: ID) { testHistories(filter: {projectId: $p}, first: 50) { totalCount
-  pageInfo { hasNextPage endCursor }
-  nodes { id title status verdict testedAt
-    summary { totalRequests avgTps p95ResponseTime avgErrorRate }
-    scenarios { name verdict summary { p95ResponseTime avgTps avgErrorRate }
-      stages { duration target } endpoint { method path } } } } }"#;
 /// (b) in PostGraphile's naming. PostGraphile has no verdicts (derived in Rust by our server),
 /// so it returns the columns a client needs to derive them (targets) instead.
 const PG_B: &str =
@@ -153,12 +144,12 @@ struct Request {
 
 fn request(kind: Kind, address: SocketAddr, query: Query, project_id: i64) -> Option<Request> {
     let graphql = format!("http://{address}/graphql");
-    let bearer = vec![("Authorization".to_owned(), format!("Bearer {TOKEN}"))];
+    let bearer = vec![("Authorization".to_owned(), format!("Bearer {}", common::BENCH_TOKEN))];
     let (url, body, headers) = match (kind, query) {
         (Kind::OursPostgres | Kind::OursSqlite, q) => {
             let (text, variables) = match q {
                 Query::Catalogue => (OURS_A, json!({ "id": project_id.to_string() })),
-                Query::Board => (OURS_B, json!({ "p": project_id.to_string() })),
+                Query::Board => (common::BOARD_QUERY, json!({ "p": project_id.to_string() })),
                 Query::Search => (OURS_C, json!({ "s": SEARCH })),
             };
             (graphql, json!({ "query": text, "variables": variables }), bearer)
@@ -393,20 +384,13 @@ fn start_ours(
     database_url: &str,
     extra_env: &[(&str, &str)],
 ) -> anyhow::Result<Server> {
-    let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_metric-vault"));
-    command
-        .current_dir(workdir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", database_url)
-        .env("BIND_ADDR", address.to_string())
-        .env("LOG_LEVEL", "warn")
-        .env("INFLUXDB_PORT", "9")
-        .env("METRIC_VAULT_ADMIN_TOKEN", TOKEN)
-        .env("K6_SCRIPT_FILE_FOLDER", workdir.join("scripts"))
-        .envs(extra_env.iter().copied());
-    spawn_logged(command, workdir.join(format!("{name}.log")), address)
+    common::start_named_server(
+        Path::new(env!("CARGO_BIN_EXE_metric-vault")),
+        name,
+        database_url,
+        workdir,
+        extra_env,
+    )
 }
 
 fn postgraphile_dir() -> PathBuf {

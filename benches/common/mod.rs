@@ -94,6 +94,18 @@ pub fn start_server(
     workdir: &Path,
     extra_env: &[(&str, &str)],
 ) -> anyhow::Result<Server> {
+    start_named_server(binary, "server", database_url, workdir, extra_env)
+}
+
+/// [`start_server`] for benches that run several servers in one `workdir`: this one logs to
+/// `<workdir>/<name>.log`.
+pub fn start_named_server(
+    binary: &Path,
+    name: &str,
+    database_url: &str,
+    workdir: &Path,
+    extra_env: &[(&str, &str)],
+) -> anyhow::Result<Server> {
     let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let scripts = workdir.join("scripts");
     let mut command = Command::new(binary);
@@ -112,7 +124,7 @@ pub fn start_server(
         .env("INFLUXDB_PORT", "9")
         .env("K6_SCRIPT_FILE_FOLDER", &scripts)
         .envs(extra_env.iter().copied());
-    spawn_logged(command, workdir.join("server.log"), address)
+    spawn_logged(command, workdir.join(format!("{name}.log")), address)
 }
 
 /// Spawns any server process (ours, PostGraphile) listening on `address`, with stdout and
@@ -187,6 +199,15 @@ impl Drop for Server {
 
 /// The bootstrap admin token every benchmarked server is started with (`METRIC_VAULT_ADMIN_TOKEN`):
 /// the measured path includes authentication, as it does in production.
+/// The main board of a project (issue 9's query (b)), in our schema: the benches that time it
+/// ask exactly the same.
+pub const BOARD_QUERY: &str = r#"query($p: ID) { testHistories(filter: {projectId: $p}, first: 50) { totalCount
+  pageInfo { hasNextPage endCursor }
+  nodes { id title status verdict testedAt
+    summary { totalRequests avgTps p95ResponseTime avgErrorRate }
+    scenarios { name verdict summary { p95ResponseTime avgTps avgErrorRate }
+      stages { duration target } endpoint { method path } } } } }"#;
+
 pub const BENCH_TOKEN: &str = "mv_benchmark-admin-token-on-loopback";
 
 /// A client for 127.0.0.1 only (no proxy from the environment may sit in the measured path)
