@@ -23,7 +23,10 @@ use crate::{
         endpoint, endpoint_parameter, openapi_spec, project, request_body, scenario_history, stage_history,
         tag, tag_endpoint, test_history,
     },
-    db::repo::{Page, history::Cells},
+    db::repo::{
+        Page,
+        history::{Cells, summary_table_by_index},
+    },
     domain::{HttpMethod, ParameterLocation},
     error::AppError,
     graphql::types::catalogue::{Parameter, RequestBody},
@@ -574,42 +577,10 @@ pub struct ScenariosOfRun {
 /// A scenario row with its endpoint's, when joined.
 pub type ScenarioWithEndpoint = (scenario_history::Model, Option<EndpointRow>);
 
-/// Every column of `scenario_history`, in the order [`ScenarioByIndex`] decodes them.
-const SCENARIO_COLUMNS: [scenario_history::Column; 30] = {
-    use scenario_history::Column as C;
-    [
-        C::Id,
-        C::TestHistoryId,
-        C::EndpointId,
-        C::Position,
-        C::Name,
-        C::ScenarioTag,
-        C::Executor,
-        C::ThinkTime,
-        C::MaxVusLimit,
-        C::ResponseTimeTarget,
-        C::ErrorRateTarget,
-        C::Request,
-        C::TestDuration,
-        C::MaxTps,
-        C::MinTps,
-        C::AvgTps,
-        C::MaxResponseTime,
-        C::MinResponseTime,
-        C::AvgResponseTime,
-        C::P50ResponseTime,
-        C::P95ResponseTime,
-        C::P99ResponseTime,
-        C::MaxErrorRate,
-        C::MinErrorRate,
-        C::AvgErrorRate,
-        C::MaxVus,
-        C::MinVus,
-        C::AvgVus,
-        C::TotalRequests,
-        C::FailedRequests,
-    ]
-};
+summary_table_by_index!(SCENARIO_COLUMNS, decode_scenario, scenario_history:
+    Id id, TestHistoryId test_history_id, EndpointId endpoint_id, Position position, Name name,
+    ScenarioTag scenario_tag, Executor executor, ThinkTime think_time, MaxVusLimit max_vus_limit,
+    ResponseTimeTarget response_time_target, ErrorRateTarget error_rate_target, Request request);
 
 /// A `scenario_history` row selected as [`SCENARIO_COLUMNS`], after the endpoint's columns
 /// when the statement joins them (`WITH_ENDPOINT`).
@@ -623,40 +594,8 @@ impl<const WITH_ENDPOINT: bool> FromQueryResult for ScenarioByIndex<WITH_ENDPOIN
         } else {
             None
         };
-        let mut cells = Cells::from(row, if WITH_ENDPOINT { ENDPOINT_COLUMNS } else { 0 });
-        // Fields in the order of SCENARIO_COLUMNS: a struct expression evaluates in source order.
-        let scenario = scenario_history::Model {
-            id: cells.next()?,
-            test_history_id: cells.next()?,
-            endpoint_id: cells.next()?,
-            position: cells.next()?,
-            name: cells.next()?,
-            scenario_tag: cells.next()?,
-            executor: cells.next()?,
-            think_time: cells.next()?,
-            max_vus_limit: cells.next()?,
-            response_time_target: cells.next()?,
-            error_rate_target: cells.next()?,
-            request: cells.next()?,
-            test_duration: cells.next()?,
-            max_tps: cells.next()?,
-            min_tps: cells.next()?,
-            avg_tps: cells.next()?,
-            max_response_time: cells.next()?,
-            min_response_time: cells.next()?,
-            avg_response_time: cells.next()?,
-            p50_response_time: cells.next()?,
-            p95_response_time: cells.next()?,
-            p99_response_time: cells.next()?,
-            max_error_rate: cells.next()?,
-            min_error_rate: cells.next()?,
-            avg_error_rate: cells.next()?,
-            max_vus: cells.next()?,
-            min_vus: cells.next()?,
-            avg_vus: cells.next()?,
-            total_requests: cells.next()?,
-            failed_requests: cells.next()?,
-        };
+        let scenario =
+            decode_scenario(&mut Cells::from(row, if WITH_ENDPOINT { ENDPOINT_COLUMNS } else { 0 }))?;
         Ok(Self((scenario, endpoint)))
     }
 }
@@ -678,7 +617,7 @@ async fn scenarios_of_runs<const WITH_ENDPOINT: bool>(
         select = endpoint_columns(select).join(JoinType::InnerJoin, to_endpoint.into());
     }
     select
-        .columns(SCENARIO_COLUMNS)
+        .columns(SCENARIO_COLUMNS.iter().copied())
         .filter(C::TestHistoryId.is_in(ids))
         .order_by_asc(C::TestHistoryId)
         .order_by_asc(C::Position)

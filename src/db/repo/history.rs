@@ -58,94 +58,48 @@ impl<'a> Cells<'a> {
     }
 }
 
-/// Every column of `test_history`, in the order [`RunByIndex`] decodes them.
-const RUN_COLUMNS: [test_history::Column; 36] = {
-    use test_history::Column as C;
-    [
-        C::Id,
-        C::ProjectId,
-        C::Title,
-        C::Description,
-        C::TargetTps,
-        C::Status,
-        C::Runner,
-        C::Parallelism,
-        C::JobName,
-        C::K6ScriptFileName,
-        C::K6Script,
-        C::TestedAt,
-        C::StartedAt,
-        C::CompletedAt,
-        C::FailureReason,
-        C::IsCompleted,
-        C::CreatedAt,
-        C::UpdatedAt,
-        C::TestDuration,
-        C::MaxTps,
-        C::MinTps,
-        C::AvgTps,
-        C::MaxResponseTime,
-        C::MinResponseTime,
-        C::AvgResponseTime,
-        C::P50ResponseTime,
-        C::P95ResponseTime,
-        C::P99ResponseTime,
-        C::MaxErrorRate,
-        C::MinErrorRate,
-        C::AvgErrorRate,
-        C::MaxVus,
-        C::MinVus,
-        C::AvgVus,
-        C::TotalRequests,
-        C::FailedRequests,
-    ]
-};
+/// A table read by column index: `$columns`, the columns to select in order, and `$decode`,
+/// which reads the table's model from [`Cells`] in that order — both from one list of
+/// `Column field` pairs, followed by the run-summary columns that `test_history` and
+/// `scenario_history` share, so the two orders cannot drift apart.
+macro_rules! summary_table_by_index {
+    ($columns:ident, $decode:ident, $table:ident: $($column:ident $field:ident),* $(,)?) => {
+        $crate::db::repo::history::summary_table_by_index!(@both $columns, $decode, $table:
+            $($column $field,)*
+            TestDuration test_duration, MaxTps max_tps, MinTps min_tps, AvgTps avg_tps,
+            MaxResponseTime max_response_time, MinResponseTime min_response_time,
+            AvgResponseTime avg_response_time, P50ResponseTime p50_response_time,
+            P95ResponseTime p95_response_time, P99ResponseTime p99_response_time,
+            MaxErrorRate max_error_rate, MinErrorRate min_error_rate, AvgErrorRate avg_error_rate,
+            MaxVus max_vus, MinVus min_vus, AvgVus avg_vus,
+            TotalRequests total_requests, FailedRequests failed_requests,);
+    };
+    (@both $columns:ident, $decode:ident, $table:ident: $($column:ident $field:ident,)*) => {
+        const $columns: &[$table::Column] = &[$($table::Column::$column),*];
+
+        fn $decode(
+            cells: &mut $crate::db::repo::history::Cells<'_>,
+        ) -> Result<$table::Model, sea_orm::DbErr> {
+            // A struct expression evaluates its fields in source order: the order of `$columns`.
+            Ok($table::Model { $($field: cells.next()?),* })
+        }
+    };
+}
+pub(crate) use summary_table_by_index;
+
+summary_table_by_index!(RUN_COLUMNS, decode_run, test_history:
+    Id id, ProjectId project_id, Title title, Description description, TargetTps target_tps,
+    Status status, Runner runner, Parallelism parallelism, JobName job_name,
+    K6ScriptFileName k6_script_file_name, K6Script k6_script, TestedAt tested_at,
+    StartedAt started_at, CompletedAt completed_at, FailureReason failure_reason,
+    IsCompleted is_completed, CreatedAt created_at, UpdatedAt updated_at);
 
 /// A `test_history` row selected as [`RUN_COLUMNS`].
 struct RunByIndex(test_history::Model);
 
 impl FromQueryResult for RunByIndex {
     fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
-        let mut cells = Cells::from(row, 0);
-        // Fields in the order of RUN_COLUMNS: a struct expression evaluates in source order.
-        Ok(Self(test_history::Model {
-            id: cells.next()?,
-            project_id: cells.next()?,
-            title: cells.next()?,
-            description: cells.next()?,
-            target_tps: cells.next()?,
-            status: cells.next()?,
-            runner: cells.next()?,
-            parallelism: cells.next()?,
-            job_name: cells.next()?,
-            k6_script_file_name: cells.next()?,
-            k6_script: cells.next()?,
-            tested_at: cells.next()?,
-            started_at: cells.next()?,
-            completed_at: cells.next()?,
-            failure_reason: cells.next()?,
-            is_completed: cells.next()?,
-            created_at: cells.next()?,
-            updated_at: cells.next()?,
-            test_duration: cells.next()?,
-            max_tps: cells.next()?,
-            min_tps: cells.next()?,
-            avg_tps: cells.next()?,
-            max_response_time: cells.next()?,
-            min_response_time: cells.next()?,
-            avg_response_time: cells.next()?,
-            p50_response_time: cells.next()?,
-            p95_response_time: cells.next()?,
-            p99_response_time: cells.next()?,
-            max_error_rate: cells.next()?,
-            min_error_rate: cells.next()?,
-            avg_error_rate: cells.next()?,
-            max_vus: cells.next()?,
-            min_vus: cells.next()?,
-            avg_vus: cells.next()?,
-            total_requests: cells.next()?,
-            failed_requests: cells.next()?,
-        }))
+        decode_run(&mut Cells::from(row, 0)).map(Self)
     }
 }
 
@@ -158,7 +112,7 @@ pub async fn page(
     first: u64,
     before_id: Option<i64>,
 ) -> AppResult<Page<test_history::Model>> {
-    let mut select = filtered(filter).select_only().columns(RUN_COLUMNS);
+    let mut select = filtered(filter).select_only().columns(RUN_COLUMNS.iter().copied());
     if let Some(before_id) = before_id {
         select = select.filter(test_history::Column::Id.lt(before_id));
     }
