@@ -1017,22 +1017,6 @@ async fn statements_from_log(
 
 // ---------------------------------------------------------------- main
 
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|line| Some(line.strip_prefix("model name")?.split_once(':')?.1.trim()))
-        .unwrap_or("unknown CPU");
-    format!("{cpus} CPUs, {model}")
-}
-
 struct Cell {
     query: Query,
     vus: u32,
@@ -1043,7 +1027,7 @@ struct Cell {
 async fn main() -> anyhow::Result<()> {
     let options = Options::from_args()?;
     let started = Instant::now();
-    let load_before = load_average();
+    let load_before = common::load_averages();
     let workdir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-postgraphile");
     std::fs::create_dir_all(workdir.join("scripts"))?;
 
@@ -1155,7 +1139,7 @@ async fn main() -> anyhow::Result<()> {
                     figures.p99,
                     figures.requests,
                     figures.failed,
-                    load_average()
+                    common::load_averages()
                 );
                 cell.figures.push((*kind, figures));
             }
@@ -1168,8 +1152,8 @@ async fn main() -> anyhow::Result<()> {
     let mut out = String::new();
     writeln!(out, "\nMetric Vault vs PostGraphile 4 — nested dashboard queries")?;
     writeln!(out, "command:  {}", options.command())?;
-    writeln!(out, "machine:  {}", machine())?;
-    writeln!(out, "load avg: {load_before} before, {} after (1/5/15 min)", load_average())?;
+    writeln!(out, "machine:  {}", common::machine())?;
+    writeln!(out, "load avg: {load_before} before, {} after (1/5/15 min)", common::load_averages())?;
     writeln!(
         out,
         "load:     k6 constant-vus, {} s per cell, servers alternating within each cell; latency = k6 http_req_duration",

@@ -255,6 +255,13 @@ pub fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The 1-, 5- and 15-minute load averages, for a bench long enough to span several.
+pub fn load_averages() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 pub fn verdict(met: bool) -> &'static str {
     if met { "yes" } else { "NO" }
 }
