@@ -119,6 +119,8 @@ impl Query {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
     OursPostgres,
+    /// Ours with `READ_CACHE_ROWS=0`: every answer read from the database.
+    OursUncached,
     PostGraphile,
     Baseline,
     OursSqlite,
@@ -128,6 +130,7 @@ impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::OursPostgres => "metric-vault (PostgreSQL)",
+            Kind::OursUncached => "metric-vault (PostgreSQL), read cache off",
             Kind::PostGraphile => "PostGraphile 4.14",
             Kind::Baseline => "baseline SQL+serde (PostgreSQL)",
             Kind::OursSqlite => "metric-vault (SQLite)",
@@ -146,7 +149,7 @@ fn request(kind: Kind, address: SocketAddr, query: Query, project_id: i64) -> Op
     let graphql = format!("http://{address}/graphql");
     let bearer = vec![("Authorization".to_owned(), format!("Bearer {}", common::BENCH_TOKEN))];
     let (url, body, headers) = match (kind, query) {
-        (Kind::OursPostgres | Kind::OursSqlite, q) => {
+        (Kind::OursPostgres | Kind::OursUncached | Kind::OursSqlite, q) => {
             let (text, variables) = match q {
                 Query::Catalogue => (OURS_A, json!({ "id": project_id.to_string() })),
                 Query::Board => (common::BOARD_QUERY, json!({ "p": project_id.to_string() })),
@@ -177,6 +180,7 @@ struct Options {
     seconds: u64,
     vus: Vec<u32>,
     skip_sqlite: bool,
+    skip_uncached: bool,
     reseed: bool,
     /// Which of (a), (b), (c) to run.
     queries: Vec<Query>,
@@ -189,6 +193,7 @@ impl Options {
             seconds: 10,
             vus: vec![1, 8, 32],
             skip_sqlite: false,
+            skip_uncached: false,
             reseed: false,
             queries: vec![Query::Catalogue, Query::Board, Query::Search],
             given: vec![],
@@ -229,12 +234,16 @@ impl Options {
                     options.skip_sqlite = true;
                     options.given.push(arg);
                 }
+                "--skip-uncached" => {
+                    options.skip_uncached = true;
+                    options.given.push(arg);
+                }
                 "--reseed" => {
                     options.reseed = true;
                     options.given.push(arg);
                 }
                 other => bail!(
-                    "unknown argument {other:?}; expected --seconds N, --vus 1,8,32, --queries a,b,c, --skip-sqlite, --reseed"
+                    "unknown argument {other:?}; expected --seconds N, --vus 1,8,32, --queries a,b,c, --skip-sqlite, --skip-uncached, --reseed"
                 ),
             }
         }
@@ -436,7 +445,7 @@ fn shape(kind: Kind, query: Query, answer: &Value) -> anyhow::Result<Vec<u64>> {
     ensure!(answer.get("errors").is_none(), "errors in the answer: {}", answer["errors"]);
     let data = if kind == Kind::Baseline { answer } else { &answer["data"] };
     let list = |v: &Value, key: &str| -> Vec<Value> { v[key].as_array().cloned().unwrap_or_default() };
-    let ours = matches!(kind, Kind::OursPostgres | Kind::OursSqlite | Kind::Baseline);
+    let ours = matches!(kind, Kind::OursPostgres | Kind::OursUncached | Kind::OursSqlite | Kind::Baseline);
     Ok(match query {
         Query::Catalogue => {
             let (project, specs_key, tags_key) = if ours {
@@ -1041,6 +1050,10 @@ async fn main() -> anyhow::Result<()> {
     let mut servers: Vec<(Kind, Server, i64)> = Vec::new();
     let ours = start_ours(&workdir, "ours-postgres", &pg_url, &[])?;
     servers.push((Kind::OursPostgres, ours, project_id));
+    if !options.skip_uncached {
+        let uncached = start_ours(&workdir, "ours-uncached", &pg_url, &[("READ_CACHE_ROWS", "0")])?;
+        servers.push((Kind::OursUncached, uncached, project_id));
+    }
     servers.push((Kind::PostGraphile, start_postgraphile(&workdir, "postgraphile", false)?, project_id));
     if let Some(sqlite_project) = sqlite_project {
         let url = format!("sqlite://{}?mode=rwc", sqlite_path.display());
@@ -1100,6 +1113,12 @@ async fn main() -> anyhow::Result<()> {
     {
         let mut traced =
             start_ours(&workdir, "ours-traced", &pg_url, &[("RUST_LOG", "warn,metric_vault::sql=trace")])?;
+        let mut traced_uncached = if options.skip_uncached {
+            None
+        } else {
+            let env = [("RUST_LOG", "warn,metric_vault::sql=trace"), ("READ_CACHE_ROWS", "0")];
+            Some(start_ours(&workdir, "ours-uncached-traced", &pg_url, &env)?)
+        };
         let mut graphile = start_postgraphile(&workdir, "postgraphile-debug", true)?;
         for &query in &queries {
             let probe =
@@ -1108,6 +1127,16 @@ async fn main() -> anyhow::Result<()> {
             let req = request(Kind::OursPostgres, traced.address, query, project_id).context("request")?;
             let n = statements_from_log(&client, &traced, &req, |l| l.contains("metric_vault::sql")).await?;
             statements.insert((Kind::OursPostgres, query), n);
+            if let Some(uncached) = &mut traced_uncached {
+                let probe = request(Kind::OursUncached, uncached.address, Query::Search, project_id)
+                    .context("probe")?;
+                wait_until_answers(uncached, &client, &probe).await?;
+                let req =
+                    request(Kind::OursUncached, uncached.address, query, project_id).context("request")?;
+                let n =
+                    statements_from_log(&client, uncached, &req, |l| l.contains("metric_vault::sql")).await?;
+                statements.insert((Kind::OursUncached, query), n);
+            }
 
             let probe =
                 request(Kind::PostGraphile, graphile.address, Query::Search, project_id).context("probe")?;
@@ -1174,7 +1203,7 @@ async fn main() -> anyhow::Result<()> {
         let ours = cell.figures.iter().find(|(k, _)| *k == Kind::OursPostgres).map(|(_, f)| f);
         for (kind, f) in &cell.figures {
             let (ratio, p99_ratio) = match (ours, kind) {
-                (Some(o), Kind::PostGraphile | Kind::Baseline) => {
+                (Some(o), Kind::OursUncached | Kind::PostGraphile | Kind::Baseline) => {
                     (format!("{:.2}×", o.rps / f.rps), format!("{:.2}", f.p99 / o.p99))
                 }
                 _ => ("".into(), "".into()),

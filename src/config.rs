@@ -57,6 +57,8 @@ pub struct Settings {
     pub k8s_script_delivery: ScriptDeliverySetting,
     /// A k6 pod unschedulable this long fails its run (`K8S_UNSCHEDULABLE_GRACE_SECONDS`).
     pub k8s_unschedulable_grace: Duration,
+    /// Rows' worth of catalogues and runs each read cache keeps (`READ_CACHE_ROWS`; 0: none).
+    pub read_cache_rows: usize,
 }
 
 /// How the Kubernetes runner hands the script to its pods.
@@ -196,6 +198,7 @@ impl Settings {
                 120.0,
                 "a positive number of seconds",
             )?),
+            read_cache_rows: env.parsed("READ_CACHE_ROWS", "200000", "a whole number of rows (0 turns the caches off)")?,
         })
         .and_then(|settings| {
             if settings.k8s_script_delivery == ScriptDeliverySetting::Pvc && settings.k6_default_pvc.is_none() {

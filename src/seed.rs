@@ -68,6 +68,7 @@ pub async fn spec(
         source_url: Set(None),
         imported_at: Set(now),
         created_at: Set(now),
+        revision: Set(1),
         ..Default::default()
     }
     .insert(&txn)

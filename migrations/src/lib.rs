@@ -11,6 +11,7 @@ mod m20261127_000001_create_catalogue;
 mod m20261127_000002_create_history;
 mod m20261127_000003_alter_request_body_schema_text;
 mod m20261203_000004_create_api_token;
+mod m20261203_000005_add_spec_revision;
 
 /// Applies every migration in order; `Migrator::up(db, None)` at start-up.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_create_history::Migration),
             Box::new(m20261127_000003_alter_request_body_schema_text::Migration),
             Box::new(m20261203_000004_create_api_token::Migration),
+            Box::new(m20261203_000005_add_spec_revision::Migration),
         ]
     }
 }

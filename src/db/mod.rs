@@ -1,5 +1,6 @@
 //! The metadata database: connect (SQLite by default, PostgreSQL on request), migrate, count statements.
 
+pub mod cache;
 pub mod entities;
 pub mod repo;
 

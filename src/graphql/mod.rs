@@ -5,6 +5,7 @@ pub mod batch;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod read_cache;
 pub mod schema;
 pub mod subscription;
 pub mod types;

@@ -55,6 +55,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
         .data(state.db.clone())
         .data(live)
         .data(state.auth.clone())
+        .data(Arc::new(super::read_cache::ReadCaches::new(state.settings.read_cache_rows)))
         .data(state)
         .extension(ApolloErrorCodes { introspection: limits.introspection })
         .finish()

@@ -286,7 +286,9 @@ async fn endpoint_lists_written_by_the_database_read_as_resolved_ones() {
     use metric_vault::db::entities::{endpoint, endpoint_parameter, request_body, tag};
     use sea_orm::{ActiveModelTrait, DbBackend, EntityTrait, Set};
 
-    let app = spawn_app().await;
+    // With the read cache on, both selections would be answered from the cached catalogue
+    // (tests/api/read_cache.rs compares that with uncached answers).
+    let app = crate::helpers::spawn_app_with(&[("READ_CACHE_ROWS", "0")]).await;
     let project_id = app.create_project("Shop").await;
     let seeded = seed::spec(&app.db, project_id.parse().unwrap(), "http://127.0.0.1:9000/api", 3, 12).await;
     // Text that JSON must escape, and examples of every JSON kind.

@@ -12,6 +12,7 @@ mod kubernetes;
 mod launch;
 mod limits;
 mod projects;
+mod read_cache;
 mod schema;
 mod script_safety;
 mod statements;

@@ -1,9 +1,15 @@
-//! DataLoaders keep a nested query's SQL statement count independent of the data size.
+//! DataLoaders keep a nested query's SQL statement count independent of the data size; the
+//! read caches (catalogues, runs' scenarios and stages) take their statements away once warm.
 
 use metric_vault::seed::{self, Figures, Run, ScenarioSeed};
 use serde_json::json;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app_with};
+
+/// Read caches off: what the loaders alone cost.
+const NO_CACHE: &[(&str, &str)] = &[("READ_CACHE_ROWS", "0")];
+/// Read caches on, as by default.
+const CACHE: &[(&str, &str)] = &[];
 
 const CATALOGUE_TREE: &str = r#"query($id: ID!) { project(id: $id) {
     title endpointCount
@@ -26,8 +32,8 @@ async fn statements_for(app: &TestApp, query: &str, project_id: &str) -> u64 {
     app.statements_for(query, json!({ "id": project_id })).await
 }
 
-async fn catalogue_statements(endpoints: usize) -> u64 {
-    let app = spawn_app().await;
+async fn catalogue_statements(endpoints: usize, settings: &[(&str, &str)]) -> u64 {
+    let app = spawn_app_with(settings).await;
     let id = app.create_project("Shop").await;
     seed::spec(&app.db, id.parse().unwrap(), "http://127.0.0.1:9000", 10, endpoints).await;
     statements_for(&app, CATALOGUE_TREE, &id).await
@@ -35,15 +41,23 @@ async fn catalogue_statements(endpoints: usize) -> u64 {
 
 #[tokio::test]
 async fn the_catalogue_tree_costs_the_same_statements_for_10_and_1000_endpoints() {
-    let small = catalogue_statements(10).await;
-    let large = catalogue_statements(1000).await;
+    let small = catalogue_statements(10, NO_CACHE).await;
+    let large = catalogue_statements(1000, NO_CACHE).await;
 
     assert_eq!(small, large, "statements must not grow with the number of endpoints");
     assert!(small <= 10, "one statement per level, got {small}");
 }
 
-async fn board_statements(runs: usize, query: &str) -> u64 {
-    let app = spawn_app().await;
+#[tokio::test]
+async fn a_cached_catalogue_costs_only_the_rows_above_it_and_the_endpoints_tags() {
+    let small = catalogue_statements(10, CACHE).await;
+    let large = catalogue_statements(1000, CACHE).await;
+
+    assert_eq!((small, large), (4, 4), "the project, its endpoint count, its specs, the endpoints' tags");
+}
+
+async fn board_statements(runs: usize, query: &str, settings: &[(&str, &str)]) -> u64 {
+    let app = spawn_app_with(settings).await;
     let id = app.create_project("Shop").await;
     let spec = seed::spec(&app.db, id.parse().unwrap(), "http://127.0.0.1:9000", 2, 8).await;
     let figures = Figures { p95: 120.0, error_rate: 0.5, avg_tps: 80.0 };
@@ -64,8 +78,8 @@ async fn board_statements(runs: usize, query: &str) -> u64 {
 
 #[tokio::test]
 async fn the_board_costs_the_same_statements_for_2_and_50_runs() {
-    let small = board_statements(2, BOARD).await;
-    let large = board_statements(50, BOARD).await;
+    let small = board_statements(2, BOARD, NO_CACHE).await;
+    let large = board_statements(50, BOARD, NO_CACHE).await;
 
     assert_eq!(small, large, "statements must not grow with the number of runs");
     assert!(small <= 10, "one statement per level, got {small}");
@@ -73,8 +87,16 @@ async fn the_board_costs_the_same_statements_for_2_and_50_runs() {
 
 #[tokio::test]
 async fn the_board_answered_from_memory_costs_four_statements_for_2_and_50_runs() {
-    let small = board_statements(2, EAGER_BOARD).await;
-    let large = board_statements(50, EAGER_BOARD).await;
+    let small = board_statements(2, EAGER_BOARD, NO_CACHE).await;
+    let large = board_statements(50, EAGER_BOARD, NO_CACHE).await;
 
     assert_eq!((small, large), (4, 4), "the page, its count, the scenarios with endpoints, the stages");
+}
+
+#[tokio::test]
+async fn a_board_whose_runs_are_cached_costs_the_page_and_its_count() {
+    let small = board_statements(2, EAGER_BOARD, CACHE).await;
+    let large = board_statements(50, EAGER_BOARD, CACHE).await;
+
+    assert_eq!((small, large), (2, 2));
 }

@@ -15,6 +15,8 @@ pub struct Model {
     pub source_url: Option<String>,
     pub imported_at: DateTimeUtc,
     pub created_at: DateTimeUtc,
+    /// Bumped by every import that rewrites the spec's catalogue (see `db::cache`).
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

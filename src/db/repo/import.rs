@@ -83,6 +83,11 @@ async fn upsert_spec(
     spec.spec_format = Set(parsed.format.clone());
     spec.source_url = Set(source_url);
     spec.imported_at = Set(now);
+    // Cached copies of the catalogue are keyed by this: every import is a new revision.
+    spec.revision = Set(match &spec.revision {
+        sea_orm::ActiveValue::Unchanged(revision) | sea_orm::ActiveValue::Set(revision) => revision + 1,
+        sea_orm::ActiveValue::NotSet => 1,
+    });
     let spec = if created { spec.insert(txn).await? } else { spec.update(txn).await? };
     Ok((spec, created))
 }

@@ -2,10 +2,10 @@
 //! loaded for the whole page (one statement per relation, whatever the page size) and
 //! answered from memory (see [`super::eager`]) instead of field by field.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use async_graphql::{
-    Context, ContextSelectionSet, InputType, Positioned, Result, Value, parser::types::Field,
+    Context, ContextSelectionSet, InputType, Lookahead, Positioned, Result, Value, parser::types::Field,
 };
 
 use super::{
@@ -17,9 +17,15 @@ use super::{
     loader,
 };
 use crate::{
-    db::entities::{HasMetrics, test_history},
+    db::{
+        cache::StampedCache,
+        entities::{HasMetrics, stage_history, test_history},
+    },
     domain::MetricSummary,
-    graphql::loaders::{ScenariosOfRun, StagesOfRun},
+    graphql::{
+        loaders::{ScenarioWithEndpoint, ScenariosOfRun, StagesOfRun},
+        read_cache::{RunStamp, RunTree, run_trees},
+    },
 };
 
 /// A run of a page, with what the page loaded for it.
@@ -41,46 +47,49 @@ pub struct ScenarioRelations {
 
 /// The runs of a page for a list field (`ctx`), with the relations its selection asks for:
 /// the scenarios with their endpoints in one statement, their stages in another (both keyed
-/// by run, so they load side by side and batch with sibling pages).
+/// by run, so they load side by side and batch with sibling pages) — or neither, for the runs
+/// whose scenarios and stages the read cache holds under the run's current `updated_at`.
 pub async fn board_runs(ctx: &Context<'_>, rows: Vec<test_history::Model>) -> Result<EagerList<BoardRun>> {
     let run = ctx.look_ahead();
     let scenario = run.field("scenarios");
     let with_scenarios = scenario.exists() || run.field("verdict").exists();
-    let with_endpoint = scenario.field("endpoint").exists();
+    let endpoint = scenario.field("endpoint");
+    let with_endpoint = endpoint.exists();
     let with_stages = scenario.field("stages").exists();
-    let loader = loader(ctx);
-    let (scenarios, stages) = futures_util::future::try_join(
-        async {
-            if with_scenarios {
-                let keys = rows.iter().map(|row| ScenariosOfRun { run_id: row.id, with_endpoint });
-                loader.load_many(keys).await.map(Some)
-            } else {
-                Ok(None)
-            }
-        },
-        async {
-            if with_stages {
-                loader.load_many(rows.iter().map(|row| StagesOfRun(row.id))).await.map(Some)
-            } else {
-                Ok(None)
-            }
-        },
-    )
-    .await?;
-    let mut stages_of_scenario = stages.map(|stages| {
+    let (mut scenarios, stages) = match run_trees(ctx) {
+        // The cache holds only what never changes of an endpoint.
+        Some(cache) if with_scenarios && (!with_endpoint || endpoint_identity_only(&endpoint)) => {
+            let trees = cached_trees(ctx, cache, &rows).await?;
+            let scenarios = trees
+                .iter()
+                .map(|(run_id, tree)| {
+                    let scenarios = tree.scenarios.iter().map(|(scenario, endpoint)| {
+                        (scenario.clone(), endpoint.clone().filter(|_| with_endpoint))
+                    });
+                    (*run_id, scenarios.collect())
+                })
+                .collect();
+            let stages =
+                with_stages.then(|| trees.values().flat_map(|tree| tree.stages.iter().cloned()).collect());
+            (Some(scenarios), stages)
+        }
+        _ => {
+            let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+            load_relations(ctx, &ids, with_scenarios, with_endpoint, with_stages).await?
+        }
+    };
+    let mut stages_of_scenario = stages.map(|stages: Vec<stage_history::Model>| {
         let mut grouped: HashMap<i64, Vec<Stage>> = HashMap::new();
-        for stage in stages.into_values().flatten() {
+        for stage in stages {
             grouped.entry(stage.scenario_history_id).or_default().push(Stage::from(stage));
         }
         grouped
     });
-    let mut scenarios = scenarios;
     let runs: Vec<BoardRun> = rows
         .into_iter()
         .map(|row| {
             let scenarios = scenarios.as_mut().map(|all| {
-                let key = ScenariosOfRun { run_id: row.id, with_endpoint };
-                let scenarios = all.remove(&key).unwrap_or_default();
+                let scenarios = all.remove(&row.id).unwrap_or_default();
                 scenarios
                     .into_iter()
                     .map(|(scenario, endpoint)| WithLoaded {
@@ -98,6 +107,94 @@ pub async fn board_runs(ctx: &Context<'_>, rows: Vec<test_history::Model>) -> Re
         })
         .collect();
     Ok(runs.into())
+}
+
+/// Scenarios by run id, and stages.
+type Relations = (Option<HashMap<i64, Vec<ScenarioWithEndpoint>>>, Option<Vec<stage_history::Model>>);
+
+/// The relations the selection asks for, read for the whole page.
+async fn load_relations(
+    ctx: &Context<'_>,
+    ids: &[i64],
+    with_scenarios: bool,
+    with_endpoint: bool,
+    with_stages: bool,
+) -> Result<Relations> {
+    let loader = loader(ctx);
+    let (scenarios, stages) = futures_util::future::try_join(
+        async {
+            if with_scenarios {
+                let keys = ids.iter().map(|&run_id| ScenariosOfRun { run_id, with_endpoint });
+                loader.load_many(keys).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
+        async {
+            if with_stages {
+                loader.load_many(ids.iter().map(|&id| StagesOfRun(id))).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        },
+    )
+    .await?;
+    let scenarios =
+        scenarios.map(|all| all.into_iter().map(|(key, scenarios)| (key.run_id, scenarios)).collect());
+    Ok((scenarios, stages.map(|all| all.into_values().flatten().collect())))
+}
+
+/// The page's runs' scenarios (with endpoints) and stages: from the cache where it holds them
+/// under the run's stamp, the others read in two statements and filed.
+async fn cached_trees(
+    ctx: &Context<'_>,
+    cache: &StampedCache<i64, RunStamp, RunTree>,
+    rows: &[test_history::Model],
+) -> Result<HashMap<i64, Arc<RunTree>>> {
+    let mut trees = HashMap::with_capacity(rows.len());
+    let mut missing = Vec::new();
+    for row in rows {
+        match cache.get(&row.id, &RunStamp::from(row)) {
+            Some(tree) => {
+                trees.insert(row.id, tree);
+            }
+            None => missing.push(row),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(trees);
+    }
+    let ids: Vec<i64> = missing.iter().map(|row| row.id).collect();
+    let (Some(mut scenarios), Some(stages)) = load_relations(ctx, &ids, true, true, true).await? else {
+        unreachable!("both relations were asked for");
+    };
+    let mut stages_of_run: HashMap<i64, Vec<stage_history::Model>> = HashMap::new();
+    let run_of_scenario: HashMap<i64, i64> =
+        scenarios.values().flatten().map(|(scenario, _)| (scenario.id, scenario.test_history_id)).collect();
+    for stage in stages {
+        if let Some(run_id) = run_of_scenario.get(&stage.scenario_history_id) {
+            stages_of_run.entry(*run_id).or_default().push(stage);
+        }
+    }
+    for (row, id) in missing.into_iter().zip(ids) {
+        let tree = Arc::new(RunTree {
+            scenarios: scenarios.remove(&id).unwrap_or_default(),
+            stages: stages_of_run.remove(&id).unwrap_or_default(),
+        });
+        cache.put(id, RunStamp::from(row), tree.clone(), tree.rows());
+        trees.insert(id, tree);
+    }
+    Ok(trees)
+}
+
+/// Whether an endpoint selection reads only what an endpoint id never changes: its id,
+/// method and path (a re-import rewrites the rest).
+fn endpoint_identity_only(endpoint: &Lookahead<'_>) -> bool {
+    endpoint.selection_fields().iter().all(|field| {
+        field
+            .selection_set()
+            .all(|selected| matches!(selected.name(), "id" | "method" | "path" | "__typename"))
+    })
 }
 
 /// A value as async-graphql answers it for a field of type `T`.

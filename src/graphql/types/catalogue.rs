@@ -26,8 +26,9 @@ use crate::{
     graphql::loaders::{
         BodyOfEndpoint, EndpointCountOfProject, EndpointParent, EndpointRow, EndpointsJson, EndpointsOfSpec,
         EndpointsOfTag, ParametersOfEndpoint, ProjectById, RecentScenariosOfEndpoint, RunsOfProject,
-        SpecById, SpecsOfProject, TagsOfEndpoint, TagsOfSpec, endpoint_json_object,
+        SpecById, SpecCatalogue, SpecsOfProject, TagsOfEndpoint, TagsOfSpec, endpoint_json_object,
     },
+    graphql::read_cache::catalogue_of,
 };
 
 /// A loaded parent that must exist (foreign keys guarantee it); a miss is an internal error.
@@ -116,10 +117,23 @@ impl OpenApiSpec {
         self.0.imported_at
     }
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
+        // Tags whose endpoints are asked for come with the spec's whole catalogue, from the
+        // read cache when the spec has not changed since.
+        if ctx.look_ahead().field("endpoints").exists()
+            && let Some(catalogue) = catalogue_of(ctx, &self.0).await?
+        {
+            let tags = catalogue.tags.iter().map(|tag| Tag(tag.clone(), Some(catalogue.clone())));
+            return Ok(tags.collect());
+        }
         let tags = loader(ctx).load_one(TagsOfSpec(self.0.id)).await?.unwrap_or_default();
-        Ok(tags.into_iter().map(Tag).collect())
+        Ok(tags.into_iter().map(Tag::from).collect())
     }
     async fn endpoints(&self, ctx: &Context<'_>) -> Result<ListAnswer<Endpoint>> {
+        if let Some(catalogue) = catalogue_of(ctx, &self.0).await? {
+            return Ok(ListAnswer::Items(
+                Endpoint::from_catalogue(ctx, &catalogue, &catalogue.endpoints).await?,
+            ));
+        }
         if let Some(json) = Endpoint::json_list(ctx, EndpointParent::Spec(self.0.id)).await? {
             return Ok(ListAnswer::Json(json));
         }
@@ -128,8 +142,15 @@ impl OpenApiSpec {
     }
 }
 
-/// An OpenAPI tag; `default` holds the operations that have none.
-pub struct Tag(pub tag::Model);
+/// An OpenAPI tag; `default` holds the operations that have none. Listed under a spec whose
+/// catalogue was read whole, it carries that catalogue for its endpoints.
+pub struct Tag(pub tag::Model, Option<Arc<SpecCatalogue>>);
+
+impl From<tag::Model> for Tag {
+    fn from(row: tag::Model) -> Self {
+        Self(row, None)
+    }
+}
 
 #[Object]
 impl Tag {
@@ -147,6 +168,10 @@ impl Tag {
         Ok(OpenApiSpec(required(spec, "spec", self.0.spec_id)?))
     }
     async fn endpoints(&self, ctx: &Context<'_>) -> Result<ListAnswer<Endpoint>> {
+        if let Some(catalogue) = &self.1 {
+            let rows = catalogue.endpoints_of_tag.get(&self.0.id).map_or(&[][..], Vec::as_slice);
+            return Ok(ListAnswer::Items(Endpoint::from_catalogue(ctx, catalogue, rows).await?));
+        }
         if let Some(json) = Endpoint::json_list(ctx, EndpointParent::Tag(self.0.id)).await? {
             return Ok(ListAnswer::Json(json));
         }
@@ -198,6 +223,28 @@ impl Endpoint {
         };
         let key = EndpointsJson { parent, object: object.into() };
         Ok(Some(loader(ctx).load_one(key).await?.unwrap_or_else(|| "[]".to_owned())))
+    }
+
+    /// Endpoints for a list field from a spec's whole catalogue: parameters and bodies come
+    /// with it, except a body schema, which the catalogue does not hold (then the usual
+    /// loaders read the relations, see [`Self::list`]).
+    async fn from_catalogue(
+        ctx: &Context<'_>,
+        catalogue: &SpecCatalogue,
+        rows: &[Arc<EndpointRow>],
+    ) -> Result<EagerList<Endpoint>> {
+        if wants_schema(&ctx.look_ahead().field("requestBody")) {
+            return Self::list(ctx, rows.to_vec()).await;
+        }
+        let endpoints: Vec<Endpoint> = rows
+            .iter()
+            .map(|row| Endpoint {
+                parameters: Some(catalogue.parameters.get(&row.id).cloned().unwrap_or_else(|| Arc::new([]))),
+                body: Some(catalogue.bodies.get(&row.id).cloned()),
+                row: row.clone(),
+            })
+            .collect();
+        Ok(endpoints.into())
     }
 
     /// Endpoints for a list field: the parameters and request bodies the query selects are
@@ -276,7 +323,7 @@ impl Endpoint {
     }
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
         let tags = loader(ctx).load_one(TagsOfEndpoint(self.row.id)).await?.unwrap_or_default();
-        Ok(tags.into_iter().map(Tag).collect())
+        Ok(tags.into_iter().map(Tag::from).collect())
     }
     async fn parameters(&self, ctx: &Context<'_>) -> Result<EagerList<Parameter>> {
         if let Some(parameters) = &self.parameters {

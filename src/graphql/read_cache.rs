@@ -1,0 +1,102 @@
+//! The server's read caches (see [`crate::db::cache`]): a spec's catalogue under its
+//! revision, and a run's scenarios and stages under its `updated_at`. Shared by every request
+//! of the schema; each request still reads the parent rows, so each answer is as current as
+//! the database.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Result};
+use chrono::{DateTime, Utc};
+
+use super::{
+    loaders::{CatalogueOfSpec, ScenarioWithEndpoint, SpecCatalogue},
+    types::loader,
+};
+use crate::db::{
+    cache::StampedCache,
+    entities::{openapi_spec, stage_history, test_history},
+};
+
+/// What makes a spec's catalogue current: its revision, and its creation time, because SQLite
+/// can give a deleted spec's id to the next one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpecStamp {
+    revision: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&openapi_spec::Model> for SpecStamp {
+    fn from(spec: &openapi_spec::Model) -> Self {
+        Self { revision: spec.revision, created_at: spec.created_at }
+    }
+}
+
+/// What makes a run's scenarios and stages current: every write to them also writes the
+/// run's `updated_at` (`db::repo::runs`); with its creation time, for ids SQLite reuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunStamp {
+    updated_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&test_history::Model> for RunStamp {
+    fn from(run: &test_history::Model) -> Self {
+        Self { updated_at: run.updated_at, created_at: run.created_at }
+    }
+}
+
+/// A run's scenarios (each with its endpoint's row) and their stages, as the board shows them.
+/// Of an endpoint only the id, spec, method and path may be read from here: those never
+/// change for an endpoint id, while a re-import rewrites its summary and the rest.
+pub struct RunTree {
+    pub scenarios: Vec<ScenarioWithEndpoint>,
+    pub stages: Vec<stage_history::Model>,
+}
+
+impl RunTree {
+    pub fn rows(&self) -> usize {
+        self.scenarios.len() + self.stages.len()
+    }
+}
+
+/// The read caches, as schema data.
+pub struct ReadCaches {
+    pub catalogue: StampedCache<i64, SpecStamp, SpecCatalogue>,
+    pub runs: StampedCache<i64, RunStamp, RunTree>,
+}
+
+impl ReadCaches {
+    /// Caches holding at most `rows` rows' worth each (`READ_CACHE_ROWS`); 0 turns them off.
+    pub fn new(rows: usize) -> Self {
+        Self { catalogue: StampedCache::new(rows), runs: StampedCache::new(rows) }
+    }
+}
+
+fn caches<'a>(ctx: &Context<'a>) -> Option<&'a ReadCaches> {
+    ctx.data_opt::<Arc<ReadCaches>>().map(Arc::as_ref)
+}
+
+/// The cache of runs' scenarios and stages, when it is on.
+pub fn run_trees<'a>(ctx: &Context<'a>) -> Option<&'a StampedCache<i64, RunStamp, RunTree>> {
+    caches(ctx).map(|caches| &caches.runs).filter(|runs| runs.enabled())
+}
+
+/// `spec`'s catalogue from the cache, or read (batched with the sibling specs of the same
+/// level) and filed; `None` when the cache is off.
+pub async fn catalogue_of(
+    ctx: &Context<'_>,
+    spec: &openapi_spec::Model,
+) -> Result<Option<Arc<SpecCatalogue>>> {
+    let Some(caches) = caches(ctx).filter(|caches| caches.catalogue.enabled()) else {
+        return Ok(None);
+    };
+    let stamp = SpecStamp::from(spec);
+    if let Some(catalogue) = caches.catalogue.get(&spec.id, &stamp) {
+        return Ok(Some(catalogue));
+    }
+    let Some(catalogue) = loader(ctx).load_one(CatalogueOfSpec(spec.id)).await? else {
+        return Ok(None);
+    };
+    caches.catalogue.put(spec.id, stamp, catalogue.clone(), catalogue.rows());
+    Ok(Some(catalogue))
+}

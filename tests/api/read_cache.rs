@@ -1,0 +1,180 @@
+//! The read caches (catalogues by spec revision, runs' scenarios and stages by the run's
+//! `updated_at`): a write made through any replica shows at once on every other one, and a
+//! warm answer is the same as one read without any cache.
+
+use metric_vault::{
+    db::repo::runs,
+    seed::{self, Figures, Run, ScenarioSeed},
+};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, fixture, spawn_app, spawn_with, test_settings_with};
+
+const CATALOGUE: &str = r#"query($id: ID!) { project(id: $id) { endpointCount specs { title tags { name endpoints {
+    id method path operationId summary deprecated
+    parameters { name location required schemaType example } requestBody { contentType required example } } }
+    endpoints { path summary } } } }"#;
+
+const BOARD: &str = r#"query($id: ID!) { testHistories(filter: {projectId: $id}, first: 50) { totalCount nodes {
+    id title status verdict summary { totalRequests p95ResponseTime }
+    scenarios { name verdict summary { totalRequests p95ResponseTime } stages { duration target } endpoint { method path } } } } }"#;
+
+/// A second server on `app`'s database: a replica, with its read caches on or off.
+async fn replica(app: &TestApp, cache_rows: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings_with(dir.path(), &[("READ_CACHE_ROWS", cache_rows)]).await;
+    settings.database_url = app.database_url.clone();
+    spawn_with(settings, dir).await
+}
+
+async fn answer(app: &TestApp, query: &str, id: &str) -> Value {
+    app.graphql(query, json!({ "id": id })).await.data().clone()
+}
+
+async fn import(app: &TestApp, project: &str, document: String) {
+    let response = app
+        .graphql(
+            "mutation($input: AnalyzeOpenApiInput!) { analyzeOpenApi(input: $input) { spec { id } } }",
+            json!({ "input": { "projectId": project, "document": document } }),
+        )
+        .await;
+    response.data();
+}
+
+/// The petstore with one path gone, one added, a summary and a parameter changed.
+fn petstore_revised() -> String {
+    let mut document: Value = serde_json::from_str(&fixture("oai-v2.0-petstore.json")).unwrap();
+    let paths = document["paths"].as_object_mut().unwrap();
+    let moved = paths.remove("/pets/{petId}").unwrap();
+    paths.insert("/pets/{petId}/toys".to_owned(), moved);
+    let list = &mut paths["/pets"]["get"];
+    list["summary"] = json!("List every pet, revised");
+    list["parameters"][0]["name"] = json!("max");
+    document.to_string()
+}
+
+#[tokio::test]
+async fn a_reimport_through_one_replica_shows_at_once_on_the_others() {
+    let app = spawn_app().await;
+    let other = replica(&app, "200000").await;
+    let uncached = replica(&app, "0").await;
+    let project = app.create_project("Petstore").await;
+    import(&app, &project, fixture("oai-v2.0-petstore.json")).await;
+    // Both caching servers now hold the first version.
+    let first = answer(&uncached, CATALOGUE, &project).await;
+    assert_eq!(answer(&app, CATALOGUE, &project).await, first);
+    assert_eq!(answer(&other, CATALOGUE, &project).await, first);
+    assert_eq!(answer(&app, CATALOGUE, &project).await, first, "a warm answer is the same");
+
+    import(&other, &project, petstore_revised()).await;
+
+    let revised = answer(&uncached, CATALOGUE, &project).await;
+    assert_ne!(revised, first);
+    assert_eq!(answer(&app, CATALOGUE, &project).await, revised, "the replica that did not import");
+    assert_eq!(answer(&other, CATALOGUE, &project).await, revised, "the replica that imported");
+    let text = revised.to_string();
+    assert!(text.contains("/pets/{petId}/toys") && !text.contains("\"/pets/{petId}\""), "{text}");
+    assert!(text.contains("List every pet, revised") && text.contains("\"max\""), "{text}");
+}
+
+#[tokio::test]
+async fn a_body_schema_is_read_even_when_the_catalogue_is_cached() {
+    let app = spawn_app().await;
+    let project = app.create_project("Petstore").await;
+    import(&app, &project, fixture("swagger-petstore-v3-openapi.yaml")).await;
+    answer(&app, CATALOGUE, &project).await;
+
+    let with_schema = r#"query($id: ID!) { project(id: $id) { specs { tags { endpoints {
+        path requestBody { contentType schema } } } } } }"#;
+    let answer = answer(&app, with_schema, &project).await;
+    let bodies: Vec<&Value> = answer["project"]["specs"][0]["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|tag| tag["endpoints"].as_array().unwrap())
+        .filter_map(|endpoint| endpoint["requestBody"].as_object().map(|_| &endpoint["requestBody"]))
+        .collect();
+    assert!(!bodies.is_empty(), "{answer}");
+    assert!(bodies.iter().all(|body| body["schema"].is_object()), "{answer}");
+}
+
+/// A run of four scenarios whose results are not in yet.
+async fn run_without_results(app: &TestApp, project: &str) -> (i64, Vec<i64>) {
+    let spec = seed::spec(&app.db, project.parse().unwrap(), "http://127.0.0.1:9000", 2, 8).await;
+    let mut run = Run::new(project.parse().unwrap());
+    for s in 0..4 {
+        run = run.scenario(ScenarioSeed {
+            endpoint_id: spec.endpoint_ids[s],
+            response_time_target: Some(200.0),
+            error_rate_target: Some(1.0),
+            summary: None,
+        });
+    }
+    (run.insert(&app.db).await, spec.endpoint_ids)
+}
+
+#[tokio::test]
+async fn results_stored_later_show_at_once_on_every_replica_board() {
+    let app = spawn_app().await;
+    let other = replica(&app, "200000").await;
+    let uncached = replica(&app, "0").await;
+    let project = app.create_project("Shop").await;
+    let (run, _) = run_without_results(&app, &project).await;
+    let before = answer(&uncached, BOARD, &project).await;
+    assert_eq!(answer(&app, BOARD, &project).await, before);
+    assert_eq!(answer(&other, BOARD, &project).await, before);
+    assert!(before["testHistories"]["nodes"][0]["scenarios"][0]["summary"].is_null());
+
+    // What the scheduler does when InfluxDB comes back: one transaction, the run's
+    // `updated_at` written with its scenarios' results.
+    let figures = Figures { p95: 150.0, error_rate: 0.2, avg_tps: 40.0 }.summary();
+    let scenarios: Vec<(String, _)> = (0..4).map(|s| (format!("scenario_{s}"), figures.clone())).collect();
+    runs::store_late_summary(&other.db, run, &figures, &scenarios).await.unwrap();
+
+    let after = answer(&uncached, BOARD, &project).await;
+    assert_ne!(after, before);
+    assert_eq!(
+        after["testHistories"]["nodes"][0]["scenarios"][3]["summary"]["p95ResponseTime"],
+        json!(150.0)
+    );
+    assert_eq!(answer(&app, BOARD, &project).await, after);
+    assert_eq!(answer(&other, BOARD, &project).await, after);
+}
+
+#[tokio::test]
+async fn a_board_endpoint_shows_its_current_summary_after_a_reimport() {
+    let app = spawn_app().await;
+    let project = app.create_project("Petstore").await;
+    import(&app, &project, fixture("oai-v2.0-petstore.json")).await;
+    let list_pets = app
+        .graphql(r#"query { endpoints(filter: {search: "/pets"}) { nodes { id method path } } }"#, json!({}))
+        .await
+        .data()["endpoints"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["method"] == "GET" && node["path"] == "/pets")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    let run = Run::new(project.parse().unwrap()).scenario(ScenarioSeed {
+        endpoint_id: list_pets,
+        response_time_target: None,
+        error_rate_target: None,
+        summary: None,
+    });
+    run.insert(&app.db).await;
+    let with_summary = r#"query($id: ID!) { testHistories(filter: {projectId: $id}) { nodes {
+        scenarios { endpoint { method path summary } } } } }"#;
+    let endpoint = |answer: Value| answer["testHistories"]["nodes"][0]["scenarios"][0]["endpoint"].clone();
+    // The identity-only board fills the run's cache entry first.
+    answer(&app, BOARD, &project).await;
+    assert_ne!(endpoint(answer(&app, with_summary, &project).await)["summary"], "List every pet, revised");
+
+    import(&app, &project, petstore_revised()).await;
+
+    let shown = endpoint(answer(&app, with_summary, &project).await);
+    assert_eq!(shown, json!({"method": "GET", "path": "/pets", "summary": "List every pet, revised"}));
+}
