@@ -39,6 +39,7 @@ async fn measure(database_url: &str, iterations: usize) -> anyhow::Result<(Vec<f
         title: Set("Board".into()),
         created_at: Set(now),
         updated_at: Set(now),
+        runs_revision: Set(0),
         ..Default::default()
     }
     .insert(&db)

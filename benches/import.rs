@@ -219,6 +219,7 @@ async fn create_project(db: &DatabaseConnection, title: &str) -> anyhow::Result<
         description: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        runs_revision: Set(0),
         ..Default::default()
     }
     .insert(db)

@@ -272,6 +272,7 @@ async fn seed_dataset(db: &DatabaseConnection) -> anyhow::Result<i64> {
             summary: Set(Some("A seeded catalogue".into())),
             created_at: Set(now),
             updated_at: Set(now),
+            runs_revision: Set(0),
             ..Default::default()
         }
         .insert(db)

@@ -153,6 +153,7 @@ async fn seed_database(database_url: &str) -> anyhow::Result<(i64, Duration)> {
         description: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        runs_revision: Set(0),
         ..Default::default()
     }
     .insert(&db)

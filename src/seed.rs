@@ -6,6 +6,7 @@ use crate::{
         endpoint, endpoint_parameter, openapi_spec, request_body, scenario_history, set_metric_columns,
         stage_history, tag, tag_endpoint, test_history,
     },
+    db::repo::project,
     domain::{Executor, HttpMethod, MetricSummary, ParameterLocation, RunnerKind, TestStatus},
 };
 use chrono::{Duration, Utc};
@@ -296,6 +297,7 @@ impl Run {
                 .collect();
             stage_history::Entity::insert_many(stages).exec(&txn).await.unwrap();
         }
+        project::runs_changed(&txn, self.project_id).await.unwrap();
         txn.commit().await.unwrap();
         run.id
     }
@@ -380,5 +382,6 @@ pub async fn board_history(db: &DatabaseConnection, project_id: i64, endpoint_id
             stage_history::Entity::insert_many(stages).exec_without_returning(&txn).await.unwrap();
         }
     }
+    project::runs_changed(&txn, project_id).await.unwrap();
     txn.commit().await.unwrap();
 }

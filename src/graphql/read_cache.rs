@@ -9,12 +9,12 @@ use async_graphql::{Context, Result};
 use chrono::{DateTime, Utc};
 
 use super::{
-    loaders::{CatalogueOfSpec, ScenarioWithEndpoint, SpecCatalogue},
+    loaders::{CatalogueOfSpec, RunCountOfProject, ScenarioWithEndpoint, SpecCatalogue},
     types::loader,
 };
 use crate::db::{
     cache::StampedCache,
-    entities::{openapi_spec, stage_history, test_history},
+    entities::{openapi_spec, project, stage_history, test_history},
 };
 
 /// What makes a spec's catalogue current: its revision, and its creation time, because SQLite
@@ -59,17 +59,63 @@ impl RunTree {
     }
 }
 
+/// What makes the count of a project's runs current: its `runs_revision`, bumped by every
+/// launch and every deleted run (`db::repo::project::runs_changed`); with its creation time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunsStamp {
+    runs_revision: i64,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&project::Model> for RunsStamp {
+    fn from(project: &project::Model) -> Self {
+        Self { runs_revision: project.runs_revision, created_at: project.created_at }
+    }
+}
+
 /// The read caches, as schema data.
 pub struct ReadCaches {
     pub catalogue: StampedCache<i64, SpecStamp, SpecCatalogue>,
     pub runs: StampedCache<i64, RunStamp, RunTree>,
+    /// How many runs each project has: counting 10,000 index entries costs the database more
+    /// than the rest of a board page.
+    pub run_counts: StampedCache<i64, RunsStamp, i64>,
 }
 
 impl ReadCaches {
     /// Caches holding at most `rows` rows' worth each (`READ_CACHE_ROWS`); 0 turns them off.
     pub fn new(rows: usize) -> Self {
-        Self { catalogue: StampedCache::new(rows), runs: StampedCache::new(rows) }
+        Self {
+            catalogue: StampedCache::new(rows),
+            runs: StampedCache::new(rows),
+            run_counts: StampedCache::new(rows),
+        }
     }
+
+    /// Whether copies are kept at all.
+    pub fn enabled(&self) -> bool {
+        self.catalogue.enabled()
+    }
+}
+
+/// Whether the read caches are on.
+pub fn enabled(ctx: &Context<'_>) -> bool {
+    caches(ctx).is_some_and(ReadCaches::enabled)
+}
+
+/// How many runs `project` has: from the cache under the project's runs revision, or counted
+/// (batched with sibling projects) and filed.
+pub async fn run_count(ctx: &Context<'_>, project: &project::Model) -> Result<i64> {
+    let cache = caches(ctx).map(|caches| &caches.run_counts).filter(|counts| counts.enabled());
+    let stamp = RunsStamp::from(project);
+    if let Some(count) = cache.and_then(|counts| counts.get(&project.id, &stamp)) {
+        return Ok(*count);
+    }
+    let count = loader(ctx).load_one(RunCountOfProject(project.id)).await?.unwrap_or(0);
+    if let Some(counts) = cache {
+        counts.put(project.id, stamp, Arc::new(count), 1);
+    }
+    Ok(count)
 }
 
 fn caches<'a>(ctx: &Context<'a>) -> Option<&'a ReadCaches> {

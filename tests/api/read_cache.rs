@@ -178,3 +178,32 @@ async fn a_board_endpoint_shows_its_current_summary_after_a_reimport() {
     let shown = endpoint(answer(&app, with_summary, &project).await);
     assert_eq!(shown, json!({"method": "GET", "path": "/pets", "summary": "List every pet, revised"}));
 }
+
+#[tokio::test]
+async fn the_count_of_runs_follows_launches_and_deletes_on_every_replica() {
+    let app = spawn_app().await;
+    let other = replica(&app, "200000").await;
+    let project = app.create_project("Shop").await;
+    let (first, _) = run_without_results(&app, &project).await;
+    let count = "query($id: ID!) { testHistories(filter: {projectId: $id}) { totalCount }
+        project(id: $id) { testHistories { totalCount } } }";
+    let totals = |answer: Value| {
+        (
+            answer["testHistories"]["totalCount"].as_i64(),
+            answer["project"]["testHistories"]["totalCount"].as_i64(),
+        )
+    };
+    assert_eq!(totals(answer(&app, count, &project).await), (Some(1), Some(1)));
+    assert_eq!(totals(answer(&other, count, &project).await), (Some(1), Some(1)));
+
+    // A run added (the seed writes it as a launch does: with the project's runs revision).
+    Run::new(project.parse().unwrap()).insert(&other.db).await;
+    assert_eq!(totals(answer(&app, count, &project).await), (Some(2), Some(2)));
+
+    let deleted = other
+        .graphql("mutation($id: ID!) { deleteTestHistory(id: $id) }", json!({ "id": first.to_string() }))
+        .await;
+    deleted.data();
+    assert_eq!(totals(answer(&app, count, &project).await), (Some(1), Some(1)));
+    assert_eq!(totals(answer(&other, count, &project).await), (Some(1), Some(1)));
+}

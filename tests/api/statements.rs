@@ -94,9 +94,9 @@ async fn the_board_answered_from_memory_costs_four_statements_for_2_and_50_runs(
 }
 
 #[tokio::test]
-async fn a_board_whose_runs_are_cached_costs_the_page_and_its_count() {
+async fn a_board_whose_runs_are_cached_costs_the_page_and_its_project_row() {
     let small = board_statements(2, EAGER_BOARD, CACHE).await;
     let large = board_statements(50, EAGER_BOARD, CACHE).await;
 
-    assert_eq!((small, large), (2, 2));
+    assert_eq!((small, large), (2, 2), "the count, scenarios and stages come from the read cache");
 }

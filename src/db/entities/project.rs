@@ -12,6 +12,8 @@ pub struct Model {
     pub description: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Bumped by every run added to or deleted from the project (see `db::cache`).
+    pub runs_revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

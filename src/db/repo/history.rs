@@ -151,6 +151,7 @@ pub async fn delete(db: &DatabaseConnection, id: i64) -> AppResult<()> {
         )));
     }
     test_history::Entity::delete_by_id(id).exec(&txn).await?;
+    super::project::runs_changed(&txn, run.project_id).await?;
     txn.commit().await?;
     Ok(())
 }

@@ -43,9 +43,22 @@ pub async fn create(db: &DatabaseConnection, fields: ProjectFields) -> AppResult
         description: Set(fields.description.flatten()),
         created_at: Set(now),
         updated_at: Set(now),
+        runs_revision: Set(0),
         ..Default::default()
     };
     Ok(model.insert(db).await?)
+}
+
+/// Records, inside the transaction that adds or deletes runs of `project_id`, that its set of
+/// runs changed: cached counts of them (`graphql::read_cache`) are no longer current.
+pub async fn runs_changed(txn: &impl ConnectionTrait, project_id: i64) -> AppResult<()> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    project::Entity::update_many()
+        .col_expr(project::Column::RunsRevision, Expr::col(project::Column::RunsRevision).add(1))
+        .filter(project::Column::Id.eq(project_id))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 #[tracing::instrument(skip(db, fields))]

@@ -85,6 +85,7 @@ pub async fn record_launch(
             .collect();
         stage_history::Entity::insert_many(stages).exec_without_returning(&txn).await?;
     }
+    super::project::runs_changed(&txn, launch.project_id).await?;
     txn.commit().await?;
     Ok(run)
 }

@@ -7,7 +7,8 @@ use crate::{
     domain::TestStatus,
     graphql::{
         AppState,
-        loaders::TestHistoryById,
+        loaders::{ProjectById, TestHistoryById},
+        read_cache,
         types::{
             comparison::TestComparison,
             connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
@@ -52,17 +53,30 @@ impl HistoryQuery {
         let filter = filter.unwrap_or_default().into_row()?;
         let first = page_size(first, 20)?;
         let before = after.as_deref().map(|c| decode_cursor(RUN_CURSOR, c)).transpose()?;
-        // The count is independent of the page: both statements run side by side.
+        // The count is independent of the page: both statements run side by side. A whole
+        // project's count comes from the read cache, under the project row read beside the page.
         let counted = ctx.look_ahead().field("totalCount").exists();
-        let (page, total) =
-            futures_util::future::try_join(repo::history::page(db(ctx), &filter, first, before), async {
-                if counted { repo::history::count(db(ctx), &filter).await.map(Some) } else { Ok(None) }
-            })
-            .await?;
-        let total = match total {
-            Some(total) => RunTotal::Counted(total),
-            None => RunTotal::Filter(filter),
+        let whole_project = match &filter {
+            TestHistoryFilterRow { project_id: Some(id), statuses: None, endpoint_id: None }
+                if counted && read_cache::enabled(ctx) =>
+            {
+                Some(*id)
+            }
+            _ => None,
         };
+        let page = async { repo::history::page(db(ctx), &filter, first, before).await.map_err(Into::into) };
+        let (page, total) = futures_util::future::try_join(page, async {
+            if let Some(project_id) = whole_project {
+                let project = loader(ctx).load_one(ProjectById(project_id)).await?;
+                Ok(Some(project.map_or(RunTotal::Counted(0), RunTotal::Project)))
+            } else if counted {
+                Ok(Some(RunTotal::Counted(repo::history::count(db(ctx), &filter).await?)))
+            } else {
+                Ok::<_, async_graphql::Error>(None)
+            }
+        })
+        .await?;
+        let total = total.unwrap_or(RunTotal::Filter(filter));
         Ok(TestHistoryConnection::new(page, before.is_some(), total))
     }
 

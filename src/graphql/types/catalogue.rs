@@ -80,7 +80,7 @@ impl Project {
             .load_one(key)
             .await?
             .unwrap_or_else(|| crate::db::repo::Page::from_probe(Vec::new(), 0));
-        Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Project(self.0.id)))
+        Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Project(self.0.clone())))
     }
 }
 

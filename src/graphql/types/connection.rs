@@ -9,14 +9,13 @@ use super::{
     eager::EagerList,
     encode_cursor,
     history::TestHistory,
-    loader,
 };
 use crate::{
     db::{
-        entities::{endpoint, test_history},
+        entities::{endpoint, project, test_history},
         repo::{self, Page, catalogue::EndpointFilter, history::TestHistoryFilter},
     },
-    graphql::loaders::{EndpointRow, RunCountOfProject},
+    graphql::loaders::EndpointRow,
 };
 
 /// Where a page stands in its list.
@@ -92,8 +91,9 @@ pub enum RunTotal {
     Counted(u64),
     /// Counted when asked.
     Filter(TestHistoryFilter),
-    /// Batched across projects through the loader.
-    Project(i64),
+    /// A project's runs: from the read cache under its runs revision, or batched across
+    /// projects through the loader.
+    Project(project::Model),
 }
 
 /// A page of runs.
@@ -139,9 +139,7 @@ impl TestHistoryConnection {
         Ok(match &self.total {
             RunTotal::Counted(total) => *total as i64,
             RunTotal::Filter(filter) => repo::history::count(db(ctx), filter).await? as i64,
-            RunTotal::Project(project_id) => {
-                loader(ctx).load_one(RunCountOfProject(*project_id)).await?.unwrap_or(0)
-            }
+            RunTotal::Project(project) => crate::graphql::read_cache::run_count(ctx, project).await?,
         })
     }
 }
