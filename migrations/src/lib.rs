@@ -64,3 +64,23 @@ pub(crate) fn index_on<T: IntoIden + 'static>(
     }
     index
 }
+
+/// Adds `table.column BIGINT NOT NULL DEFAULT 0`: a counter that writes bump so readers can
+/// tell whether a cached copy is current (the server's `db::cache`).
+pub(crate) async fn add_counter<T, C>(manager: &SchemaManager<'_>, table: T, column: C) -> Result<(), DbErr>
+where
+    T: IntoIden + 'static,
+    C: IntoIden + 'static,
+{
+    let counter = ColumnDef::new(column).big_integer().not_null().default(0).to_owned();
+    manager.alter_table(Table::alter().table(table).add_column(counter).to_owned()).await
+}
+
+/// Drops `table.column` (the way back from [`add_counter`]).
+pub(crate) async fn drop_column<T, C>(manager: &SchemaManager<'_>, table: T, column: C) -> Result<(), DbErr>
+where
+    T: IntoIden + 'static,
+    C: IntoIden + 'static,
+{
+    manager.alter_table(Table::alter().table(table).drop_column(column).to_owned()).await
+}

@@ -21,21 +21,10 @@ enum OpenapiSpec {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(OpenapiSpec::Table)
-                    .add_column(ColumnDef::new(OpenapiSpec::Revision).big_integer().not_null().default(0))
-                    .to_owned(),
-            )
-            .await
+        crate::add_counter(manager, OpenapiSpec::Table, OpenapiSpec::Revision).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter().table(OpenapiSpec::Table).drop_column(OpenapiSpec::Revision).to_owned(),
-            )
-            .await
+        crate::drop_column(manager, OpenapiSpec::Table, OpenapiSpec::Revision).await
     }
 }

@@ -21,19 +21,10 @@ enum Project {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Project::Table)
-                    .add_column(ColumnDef::new(Project::RunsRevision).big_integer().not_null().default(0))
-                    .to_owned(),
-            )
-            .await
+        crate::add_counter(manager, Project::Table, Project::RunsRevision).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(Table::alter().table(Project::Table).drop_column(Project::RunsRevision).to_owned())
-            .await
+        crate::drop_column(manager, Project::Table, Project::RunsRevision).await
     }
 }
