@@ -1,8 +1,19 @@
 use anyhow::Context;
-use metric_vault::{commands, config::Settings, graphql::schema, startup::Application, telemetry};
+use metric_vault::{
+    commands, config::Settings, graphql::schema, http::ArenaTrimmer, startup::Application, telemetry,
+};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // After a crowd of websockets leaves, each worker gives back what its cache keeps.
+        .on_thread_park(ArenaTrimmer::on_worker_park)
+        .build()
+        .context("starting the tokio runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("export-schema") {
         print!("{}", schema::sdl());
