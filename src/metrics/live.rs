@@ -148,9 +148,13 @@ impl LiveMetrics {
     }
 
     /// Subscribes to run `test_id`, starting its poller if it has none.
-    /// `NOT_FOUND` when there is no such run.
+    /// `NOT_FOUND` when there is no such run. A run with a poller exists (its poller ends
+    /// the feed if it is deleted), so a crowd joining a watched run costs no query each.
     #[tracing::instrument(skip(self))]
     pub async fn watch(&self, test_id: i64) -> AppResult<LiveFeed> {
+        if let Some(feed) = self.shared.feeds.lock().expect("live registry lock").get(&test_id) {
+            return Ok(LiveFeed { receiver: feed.subscribe() });
+        }
         repo::runs::get(&self.shared.db, test_id).await?;
         let mut feeds = self.shared.feeds.lock().expect("live registry lock");
         let feed = feeds.entry(test_id).or_insert_with(|| {
