@@ -15,8 +15,8 @@ use std::{
 use anyhow::Context;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -85,9 +85,25 @@ pub async fn connect_and_migrate(
         count.fetch_add(1, Ordering::Relaxed);
     });
 
-    Migrator::up(&db, None).await.context("applying database migrations")?;
+    migrate(&db).await.context("applying database migrations")?;
     Ok((db, counter))
 }
+
+/// Applies the migrations. On PostgreSQL, replicas that start together take turns: the
+/// migrations run in one transaction holding an advisory lock, so the second replica waits,
+/// then finds them applied (otherwise both would add the same column, and one fail to start).
+async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    if db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
+}
+
+/// The advisory lock key migrations hold on PostgreSQL ("mvmigr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6d76_6d69_6772;
 
 /// True when the database answers a trivial query.
 pub async fn ping(db: &DatabaseConnection) -> bool {
