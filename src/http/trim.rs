@@ -20,10 +20,10 @@
 //! bins), then each worker, the next time it parks, swaps its cached chunks for freshly
 //! carved ones ([`ArenaTrimmer::on_worker_park`]: the fresh ones lie close together, on
 //! 110–160 pages; the old ones go back to the arena), then a second trim that returns the
-//! pages the old ones kept. The server then stays about 3.5 MB above its baseline instead of
-//! 5 MB, 1 MB of which a lone subscriber leaves too (the run's end). What is left of the
-//! crowd: pages that live allocations made during it still hold, and the caches of the
-//! SQLite connections' threads (about 90 pages each), which no hook reaches.
+//! pages the old ones kept. The server then stayed about 3.5 MB above its baseline instead of
+//! 5 MB; once joining a watched run stopped reading the run from SQLite (1,000 reads on the
+//! SQLite connections' threads, whose caches no hook reaches), 1.2–1.5 MB, against 1.0 MB
+//! that a lone subscriber's run leaves too (the run's end).
 //!
 //! The tcache can only be sized from the environment when the process starts
 //! (`GLIBC_TUNABLES=glibc.malloc.tcache_count=0` left about 2 MB), which would slow every
