@@ -93,14 +93,6 @@ impl<K: Eq + Hash + Copy, S: PartialEq, V> StampedCache<K, S, V> {
         }
     }
 
-    /// Drops `key`'s copy (its parent was deleted).
-    pub fn forget(&self, key: &K) {
-        let mut entries = self.lock();
-        if let Some(gone) = entries.map.remove(key) {
-            entries.weight -= gone.weight;
-        }
-    }
-
     /// Rows' worth of entries held now.
     pub fn weight(&self) -> usize {
         self.lock().weight
@@ -163,14 +155,5 @@ mod tests {
         small.put(1, 0, Arc::new(1), 6);
         assert!(small.get(&1, &0).is_none());
         assert_eq!(small.weight(), 0);
-    }
-
-    #[test]
-    fn forgetting_frees_the_weight() {
-        let cache = StampedCache::new(10);
-        cache.put(1, 0, Arc::new(1), 6);
-        cache.forget(&1);
-        assert_eq!(cache.weight(), 0);
-        assert!(cache.get(&1, &0).is_none());
     }
 }

@@ -64,7 +64,7 @@ pub async fn board_runs(ctx: &Context<'_>, rows: Vec<test_history::Model>) -> Re
                 .iter()
                 .map(|(run_id, tree)| {
                     let scenarios = tree.scenarios.iter().map(|(scenario, endpoint)| {
-                        (scenario.clone(), endpoint.clone().filter(|_| with_endpoint))
+                        (scenario.clone(), with_endpoint.then(|| endpoint.clone()).flatten())
                     });
                     (*run_id, scenarios.collect())
                 })
