@@ -23,6 +23,15 @@ pub struct SecuritySettings {
     pub max_query_depth: usize,
     /// `GRAPHQL_MAX_COMPLEXITY`: the most fields a document may select, counted through lists once.
     pub max_query_complexity: usize,
+    /// `GRAPHQL_MAX_NESTING`: the deepest `{`/`[`/`(` nesting of a document, before and after
+    /// its fragments are expanded.
+    pub max_document_nesting: usize,
+    /// `GRAPHQL_MAX_TOKENS`: the most lexical tokens a document may have.
+    pub max_document_tokens: usize,
+    /// `GRAPHQL_MAX_RESPONSE_VALUES`: the most values (fields and list items) one answer holds.
+    pub max_response_values: usize,
+    /// `GRAPHQL_MAX_UPSTREAM_CALLS`: how many fields that call InfluxDB or the cluster one request runs.
+    pub max_upstream_calls: usize,
     /// `GRAPHQL_INTROSPECTION`: whether `__schema`/`__type` answer.
     pub introspection: bool,
     /// `MAX_REQUEST_BYTES`: the largest HTTP request body.
@@ -66,6 +75,14 @@ impl SecuritySettings {
             targets: TargetPolicy { allowed, blocked },
             max_query_depth: env.parsed("GRAPHQL_MAX_DEPTH", "12", "a whole number of levels")?,
             max_query_complexity: env.parsed("GRAPHQL_MAX_COMPLEXITY", "2000", "a whole number of fields")?,
+            max_document_nesting: env.parsed("GRAPHQL_MAX_NESTING", "64", "a whole number of levels")?,
+            max_document_tokens: env.parsed("GRAPHQL_MAX_TOKENS", "15000", "a whole number of tokens")?,
+            max_response_values: env.parsed(
+                "GRAPHQL_MAX_RESPONSE_VALUES",
+                "100000",
+                "a whole number of values",
+            )?,
+            max_upstream_calls: env.parsed("GRAPHQL_MAX_UPSTREAM_CALLS", "8", "a whole number of calls")?,
             introspection: env.choice(
                 "GRAPHQL_INTROSPECTION",
                 true,

@@ -2,6 +2,7 @@
 
 /// Level batching of relation loads, per request.
 pub mod batch;
+pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod query;

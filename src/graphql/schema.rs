@@ -45,8 +45,18 @@ pub fn build_schema(state: AppState) -> AppSchema {
     let live = LiveMetrics::new(state.db.clone(), state.scheduler.influx().clone(), live::DEFAULT_INTERVAL);
     let limits = state.settings.security.clone();
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .limit_depth(limits.max_query_depth)
+        // Field depth is checked with the document's other limits (`limits.rs`), where GraphiQL's
+        // and Playground's schema query (nine levels of `ofType`) is not held against it.
         .limit_complexity(limits.max_query_complexity)
+        // First, so that a document is scanned before the persisted-query extension parses it.
+        .extension(super::limits::LimitsExtension(super::limits::RequestLimits {
+            max_nesting: limits.max_document_nesting,
+            max_tokens: limits.max_document_tokens,
+            max_depth: limits.max_query_depth,
+            max_complexity: limits.max_query_complexity,
+            max_response_values: limits.max_response_values,
+            max_upstream_calls: limits.max_upstream_calls,
+        }))
         .extension(ApolloPersistedQueries::new(LruCacheStorage::new(PERSISTED_QUERIES)));
     if !limits.introspection {
         builder = builder.disable_introspection();
@@ -107,7 +117,7 @@ fn asks_for_introspection(document: &ExecutableDocument, selections: &SelectionS
         })
 }
 
-fn with_code(mut error: ServerError, code: &str) -> ServerError {
+pub(crate) fn with_code(mut error: ServerError, code: &str) -> ServerError {
     let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
     if extensions.get("code").is_none() {
         extensions.set("code", Value::from(code));

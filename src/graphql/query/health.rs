@@ -16,7 +16,8 @@ pub struct HealthQuery;
 #[Object]
 impl HealthQuery {
     /// Liveness plus the state of each dependency (database, InfluxDB, runners).
-    async fn health(&self, ctx: &Context<'_>) -> Health {
+    async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<Health> {
+        crate::graphql::limits::spend_upstream(ctx)?;
         let state = ctx.data_unchecked::<AppState>();
         let (database, influxdb, (kubernetes, detail)) = tokio::join!(
             crate::db::ping(&state.db),
@@ -34,13 +35,13 @@ impl HealthQuery {
             crate::config::RunnerSetting::Kubernetes => &runners[1],
         };
         let status = if database && influxdb && default_runner.available { "ok" } else { "degraded" };
-        Health {
+        Ok(Health {
             status: status.to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             database,
             influxdb,
             runners,
-        }
+        })
     }
 }
 

@@ -193,8 +193,26 @@ impl<T: EagerObject> OutputType for EagerList<T> {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match resolve_list_now(&self.0, ctx) {
-            Some(value) => Ok(value),
-            None => resolve_list(ctx, field, self.0.iter(), Some(self.0.len())).await,
+            Some(value) => {
+                // Built from rows already in memory; what it holds counts all the same.
+                if let Some(budget) = crate::graphql::limits::budget(ctx) {
+                    let values = crate::graphql::limits::count_values(&value);
+                    budget
+                        .spend(values)
+                        .map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
+                }
+                Ok(value)
+            }
+            None => {
+                // Counted before async-graphql makes a future per item (each item's fields are
+                // counted again as they resolve).
+                if let Some(budget) = crate::graphql::limits::budget(ctx) {
+                    budget
+                        .spend(self.0.len())
+                        .map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
+                }
+                resolve_list(ctx, field, self.0.iter(), Some(self.0.len())).await
+            }
         }
     }
 }
@@ -320,7 +338,14 @@ impl<T: EagerObject> OutputType for ListAnswer<T> {
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match self {
             Self::Items(items) => items.resolve(ctx, field).await,
-            Self::Json(json) => Ok(raw_json(json.clone())),
+            Self::Json(json) => {
+                if let Some(budget) = crate::graphql::limits::budget(ctx) {
+                    budget
+                        .spend_raw_json(json)
+                        .map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
+                }
+                Ok(raw_json(json.clone()))
+            }
         }
     }
 }

@@ -113,6 +113,7 @@ impl TestHistory {
         }
         let ended_at = if self.0.status.is_active() { None } else { self.0.completed_at };
         let window = run_window(self.0.started_at.unwrap_or(self.0.tested_at), ended_at, Utc::now());
+        crate::graphql::limits::spend_upstream(ctx)?;
         let influx = ctx.data_unchecked::<AppState>().scheduler.influx();
         let step = step_seconds.map(i64::from);
         match influx.timeseries(self.0.id, window, step, scenario_tag.as_deref()).await {
