@@ -4,10 +4,12 @@
 //! users can move over without renaming anything. A bad value stops start-up
 //! with a message naming the variable and what it accepts.
 
+mod load_budget;
 mod security;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use load_budget::LoadBudget;
 pub use security::SecuritySettings;
 
 /// Which runner starts k6 when a launch does not say.
@@ -59,6 +61,8 @@ pub struct Settings {
     pub k8s_unschedulable_grace: Duration,
     /// Rows' worth of catalogues and runs each read cache keeps (`READ_CACHE_ROWS`; 0: none).
     pub read_cache_rows: usize,
+    /// `MAX_VUS_PER_TEST`, `MAX_RATE_PER_TEST`: the most load one launch may ask for.
+    pub load_budget: LoadBudget,
 }
 
 /// How the Kubernetes runner hands the script to its pods.
@@ -151,10 +155,12 @@ impl Settings {
                 2.0,
                 "a number of seconds (0 or more)",
             )?),
-            scheduler_job_timeout_hours: env.positive(
+            // Bounded so that every stage limit and deadline derived from it stays representable.
+            scheduler_job_timeout_hours: env.number(
                 "SCHEDULER_JOB_TIMEOUT_HOURS",
                 2.0,
-                "a positive number of hours",
+                |hours| hours > 0.0 && hours <= MAX_JOB_TIMEOUT_HOURS,
+                "a positive number of hours, at most 8760 (a year)",
             )?,
             scheduler_job_warning_hours: env.positive(
                 "SCHEDULER_JOB_WARNING_HOURS",
@@ -199,6 +205,7 @@ impl Settings {
                 "a positive number of seconds",
             )?),
             read_cache_rows: env.parsed("READ_CACHE_ROWS", "200000", "a whole number of rows (0 turns the caches off)")?,
+            load_budget: LoadBudget::read(&env)?,
         })
         .and_then(|settings| {
             if settings.k8s_script_delivery == ScriptDeliverySetting::Pvc && settings.k6_default_pvc.is_none() {
@@ -222,6 +229,9 @@ impl Settings {
         format!("http://{}:{}", self.influxdb_host, self.influxdb_port)
     }
 }
+
+/// The longest `SCHEDULER_JOB_TIMEOUT_HOURS`: a year.
+pub const MAX_JOB_TIMEOUT_HOURS: f64 = 8_760.0;
 
 /// The k6 image of the Kubernetes runner's pods: the k6 version the tests run here.
 pub const DEFAULT_K6_IMAGE: &str = "grafana/k6:1.1.0";
@@ -438,7 +448,8 @@ mod tests {
             ("RUNNER", "docker", "one of: local, kubernetes"),
             ("INFLUXDB_PORT", "70000", "a TCP port (1-65535)"),
             ("BIND_ADDR", "localhost", "a socket address such as 127.0.0.1:8000"),
-            ("SCHEDULER_JOB_TIMEOUT_HOURS", "-1", "a positive number of hours"),
+            ("SCHEDULER_JOB_TIMEOUT_HOURS", "-1", "a positive number of hours, at most 8760 (a year)"),
+            ("SCHEDULER_JOB_TIMEOUT_HOURS", "1e300", "a positive number of hours, at most 8760 (a year)"),
             ("SCHEDULER_POLL_INTERVAL", "soon", "a positive number of seconds"),
             ("LOG_LEVEL", "loud", "one of: trace, debug, info, warn, error"),
             ("DATABASE_URL", "mysql://x", DATABASE_URL_FORMS),

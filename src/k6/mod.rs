@@ -16,6 +16,6 @@ pub use duration::{
 };
 pub use plan::{
     Executor, RequestBodyPlan, RequestPlan, ScenarioPlan, StagePlan, TestPlan, arrival_rate_vus,
-    is_valid_k6_scenario_name, scenario_key,
+    is_secret_header, is_valid_k6_scenario_name, scenario_key,
 };
-pub use script::render_script;
+pub use script::{ScriptSecrets, render_script, script_secrets};

@@ -86,8 +86,27 @@ pub struct RequestPlan {
     pub query: Vec<(String, String)>,
     /// Request headers in order.
     pub headers: Vec<(String, String)>,
+    /// Headers (any case) the launch marked secret, besides those [`is_secret_header`] names.
+    pub secret_headers: Vec<String>,
     /// Request body, if any.
     pub body: Option<RequestBodyPlan>,
+}
+
+impl RequestPlan {
+    /// Whether the value of header `name` is a secret, kept out of the script.
+    pub fn is_secret(&self, name: &str) -> bool {
+        is_secret_header(name) || self.secret_headers.iter().any(|secret| secret.eq_ignore_ascii_case(name))
+    }
+}
+
+/// Parts of a header name (any case) that make its value a credential: `Authorization`,
+/// `Proxy-Authorization`, `Cookie`, `X-Api-Key`, `X-Auth-Token`, `X-Client-Secret`, ...
+const SECRET_HEADER_PARTS: [&str; 6] = ["auth", "cookie", "token", "key", "secret", "password"];
+
+/// Whether a header of this name carries a credential whatever the launch says.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    SECRET_HEADER_PARTS.iter().any(|part| name.contains(part))
 }
 
 /// A request body, already serialized.
@@ -248,6 +267,36 @@ mod tests {
     }
 
     #[test]
+    fn credential_headers_are_secret_by_name_and_others_when_marked() {
+        for name in [
+            "Authorization",
+            "proxy-authorization",
+            "COOKIE",
+            "X-Api-Key",
+            "x-auth-token",
+            "Client-Secret",
+            "X-Password",
+            "X-Session-Token",
+        ] {
+            assert!(is_secret_header(name), "{name}");
+        }
+        for name in ["Accept", "Content-Type", "X-Tenant", "Keep-Alive", "User-Agent"] {
+            assert!(!is_secret_header(name), "{name}");
+        }
+        let request = RequestPlan {
+            method: "GET".to_owned(),
+            base_url: "http://127.0.0.1".to_owned(),
+            path_template: "/".to_owned(),
+            path_params: vec![],
+            query: vec![],
+            headers: vec![],
+            secret_headers: vec!["X-Tenant".to_owned()],
+            body: None,
+        };
+        assert!(request.is_secret("x-tenant") && request.is_secret("Cookie") && !request.is_secret("Accept"));
+    }
+
+    #[test]
     fn k6_scenario_name_rule() {
         assert!(is_valid_k6_scenario_name("a-B_9"));
         assert!(!is_valid_k6_scenario_name(""));
@@ -304,6 +353,7 @@ mod tests {
                 path_params: vec![],
                 query: vec![],
                 headers: vec![],
+                secret_headers: vec![],
                 body: None,
             },
         };

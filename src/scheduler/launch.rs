@@ -7,15 +7,18 @@ use async_graphql::{ID, InputObject, Json};
 use serde_json::{Map, Value};
 
 use crate::{
+    config::LoadBudget,
     db::entities::{endpoint, endpoint_parameter, request_body},
     domain::{Executor, ParameterLocation, RunnerKind},
     error::{AppError, AppResult},
     graphql::types::parse_id,
     k6::{
-        RequestBodyPlan, RequestPlan, ScenarioPlan, StagePlan, parse_k6_duration, plan::arrival_rate_vus,
-        scenario_key,
+        RequestBodyPlan, RequestPlan, ScenarioPlan, StagePlan, is_secret_header, parse_k6_duration,
+        plan::arrival_rate_vus, scenario_key,
     },
 };
+
+mod budget;
 
 const TITLE_MAX: usize = 200;
 const NAME_MAX: usize = 100;
@@ -79,8 +82,13 @@ pub struct StageInput {
 pub struct RequestInput {
     pub path_params: Option<Json<Value>>,
     pub query_params: Option<Json<Value>>,
+    /// Header values by name. Credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, and any
+    /// name containing auth, cookie, token, key, secret or password) stay out of the k6 script: k6 reads
+    /// them from its environment, and readers below OPERATOR see them as `***`.
     pub headers: Option<Json<Value>>,
     pub body: Option<Json<Value>>,
+    /// More header names (any case) whose values are secret like credentials; each must be in `headers`.
+    pub secret_headers: Option<Vec<String>>,
 }
 
 /// An endpoint with what a script needs to call it.
@@ -118,6 +126,8 @@ pub struct ValidatedScenario {
 pub struct LaunchLimits {
     pub max_test_duration: Duration,
     pub default_runner: RunnerKind,
+    /// `MAX_VUS_PER_TEST` and `MAX_RATE_PER_TEST`.
+    pub budget: LoadBudget,
 }
 
 fn bad(field: impl Into<String>, message: impl Into<String>) -> AppError {
@@ -206,6 +216,8 @@ pub fn validate(
         }
         scenarios.push(validate_scenario(scenario, index, name, endpoint, &at, limits)?);
     }
+
+    budget::check_load_budget(&scenarios, limits.budget)?;
 
     let runner = input.runner.unwrap_or(limits.default_runner);
     Ok(ValidatedLaunch {
@@ -300,9 +312,20 @@ fn validate_scenario(
             return Err(bad(format!("{at}.maxVus"), "maxVus applies to the arrival-rate executors only"));
         }
         (_, Some(max)) if max < 1 => return Err(bad(format!("{at}.maxVus"), "maxVus must be at least 1")),
+        (_, Some(max)) if max as u32 > limits.budget.max_vus => {
+            return Err(bad(
+                format!("{at}.maxVus"),
+                format!(
+                    "scenario `{name}` asks for maxVus {max}, over the limit of {} VUs per test (MAX_VUS_PER_TEST)",
+                    limits.budget.max_vus
+                ),
+            ));
+        }
         (true, max) => {
             let (pre, max) = arrival_rate_vus(&stages, think_time, max.map(|m| m as u32));
-            (Some(pre), Some(max))
+            // A derived pool never passes the budget on its own; an explicit one was checked above.
+            let max = max.min(limits.budget.max_vus);
+            (Some(pre.min(max)), Some(max))
         }
         (false, None) => (None, None),
     };
@@ -326,6 +349,8 @@ fn validate_scenario(
     })
 }
 
+/// What the history keeps of a scenario's request input (`scenario_history.request`), secret
+/// values included: only [`mask_secret_headers`] copies of it leave the server below OPERATOR.
 fn request_json(input: &RequestInput) -> Value {
     let mut object = Map::new();
     for (key, value) in [
@@ -338,7 +363,33 @@ fn request_json(input: &RequestInput) -> Value {
             object.insert(key.to_owned(), value.clone());
         }
     }
+    if let Some(names) = &input.secret_headers {
+        object.insert(SECRET_HEADERS_KEY.to_owned(), names.iter().cloned().map(Value::String).collect());
+    }
     Value::Object(object)
+}
+
+const SECRET_HEADERS_KEY: &str = "secretHeaders";
+
+/// What replaces a secret header value for readers who may not see it.
+pub const MASKED: &str = "***";
+
+/// A stored request ([`request_json`]) with every secret header value replaced by [`MASKED`].
+pub fn mask_secret_headers(request: &Value) -> Value {
+    let mut masked = request.clone();
+    let marked: Vec<String> = request
+        .get(SECRET_HEADERS_KEY)
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    if let Some(headers) = masked.get_mut("headers").and_then(Value::as_object_mut) {
+        for (name, value) in headers.iter_mut() {
+            if is_secret_header(name) || marked.iter().any(|secret| secret.eq_ignore_ascii_case(name)) {
+                *value = Value::String(MASKED.to_owned());
+            }
+        }
+    }
+    masked
 }
 
 /// A JSON object of scalar values as (name, text) pairs.
@@ -370,6 +421,16 @@ fn request_plan(input: Option<&RequestInput>, endpoint: &LaunchEndpoint, at: &st
     let mut path_params = scalar_map(input.path_params.as_ref(), &format!("{at}.request.pathParams"))?;
     let mut query = scalar_map(input.query_params.as_ref(), &format!("{at}.request.queryParams"))?;
     let mut headers = scalar_map(input.headers.as_ref(), &format!("{at}.request.headers"))?;
+    let secret_headers = input.secret_headers.clone().unwrap_or_default();
+    for (index, name) in secret_headers.iter().enumerate() {
+        // A misspelt name would leave the value it meant to hide in the script.
+        if !headers.iter().any(|(header, _)| header.eq_ignore_ascii_case(name)) {
+            return Err(bad(
+                format!("{at}.request.secretHeaders[{index}]"),
+                format!("`{name}` is not one of the headers given in `request.headers`"),
+            ));
+        }
+    }
     for parameter in &endpoint.parameters {
         let (target, needed) = match parameter.location {
             ParameterLocation::Path => (&mut path_params, true),
@@ -400,6 +461,7 @@ fn request_plan(input: Option<&RequestInput>, endpoint: &LaunchEndpoint, at: &st
         path_params,
         query,
         headers,
+        secret_headers,
         body,
     })
 }

@@ -30,7 +30,7 @@ use crate::{
             kubernetes::{InterruptedRun, KubernetesRunner, KubernetesSettings, manifests, status::PodPhase},
             local::LocalRunner,
         },
-        script::render_script,
+        script::{render_script, script_secrets},
     },
     metrics::influx::{InfluxClient, InfluxError, TimeWindow},
 };
@@ -147,6 +147,7 @@ impl Scheduler {
                 crate::config::RunnerSetting::Local => RunnerKind::Local,
                 crate::config::RunnerSetting::Kubernetes => RunnerKind::Kubernetes,
             },
+            budget: self.settings.load_budget,
         };
         let validated = launch::validate(&input, &endpoints, limits)?;
         targets::check_launch_targets(&self.db, &self.settings.security.targets, &validated, &endpoints)
@@ -174,6 +175,12 @@ impl Scheduler {
             )));
         }
 
+        // Secret header values go to k6 from memory; the stored script only names them.
+        let secrets = script_secrets(&TestPlan {
+            test_id: 0,
+            title: String::new(),
+            scenarios: validated.scenarios.iter().map(|s| s.plan.clone()).collect(),
+        });
         let run = repo::runs::record_launch(&self.db, &validated).await?;
         tracing::Span::current().record("test_id", run.id);
         self.publish(&run, None, None);
@@ -190,6 +197,7 @@ impl Scheduler {
             influxdb_out: format!("{}/{}", self.settings.influxdb_url(), self.settings.influxdb_database),
             timeout: limits.max_test_duration + Duration::from_secs(60),
             work_dir: folder,
+            secrets,
         };
         if let Err(err) = runner.start(request).await {
             self.end_run(run.id, RunOutcome::Failed { reason: err.to_string() }, Utc::now()).await;

@@ -101,6 +101,7 @@ fn kubernetes_role_grants_only_what_the_runner_uses() {
         ("jobs", vec!["create", "get", "list", "watch", "delete", "patch"]),
         ("pods", vec!["list", "watch"]),
         ("configmaps", vec!["create"]),
+        ("secrets", vec!["create"]),
     ];
     let expected: Vec<(String, Vec<String>)> = expected
         .into_iter()

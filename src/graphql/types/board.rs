@@ -13,10 +13,11 @@ use super::{
     eager::{
         EagerList, EagerObject, LoadedFields, WithLoaded, resolve_list_now, resolve_now, with_sub_selection,
     },
-    history::{ScenarioHistory, Stage, TestHistory},
+    history::{ScenarioHistory, Stage, TestHistory, sees_secrets, visible_request, visible_script},
     loader,
 };
 use crate::{
+    access::Principal,
     db::{
         cache::StampedCache,
         entities::{HasMetrics, stage_history, test_history},
@@ -232,7 +233,9 @@ impl LoadedFields<TestHistory> for RunRelations {
             "parallelism" => value(&row.parallelism),
             "jobName" => value(&row.job_name),
             "k6ScriptFileName" => value(&row.k6_script_file_name),
-            "k6Script" => value(&row.k6_script),
+            "k6Script" => {
+                value(&visible_script(&row.k6_script, sees_secrets(ctx.data_opt::<Principal>())).into_owned())
+            }
             "testedAt" => value(&row.tested_at),
             "startedAt" => value(&row.started_at),
             "completedAt" => value(&row.completed_at),
@@ -269,6 +272,11 @@ impl LoadedFields<ScenarioHistory> for ScenarioRelations {
             "thinkTime" => value(&row.think_time),
             "responseTimeTarget" => value(&row.response_time_target),
             "errorRateTarget" => value(&row.error_rate_target),
+            // A JSON scalar answers as the JSON itself (its input form would be a string).
+            "request" => match visible_request(row, sees_secrets(ctx.data_opt::<Principal>())) {
+                Some(request) => Value::from_json(request.0).ok()?,
+                None => Value::Null,
+            },
             "summary" => summary_value(row.metrics(), ctx, field)?,
             "verdict" => value(&ScenarioHistory::verdict_of(row)),
             "stages" => {

@@ -1,6 +1,8 @@
 //! TestHistory, ScenarioHistory, Stage, TrendPoint, MetricPoint, SchedulerJob.
 
-use async_graphql::{Context, ID, Object, PathSegment, Result, SimpleObject};
+use std::borrow::Cow;
+
+use async_graphql::{Context, ID, Json, Object, PathSegment, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -8,6 +10,7 @@ use super::{
     loader, to_id,
 };
 use crate::{
+    access::{Principal, Role},
     db::entities::{HasMetrics, scenario_history, stage_history, test_history},
     domain::{Executor, MetricSummary, RunnerKind, TestStatus, Verdict, scenario_verdict, test_verdict},
     error::AppError,
@@ -15,7 +18,9 @@ use crate::{
         AppState,
         loaders::{EndpointById, ProjectById, ScenariosOfTest, StagesOfScenario, TestHistoryById},
     },
+    k6::is_secret_header,
     metrics::timeseries::{TimeseriesPoint, run_window},
+    scheduler::launch::{MASKED, mask_secret_headers},
 };
 
 /// One load-test run.
@@ -55,9 +60,11 @@ impl TestHistory {
     async fn k6_script_file_name(&self) -> &str {
         &self.0.k6_script_file_name
     }
-    /// The exact k6 script that ran (or will run).
-    async fn k6_script(&self) -> &str {
-        &self.0.k6_script
+    /// The exact k6 script that ran (or will run). Secret header values are never in it (k6
+    /// reads them from its environment); in scripts of runs launched before that rule, below
+    /// OPERATOR, the values of credential headers read `***`.
+    async fn k6_script(&self, ctx: &Context<'_>) -> String {
+        visible_script(&self.0.k6_script, sees_secrets(ctx.data_opt::<Principal>())).into_owned()
     }
     async fn tested_at(&self) -> DateTime<Utc> {
         self.0.tested_at
@@ -253,6 +260,11 @@ impl ScenarioHistory {
     async fn error_rate_target(&self) -> Option<f64> {
         self.0.error_rate_target
     }
+    /// The request values the launch gave (`pathParams`, `queryParams`, `headers`, `body`,
+    /// `secretHeaders`); null when it gave none. Below OPERATOR, secret header values read `***`.
+    async fn request(&self, ctx: &Context<'_>) -> Option<Json<serde_json::Value>> {
+        visible_request(&self.0, sees_secrets(ctx.data_opt::<Principal>()))
+    }
     async fn stages(&self, ctx: &Context<'_>) -> Result<Vec<Stage>> {
         let stages = loader(ctx).load_one(StagesOfScenario(self.0.id)).await?.unwrap_or_default();
         Ok(stages.into_iter().map(Stage::from).collect())
@@ -263,6 +275,53 @@ impl ScenarioHistory {
     async fn verdict(&self) -> Verdict {
         Self::verdict_of(&self.0)
     }
+}
+
+/// Whether the caller may read secret request values: OPERATOR and above (who may launch
+/// with them anyway). No principal: no.
+pub(super) fn sees_secrets(principal: Option<&Principal>) -> bool {
+    principal.is_some_and(|principal| principal.role >= Role::Operator)
+}
+
+/// A scenario's stored request values as a caller sees them.
+pub(super) fn visible_request(
+    row: &scenario_history::Model,
+    sees_secrets: bool,
+) -> Option<Json<serde_json::Value>> {
+    let request = row.request.as_ref()?;
+    Some(Json(if sees_secrets { request.clone() } else { mask_secret_headers(request) }))
+}
+
+/// A run's script as a caller sees it. Scripts rendered before secret values left them carry
+/// credentials as `"Name": "value",` header lines (the only lines of a generated script made of
+/// one string key and one string value): their values are masked below OPERATOR.
+pub(super) fn visible_script(script: &str, sees_secrets: bool) -> Cow<'_, str> {
+    let masked_line = |line: &str| -> Option<String> {
+        let pair = line.trim_start().strip_suffix(',')?;
+        if !pair.starts_with('"') {
+            return None;
+        }
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&format!("{{{pair}}}")).ok()?;
+        let (name, value) = object.iter().next().filter(|_| object.len() == 1)?;
+        (value.is_string() && is_secret_header(name)).then(|| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            format!("{indent}{}: \"{MASKED}\",", serde_json::Value::String(name.clone()))
+        })
+    };
+    if sees_secrets || !script.lines().any(|line| masked_line(line).is_some()) {
+        return Cow::Borrowed(script);
+    }
+    let mut visible = String::with_capacity(script.len());
+    for line in script.split_inclusive('\n') {
+        let (text, end) = line.strip_suffix('\n').map_or((line, ""), |text| (text, "\n"));
+        match masked_line(text) {
+            Some(masked) => visible.push_str(&masked),
+            None => visible.push_str(text),
+        }
+        visible.push_str(end);
+    }
+    Cow::Owned(visible)
 }
 
 /// One stage of a scenario: ramp to `target` over `duration`.

@@ -215,6 +215,8 @@ impl LocalRun {
         command
             .arg(&request.script)
             .env("K6_NO_USAGE_REPORT", "true")
+            // Only this process and its user see a process's environment (not its command line).
+            .envs(request.secrets.0.iter().map(|(variable, value)| (variable, value)))
             .current_dir(script_folder(&request.script))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -8,7 +8,7 @@ use std::{path::PathBuf, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::RunnerKind;
+use crate::{domain::RunnerKind, k6::ScriptSecrets};
 
 /// Everything a runner needs to start one run.
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct RunRequest {
     pub timeout: Duration,
     /// Where the runner may keep per-run files (summary exports).
     pub work_dir: PathBuf,
+    /// The secret header values the script reads from k6's environment; kept in memory only.
+    pub secrets: ScriptSecrets,
 }
 
 /// What a runner reports about a run, in order: `Started` (maybe), then `Finished`.

@@ -1,5 +1,6 @@
-//! The objects a run is made of, built from plain values (no I/O): one Job per k6 instance
-//! and one ConfigMap holding the script.
+//! The objects a run is made of, built from plain values (no I/O): one Job per k6 instance,
+//! one ConfigMap holding the script and, when its requests carry secret headers, one Secret
+//! holding their values, which the pods read into their environment.
 //!
 //! Why N Jobs and not one Indexed Job: each pod's command line is exact (its own
 //! `--execution-segment`), with no shell in the image to turn `JOB_COMPLETION_INDEX` into a
@@ -14,9 +15,9 @@ use k8s_openapi::{
     api::{
         batch::v1::{Job, JobSpec},
         core::v1::{
-            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
-            PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-            SecurityContext, Volume, VolumeMount,
+            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+            PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret,
+            SecretKeySelector, SecurityContext, Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -85,6 +86,9 @@ pub struct RunManifest<'a> {
     pub influxdb_out: &'a str,
     /// `activeDeadlineSeconds` of each Job.
     pub deadline_seconds: i64,
+    /// The environment variables the script reads secret values from, each a key of the run's
+    /// Secret ([`secret_name`]); empty: the run has no Secret.
+    pub secret_variables: &'a [String],
 }
 
 pub fn job_name(test_id: i64, index: u32) -> String {
@@ -93,6 +97,10 @@ pub fn job_name(test_id: i64, index: u32) -> String {
 
 pub fn config_map_name(test_id: i64) -> String {
     format!("k6-{test_id}-script")
+}
+
+pub fn secret_name(test_id: i64) -> String {
+    format!("k6-{test_id}-secrets")
 }
 
 /// `metric-vault/test-id=<id>`: selects every object of one run.
@@ -161,11 +169,7 @@ pub fn job(settings: &ManifestSettings, run: &RunManifest<'_>, index: u32) -> Jo
         name: CONTAINER.to_owned(),
         image: Some(settings.image.clone()),
         args: Some(k6_args(run, settings.api_port, index)),
-        env: Some(vec![EnvVar {
-            name: "K6_NO_USAGE_REPORT".into(),
-            value: Some("true".into()),
-            ..Default::default()
-        }]),
+        env: Some(env(run)),
         ports: Some(vec![ContainerPort {
             name: Some("k6-api".into()),
             container_port: i32::from(settings.api_port),
@@ -251,15 +255,30 @@ pub fn job(settings: &ManifestSettings, run: &RunManifest<'_>, index: u32) -> Jo
     }
 }
 
-/// The script's ConfigMap, owned by every Job of the run: the garbage collector removes it
-/// with the last of them.
-pub fn config_map(
-    settings: &ManifestSettings,
-    run: &RunManifest<'_>,
-    script: &str,
-    owners: &[Job],
-) -> ConfigMap {
-    let owner_references = owners
+/// The k6 container's environment: the secret values come from the run's Secret, so the Job
+/// (readable by anyone who may read Jobs) names them only.
+fn env(run: &RunManifest<'_>) -> Vec<EnvVar> {
+    let mut env =
+        vec![EnvVar { name: "K6_NO_USAGE_REPORT".into(), value: Some("true".into()), ..Default::default() }];
+    env.extend(run.secret_variables.iter().map(|variable| EnvVar {
+        name: variable.clone(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret_name(run.test_id),
+                key: variable.clone(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }));
+    env
+}
+
+/// Makes every Job of the run an owner: the garbage collector removes the object with the
+/// last of them.
+fn owned_by(owners: &[Job]) -> Vec<OwnerReference> {
+    owners
         .iter()
         .map(|job| OwnerReference {
             api_version: "batch/v1".into(),
@@ -269,16 +288,47 @@ pub fn config_map(
             block_owner_deletion: Some(true),
             controller: Some(false),
         })
-        .collect();
+        .collect()
+}
+
+/// The script's ConfigMap, owned by every Job of the run.
+pub fn config_map(
+    settings: &ManifestSettings,
+    run: &RunManifest<'_>,
+    script: &str,
+    owners: &[Job],
+) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(config_map_name(run.test_id)),
             namespace: Some(settings.namespace.clone()),
             labels: Some(labels(run.test_id)),
-            owner_references: Some(owner_references),
+            owner_references: Some(owned_by(owners)),
             ..Default::default()
         },
         data: Some(BTreeMap::from([(run.script_name.to_owned(), script.to_owned())])),
+        immutable: Some(true),
+        ..Default::default()
+    }
+}
+
+/// The Secret holding the run's secret header values by variable, owned like the ConfigMap.
+pub fn secret(
+    settings: &ManifestSettings,
+    run: &RunManifest<'_>,
+    values: &[(String, String)],
+    owners: &[Job],
+) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name(run.test_id)),
+            namespace: Some(settings.namespace.clone()),
+            labels: Some(labels(run.test_id)),
+            owner_references: Some(owned_by(owners)),
+            ..Default::default()
+        },
+        string_data: Some(values.iter().cloned().collect()),
+        type_: Some("Opaque".into()),
         immutable: Some(true),
         ..Default::default()
     }

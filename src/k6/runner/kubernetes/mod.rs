@@ -210,6 +210,7 @@ impl KubernetesRunner {
             ("batch", "jobs", "patch"),
             ("", "pods", "watch"),
             ("", "configmaps", "create"),
+            ("", "secrets", "create"),
         ];
         let api: Api<SelfSubjectAccessReview> = Api::all(self.client.clone());
         let mut denied = Vec::new();
@@ -265,12 +266,14 @@ impl Runner for KubernetesRunner {
             .ok_or_else(|| RunnerError::Refused(format!("bad script path {}", request.script.display())))?
             .to_owned();
         let deadline = request.timeout + START_ALLOWANCE;
+        let secret_variables = request.secrets.variables();
         let run = RunManifest {
             test_id: request.test_id,
             parallelism: request.parallelism,
             script_name: &script_name,
             influxdb_out: &request.influxdb_out,
             deadline_seconds: deadline.as_secs() as i64,
+            secret_variables: &secret_variables,
         };
         let script = match self.settings.manifests.delivery {
             ScriptDelivery::ConfigMap => {
@@ -286,7 +289,7 @@ impl Runner for KubernetesRunner {
             ScriptDelivery::Pvc { .. } => None,
         };
         let task = self.task();
-        task.create_objects(&run, script.as_deref()).await.map_err(RunnerError::Refused)?;
+        task.create_objects(&run, script.as_deref(), &request.secrets).await.map_err(RunnerError::Refused)?;
         self.follow(request.test_id, request.parallelism, false, Some(request.timeout));
         Ok(())
     }

@@ -11,7 +11,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use k8s_openapi::api::{
     batch::v1::Job,
-    core::v1::{ConfigMap, Pod},
+    core::v1::{ConfigMap, Pod, Secret},
 };
 use kube::{
     Api, Client, ResourceExt,
@@ -26,7 +26,10 @@ use super::{
     manifests::{self, RunManifest},
     status::{self, Next, PodPhase, RunState},
 };
-use crate::k6::runner::{RunOutcome, RunnerEvent};
+use crate::k6::{
+    ScriptSecrets,
+    runner::{RunOutcome, RunnerEvent},
+};
 
 /// API calls tried before a transient error counts.
 const API_ATTEMPTS: u32 = 4;
@@ -95,11 +98,17 @@ impl RunTask {
         Api::namespaced(self.client.clone(), &self.settings.manifests.namespace)
     }
 
-    /// Creates the Jobs, then the ConfigMap they own; on a refusal deletes what was created.
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.settings.manifests.namespace)
+    }
+
+    /// Creates the Jobs, then the Secret (when there are secret values) and the ConfigMap they
+    /// own; on a refusal deletes the Jobs, and with them what they own.
     pub(super) async fn create_objects(
         &self,
         run: &RunManifest<'_>,
         script: Option<&str>,
+        secrets: &ScriptSecrets,
     ) -> Result<(), String> {
         let settings = &self.settings.manifests;
         let mut created: Vec<Job> = Vec::new();
@@ -126,6 +135,20 @@ impl RunTask {
                     self.delete_jobs(created.iter().map(|job| job.name_any()).collect::<Vec<_>>()).await;
                     return Err(format!("the Kubernetes API refused Job {name}: {}", api_message(&err)));
                 }
+            }
+        }
+        // Before the ConfigMap: a pod whose Secret is missing waits in CreateContainerConfigError
+        // (see `status`), so the sooner it exists the better.
+        if !secrets.is_empty() {
+            let secret = manifests::secret(settings, run, &secrets.0, &created);
+            let name = secret.name_any();
+            if let Err(err) = retry("create Secret", || async {
+                self.secrets().create(&PostParams::default(), &secret).await
+            })
+            .await
+            {
+                self.delete_jobs(created.iter().map(|job| job.name_any()).collect::<Vec<_>>()).await;
+                return Err(format!("the Kubernetes API refused Secret {name}: {}", api_message(&err)));
             }
         }
         if let Some(script) = script {

@@ -9,7 +9,7 @@ use k8s_openapi::api::{
     core::v1::{ContainerStateTerminated, Pod},
 };
 
-use super::manifests::{CONTAINER, INSTANCE_LABEL};
+use super::manifests::{CONTAINER, INSTANCE_LABEL, TEST_ID_LABEL, secret_name};
 use crate::k6::runner::RunOutcome;
 
 /// k6's exit code when a threshold was crossed: the run itself went fine.
@@ -89,6 +89,24 @@ fn unschedulable_since(pod: &Pod) -> Option<(DateTime<Utc>, String)> {
     let at = condition.last_transition_time.as_ref()?.0;
     let since = DateTime::from_timestamp(at.as_second(), at.subsec_nanosecond().max(0) as u32)?;
     Some((since, condition.message.clone().unwrap_or_default()))
+}
+
+/// Whether the pod waits only for its run's Secret, which the runner creates just after the
+/// Jobs: a pod that got there first shows `CreateContainerConfigError` until the kubelet
+/// tries again. Past `grace` from the pod's creation it is a real failure.
+fn awaits_own_secret(pod: &Pod, reason: &str, message: &str, now: DateTime<Utc>, grace: Duration) -> bool {
+    let Some(test_id) = pod.metadata.labels.as_ref().and_then(|l| l.get(TEST_ID_LABEL)?.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let Some(created) = pod.metadata.creation_timestamp.as_ref().and_then(|time| {
+        DateTime::from_timestamp(time.0.as_second(), time.0.subsec_nanosecond().max(0) as u32)
+    }) else {
+        return false;
+    };
+    reason == "CreateContainerConfigError"
+        && message.contains(&format!("\"{}\"", secret_name(test_id)))
+        && (now - created).to_std().map_or(true, |age| age < grace)
 }
 
 fn is_ready(pod: &Pod) -> bool {
@@ -175,6 +193,7 @@ impl RunState {
             }
             if let Some((reason, message)) = waiting_reason(pod)
                 && FATAL_WAITING.contains(&reason.as_str())
+                && !awaits_own_secret(pod, &reason, &message, now, unschedulable_grace)
             {
                 return Next::Ended(RunOutcome::Failed {
                     reason: format!("k6 pod {} cannot start: {reason}: {message}", pod_name(pod)),

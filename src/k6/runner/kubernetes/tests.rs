@@ -30,11 +30,14 @@ use tokio::{
 use tower_test::mock::{Handle, SendResponse};
 
 use super::*;
-use crate::k6::runner::{
-    RunOutcome,
-    kubernetes::{
-        manifests::{K6Resources, RunManifest},
-        status::Next,
+use crate::k6::{
+    ScriptSecrets,
+    runner::{
+        RunOutcome,
+        kubernetes::{
+            manifests::{K6Resources, RunManifest},
+            status::Next,
+        },
     },
 };
 
@@ -60,6 +63,10 @@ enum Call {
     RefuseJob { test_id: i64, index: u32, code: u16, message: &'static str },
     /// POST the script's ConfigMap, owned by the Jobs created before it.
     CreateConfigMap { test_id: i64, script: String, parallelism: u32 },
+    /// POST the run's Secret of secret header values, owned by the Jobs created before it.
+    CreateSecret { test_id: i64, parallelism: u32 },
+    /// The API refuses the run's Secret with this HTTP status and message.
+    RefuseSecret { code: u16, message: &'static str },
     /// DELETE a Job with foreground propagation.
     DeleteJob { test_id: i64, index: u32 },
     /// PATCH a failed run's Job to drop its TTL.
@@ -306,24 +313,34 @@ fn answer(
             assert_eq!(body_json()["metadata"]["name"], manifests::job_name(test_id, index));
             status_response(code, "Forbidden", message)
         }
+        Call::CreateSecret { test_id, parallelism } => {
+            assert_eq!(
+                (method, path),
+                (&Method::POST, format!("/api/v1/namespaces/{NAMESPACE}/secrets").as_str())
+            );
+            let run = expected.request.manifest(test_id);
+            let wanted = manifests::secret(
+                &expected.settings,
+                &run,
+                &expected.request.secrets.0,
+                &created_jobs(test_id, parallelism),
+            );
+            assert_eq!(body_json(), serde_json::to_value(wanted).unwrap(), "Secret as sent");
+            json_response(StatusCode::CREATED, &body_json())
+        }
+        Call::RefuseSecret { code, message } => {
+            assert_eq!(
+                (method, path),
+                (&Method::POST, format!("/api/v1/namespaces/{NAMESPACE}/secrets").as_str())
+            );
+            status_response(code, "Forbidden", message)
+        }
         Call::CreateConfigMap { test_id, script, parallelism } => {
             assert_eq!(
                 (method, path),
                 (&Method::POST, format!("/api/v1/namespaces/{NAMESPACE}/configmaps").as_str())
             );
-            let owners: Vec<Job> = (0..parallelism)
-                .map(|index| {
-                    let name = manifests::job_name(test_id, index);
-                    Job {
-                        metadata: ObjectMeta {
-                            uid: Some(format!("uid-{name}")),
-                            name: Some(name),
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    }
-                })
-                .collect();
+            let owners = created_jobs(test_id, parallelism);
             let run = expected.request.manifest(test_id);
             let wanted =
                 serde_json::to_value(manifests::config_map(&expected.settings, &run, &script, &owners))
@@ -357,6 +374,23 @@ fn answer(
             json_response(StatusCode::OK, &list)
         }
     }
+}
+
+/// The Jobs of a run as the mock API server answered their creation (names and uids).
+fn created_jobs(test_id: i64, parallelism: u32) -> Vec<Job> {
+    (0..parallelism)
+        .map(|index| {
+            let name = manifests::job_name(test_id, index);
+            Job {
+                metadata: ObjectMeta {
+                    uid: Some(format!("uid-{name}")),
+                    name: Some(name),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        })
+        .collect()
 }
 
 fn access_review_answer(
@@ -406,6 +440,7 @@ struct TestRun {
     parallelism: u32,
     script: PathBuf,
     timeout: Duration,
+    secrets: ScriptSecrets,
 }
 
 impl TestRun {
@@ -420,6 +455,7 @@ impl TestRun {
             script_name: Box::leak(self.script_name().into_boxed_str()),
             influxdb_out: "http://influxdb:8086/k6",
             deadline_seconds: (self.timeout + START_ALLOWANCE).as_secs() as i64,
+            secret_variables: Box::leak(self.secrets.variables().into_boxed_slice()),
         }
     }
 
@@ -431,6 +467,7 @@ impl TestRun {
             influxdb_out: "http://influxdb:8086/k6".into(),
             timeout: self.timeout,
             work_dir: self.script.parent().unwrap().to_path_buf(),
+            secrets: self.secrets.clone(),
         }
     }
 }
@@ -452,11 +489,24 @@ fn lab(
     calls: impl FnOnce(&TestRun, &str) -> Vec<Call>,
     world: (Vec<Job>, Vec<Pod>),
 ) -> Lab {
+    lab_with_secrets(test_id, parallelism, api_port, script, ScriptSecrets::default(), calls, world)
+}
+
+/// [`lab`] for a run whose script reads `secrets` from k6's environment.
+fn lab_with_secrets(
+    test_id: i64,
+    parallelism: u32,
+    api_port: u16,
+    script: &str,
+    secrets: ScriptSecrets,
+    calls: impl FnOnce(&TestRun, &str) -> Vec<Call>,
+    world: (Vec<Job>, Vec<Pod>),
+) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let script = script.to_owned();
     let path = dir.path().join(format!("test-{test_id}.js"));
     std::fs::write(&path, &script).unwrap();
-    let run = TestRun { test_id, parallelism, script: path, timeout: Duration::from_secs(120) };
+    let run = TestRun { test_id, parallelism, script: path, timeout: Duration::from_secs(120), secrets };
     let settings = KubernetesSettings {
         manifests: manifest_settings(api_port),
         delete_completed_jobs: false,
@@ -514,6 +564,7 @@ fn pod(test_id: i64, index: u32, ip: Option<IpAddr>) -> Pod {
             parallelism: 1,
             script: PathBuf::from("/x/test.js"),
             timeout: Duration::from_secs(60),
+            secrets: ScriptSecrets::default(),
         }
         .manifest(test_id),
         index,
@@ -748,6 +799,77 @@ async fn a_create_whose_answer_was_lost_is_retried_and_finds_its_own_job() {
     assert!(lab.runner.is_running(49));
 }
 
+fn two_secrets() -> ScriptSecrets {
+    ScriptSecrets(vec![
+        ("MV_SECRET_0".to_owned(), "Bearer s3cr3t".to_owned()),
+        ("MV_SECRET_1".to_owned(), "tenant-k3y".to_owned()),
+    ])
+}
+
+#[tokio::test]
+async fn secret_values_go_in_a_secret_the_jobs_own_and_reach_k6_only_through_its_environment() {
+    let mut lab = lab_with_secrets(
+        50,
+        2,
+        6565,
+        SHORT_SCRIPT,
+        two_secrets(),
+        |run, script| {
+            let mut calls: Vec<Call> =
+                (0..2).map(|index| Call::CreateJob { test_id: run.test_id, index }).collect();
+            calls.push(Call::CreateSecret { test_id: 50, parallelism: 2 });
+            calls.push(Call::CreateConfigMap { test_id: 50, script: script.to_owned(), parallelism: 2 });
+            calls
+        },
+        (vec![], vec![]),
+    );
+
+    lab.runner.start(lab.run.request()).await.expect("the cluster takes the run");
+
+    lab.api.all_calls_made().await;
+    // What the Jobs carry (anyone who may read Jobs reads this): the Secret's name and keys only.
+    let job =
+        serde_json::to_value(manifests::job(&manifest_settings(6565), &lab.run.manifest(50), 1)).unwrap();
+    let text = job.to_string();
+    assert!(!text.contains("s3cr3t") && !text.contains("tenant-k3y"), "{text}");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["env"],
+        json!([
+            { "name": "K6_NO_USAGE_REPORT", "value": "true" },
+            { "name": "MV_SECRET_0", "valueFrom": { "secretKeyRef": { "name": "k6-50-secrets", "key": "MV_SECRET_0", "optional": false } } },
+            { "name": "MV_SECRET_1", "valueFrom": { "secretKeyRef": { "name": "k6-50-secrets", "key": "MV_SECRET_1", "optional": false } } },
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_refused_secret_fails_the_launch_and_deletes_the_jobs_it_would_have_belonged_to() {
+    let mut lab = lab_with_secrets(
+        51,
+        1,
+        6565,
+        SHORT_SCRIPT,
+        two_secrets(),
+        |_, _| {
+            vec![
+                Call::CreateJob { test_id: 51, index: 0 },
+                Call::RefuseSecret { code: 403, message: "secrets is forbidden" },
+                Call::DeleteJob { test_id: 51, index: 0 },
+            ]
+        },
+        (vec![], vec![]),
+    );
+
+    let refused = lab.runner.start(lab.run.request()).await.expect_err("the cluster refused it");
+
+    assert_eq!(
+        refused.to_string(),
+        "the Kubernetes API refused Secret k6-51-secrets: secrets is forbidden (403 Forbidden)"
+    );
+    lab.api.all_calls_made().await;
+    assert!(!lab.runner.is_running(51));
+}
+
 #[tokio::test]
 async fn a_refused_job_fails_the_launch_with_the_apis_words_and_leaves_no_orphan() {
     let mut lab = lab(
@@ -787,6 +909,7 @@ async fn after_a_restart_runs_with_jobs_are_followed_to_their_end_and_vanished_o
         parallelism: 1,
         script: PathBuf::from("/s/test-46.js"),
         timeout: Duration::from_secs(60),
+        secrets: ScriptSecrets::default(),
     };
     let mut job = manifests::job(&manifest_settings(6565), &run.manifest(46), 0);
     job.metadata.uid = Some("uid-k6-46-0".into());
@@ -837,6 +960,7 @@ async fn health_reports_a_reachable_cluster_and_names_the_permissions_missing() 
                 review("batch", "jobs", "patch", false),
                 review("", "pods", "watch", true),
                 review("", "configmaps", "create", true),
+                review("", "secrets", "create", false),
             ]
         },
         (vec![], vec![]),
@@ -845,7 +969,7 @@ async fn health_reports_a_reachable_cluster_and_names_the_permissions_missing() 
     let (available, detail) = lab.runner.health().await;
 
     assert!(!available);
-    assert_eq!(detail, "cluster reachable, but not allowed to: patch jobs (namespace load)");
+    assert_eq!(detail, "cluster reachable, but not allowed to: patch jobs, create secrets (namespace load)");
 }
 
 // ───────────────────────────── manifests and pod states ─────────────────────────────
@@ -857,6 +981,7 @@ fn the_job_and_config_map_of_a_two_pod_run_render_as_reviewed() {
         parallelism: 2,
         script: PathBuf::from("/s/test-7.js"),
         timeout: Duration::from_secs(3600),
+        secrets: ScriptSecrets::default(),
     };
     let settings = manifest_settings(6565);
     let mut jobs: Vec<Job> = (0..2).map(|index| manifests::job(&settings, &run.manifest(7), index)).collect();
@@ -870,12 +995,71 @@ fn the_job_and_config_map_of_a_two_pod_run_render_as_reviewed() {
 }
 
 #[test]
+fn the_secret_of_a_run_renders_as_reviewed() {
+    let run = TestRun {
+        test_id: 7,
+        parallelism: 2,
+        script: PathBuf::from("/s/test-7.js"),
+        timeout: Duration::from_secs(3600),
+        secrets: two_secrets(),
+    };
+    let settings = manifest_settings(6565);
+    let jobs = created_jobs(7, 2);
+    let secret = manifests::secret(&settings, &run.manifest(7), &run.secrets.0, &jobs);
+    insta::assert_snapshot!("kubernetes_secret", serde_json::to_string_pretty(&secret).unwrap());
+}
+
+#[test]
+fn a_pod_that_waits_for_its_runs_own_secret_gets_the_grace_period_other_config_errors_fail_at_once() {
+    let now = chrono::Utc::now();
+    let waiting = |created_seconds_ago: i64, message: &str| {
+        let mut pod = pod(12, 0, None);
+        pod.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            k8s_openapi::jiff::Timestamp::from_second(
+                (now - chrono::Duration::seconds(created_seconds_ago)).timestamp(),
+            )
+            .unwrap(),
+        ));
+        pod.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: manifests::CONTAINER.into(),
+            state: Some(ContainerState {
+                waiting: Some(k8s_openapi::api::core::v1::ContainerStateWaiting {
+                    reason: Some("CreateContainerConfigError".into()),
+                    message: Some(message.into()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+        state_of(vec![pod])
+    };
+    let grace = Duration::from_secs(60);
+    let own = "secret \"k6-12-secrets\" not found";
+
+    assert_eq!(waiting(5, own).next(1, false, now, grace), Next::Wait, "the Secret is on its way");
+    assert_eq!(
+        waiting(90, own).next(1, false, now, grace),
+        Next::Ended(RunOutcome::Failed {
+            reason: format!("k6 pod k6-12-0-abcde cannot start: CreateContainerConfigError: {own}")
+        })
+    );
+    assert!(
+        matches!(
+            waiting(5, "secret \"k6-13-secrets\" not found").next(1, false, now, grace),
+            Next::Ended(RunOutcome::Failed { .. })
+        ),
+        "another run's Secret is no reason to wait"
+    );
+}
+
+#[test]
 fn with_pvc_delivery_the_pods_mount_the_claim_read_only_and_no_config_map_is_needed() {
     let run = TestRun {
         test_id: 5,
         parallelism: 1,
         script: PathBuf::from("/s/test-5.js"),
         timeout: Duration::from_secs(60),
+        secrets: ScriptSecrets::default(),
     };
     let settings = ManifestSettings {
         delivery: ScriptDelivery::Pvc { claim: "k6-scripts".into() },
@@ -1023,6 +1207,7 @@ async fn two_pods_segments_are_summarised_as_one_run_with_the_exact_p95_across_t
         script_name: "test-77.js",
         influxdb_out: &influxdb_out,
         deadline_seconds: 600,
+        secret_variables: &[],
     };
 
     // Each "pod" runs exactly the command line of its Job, on loopback instead of 0.0.0.0 and
