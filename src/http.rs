@@ -5,6 +5,7 @@
 //! and the GraphiQL and Playground pages answer without a token: they reveal nothing.
 
 mod csrf;
+mod response;
 mod trim;
 mod websocket;
 
@@ -25,11 +26,9 @@ use axum::{
 
 use crate::access::{AuthError, Principal};
 use crate::graphql::{
-    AppSchema, AppState,
-    loaders::request_loader,
-    schema::{METHOD_NOT_ALLOWED, PARSE_FAILED, ReadOnlyTransport, VALIDATION_FAILED},
-    types::eager::{RawJsonWriter, write_response},
+    AppSchema, AppState, loaders::request_loader, schema::ReadOnlyTransport, types::eager::RawJsonWriter,
 };
+use response::{MediaType, graphql_response};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -53,61 +52,27 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-async fn execute(state: &HttpState, principal: Principal, request: async_graphql::Request) -> Response {
+async fn execute(
+    state: &HttpState,
+    principal: Principal,
+    request: async_graphql::Request,
+    media: MediaType,
+) -> Response {
+    if let Some(refusal) = response::refuse_malformed(&request) {
+        return refusal;
+    }
     let request = request.data(request_loader(state.app.db.clone())).data(principal).data(RawJsonWriter);
-    let response = state.schema.execute(request).await;
-    // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
-    let status =
-        response.errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").cloned()).find_map(|code| {
-            match code {
-                async_graphql::Value::String(code) if code == PARSE_FAILED || code == VALIDATION_FAILED => {
-                    Some(StatusCode::BAD_REQUEST)
-                }
-                async_graphql::Value::String(code) if code == METHOD_NOT_ALLOWED => {
-                    Some(StatusCode::METHOD_NOT_ALLOWED)
-                }
-                _ => None,
-            }
-        });
-    let mut http_response = graphql_response(response);
-    if let Some(status) = status {
-        *http_response.status_mut() = status;
-    }
-    http_response
-}
-
-/// The answer as async-graphql-axum's `GraphQLResponse` sends it (same headers), with the
-/// body written by [`write_response`], which splices in the JSON text the database produced.
-fn graphql_response(response: async_graphql::Response) -> Response {
-    let body = match write_response(&response) {
-        Ok(body) => body,
-        Err(err) => {
-            tracing::error!(error = %err, "writing a GraphQL answer");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "could not write the answer",
-                "INTERNAL_SERVER_ERROR",
-            );
-        }
-    };
-    let mut http_response = Response::new(axum::body::Body::from(body));
-    let headers = http_response.headers_mut();
-    headers
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/graphql-response+json"));
-    if response.is_ok()
-        && let Some(cache_control) = response.cache_control.value()
-        && let Ok(value) = header::HeaderValue::from_str(&cache_control)
-    {
-        headers.insert(header::CACHE_CONTROL, value);
-    }
-    headers.extend(response.http_headers);
-    http_response
+    graphql_response(state.schema.execute(request).await, media)
 }
 
 async fn graphql_post(State(state): State<HttpState>, request: Request) -> Response {
     if let Err(refusal) = csrf::check_post(request.headers()) {
         return refusal.into_response();
     }
+    let media = match MediaType::negotiate(request.headers()) {
+        Ok(media) => media,
+        Err(refusal) => return refusal,
+    };
     let principal = match authenticate(&state, request.headers()).await {
         Ok(principal) => principal,
         Err(refusal) => return refusal,
@@ -117,7 +82,7 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
         Err(refusal) => return refusal,
     };
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
-        Ok(request) => execute(&state, principal, request.into_inner()).await,
+        Ok(request) => execute(&state, principal, request.into_inner(), media).await,
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -181,13 +146,17 @@ async fn graphql_get(State(state): State<HttpState>, request: Request) -> Respon
     if parts.uri.query().is_none_or(str::is_empty) && wants_html(&parts.headers) {
         return Html(GRAPHIQL_PAGE).into_response();
     }
+    let media = match MediaType::negotiate(&parts.headers) {
+        Ok(media) => media,
+        Err(refusal) => return refusal,
+    };
     let principal = match authenticate(&state, &parts.headers).await {
         Ok(principal) => principal,
         Err(refusal) => return refusal,
     };
     let request = Request::from_parts(parts, body);
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
-        Ok(request) => execute(&state, principal, request.into_inner().data(ReadOnlyTransport)).await,
+        Ok(request) => execute(&state, principal, request.into_inner().data(ReadOnlyTransport), media).await,
         Err(rejection) => rejection.into_response(),
     }
 }
