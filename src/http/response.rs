@@ -14,7 +14,7 @@
 
 use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::Response,
+    response::{IntoResponse, Response},
 };
 
 use crate::graphql::{
@@ -48,7 +48,7 @@ impl MediaType {
     }
 
     /// The media type to answer in, or the 406 to send when the client accepts neither.
-    pub fn negotiate(headers: &HeaderMap) -> Result<MediaType, Response> {
+    pub fn negotiate(headers: &HeaderMap) -> Result<MediaType, NotAcceptable> {
         let mut accept = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).peekable();
         if accept.peek().is_none() {
             return Ok(MediaType::GraphQlResponseJson);
@@ -73,17 +73,23 @@ impl MediaType {
                     .then((*a_media == MediaType::Json).cmp(&(*b_media == MediaType::Json)))
             })
             .map(|(media, _)| media)
-            .ok_or_else(not_acceptable)
+            .ok_or(NotAcceptable)
     }
 }
 
-fn not_acceptable() -> Response {
-    super::error_response(
-        StatusCode::NOT_ACCEPTABLE,
-        "GraphQL answers are written as application/graphql-response+json or application/json \
-         (UTF-8): send an Accept header that allows one of them",
-        "NOT_ACCEPTABLE",
-    )
+/// The client accepts neither media type: answered with 406.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAcceptable;
+
+impl IntoResponse for NotAcceptable {
+    fn into_response(self) -> Response {
+        super::error_response(
+            StatusCode::NOT_ACCEPTABLE,
+            "GraphQL answers are written as application/graphql-response+json or application/json \
+             (UTF-8): send an Accept header that allows one of them",
+            "NOT_ACCEPTABLE",
+        )
+    }
 }
 
 /// One entry of an `Accept` header.
@@ -249,7 +255,7 @@ mod tests {
         if let Some(accept) = accept {
             headers.insert(header::ACCEPT, HeaderValue::from_str(accept).unwrap());
         }
-        MediaType::negotiate(&headers).map_err(|refusal| refusal.status())
+        MediaType::negotiate(&headers).map_err(|refusal| refusal.into_response().status())
     }
 
     #[test]

@@ -75,6 +75,62 @@ async fn the_graphql_over_http_audit_finds_no_error_and_no_warning() {
     assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
 }
 
+/// Chromium for the browser test: `CHROMIUM` if set, else Debian's `chromium` on PATH.
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("chromium"))
+        .find(|path| path.is_file())
+        .expect("Chromium is needed for the browser pages test: `apt-get install chromium` (scripts/setup.sh does it)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphiql_and_playground_work_in_a_browser_that_can_reach_nothing_but_the_server() {
+    let app = spawn_app().await;
+    install_packages().await;
+    app.create_project("Air-gapped dashboard").await;
+    let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-pages");
+    std::fs::create_dir_all(&screenshots).unwrap();
+
+    let output = run(
+        Command::new("node")
+            .arg("browser-pages.js")
+            .current_dir(interop_dir())
+            .env("METRIC_VAULT_URL", app.url("/"))
+            .env("METRIC_VAULT_TOKEN", ADMIN_TOKEN)
+            .env("EXPECTED_TITLE", "Air-gapped dashboard")
+            .env("CHROMIUM", chromium())
+            .env("SCREENSHOT_DIR", &screenshots),
+        "node browser-pages.js",
+    )
+    .await;
+
+    let report = String::from_utf8_lossy(&output.stdout);
+    println!("{report}");
+    assert!(
+        output.status.success(),
+        "the browser test failed:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pages: Vec<Value> = report
+        .lines()
+        .filter_map(|line| line.strip_prefix("PAGE "))
+        .map(|json| serde_json::from_str(json).unwrap())
+        .collect();
+    assert_eq!(
+        pages.iter().map(|page| page["page"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["graphiql", "playground"]
+    );
+    for page in &pages {
+        let screenshot = PathBuf::from(page["screenshot"].as_str().unwrap());
+        assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "{} was drawn", screenshot.display());
+        println!("screenshot: {}", screenshot.display());
+    }
+    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
+}
+
 /// POSTs `query` with `accept` (none when `None`) and returns status, content type and body.
 async fn post_accepting(
     app: &crate::helpers::TestApp,
