@@ -1,6 +1,12 @@
 # Metric Vault server image: the release binary plus k6 for the local runner.
 # `docker build -t metric-vault .` (not run in this project's CI: no Docker there).
 
+# ── the browser pages' assets, pinned by web/package-lock.json (build.rs embeds them) ──
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json web/.npmrc ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 # ── build: dependencies first, in a layer that survives source changes ──
 FROM rust:1.95-bookworm AS build
 WORKDIR /app
@@ -12,6 +18,9 @@ RUN mkdir -p src migrations/src benches \
     && for bench in server import launch board; do echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked --bin metric-vault \
     && rm -rf src migrations/src benches
+COPY build.rs ./
+COPY web/package.json web/package-lock.json web/
+COPY --from=web /web/node_modules web/node_modules
 COPY src src
 COPY migrations/src migrations/src
 COPY benches benches

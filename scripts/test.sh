@@ -9,10 +9,22 @@ PG_HOST=127.0.0.1 PG_PORT=5432 PG_USER="${PGUSER:-postgres}"
 pg_up() { (exec 3<>"/dev/tcp/$PG_HOST/$PG_PORT") 2>/dev/null; }
 
 # The JavaScript clients of the interop suite (tests/api/subscriptions/interop.rs runs them),
-# pinned by tests/interop/package-lock.json.
-if [ ! -f tests/interop/node_modules/.package-lock.json ]; then
-  say "npm ci (tests/interop: graphql-ws, Apollo Client, urql, subscriptions-transport-ws)"
+# graphql-http's audit and puppeteer-core (tests/api/hostile/pages.rs), pinned by
+# tests/interop/package-lock.json.
+if [ ! -f tests/interop/node_modules/.package-lock.json ] \
+  || [ tests/interop/package-lock.json -nt tests/interop/node_modules/.package-lock.json ]; then
+  say "npm ci (tests/interop: graphql-ws, Apollo Client, urql, subscriptions-transport-ws, graphql-http, puppeteer-core)"
   npm ci --prefix tests/interop --no-audit --no-fund
+fi
+
+# Headless Chromium drives the GraphiQL and Playground pages (tests/api/hostile/pages.rs).
+if [ -z "${CHROMIUM:-}" ] && ! command -v chromium >/dev/null; then
+  say "installing Chromium (apt-get install chromium)"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  fi
 fi
 
 if ! python3 -c 'import graphql' 2>/dev/null; then

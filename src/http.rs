@@ -1,35 +1,34 @@
-//! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/health`, `/ready`.
+//! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/assets/…` (the pages'
+//! files), `/health`, `/ready`.
 //!
 //! Every GraphQL request is authenticated here (see [`crate::access`]) and carries its
 //! [`Principal`] into the schema, where fields check the role they need. `/health`, `/ready`
-//! and the GraphiQL and Playground pages answer without a token: they reveal nothing.
+//! and the GraphiQL and Playground pages and their assets answer without a token: they reveal
+//! nothing.
 
 mod csrf;
+mod pages;
+mod response;
 mod trim;
 mod websocket;
 
 pub use trim::ArenaTrimmer;
 
-use async_graphql::{
-    Data,
-    http::{GraphQLPlaygroundConfig, WebSocketProtocols, playground_source},
-};
+use async_graphql::{Data, http::WebSocketProtocols};
 use async_graphql_axum::GraphQLRequest;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
     http::{HeaderMap, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    response::{IntoResponse, Response},
     routing::get,
 };
 
 use crate::access::{AuthError, Principal};
 use crate::graphql::{
-    AppSchema, AppState,
-    loaders::request_loader,
-    schema::{METHOD_NOT_ALLOWED, PARSE_FAILED, ReadOnlyTransport, VALIDATION_FAILED},
-    types::eager::{RawJsonWriter, write_response},
+    AppSchema, AppState, loaders::request_loader, schema::ReadOnlyTransport, types::eager::RawJsonWriter,
 };
+use response::{MediaType, graphql_response};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -46,68 +45,35 @@ pub fn router(state: HttpState) -> Router {
     let max_body = state.app.settings.security.max_request_bytes;
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
-        .route("/playground", get(playground))
+        .route("/playground", get(pages::playground))
+        .route("/assets/{name}", get(pages::asset))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
-async fn execute(state: &HttpState, principal: Principal, request: async_graphql::Request) -> Response {
+async fn execute(
+    state: &HttpState,
+    principal: Principal,
+    request: async_graphql::Request,
+    media: MediaType,
+) -> Response {
+    if let Some(refusal) = response::refuse_malformed(&request) {
+        return refusal;
+    }
     let request = request.data(request_loader(state.app.db.clone())).data(principal).data(RawJsonWriter);
-    let response = state.schema.execute(request).await;
-    // As Apollo Server does: a document that never ran is the client's fault, said with a 4xx.
-    let status =
-        response.errors.iter().filter_map(|e| e.extensions.as_ref()?.get("code").cloned()).find_map(|code| {
-            match code {
-                async_graphql::Value::String(code) if code == PARSE_FAILED || code == VALIDATION_FAILED => {
-                    Some(StatusCode::BAD_REQUEST)
-                }
-                async_graphql::Value::String(code) if code == METHOD_NOT_ALLOWED => {
-                    Some(StatusCode::METHOD_NOT_ALLOWED)
-                }
-                _ => None,
-            }
-        });
-    let mut http_response = graphql_response(response);
-    if let Some(status) = status {
-        *http_response.status_mut() = status;
-    }
-    http_response
-}
-
-/// The answer as async-graphql-axum's `GraphQLResponse` sends it (same headers), with the
-/// body written by [`write_response`], which splices in the JSON text the database produced.
-fn graphql_response(response: async_graphql::Response) -> Response {
-    let body = match write_response(&response) {
-        Ok(body) => body,
-        Err(err) => {
-            tracing::error!(error = %err, "writing a GraphQL answer");
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "could not write the answer",
-                "INTERNAL_SERVER_ERROR",
-            );
-        }
-    };
-    let mut http_response = Response::new(axum::body::Body::from(body));
-    let headers = http_response.headers_mut();
-    headers
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/graphql-response+json"));
-    if response.is_ok()
-        && let Some(cache_control) = response.cache_control.value()
-        && let Ok(value) = header::HeaderValue::from_str(&cache_control)
-    {
-        headers.insert(header::CACHE_CONTROL, value);
-    }
-    headers.extend(response.http_headers);
-    http_response
+    graphql_response(state.schema.execute(request).await, media)
 }
 
 async fn graphql_post(State(state): State<HttpState>, request: Request) -> Response {
     if let Err(refusal) = csrf::check_post(request.headers()) {
         return refusal.into_response();
     }
+    let media = match MediaType::negotiate(request.headers()) {
+        Ok(media) => media,
+        Err(refusal) => return refusal.into_response(),
+    };
     let principal = match authenticate(&state, request.headers()).await {
         Ok(principal) => principal,
         Err(refusal) => return refusal,
@@ -117,7 +83,7 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
         Err(refusal) => return refusal,
     };
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
-        Ok(request) => execute(&state, principal, request.into_inner()).await,
+        Ok(request) => execute(&state, principal, request.into_inner(), media).await,
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -179,15 +145,19 @@ async fn graphql_get(State(state): State<HttpState>, request: Request) -> Respon
         return websocket(state, protocol, authorization, upgrade);
     }
     if parts.uri.query().is_none_or(str::is_empty) && wants_html(&parts.headers) {
-        return Html(GRAPHIQL_PAGE).into_response();
+        return pages::graphiql();
     }
+    let media = match MediaType::negotiate(&parts.headers) {
+        Ok(media) => media,
+        Err(refusal) => return refusal.into_response(),
+    };
     let principal = match authenticate(&state, &parts.headers).await {
         Ok(principal) => principal,
         Err(refusal) => return refusal,
     };
     let request = Request::from_parts(parts, body);
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
-        Ok(request) => execute(&state, principal, request.into_inner().data(ReadOnlyTransport)).await,
+        Ok(request) => execute(&state, principal, request.into_inner().data(ReadOnlyTransport), media).await,
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -233,10 +203,6 @@ fn websocket(
     })
 }
 
-async fn playground() -> Html<String> {
-    Html(playground_source(GraphQLPlaygroundConfig::new("/graphql").subscription_endpoint("/graphql")))
-}
-
 async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
     if crate::db::ping(&state.app.db).await {
         (StatusCode::OK, "ready")
@@ -244,43 +210,3 @@ async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
     }
 }
-
-/// GraphiQL 3 from a CDN, with graphql-ws for subscriptions on the same path.
-const GRAPHIQL_PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-  <meta charset="utf-8">
-  <title>Metric Vault · GraphiQL</title>
-  <style>body { margin: 0; height: 100vh; } #graphiql { height: 100vh; }</style>
-  <link rel="stylesheet" href="https://unpkg.com/graphiql@3.8.3/graphiql.min.css">
-</head>
-<body>
-  <div id="graphiql">Loading GraphiQL…</div>
-  <script src="https://unpkg.com/react@18.3.1/umd/react.production.min.js" crossorigin></script>
-  <script src="https://unpkg.com/react-dom@18.3.1/umd/react-dom.production.min.js" crossorigin></script>
-  <script src="https://unpkg.com/graphql-ws@5.16.0/umd/graphql-ws.min.js" crossorigin></script>
-  <script src="https://unpkg.com/graphiql@3.8.3/graphiql.min.js" crossorigin></script>
-  <script>
-    const url = new URL('/graphql', window.location.href);
-    const wsUrl = url.href.replace(/^http/, 'ws');
-    // An API token arrives once in the page's fragment (`#token=…`, never sent to a server),
-    // is kept in this browser's storage and sent with every request and websocket.
-    const fragment = new URLSearchParams(window.location.hash.slice(1));
-    if (fragment.get('token')) {
-      localStorage.setItem('metric-vault-token', fragment.get('token'));
-      history.replaceState(null, '', window.location.pathname);
-    }
-    const token = localStorage.getItem('metric-vault-token');
-    const auth = token ? { authorization: 'Bearer ' + token } : {};
-    const fetcher = GraphiQL.createFetcher({
-      url: url.href,
-      headers: auth,
-      wsClient: graphqlWs.createClient({ url: wsUrl, connectionParams: () => auth }),
-    });
-    ReactDOM.createRoot(document.getElementById('graphiql')).render(
-      React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true })
-    );
-  </script>
-</body>
-</html>
-"#;

@@ -59,7 +59,8 @@ impl TestApp {
         self.graphql_with(&self.client, query, variables).await
     }
 
-    /// POSTs a GraphQL request through `client` (another token, or none).
+    /// POSTs a GraphQL request through `client` (another token, or none), accepting what
+    /// modern clients accept, so a document that never ran answers 400.
     pub async fn graphql_with(
         &self,
         client: &reqwest::Client,
@@ -68,6 +69,7 @@ impl TestApp {
     ) -> GraphQlResponse {
         let response = client
             .post(self.url("/graphql"))
+            .header("accept", "application/graphql-response+json, application/json;q=0.9")
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
