@@ -69,7 +69,7 @@ impl TestApp {
     ) -> GraphQlResponse {
         let response = client
             .post(self.url("/graphql"))
-            .header("accept", "application/graphql-response+json, application/json;q=0.9")
+            .header("accept", GRAPHQL_ACCEPT)
             .json(&json!({ "query": query, "variables": variables }))
             .send()
             .await
@@ -103,6 +103,9 @@ impl TestApp {
         response.data()["createProject"]["id"].as_str().unwrap().to_owned()
     }
 }
+
+/// What modern GraphQL clients accept: the GraphQL-over-HTTP media type first.
+pub const GRAPHQL_ACCEPT: &str = "application/graphql-response+json, application/json;q=0.9";
 
 /// The bootstrap admin token every test server accepts; `TestApp::client` sends it.
 pub const ADMIN_TOKEN: &str = "mv_test-admin-token-for-the-test-suite";

@@ -30,7 +30,14 @@ pub async fn assert_healthy(app: &TestApp) {
 }
 
 async fn post(app: &TestApp, body: Value) -> (u16, Value) {
-    let response = app.client.post(app.url("/graphql")).json(&body).send().await.expect("POST /graphql");
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("accept", crate::helpers::GRAPHQL_ACCEPT)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST /graphql");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -78,7 +85,7 @@ async fn documents_nested_past_the_limit_are_refused_before_parsing() {
     let deep = format!("query {{ project(id: {}) {{ id }} }}", nested("[", "1", "]", 3000));
     let mut url = url::Url::parse(&app.url("/graphql")).unwrap();
     url.query_pairs_mut().append_pair("query", &deep);
-    let response = app.client.get(url).send().await.unwrap();
+    let response = app.client.get(url).header("accept", crate::helpers::GRAPHQL_ACCEPT).send().await.unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(code(&body), "GRAPHQL_PARSE_FAILED");
