@@ -343,7 +343,10 @@ mod tests {
             ["169.254.169.254", "[fd00:ec2::254]", "100.100.100.200", "metadata.google.internal", "fe80::1"]
         {
             assert!(
-                matches!(ImportPolicy::from_targets(None, &policy).check(&host(blocked)), Err(TargetRefusal::Blocked { .. })),
+                matches!(
+                    ImportPolicy::from_targets(None, &policy).check(&host(blocked)),
+                    Err(TargetRefusal::Blocked { .. })
+                ),
                 "{blocked}"
             );
         }
@@ -358,8 +361,14 @@ mod tests {
 
     #[test]
     fn only_an_explicit_entry_unblocks_a_blocked_address() {
-        assert!(ImportPolicy::from_targets(None, &policy(Some("*"))).check(&host("169.254.169.254")).is_err());
-        assert!(ImportPolicy::from_targets(None, &policy(Some("169.254.169.254"))).check(&host("169.254.169.254")).is_ok());
+        assert!(
+            ImportPolicy::from_targets(None, &policy(Some("*"))).check(&host("169.254.169.254")).is_err()
+        );
+        assert!(
+            ImportPolicy::from_targets(None, &policy(Some("169.254.169.254")))
+                .check(&host("169.254.169.254"))
+                .is_ok()
+        );
         assert!(policy(Some("169.254.0.0/16")).check_load(&host("169.254.169.254"), &[]).is_ok());
     }
 
@@ -446,15 +455,17 @@ mod tests {
 
     #[test]
     fn this_host_addresses_match_like_loopback() {
-        let no_loopback =
-            TargetPolicy { allowed: None, blocked: "127.0.0.0/8,::1".parse().unwrap() };
+        let no_loopback = TargetPolicy { allowed: None, blocked: "127.0.0.0/8,::1".parse().unwrap() };
         let imports = ImportPolicy::from_targets(None, &no_loopback);
         for this_host in ["0.0.0.0", "::", "::ffff:0.0.0.0", "[::]", "127.0.0.5", "::ffff:127.0.0.1"] {
             assert!(
                 matches!(imports.check(&host(this_host)), Err(TargetRefusal::Blocked { .. })),
                 "import {this_host}"
             );
-            assert!(no_loopback.check_load(&host(this_host), &[this_host.to_owned()]).is_err(), "load {this_host}");
+            assert!(
+                no_loopback.check_load(&host(this_host), &[this_host.to_owned()]).is_err(),
+                "load {this_host}"
+            );
         }
         assert!(imports.check(&host("10.0.0.1")).is_ok());
         // And an allow list of loopback covers them.
@@ -478,12 +489,16 @@ mod tests {
             Err(TargetRefusal::NotImportable { host: "127.0.0.2".into() })
         );
 
-        let own = ImportPolicy::from_targets(Some("*.docs.example, 127.0.0.2".parse().unwrap()), &policy(Some("127.0.0.1")));
+        let own = ImportPolicy::from_targets(
+            Some("*.docs.example, 127.0.0.2".parse().unwrap()),
+            &policy(Some("127.0.0.1")),
+        );
         assert!(own.check(&host("127.0.0.2")).is_ok());
         assert!(own.check(&host("api.docs.example")).is_ok());
         assert!(own.check(&host("127.0.0.1")).is_err(), "IMPORT_ALLOWED_HOSTS replaces ALLOWED_TARGETS");
         // A name is judged with what it resolved to: every address must be covered.
-        let resolved = |addresses: &[&str]| Host::new("docs.internal", addresses.iter().map(|a| address(a)).collect());
+        let resolved =
+            |addresses: &[&str]| Host::new("docs.internal", addresses.iter().map(|a| address(a)).collect());
         assert!(own.check(&resolved(&["127.0.0.2"])).is_ok());
         assert!(own.check(&resolved(&["127.0.0.2", "127.0.0.3"])).is_err());
         assert!(own.check(&resolved(&[])).is_err());

@@ -15,11 +15,14 @@ pub struct ImportSettings {
     pub parse_limits: ParseLimits,
 }
 
-const HOST_FORMS: &str = "a comma-separated list of host names, *.domain suffixes, addresses, CIDR blocks or *";
+const HOST_FORMS: &str =
+    "a comma-separated list of host names, *.domain suffixes, addresses, CIDR blocks or *";
 
 impl ImportSettings {
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let list = |variable: &'static str, default: Option<&str>| -> Result<Option<TargetList>, ConfigError> {
+        let list = |variable: &'static str,
+                    default: Option<&str>|
+         -> Result<Option<TargetList>, ConfigError> {
             let Some(text) = env.optional(variable).or(default.map(str::to_owned)) else {
                 return Ok(None);
             };
@@ -41,19 +44,27 @@ impl ImportSettings {
             Ok(value)
         };
         let parse_limits = ParseLimits {
-            max_values: at_least_one("IMPORT_MAX_VALUES", defaults.max_values, "a whole number of values (1 or more)")?,
-            max_depth: at_least_one("IMPORT_MAX_DEPTH", defaults.max_depth, "a whole number of levels, 1 to 120")
-                .and_then(|depth| {
-                    // yaml_serde and serde_json stop at 128 levels with a message of their own.
-                    if depth > 120 {
-                        return Err(ConfigError {
-                            variable: "IMPORT_MAX_DEPTH",
-                            value: depth.to_string(),
-                            expected: "a whole number of levels, 1 to 120",
-                        });
-                    }
-                    Ok(depth)
-                })?,
+            max_values: at_least_one(
+                "IMPORT_MAX_VALUES",
+                defaults.max_values,
+                "a whole number of values (1 or more)",
+            )?,
+            max_depth: at_least_one(
+                "IMPORT_MAX_DEPTH",
+                defaults.max_depth,
+                "a whole number of levels, 1 to 120",
+            )
+            .and_then(|depth| {
+                // yaml_serde and serde_json stop at 128 levels with a message of their own.
+                if depth > 120 {
+                    return Err(ConfigError {
+                        variable: "IMPORT_MAX_DEPTH",
+                        value: depth.to_string(),
+                        expected: "a whole number of levels, 1 to 120",
+                    });
+                }
+                Ok(depth)
+            })?,
             max_output_bytes: at_least_one(
                 "IMPORT_MAX_OUTPUT_MB",
                 defaults.max_output_bytes / (1024 * 1024),
@@ -79,7 +90,8 @@ mod tests {
     use crate::openapi::ParseLimits;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, super::ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -92,9 +104,10 @@ mod tests {
 
         let import = settings(&[("ALLOWED_TARGETS", "10.0.0.0/8"), ("BLOCKED_TARGETS", "")]).unwrap().import;
         assert_eq!(import.policy.allowed, "10.0.0.0/8".parse().unwrap());
-        let import = settings(&[("ALLOWED_TARGETS", "10.0.0.0/8"), ("IMPORT_ALLOWED_HOSTS", "docs.internal")])
-            .unwrap()
-            .import;
+        let import =
+            settings(&[("ALLOWED_TARGETS", "10.0.0.0/8"), ("IMPORT_ALLOWED_HOSTS", "docs.internal")])
+                .unwrap()
+                .import;
         assert_eq!(import.policy.allowed, "docs.internal".parse().unwrap());
     }
 
@@ -109,7 +122,8 @@ mod tests {
         ] {
             assert_eq!(settings(&[(variable, value)]).unwrap_err().variable, variable);
         }
-        let limits = settings(&[("IMPORT_MAX_OUTPUT_MB", "2"), ("IMPORT_PARSE_SECONDS", "0.5")]).unwrap().import;
+        let limits =
+            settings(&[("IMPORT_MAX_OUTPUT_MB", "2"), ("IMPORT_PARSE_SECONDS", "0.5")]).unwrap().import;
         assert_eq!(limits.parse_limits.max_output_bytes, 2 * 1024 * 1024);
         assert_eq!(limits.parse_limits.max_duration, std::time::Duration::from_millis(500));
     }

@@ -20,7 +20,8 @@ pub struct ParseLimits {
     pub max_values: usize,
     /// Nesting of lists and mappings, counted from the top-level mapping (which is level 1).
     pub max_depth: usize,
-    /// Bytes of schemas (with `$ref`s inlined) and examples the endpoints may hold in total.
+    /// Bytes of schemas (with `$ref`s inlined), examples and descriptions the endpoints may
+    /// hold in total; also what YAML aliases may repeat of the text.
     pub max_output_bytes: usize,
     /// Wall time for reading the document and building the endpoints.
     pub max_duration: Duration,
@@ -179,8 +180,11 @@ mod tests {
 
     #[test]
     fn output_and_time_are_bounded() {
-        let limits =
-            ParseLimits { max_output_bytes: 1024 * 1024, max_duration: Duration::ZERO, ..ParseLimits::DEFAULT };
+        let limits = ParseLimits {
+            max_output_bytes: 1024 * 1024,
+            max_duration: Duration::ZERO,
+            ..ParseLimits::DEFAULT
+        };
         let budget = Budget::new(&limits);
         assert!(budget.produce(1024 * 1024, true).is_ok());
         let error = budget.produce(1, true).unwrap_err();

@@ -443,7 +443,8 @@ mod tests {
             &crate::access::targets::TargetPolicy::default(),
         );
         let client = build_client(&limits, &loopback_one);
-        let fetch = async |url: String| fetch_document(&client, &url, &limits, &loopback_one).await.unwrap_err();
+        let fetch =
+            async |url: String| fetch_document(&client, &url, &limits, &loopback_one).await.unwrap_err();
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let closed_port = listener.local_addr().unwrap().port();

@@ -186,6 +186,15 @@ pub enum ParseError {
         /// Whether the text itself is small enough and its aliases make it too large.
         through_aliases: bool,
     },
+    /// YAML aliases that copy more text than one document may produce.
+    #[error(
+        "the YAML document's aliases repeat more than {limit_mb} MB of text \
+         (limit: IMPORT_MAX_OUTPUT_MB = {limit_mb} per document)"
+    )]
+    AliasesRepeatTooMuch {
+        /// `IMPORT_MAX_OUTPUT_MB`.
+        limit_mb: usize,
+    },
     /// Lists and mappings nested deeper than an import may read.
     #[error("the document nests more than {limit} levels deep (limit: IMPORT_MAX_DEPTH = {limit})")]
     TooDeep {

@@ -246,9 +246,12 @@ fn kept_weight(endpoint: &ParsedEndpoint) -> usize {
     let parameters: usize = endpoint
         .parameters
         .iter()
-        .map(|parameter| parameter.name.len() + text(&parameter.description) + example(&parameter.example) + 16)
+        .map(|parameter| {
+            parameter.name.len() + text(&parameter.description) + example(&parameter.example) + 16
+        })
         .sum();
-    let body = endpoint.request_body.as_ref().map_or(0, |body| body.content_type.len() + example(&body.example));
+    let body =
+        endpoint.request_body.as_ref().map_or(0, |body| body.content_type.len() + example(&body.example));
     endpoint.path.len()
         + text(&endpoint.operation_id)
         + text(&endpoint.summary)

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::budget::{Budget, ParseLimits};
 pub use super::model::{
     HttpMethod, JsonText, ParameterLocation, ParseError, ParsedEndpoint, ParsedParameter, ParsedRequestBody,
     ParsedSpec, ParsedTag, UnknownName,
 };
-use super::budget::{Budget, ParseLimits};
 use super::operation::OperationReader;
 use super::resolve::{Resolver, Target, ref_of};
 use super::{servers, syntax};

@@ -39,15 +39,22 @@ pub(crate) fn measure_yaml(text: &str, budget: &Budget<'_>) -> Result<(), ParseE
             let through_aliases = measure.total - measure.through_aliases <= limits.max_values;
             return budget.refuse(ParseError::TooManyValues { limit: limits.max_values, through_aliases });
         }
+        // Values are not all alike: an alias of a long string copies the string.
+        if measure.bytes_through_aliases > limits.max_output_bytes {
+            let limit_mb = limits.max_output_bytes.div_ceil(1024 * 1024);
+            return budget.refuse(ParseError::AliasesRepeatTooMuch { limit_mb });
+        }
     }
     Ok(())
 }
 
-/// Size (values) and height (levels, the node itself included) of a node once expanded.
+/// Size (values), height (levels, the node itself included) and scalar bytes of a node once
+/// expanded.
 #[derive(Clone, Copy, Default)]
 struct Extent {
     size: usize,
     height: usize,
+    bytes: usize,
 }
 
 struct Open {
@@ -63,6 +70,8 @@ struct Measure {
     total: usize,
     /// The part of `total` that aliases added.
     through_aliases: usize,
+    /// Scalar bytes that aliases added.
+    bytes_through_aliases: usize,
 }
 
 enum Step {
@@ -82,7 +91,7 @@ impl Measure {
             Event::StreamEnd => Step::Done,
             Event::Start { anchor } => {
                 self.total = self.total.saturating_add(1);
-                self.open.push(Open { anchor, extent: Extent { size: 1, height: 1 } });
+                self.open.push(Open { anchor, extent: Extent { size: 1, height: 1, bytes: 0 } });
                 Step::Continue(depth)
             }
             Event::End => {
@@ -94,8 +103,8 @@ impl Measure {
                 }
                 Step::Continue(0)
             }
-            Event::Scalar { anchor } => {
-                let extent = Extent { size: 1, height: 1 };
+            Event::Scalar { anchor, bytes } => {
+                let extent = Extent { size: 1, height: 1, bytes };
                 if let Some(anchor) = anchor {
                     self.anchors.insert(anchor, extent);
                 }
@@ -108,6 +117,7 @@ impl Measure {
                 let extent = self.anchors.get(&anchor).copied().unwrap_or_default();
                 self.total = self.total.saturating_add(extent.size);
                 self.through_aliases = self.through_aliases.saturating_add(extent.size);
+                self.bytes_through_aliases = self.bytes_through_aliases.saturating_add(extent.bytes);
                 self.add_to_parent(extent);
                 Step::Continue((depth + extent.height).saturating_sub(1))
             }
@@ -118,6 +128,7 @@ impl Measure {
         if let Some(parent) = self.open.last_mut() {
             parent.extent.size = parent.extent.size.saturating_add(child.size);
             parent.extent.height = parent.extent.height.max(child.height.saturating_add(1));
+            parent.extent.bytes = parent.extent.bytes.saturating_add(child.bytes);
         }
     }
 }
@@ -134,6 +145,7 @@ enum Event {
     End,
     Scalar {
         anchor: Option<Vec<u8>>,
+        bytes: usize,
     },
     Alias {
         anchor: Vec<u8>,
@@ -191,7 +203,10 @@ impl<'t> Events<'t> {
                     Event::Start { anchor: anchor_name(event.data.mapping_start.anchor) }
                 }
                 sys::YAML_SEQUENCE_END_EVENT | sys::YAML_MAPPING_END_EVENT => Event::End,
-                sys::YAML_SCALAR_EVENT => Event::Scalar { anchor: anchor_name(event.data.scalar.anchor) },
+                sys::YAML_SCALAR_EVENT => Event::Scalar {
+                    anchor: anchor_name(event.data.scalar.anchor),
+                    bytes: usize::try_from(event.data.scalar.length).unwrap_or(usize::MAX),
+                },
                 sys::YAML_ALIAS_EVENT => {
                     Event::Alias { anchor: anchor_name(event.data.alias.anchor).unwrap_or_default() }
                 }
@@ -272,6 +287,18 @@ mod tests {
         assert_eq!(measure(&deep, 1_000_000, 100), Err(ParseError::TooDeep { limit: 100 }));
         let deep = format!("{}x: 1", "a: {".repeat(100_000));
         assert_eq!(measure(&deep, 1_000_000, 100), Err(ParseError::TooDeep { limit: 100 }));
+    }
+
+    #[test]
+    fn aliases_of_long_strings_count_their_bytes() {
+        // 100 KB aliased ten times is 1 MB repeated: at the limit; eleven times is past it.
+        let limits = ParseLimits { max_output_bytes: 1024 * 1024, ..ParseLimits::DEFAULT };
+        let measure = |text: &str| measure_yaml(text, &Budget::new(&limits));
+        let long = "x".repeat(100 * 1024);
+        let ten = format!("a: &a {long}\nb: [{}]\n", ["*a"; 10].join(", "));
+        assert!(measure(&ten).is_ok());
+        let eleven = format!("a: &a {long}\nb: [{}]\n", ["*a"; 11].join(", "));
+        assert_eq!(measure(&eleven), Err(ParseError::AliasesRepeatTooMuch { limit_mb: 1 }));
     }
 
     #[test]

@@ -38,7 +38,9 @@ async fn assert_refused(app: &TestApp, response: &GraphQlResponse, message: &str
 
 /// A valid document whose extension `x-payload` holds `payload` (YAML text, indented by 2).
 fn yaml_document(payload: &str) -> String {
-    format!("openapi: 3.0.0\ninfo: {{title: Hostile, version: '1'}}\npaths:\n  /ok:\n    get: {{}}\nx-payload:\n{payload}")
+    format!(
+        "openapi: 3.0.0\ninfo: {{title: Hostile, version: '1'}}\npaths:\n  /ok:\n    get: {{}}\nx-payload:\n{payload}"
+    )
 }
 
 /// 3 KB of YAML that expands to 2.5 million values: a list of 1,000 scalars, aliased 100 times
@@ -69,9 +71,17 @@ async fn yaml_aliases_that_expand_past_the_limit_are_refused_quickly() {
     assert!(started.elapsed() < Duration::from_secs(3), "refused in {:?}", started.elapsed());
     assert_refused(&app, &fetched, LAUGHS_REFUSAL).await;
 
+    // Few values, but each alias of a long string copies it: 1 MB a hundred times.
+    let long =
+        yaml_document(&format!("  a: &a {}\n  b: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 100].join(",")));
+    let copies = import(&app, json!({ "document": long })).await;
+    assert_refused(&app, &copies, "the YAML document's aliases repeat more than 64 MB of text").await;
+
     // The same shapes, small, import: aliases are fine, their expansion is what is bounded.
     let modest = yaml_document("  a: &a [1, 2, 3]\n  b: [*a, *a, *a]\n");
-    assert!(import(&app, json!({ "document": modest })).await.data()["analyzeOpenApi"]["spec"]["id"].is_string());
+    assert!(
+        import(&app, json!({ "document": modest })).await.data()["analyzeOpenApi"]["spec"]["id"].is_string()
+    );
 }
 
 #[tokio::test]
@@ -83,14 +93,21 @@ async fn documents_nested_100000_levels_deep_are_refused_and_the_server_stays_up
         "[".repeat(levels),
         "]".repeat(levels)
     );
-    let json_objects =
-        format!(r#"{{"openapi": "3.0.0", "paths": {{}}, "x": {}1{}}}"#, r#"{"a":"#.repeat(levels), "}".repeat(levels));
+    let json_objects = format!(
+        r#"{{"openapi": "3.0.0", "paths": {{}}, "x": {}1{}}}"#,
+        r#"{"a":"#.repeat(levels),
+        "}".repeat(levels)
+    );
     let yaml_flow = yaml_document(&format!("  deep: {}x{}\n", "{a: ".repeat(levels), "}".repeat(levels)));
     let yaml_block = yaml_document(&format!("  deep:\n    {}x\n", "- ".repeat(levels)));
     for document in [json_lists, json_objects, yaml_flow, yaml_block] {
         let refused = import(&app, json!({ "document": document })).await;
-        assert_refused(&app, &refused, "the document nests more than 100 levels deep (limit: IMPORT_MAX_DEPTH = 100)")
-            .await;
+        assert_refused(
+            &app,
+            &refused,
+            "the document nests more than 100 levels deep (limit: IMPORT_MAX_DEPTH = 100)",
+        )
+        .await;
     }
 }
 
@@ -104,7 +121,8 @@ fn ref_fan_out() -> String {
         schemas.insert(format!("S{level}"), json!({ "allOf": [next.clone(), next] }));
     }
     schemas.insert("S7".into(), json!({ "type": "string", "description": "x".repeat(100_000) }));
-    let body = json!({ "content": { "application/json": { "schema": { "$ref": "#/components/schemas/S0" } } } });
+    let body =
+        json!({ "content": { "application/json": { "schema": { "$ref": "#/components/schemas/S0" } } } });
     let paths: Map<String, Value> =
         (0..40).map(|n| (format!("/op{n}"), json!({ "post": { "requestBody": body.clone() } }))).collect();
     json!({ "openapi": "3.0.0", "info": { "title": "Fan-out", "version": "1" }, "paths": paths,
@@ -173,14 +191,16 @@ async fn hosts_outside_the_import_policy_read_like_closed_ports() {
         let refused = import(&app, json!({ "url": url })).await;
         // The URL as given (never where a redirect led), then one reason for every case.
         let message = refused.error_message();
-        let shown = message.strip_prefix("could not fetch ").and_then(|rest| rest.strip_suffix(NOT_IMPORTABLE));
+        let shown =
+            message.strip_prefix("could not fetch ").and_then(|rest| rest.strip_suffix(NOT_IMPORTABLE));
         assert!(shown.is_some_and(|shown| !shown.contains("127.0.0.3")), "{message}");
         assert_refused(&app, &refused, NOT_IMPORTABLE).await;
     }
 
     // `0.0.0.0` reaches this host: it is loopback for the policy, outside a 127.0.0.2 allow list.
     let other = spawn_app_with(&[("IMPORT_ALLOWED_HOSTS", "127.0.0.2")]).await;
-    let refused = import(&other, json!({ "url": format!("http://0.0.0.0:{}/doc.json", port_of(&allowed)) })).await;
+    let refused =
+        import(&other, json!({ "url": format!("http://0.0.0.0:{}/doc.json", port_of(&allowed)) })).await;
     assert_refused(&other, &refused, NOT_IMPORTABLE).await;
     let fetched = import(&other, json!({ "url": format!("{elsewhere}/doc.json") })).await;
     assert_eq!(fetched.data()["analyzeOpenApi"]["addedEndpoints"], 1);
