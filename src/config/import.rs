@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{ConfigError, Env};
 use crate::access::targets::{DEFAULT_BLOCKED, ImportPolicy, TargetList, TargetPolicy};
-use crate::openapi::ParseLimits;
+use crate::openapi::{FetchLimits, ParseLimits};
 
 /// `IMPORT_*`.
 #[derive(Clone, Debug)]
@@ -13,6 +13,9 @@ pub struct ImportSettings {
     pub policy: ImportPolicy,
     /// `IMPORT_MAX_VALUES`, `IMPORT_MAX_DEPTH`, `IMPORT_MAX_OUTPUT_MB`, `IMPORT_PARSE_SECONDS`.
     pub parse_limits: ParseLimits,
+    /// `IMPORT_FETCH_SECONDS`: a fetch's time limit, which is also when every network-level
+    /// failure is answered (see [`crate::openapi::fetch_document`]).
+    pub fetch_limits: FetchLimits,
 }
 
 const HOST_FORMS: &str =
@@ -77,7 +80,15 @@ impl ImportSettings {
                 "a positive number of seconds",
             )?),
         };
-        Ok(Self { policy, parse_limits })
+        let fetch_limits = FetchLimits {
+            timeout: Duration::from_secs_f64(env.positive(
+                "IMPORT_FETCH_SECONDS",
+                FetchLimits::default().timeout.as_secs_f64(),
+                "a positive number of seconds",
+            )?),
+            ..FetchLimits::default()
+        };
+        Ok(Self { policy, parse_limits, fetch_limits })
     }
 }
 
@@ -119,6 +130,7 @@ mod tests {
             ("IMPORT_MAX_DEPTH", "500"),
             ("IMPORT_MAX_OUTPUT_MB", "lots"),
             ("IMPORT_PARSE_SECONDS", "-1"),
+            ("IMPORT_FETCH_SECONDS", "0"),
         ] {
             assert_eq!(settings(&[(variable, value)]).unwrap_err().variable, variable);
         }

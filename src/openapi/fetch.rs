@@ -169,7 +169,25 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// Downloads `url`, streaming the body so an oversized document is refused without being held
 /// in memory. The redirect limit and the policy's guard are the client's, so `client` should
 /// come from [`build_client`] with the same `policy`.
+///
+/// An [`FetchError::Unreachable`] answer comes when the time limit is up, whatever happened
+/// and however fast: a refused port or a forbidden host answers no sooner than a silent one,
+/// so neither the words nor the time of the answer tell them apart.
 pub async fn fetch_document(
+    client: &reqwest::Client,
+    url: &str,
+    limits: &FetchLimits,
+    policy: &ImportPolicy,
+) -> Result<FetchedDocument, FetchError> {
+    let started = tokio::time::Instant::now();
+    let result = fetch_unpadded(client, url, limits, policy).await;
+    if let Err(FetchError::Unreachable { .. }) = &result {
+        tokio::time::sleep_until(started + limits.timeout).await;
+    }
+    result
+}
+
+async fn fetch_unpadded(
     client: &reqwest::Client,
     url: &str,
     limits: &FetchLimits,
@@ -454,6 +472,9 @@ mod tests {
         // The server itself serves on 127.0.0.1: the policy, not the network, refuses these.
         let redirected = fetch(format!("{base}/elsewhere")).await;
         let mapped = fetch(format!("http://[::ffff:127.0.0.2]:{closed_port}/spec.yaml")).await;
+        let started = std::time::Instant::now();
+        let _ = fetch(format!("http://127.0.0.2:{closed_port}/spec.yaml")).await;
+        assert!(started.elapsed() >= limits.timeout, "a refusal waits out the time limit");
         for error in [&closed, &outside, &redirected, &mapped] {
             assert!(matches!(error, FetchError::Unreachable { .. }), "{error}");
             let text = error.to_string();

@@ -120,7 +120,7 @@ async fn documents_are_never_fetched_from_a_blocked_address_however_it_is_reache
     let fetched = open.graphql(IMPORT_URL, json!({ "p": project, "u": format!("{hidden}/doc.json") })).await;
     assert!(fetched.data()["analyzeOpenApi"]["spec"]["id"].is_string());
 
-    let app = spawn_app_with(&[("BLOCKED_TARGETS", "127.0.0.2")]).await;
+    let app = spawn_app_with(&[("BLOCKED_TARGETS", "127.0.0.2"), ("IMPORT_FETCH_SECONDS", "1")]).await;
     let project = app.create_project("Guarded").await;
     for url in [
         format!("{hidden}/doc.json"), // the address itself
@@ -133,7 +133,8 @@ async fn documents_are_never_fetched_from_a_blocked_address_however_it_is_reache
     }
 
     // A name that resolves to a blocked address: `localhost` with all of loopback blocked.
-    let names = spawn_app_with(&[("BLOCKED_TARGETS", "127.0.0.0/8,::1")]).await;
+    let names =
+        spawn_app_with(&[("BLOCKED_TARGETS", "127.0.0.0/8,::1"), ("IMPORT_FETCH_SECONDS", "1")]).await;
     let project = names.create_project("Names").await;
     let url = format!("http://localhost:{port}/doc.json");
     let refused = names.graphql(IMPORT_URL, json!({ "p": project, "u": url })).await;

@@ -11,7 +11,7 @@ use crate::{
         AppState,
         types::{catalogue::OpenApiSpec, db, parse_id, to_id},
     },
-    openapi::{FetchLimits, fetch_document, parse_document_within},
+    openapi::{fetch_document, parse_document_within},
 };
 
 #[derive(Default)]
@@ -45,11 +45,11 @@ async fn document_text(
     state: &AppState,
     input: &AnalyzeOpenApiInput,
 ) -> Result<(String, Option<Url>), AppError> {
-    let limits = FetchLimits::default();
+    let limits = &state.settings.import.fetch_limits;
     match (input.url.as_deref().map(str::trim), &input.document) {
         (Some(url), None) if !url.is_empty() => {
             let policy = &state.settings.import.policy;
-            let fetched = fetch_document(&state.document_client, url, &limits, policy)
+            let fetched = fetch_document(&state.document_client, url, limits, policy)
                 .await
                 .map_err(|err| AppError::bad_input("input.url", err.to_string()))?;
             Ok((fetched.text, Some(fetched.final_url)))

@@ -174,13 +174,15 @@ async fn hosts_outside_the_import_policy_read_like_closed_ports() {
     };
     let port_of = |base: &str| base.rsplit(':').next().unwrap().to_owned();
 
-    let app = spawn_app_with(&[("IMPORT_ALLOWED_HOSTS", "127.0.0.1")]).await;
+    // Every network-level refusal answers when the fetch's time limit is up.
+    let policy = [("IMPORT_ALLOWED_HOSTS", "127.0.0.1"), ("IMPORT_FETCH_SECONDS", "2")];
+    let app = spawn_app_with(&policy).await;
     let ok = import(&app, json!({ "url": format!("{allowed}/doc.json") })).await;
     assert_eq!(ok.data()["analyzeOpenApi"]["addedEndpoints"], 1, "the allowed host imports");
     let missing = import(&app, json!({ "url": format!("{allowed}/missing") })).await;
     assert!(missing.error_message().contains("answered HTTP 404"), "HTTP answers say what they were");
 
-    let app = spawn_app_with(&[("IMPORT_ALLOWED_HOSTS", "127.0.0.1")]).await;
+    let app = spawn_app_with(&policy).await;
     let urls = [
         format!("http://127.0.0.1:{closed}/doc.json"), // a closed port on an allowed host
         format!("{elsewhere}/doc.json"),               // a live server on a host outside the policy
@@ -188,7 +190,11 @@ async fn hosts_outside_the_import_policy_read_like_closed_ports() {
         format!("http://[::ffff:127.0.0.2]:{}/doc.json", port_of(&elsewhere)), // IPv4 in IPv6
     ];
     for url in urls {
+        let started = Instant::now();
         let refused = import(&app, json!({ "url": url })).await;
+        // Neither the words nor the time tell a closed port from a forbidden host.
+        assert!(started.elapsed() >= Duration::from_secs(2), "{url}: answered in {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(4), "{url}: answered in {:?}", started.elapsed());
         // The URL as given (never where a redirect led), then one reason for every case.
         let message = refused.error_message();
         let shown =
@@ -198,7 +204,7 @@ async fn hosts_outside_the_import_policy_read_like_closed_ports() {
     }
 
     // `0.0.0.0` reaches this host: it is loopback for the policy, outside a 127.0.0.2 allow list.
-    let other = spawn_app_with(&[("IMPORT_ALLOWED_HOSTS", "127.0.0.2")]).await;
+    let other = spawn_app_with(&[("IMPORT_ALLOWED_HOSTS", "127.0.0.2"), ("IMPORT_FETCH_SECONDS", "1")]).await;
     let refused =
         import(&other, json!({ "url": format!("http://0.0.0.0:{}/doc.json", port_of(&allowed)) })).await;
     assert_refused(&other, &refused, NOT_IMPORTABLE).await;
