@@ -146,6 +146,20 @@ async fn ref_fan_out_is_refused_by_what_it_would_produce() {
     .await;
 }
 
+#[tokio::test]
+async fn parsing_stops_at_its_time_limit() {
+    // A millisecond is less than OpenAI's 3 MB document takes: the deadline, checked as the
+    // parse goes, stops it, whichever phase it is in.
+    let app = spawn_app_with(&[("IMPORT_PARSE_SECONDS", "0.001")]).await;
+    let refused = import(&app, json!({ "document": crate::helpers::fixture("openai-openapi.yaml") })).await;
+    assert_refused(
+        &app,
+        &refused,
+        "reading the document took longer than 1 ms (limit: IMPORT_PARSE_SECONDS)",
+    )
+    .await;
+}
+
 /// A document host on `address` serving `/doc.json`, `/missing` and `/redirect` to `to`.
 async fn document_host(address: &str, to: Option<String>) -> String {
     let listener = tokio::net::TcpListener::bind(address).await.expect("bind a loopback address");
