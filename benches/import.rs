@@ -3,7 +3,9 @@
 //! PostgreSQL, against the import issue's targets: under 1 s and under 150 MB for ~1,000
 //! operations, and faster than `@apidevtools/swagger-parser`'s `validate()` alone on the same file.
 //!
-//! Run: `cargo bench --bench import [-- --iterations N --skip-postgres]`.
+//! Run: `cargo bench --bench import [-- --iterations N --skip-postgres]`, or
+//! `cargo bench --bench import -- --hostile` for the worst documents the import limits accept
+//! and refuse (see `import/hostile.rs`).
 //!
 //! Per document and backend it times `parse_document` and `import_spec` in this process, a fresh
 //! project per iteration so every import is a full create. Peak memory comes from a child process
@@ -13,6 +15,8 @@
 //! All database traffic stays on 127.0.0.1.
 
 mod common;
+#[path = "import/hostile.rs"]
+mod hostile;
 
 use std::{
     net::{SocketAddr, TcpStream},
@@ -85,14 +89,24 @@ struct Options {
     iterations: usize,
     skip_postgres: bool,
     single: Option<SingleRun>,
+    /// `--hostile`: the hostile-document mode instead of the corpus.
+    hostile: bool,
+    /// The hidden child of `--hostile`.
+    hostile_single: Option<PathBuf>,
     /// The public arguments as given, to print the exact command back.
     given: Vec<String>,
 }
 
 impl Options {
     fn from_args() -> anyhow::Result<Self> {
-        let mut options =
-            Options { iterations: DEFAULT_ITERATIONS, skip_postgres: false, single: None, given: Vec::new() };
+        let mut options = Options {
+            iterations: DEFAULT_ITERATIONS,
+            skip_postgres: false,
+            single: None,
+            hostile: false,
+            hostile_single: None,
+            given: Vec::new(),
+        };
         let mut single_file = None;
         let mut backend = Backend::Sqlite;
         let mut database_url = None;
@@ -116,9 +130,16 @@ impl Options {
                     options.given.push(arg);
                 }
                 "--single" => single_file = Some(PathBuf::from(value()?)),
+                "--hostile" => {
+                    options.hostile = true;
+                    options.given.push(arg);
+                }
+                "--hostile-single" => options.hostile_single = Some(PathBuf::from(value()?)),
                 "--backend" => backend = Backend::from_name(&value()?)?,
                 "--database-url" => database_url = Some(value()?),
-                other => bail!("unknown argument {other:?}; expected --iterations N, --skip-postgres"),
+                other => {
+                    bail!("unknown argument {other:?}; expected --iterations N, --skip-postgres, --hostile")
+                }
             }
         }
         options.single = single_file.map(|file| SingleRun { file, backend, database_url });
@@ -703,6 +724,12 @@ async fn main() -> anyhow::Result<()> {
     let mut options = Options::from_args()?;
     if let Some(run) = options.single.take() {
         return single_run(run).await;
+    }
+    if let Some(file) = &options.hostile_single {
+        return hostile::single(file).await;
+    }
+    if options.hostile {
+        return hostile::run(&options.command());
     }
     let iterations = options.iterations;
     let scratch = tempfile::tempdir()?;

@@ -4,11 +4,13 @@
 //! users can move over without renaming anything. A bad value stops start-up
 //! with a message naming the variable and what it accepts.
 
+mod import;
 mod load_budget;
 mod security;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use import::ImportSettings;
 pub use load_budget::LoadBudget;
 pub use security::SecuritySettings;
 
@@ -44,6 +46,8 @@ pub struct Settings {
     pub k6_binary: String,
     /// Authentication, request limits, allowed and blocked targets.
     pub security: SecuritySettings,
+    /// Where documents may be imported from and what parsing one may cost (`IMPORT_*`).
+    pub import: ImportSettings,
     /// The image of the Kubernetes runner's k6 pods (`K6_IMAGE`).
     pub k6_image: String,
     /// `ttlSecondsAfterFinished` of the runs' Jobs (`K8S_JOB_TTL_SECONDS`); None: no TTL.
@@ -178,6 +182,7 @@ impl Settings {
             )?,
             k6_binary: env.text("K6_BINARY", "k6", |v| !v.is_empty(), "a path to the k6 executable")?,
             security: SecuritySettings::read(&env)?,
+            import: ImportSettings::read(&env)?,
             k6_image: env.text("K6_IMAGE", DEFAULT_K6_IMAGE, is_image, "a container image such as grafana/k6:1.1.0")?,
             k8s_job_ttl_seconds: match env.optional("K8S_JOB_TTL_SECONDS").as_deref() {
                 Some(off) if off.eq_ignore_ascii_case("off") => None,

@@ -48,7 +48,7 @@ impl Application {
             .build()
             .context("building the HTTP client")?;
         let document_client =
-            crate::openapi::build_client(&crate::openapi::FetchLimits::default(), &settings.security.targets);
+            crate::openapi::build_client(&settings.import.fetch_limits, &settings.import.policy);
         let settings = Arc::new(settings);
         let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone(), cluster).await;
         let auth = Authenticator::new(

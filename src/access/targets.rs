@@ -9,11 +9,24 @@
 //! - **allowed** (`ALLOWED_TARGETS`): when set, a launch may only aim at hosts it matches.
 //!   When unset, a launch may only aim at the hosts of its project's imported base URLs.
 //!
+//! Imports have their own allow list, [`ImportPolicy`] (`IMPORT_ALLOWED_HOSTS`, else
+//! `ALLOWED_TARGETS`, else every host), with the same block list.
+//!
 //! Patterns: `*`, a host name (`api.example.com`), a wildcard suffix (`*.example.com`), an
 //! address (`10.0.0.7`, `::1`) or a CIDR block (`10.0.0.0/8`, `fd00::/8`). A host name is
 //! compared by name and by every address it resolves to; it is blocked when any of them is.
+//!
+//! An address is compared in every form that reaches the same place ([`address_forms`]): an
+//! IPv4 address carried in IPv6 (mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`,
+//! compatible `::a.b.c.d`) is also that IPv4 address, and `0.0.0.0` and `::`, which connect to
+//! this host, are also `127.0.0.1` and `::1`. So a block on `169.254.0.0/16` or on loopback
+//! cannot be stepped around by writing the address another way.
 
-use std::{fmt, net::IpAddr, str::FromStr};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    str::FromStr,
+};
 
 /// Addresses of the cloud metadata services (AWS, GCP, Azure, OpenStack: 169.254.169.254 in
 /// the link-local block; AWS over IPv6; Alibaba Cloud) and the names GCP gives them.
@@ -43,10 +56,13 @@ impl TargetPattern {
         }
     }
 
+    /// Whether the address, in any of its [`address_forms`], is in this entry.
     fn matches_address(&self, address: IpAddr) -> bool {
         match self {
             Self::Any => true,
-            Self::Network { base, prefix } => in_network(address, *base, *prefix),
+            Self::Network { base, prefix } => {
+                address_forms(address).into_iter().flatten().any(|form| in_network(form, *base, *prefix))
+            }
             Self::Host(_) | Self::Suffix(_) => false,
         }
     }
@@ -167,6 +183,8 @@ pub enum TargetRefusal {
          set ALLOWED_TARGETS to aim load elsewhere"
     )]
     NotImported { host: String },
+    #[error("{host} is not a host documents may be imported from (IMPORT_ALLOWED_HOSTS)")]
+    NotImportable { host: String },
 }
 
 /// The two lists, as configured.
@@ -183,11 +201,6 @@ impl Default for TargetPolicy {
 }
 
 impl TargetPolicy {
-    /// May a document be fetched from `host`? Only the block list applies.
-    pub fn check_fetch(&self, host: &Host<'_>) -> Result<(), TargetRefusal> {
-        self.check_blocked(host)
-    }
-
     /// May load be sent to `host`? `imported_hosts` are the host names of the project's
     /// imported base URLs, the default allow list.
     pub fn check_load(&self, host: &Host<'_>, imported_hosts: &[String]) -> Result<(), TargetRefusal> {
@@ -212,6 +225,48 @@ impl TargetPolicy {
     }
 }
 
+/// Where documents may be imported from by URL.
+///
+/// A host must be covered by `allowed` (by name, or all its addresses) and not be in
+/// `blocked`, unless an `allowed` entry other than `*` names it explicitly, as for launches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportPolicy {
+    /// `IMPORT_ALLOWED_HOSTS`, else `ALLOWED_TARGETS`, else `*`.
+    pub allowed: TargetList,
+    /// `BLOCKED_TARGETS`.
+    pub blocked: TargetList,
+}
+
+impl Default for ImportPolicy {
+    fn default() -> Self {
+        Self::from_targets(None, &TargetPolicy::default())
+    }
+}
+
+impl ImportPolicy {
+    /// `import_allowed` (IMPORT_ALLOWED_HOSTS) when set, else the load-test allow list when
+    /// set, else every host: internal APIs at private addresses are what this server tests,
+    /// so by default only the block list (cloud metadata services) stands between an import and
+    /// a host, and the fetch's answers never tell a closed port from a forbidden one.
+    pub fn from_targets(import_allowed: Option<TargetList>, targets: &TargetPolicy) -> Self {
+        let allowed = import_allowed
+            .or_else(|| targets.allowed.clone())
+            .unwrap_or_else(|| TargetList(vec![TargetPattern::Any]));
+        Self { allowed, blocked: targets.blocked.clone() }
+    }
+
+    /// May a document be fetched from `host` (its name with what it resolved to, or an address)?
+    pub fn check(&self, host: &Host<'_>) -> Result<(), TargetRefusal> {
+        if self.blocked.matches(host, false) && !self.allowed.matches(host, true) {
+            return Err(TargetRefusal::Blocked { host: host.name.to_owned() });
+        }
+        if !self.allowed.covers(host) {
+            return Err(TargetRefusal::NotImportable { host: host.name.to_owned() });
+        }
+        Ok(())
+    }
+}
+
 /// The addresses `host` resolves to (empty when it does not resolve in time).
 pub async fn resolve(host: &str) -> Vec<IpAddr> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -225,12 +280,37 @@ pub async fn resolve(host: &str) -> Vec<IpAddr> {
     }
 }
 
-fn in_network(address: IpAddr, base: IpAddr, prefix: u8) -> bool {
-    // An IPv4 address seen through IPv6 (::ffff:a.b.c.d) is the IPv4 address.
-    let address = match address {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(address, IpAddr::V4),
-        v4 => v4,
+/// The forms of `address` that lead to the same place: itself, the IPv4 address an IPv6 one
+/// carries (mapped `::ffff:0:0/96`, NAT64 `64:ff9b::/96`, compatible `::/96`), and loopback
+/// for the "this host" addresses `0.0.0.0` and `::`, which connect to the local machine.
+pub fn address_forms(address: IpAddr) -> [Option<IpAddr>; 3] {
+    let carried = match address {
+        IpAddr::V4(_) => None,
+        IpAddr::V6(v6) => carried_ipv4(v6),
     };
+    let this_host = |address: IpAddr| match address {
+        IpAddr::V4(v4) if v4.is_unspecified() => Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        IpAddr::V6(v6) if v6.is_unspecified() => Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        _ => None,
+    };
+    let loopback = this_host(address).or_else(|| carried.and_then(this_host));
+    [Some(address), carried, loopback]
+}
+
+fn carried_ipv4(address: Ipv6Addr) -> Option<IpAddr> {
+    let bits = u128::from(address);
+    let low = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let nat64 = 0x0064_ff9b_u128 << 96;
+    match bits >> 32 {
+        0xffff => Some(IpAddr::V4(low)),
+        high if high == nat64 >> 32 => Some(IpAddr::V4(low)),
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses, not IPv4 ones.
+        0 if bits > 1 => Some(IpAddr::V4(low)),
+        _ => None,
+    }
+}
+
+fn in_network(address: IpAddr, base: IpAddr, prefix: u8) -> bool {
     match (address, base) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
@@ -263,23 +343,32 @@ mod tests {
             ["169.254.169.254", "[fd00:ec2::254]", "100.100.100.200", "metadata.google.internal", "fe80::1"]
         {
             assert!(
-                matches!(policy.check_fetch(&host(blocked)), Err(TargetRefusal::Blocked { .. })),
+                matches!(
+                    ImportPolicy::from_targets(None, &policy).check(&host(blocked)),
+                    Err(TargetRefusal::Blocked { .. })
+                ),
                 "{blocked}"
             );
         }
         // A name that resolves to a metadata address is blocked too (DNS tricks).
         let sneaky = Host::new("innocent.example", vec!["169.254.169.254".parse().unwrap()]);
-        assert!(policy.check_fetch(&sneaky).is_err());
+        assert!(ImportPolicy::from_targets(None, &policy).check(&sneaky).is_err());
         // The same address seen through IPv6.
-        assert!(policy.check_fetch(&host("::ffff:169.254.169.254")).is_err());
-        assert!(policy.check_fetch(&host("127.0.0.1")).is_ok());
-        assert!(policy.check_fetch(&host("api.example.com")).is_ok());
+        assert!(ImportPolicy::from_targets(None, &policy).check(&host("::ffff:169.254.169.254")).is_err());
+        assert!(ImportPolicy::from_targets(None, &policy).check(&host("127.0.0.1")).is_ok());
+        assert!(ImportPolicy::from_targets(None, &policy).check(&host("api.example.com")).is_ok());
     }
 
     #[test]
     fn only_an_explicit_entry_unblocks_a_blocked_address() {
-        assert!(policy(Some("*")).check_fetch(&host("169.254.169.254")).is_err());
-        assert!(policy(Some("169.254.169.254")).check_fetch(&host("169.254.169.254")).is_ok());
+        assert!(
+            ImportPolicy::from_targets(None, &policy(Some("*"))).check(&host("169.254.169.254")).is_err()
+        );
+        assert!(
+            ImportPolicy::from_targets(None, &policy(Some("169.254.169.254")))
+                .check(&host("169.254.169.254"))
+                .is_ok()
+        );
         assert!(policy(Some("169.254.0.0/16")).check_load(&host("169.254.169.254"), &[]).is_ok());
     }
 
@@ -343,5 +432,75 @@ mod tests {
         let (base, prefix) = net("0.0.0.0/0");
         assert!(in_network("8.8.8.8".parse().unwrap(), base, prefix));
         assert!(!in_network("::1".parse().unwrap(), base, prefix));
+    }
+
+    fn address(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv4_carried_in_ipv6_matches_the_blocks_of_the_ipv4_address() {
+        let metadata = policy(None);
+        let imports = ImportPolicy::from_targets(None, &metadata);
+        for carried in ["::ffff:169.254.169.254", "64:ff9b::169.254.169.254", "::169.254.169.254"] {
+            let refused = Err(TargetRefusal::Blocked { host: carried.to_owned() });
+            assert_eq!(metadata.check_load(&host(carried), &[carried.to_owned()]), refused, "load {carried}");
+            assert_eq!(imports.check(&host(carried)), refused, "import {carried}");
+        }
+        // Other IPv6 addresses carry nothing; `::` and `::1` are IPv6's own.
+        assert_eq!(address_forms(address("2001:db8::a9fe:a9fe"))[1], None);
+        assert_eq!(address_forms(address("::1"))[1], None);
+        assert_eq!(address_forms(address("64:ff9b::7f00:1"))[1], Some(address("127.0.0.1")));
+    }
+
+    #[test]
+    fn this_host_addresses_match_like_loopback() {
+        let no_loopback = TargetPolicy { allowed: None, blocked: "127.0.0.0/8,::1".parse().unwrap() };
+        let imports = ImportPolicy::from_targets(None, &no_loopback);
+        for this_host in ["0.0.0.0", "::", "::ffff:0.0.0.0", "[::]", "127.0.0.5", "::ffff:127.0.0.1"] {
+            assert!(
+                matches!(imports.check(&host(this_host)), Err(TargetRefusal::Blocked { .. })),
+                "import {this_host}"
+            );
+            assert!(
+                no_loopback.check_load(&host(this_host), &[this_host.to_owned()]).is_err(),
+                "load {this_host}"
+            );
+        }
+        assert!(imports.check(&host("10.0.0.1")).is_ok());
+        // And an allow list of loopback covers them.
+        let loopback_only = ImportPolicy::from_targets(Some("127.0.0.1,::1".parse().unwrap()), &policy(None));
+        for this_host in ["0.0.0.0", "::", "127.0.0.1", "::ffff:127.0.0.1"] {
+            assert!(loopback_only.check(&host(this_host)).is_ok(), "{this_host}");
+        }
+    }
+
+    #[test]
+    fn imports_follow_their_own_list_then_the_load_list_then_anything_not_blocked() {
+        let anything = ImportPolicy::from_targets(None, &policy(None));
+        assert!(anything.check(&host("127.0.0.2")).is_ok());
+        assert!(anything.check(&host("api.example.com")).is_ok());
+        assert!(anything.check(&host("169.254.169.254")).is_err(), "the block list still applies");
+
+        let load_list = ImportPolicy::from_targets(None, &policy(Some("127.0.0.1")));
+        assert!(load_list.check(&host("127.0.0.1")).is_ok());
+        assert_eq!(
+            load_list.check(&host("127.0.0.2")),
+            Err(TargetRefusal::NotImportable { host: "127.0.0.2".into() })
+        );
+
+        let own = ImportPolicy::from_targets(
+            Some("*.docs.example, 127.0.0.2".parse().unwrap()),
+            &policy(Some("127.0.0.1")),
+        );
+        assert!(own.check(&host("127.0.0.2")).is_ok());
+        assert!(own.check(&host("api.docs.example")).is_ok());
+        assert!(own.check(&host("127.0.0.1")).is_err(), "IMPORT_ALLOWED_HOSTS replaces ALLOWED_TARGETS");
+        // A name is judged with what it resolved to: every address must be covered.
+        let resolved =
+            |addresses: &[&str]| Host::new("docs.internal", addresses.iter().map(|a| address(a)).collect());
+        assert!(own.check(&resolved(&["127.0.0.2"])).is_ok());
+        assert!(own.check(&resolved(&["127.0.0.2", "127.0.0.3"])).is_err());
+        assert!(own.check(&resolved(&[])).is_err());
     }
 }

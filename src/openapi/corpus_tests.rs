@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde_json::Value;
 use url::Url;
 
-use super::{DEFAULT_TAG, ParsedSpec, parse_document};
+use super::{DEFAULT_TAG, ParseLimits, ParsedSpec, parse_document, parse_document_within};
 
 /// The scratch build points this at the repository's fixtures; inside the crate it is not set.
 fn fixtures_dir() -> &'static str {
@@ -124,6 +124,25 @@ fn corpus_documents_match_the_manifest() {
         // The override wins over whatever the document says.
         let overridden = parse_document(&read_fixture(file), None, Some("http://127.0.0.1:9/")).unwrap();
         assert_eq!(overridden.base_url, "http://127.0.0.1:9/");
+    }
+}
+
+/// The import limits must not bite real documents: every corpus document (OpenAI's 3 MB is the
+/// largest) still imports with an eighth of the values and output and a quarter of the depth.
+#[test]
+fn corpus_documents_fit_well_within_the_default_limits() {
+    let defaults = ParseLimits::DEFAULT;
+    let tight = ParseLimits {
+        max_values: defaults.max_values / 8,
+        max_depth: defaults.max_depth / 4,
+        max_output_bytes: defaults.max_output_bytes / 8,
+        max_duration: defaults.max_duration,
+    };
+    let manifest: Value = serde_json::from_str(&read_fixture("MANIFEST.json")).unwrap();
+    for entry in manifest["documents"].as_array().unwrap() {
+        let file = entry["file"].as_str().unwrap();
+        let spec = parse_document_within(&read_fixture(file), Some(&document_url(file)), None, &tight);
+        assert!(spec.is_ok(), "{file}: {}", spec.unwrap_err());
     }
 }
 

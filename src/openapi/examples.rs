@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Number, Value};
 
+use super::budget::weight;
 use super::resolve::TRUNCATED_MARKER;
 
 /// Nesting depth after which generation gives up on a branch; it keeps recursive schemas
@@ -13,6 +14,30 @@ const MAX_DEPTH: usize = 12;
 
 /// Up to this many properties, an object schema without a `required` list gets all of them.
 const ALL_PROPERTIES_LIMIT: usize = 10;
+
+/// The most a generated example may weigh (about its JSON length). Arrays repeat their item up
+/// to 16 times at each of [`MAX_DEPTH`] levels, so without a bound a small schema of nested
+/// arrays would ask for 16^12 values; past this, arrays get fewer items and optional
+/// properties are left out.
+const MAX_EXAMPLE_BYTES: usize = 256 * 1024;
+
+/// The longest generated string, whatever `minLength` asks for (`minLength: 1e12` would ask for
+/// a terabyte).
+const MAX_EXAMPLE_STRING: usize = 4096;
+
+/// What is left of [`MAX_EXAMPLE_BYTES`] while one example is generated.
+struct Allowance(usize);
+
+impl Allowance {
+    /// Takes `bytes` if that many are left.
+    fn take(&mut self, bytes: usize) -> bool {
+        let enough = bytes <= self.0;
+        if enough {
+            self.0 -= bytes;
+        }
+        enough
+    }
+}
 
 /// The example written on a parameter or media type object: `example`, else the first entry of
 /// `examples` (a 3.x map of Example Objects, whose `$ref`s the caller has resolved, or a list).
@@ -33,24 +58,24 @@ pub fn explicit_example(holder: &Value) -> Option<Value> {
 /// `const` or first `enum` value, else one generated from its type and constraints.
 /// `Value::Null` when nothing sensible can be made (an empty or cut-off schema).
 pub fn example_from_schema(schema: &Value) -> Value {
-    generate(schema, 0).unwrap_or(Value::Null)
+    generate(schema, 0, &mut Allowance(MAX_EXAMPLE_BYTES)).unwrap_or(Value::Null)
 }
 
 /// `None` means "nothing can be said about this value": the caller leaves an optional property
 /// out and an array empty rather than inventing data.
-fn generate(schema: &Value, depth: usize) -> Option<Value> {
+fn generate(schema: &Value, depth: usize, left: &mut Allowance) -> Option<Value> {
     let object = schema.as_object()?;
     if depth > MAX_DEPTH || object.contains_key(TRUNCATED_MARKER) || object.contains_key("$ref") {
         return None;
     }
     if let Some(value) = declared_value(object) {
-        return Some(value);
+        return left.take(weight(&value)).then_some(value);
     }
     if object.contains_key("allOf") || object.contains_key("oneOf") || object.contains_key("anyOf") {
         let flattened = flatten_composition(object, depth);
-        return generate_from_type(&flattened, depth);
+        return generate_from_type(&flattened, depth, left);
     }
-    generate_from_type(object, depth)
+    generate_from_type(object, depth, left)
 }
 
 fn declared_value(object: &Map<String, Value>) -> Option<Value> {
@@ -175,17 +200,20 @@ fn schema_type(object: &Map<String, Value>) -> Option<&str> {
     }
 }
 
-fn generate_from_type(object: &Map<String, Value>, depth: usize) -> Option<Value> {
+fn generate_from_type(object: &Map<String, Value>, depth: usize, left: &mut Allowance) -> Option<Value> {
     if let Some(value) = declared_value(object) {
-        return Some(value);
+        return left.take(weight(&value)).then_some(value);
+    }
+    if !left.take(4) {
+        return None;
     }
     match schema_type(object)? {
-        "string" => Some(Value::String(string_example(object))),
+        "string" => Some(string_example(object)).filter(|text| left.take(text.len())).map(Value::String),
         "integer" => Some(Value::Number(integer_example(object).into())),
         "number" => Number::from_f64(number_example(object)).map(Value::Number),
         "boolean" => Some(Value::Bool(true)),
-        "array" => Some(array_example(object, depth)),
-        "object" => Some(object_example(object, depth)),
+        "array" => Some(array_example(object, depth, left)),
+        "object" => Some(object_example(object, depth, left)),
         _ => None,
     }
 }
@@ -211,7 +239,7 @@ fn string_example(object: &Map<String, Value>) -> String {
     if let Some(formatted) = formatted {
         return formatted.to_owned();
     }
-    let min_length = unsigned(object, "minLength").unwrap_or(0);
+    let min_length = unsigned(object, "minLength").unwrap_or(0).min(MAX_EXAMPLE_STRING);
     let max_length = unsigned(object, "maxLength").unwrap_or(usize::MAX).max(min_length);
     let mut text = String::from("string");
     if text.len() < min_length {
@@ -279,15 +307,18 @@ fn number_example(object: &Map<String, Value>) -> f64 {
     }
 }
 
-fn array_example(object: &Map<String, Value>, depth: usize) -> Value {
-    let Some(item) = object.get("items").and_then(|items| generate(items, depth + 1)) else {
+fn array_example(object: &Map<String, Value>, depth: usize, left: &mut Allowance) -> Value {
+    let Some(item) = object.get("items").and_then(|items| generate(items, depth + 1, left)) else {
         return Value::Array(Vec::new());
     };
-    let count = unsigned(object, "minItems").unwrap_or(1).clamp(1, 16);
+    let mut count = unsigned(object, "minItems").unwrap_or(1).clamp(1, 16);
+    let item_weight = weight(&item).max(1);
+    count = count.min(1 + left.0 / item_weight);
+    left.take((count - 1) * item_weight);
     Value::Array(vec![item; count])
 }
 
-fn object_example(object: &Map<String, Value>, depth: usize) -> Value {
+fn object_example(object: &Map<String, Value>, depth: usize, left: &mut Allowance) -> Value {
     let mut example = Map::new();
     let Some(Value::Object(properties)) = object.get("properties") else {
         return Value::Object(example);
@@ -307,7 +338,10 @@ fn object_example(object: &Map<String, Value>, depth: usize) -> Value {
         if property.get("readOnly").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        match generate(property, depth + 1) {
+        if !left.take(name.len() + 3) {
+            break;
+        }
+        match generate(property, depth + 1, left) {
             Some(value) => {
                 example.insert(name.clone(), value);
             }
@@ -410,5 +444,21 @@ mod tests {
         let example = example_from_schema(&deep);
         assert_eq!(example, example_from_schema(&deep));
         assert!(example.to_string().contains("\"next\":null"));
+    }
+
+    #[test]
+    fn examples_stay_small_whatever_the_schema_asks() {
+        let huge_string = json!({"type": "string", "minLength": 1e12});
+        assert_eq!(example_from_schema(&huge_string).as_str().map(str::len), Some(MAX_EXAMPLE_STRING));
+        // Sixteen items at each of twelve levels would be 16^12 strings.
+        let mut nested = json!({"type": "string"});
+        for _ in 0..12 {
+            nested = json!({"type": "array", "minItems": 16, "items": nested});
+        }
+        let started = std::time::Instant::now();
+        let example = example_from_schema(&nested);
+        assert!(example.to_string().len() <= MAX_EXAMPLE_BYTES, "{}", example.to_string().len());
+        assert!(example[0][0][0].is_array(), "still an example of the right shape");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
     }
 }

@@ -1,11 +1,19 @@
-//! Fetching an OpenAPI document over HTTP, with limits on time, size and redirects.
+//! Fetching an OpenAPI document over HTTP, with limits on time, size and redirects, from the
+//! hosts the import policy allows.
+//!
+//! Whatever goes wrong below HTTP — a host outside the policy (on the URL, a redirect or a DNS
+//! answer), a refused or reset connection, a timeout, a name that does not resolve, TLS — is
+//! answered with one and the same [`FetchError::Unreachable`], so the import cannot be used
+//! to tell open ports from closed or filtered ones; the log says what happened. Once a host
+//! the policy allows answers in HTTP, its answer (a 404, a page that is not a document) is
+//! reported as it is.
 
 use std::error::Error as _;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use url::Url;
 
-use crate::access::targets::{Host, TargetPolicy, TargetRefusal};
+use crate::access::targets::{Host, ImportPolicy, TargetRefusal};
 
 /// Bounds on one document download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,21 +60,15 @@ pub enum FetchError {
         /// The scheme given.
         scheme: String,
     },
-    /// No connection could be made.
-    #[error("could not reach {url}: {reason}")]
+    /// No answer in HTTP: the host is outside the import policy, or the network failed
+    /// (refused, reset, timed out, no such name, TLS). Deliberately one message for all.
+    #[error(
+        "could not fetch {url}: no answer from that host, or it is not one documents may be \
+         imported from (IMPORT_ALLOWED_HOSTS)"
+    )]
     Unreachable {
-        /// The URL requested.
+        /// The URL requested, as given (never where a redirect led).
         url: String,
-        /// E.g. "connection refused".
-        reason: String,
-    },
-    /// No complete answer within the time limit.
-    #[error("{url} did not answer within {limit}")]
-    Timeout {
-        /// The URL requested.
-        url: String,
-        /// The limit, e.g. "10 s".
-        limit: String,
     },
     /// A status other than 2xx.
     #[error("{url} answered HTTP {status}")]
@@ -96,16 +98,11 @@ pub enum FetchError {
         /// The URL that served it.
         url: String,
     },
-    /// The URL, a redirect or the address a name resolves to is a blocked target.
-    #[error("{0}")]
-    Forbidden(TargetRefusal),
-    /// Anything else the HTTP client reports.
-    #[error("could not fetch {url}: {reason}")]
-    Other {
+    /// An https URL, and this build has no TLS stack.
+    #[error("could not fetch {url}: https is not supported by this server build")]
+    HttpsUnsupported {
         /// The URL requested.
         url: String,
-        /// The client's message.
-        reason: String,
     },
 }
 
@@ -113,15 +110,15 @@ pub enum FetchError {
 /// `timeout`, and ignores proxy environment variables (a server should not route imports
 /// through whatever proxy its environment happens to name).
 ///
-/// It never connects to a blocked target (cloud metadata services by default): host names
-/// are checked on every resolution, so a name that resolves to a blocked address is refused
-/// however it was reached (redirects, DNS rebinding), and address literals are checked on
-/// the way in and on every redirect.
-pub fn build_client(limits: &FetchLimits, targets: &TargetPolicy) -> reqwest::Client {
+/// It never connects to a host outside `policy`: host names are checked with every answer
+/// the resolver gives, so a name that resolves to a refused address is refused however it was
+/// reached (redirects, DNS rebinding), and address literals are checked on the way in and on
+/// every redirect.
+pub fn build_client(limits: &FetchLimits, policy: &ImportPolicy) -> reqwest::Client {
     let max_redirects = limits.max_redirects;
-    let redirect_targets = targets.clone();
+    let redirect_policy = policy.clone();
     let redirects = reqwest::redirect::Policy::custom(move |attempt| {
-        if let Some(refusal) = literal_refusal(&redirect_targets, attempt.url()) {
+        if let Some(refusal) = literal_refusal(&redirect_policy, attempt.url()) {
             return attempt.error(refusal);
         }
         if attempt.previous().len() > max_redirects {
@@ -131,7 +128,7 @@ pub fn build_client(limits: &FetchLimits, targets: &TargetPolicy) -> reqwest::Cl
     });
     reqwest::Client::builder()
         .redirect(redirects)
-        .dns_resolver(Arc::new(GuardedResolver { targets: targets.clone() }))
+        .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
         .timeout(limits.timeout)
         .no_proxy()
         .user_agent(concat!("metric-vault/", env!("CARGO_PKG_VERSION"), " (OpenAPI import)"))
@@ -139,56 +136,80 @@ pub fn build_client(limits: &FetchLimits, targets: &TargetPolicy) -> reqwest::Cl
         .expect("a client without TLS configuration or proxies always builds")
 }
 
-/// The refusal for a URL whose host is a blocked address literal (names go through the resolver).
-fn literal_refusal(targets: &TargetPolicy, url: &Url) -> Option<TargetRefusal> {
+/// The refusal for a URL whose host is an address literal the policy refuses (names go
+/// through the resolver).
+fn literal_refusal(policy: &ImportPolicy, url: &Url) -> Option<TargetRefusal> {
     let literal = match url.host()? {
         url::Host::Ipv4(address) => std::net::IpAddr::V4(address),
         url::Host::Ipv6(address) => std::net::IpAddr::V6(address),
         url::Host::Domain(_) => return None,
     };
-    targets.check_fetch(&Host::new(&literal.to_string(), Vec::new())).err()
+    policy.check(&Host::new(&literal.to_string(), Vec::new())).err()
 }
 
-/// Resolves names with the system resolver, refusing any whose addresses include a blocked one.
+/// Resolves names with the system resolver, refusing any the policy does not cover with
+/// every address it resolves to.
 struct GuardedResolver {
-    targets: TargetPolicy,
+    policy: ImportPolicy,
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let targets = self.targets.clone();
+        let policy = self.policy.clone();
         let name = name.as_str().to_owned();
         Box::pin(async move {
             let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
             let host = Host::new(&name, addresses.iter().map(SocketAddr::ip).collect());
-            targets.check_fetch(&host)?;
+            policy.check(&host)?;
             Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
 
 /// Downloads `url`, streaming the body so an oversized document is refused without being held
-/// in memory. The redirect limit and the target guard are the client's, so `client` should
-/// come from [`build_client`] with the same `targets`.
+/// in memory. The redirect limit and the policy's guard are the client's, so `client` should
+/// come from [`build_client`] with the same `policy`.
+///
+/// An [`FetchError::Unreachable`] answer comes when the time limit is up, whatever happened
+/// and however fast: a refused port or a forbidden host answers no sooner than a silent one,
+/// so neither the words nor the time of the answer tell them apart.
 pub async fn fetch_document(
     client: &reqwest::Client,
     url: &str,
     limits: &FetchLimits,
-    targets: &TargetPolicy,
+    policy: &ImportPolicy,
+) -> Result<FetchedDocument, FetchError> {
+    let started = tokio::time::Instant::now();
+    let result = fetch_unpadded(client, url, limits, policy).await;
+    if let Err(FetchError::Unreachable { .. }) = &result {
+        tokio::time::sleep_until(started + limits.timeout).await;
+    }
+    result
+}
+
+async fn fetch_unpadded(
+    client: &reqwest::Client,
+    url: &str,
+    limits: &FetchLimits,
+    policy: &ImportPolicy,
 ) -> Result<FetchedDocument, FetchError> {
     let parsed = Url::parse(url.trim())
         .map_err(|error| FetchError::InvalidUrl { url: url.to_owned(), reason: error.to_string() })?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(FetchError::UnsupportedScheme { scheme: parsed.scheme().to_owned() });
     }
-    if let Some(refusal) = literal_refusal(targets, &parsed) {
-        return Err(FetchError::Forbidden(refusal));
-    }
     let shown_url = parsed.to_string();
+    if let Some(refusal) = literal_refusal(policy, &parsed) {
+        tracing::info!(url = %shown_url, %refusal, "import refused by the import policy");
+        return Err(FetchError::Unreachable { url: shown_url });
+    }
     // The client's own timeout may differ from `limits`; this one bounds the whole exchange.
     match tokio::time::timeout(limits.timeout, download(client, parsed, limits)).await {
         Ok(result) => result.map_err(|error| describe(error, &shown_url, limits)),
-        Err(_elapsed) => Err(FetchError::Timeout { url: shown_url, limit: human_duration(limits.timeout) }),
+        Err(_elapsed) => {
+            tracing::info!(url = %shown_url, limit = %human_duration(limits.timeout), "import fetch timed out");
+            Err(FetchError::Unreachable { url: shown_url })
+        }
     }
 }
 
@@ -240,23 +261,23 @@ fn describe(error: DownloadError, url: &str, limits: &FetchLimits) -> FetchError
         }
         DownloadError::NotUtf8 { url } => return FetchError::NotUtf8 { url },
     };
-    if let Some(refusal) = refusal_in(&error) {
-        FetchError::Forbidden(refusal)
-    } else if error.is_timeout() {
-        FetchError::Timeout { url, limit: human_duration(limits.timeout) }
-    } else if error.is_redirect() {
-        FetchError::TooManyRedirects { url, max_redirects: limits.max_redirects }
-    } else if error.is_connect() {
-        FetchError::Unreachable { url, reason: connect_reason(&error) }
-    } else if error.is_builder() && url.starts_with("https:") {
-        // This build carries no TLS stack yet; the client refuses https before connecting.
-        FetchError::Other { url, reason: "https is not supported by this server build".to_owned() }
-    } else {
-        FetchError::Other { url, reason: innermost_message(&error) }
+    let refusal = refusal_in(&error);
+    if refusal.is_none() && error.is_redirect() {
+        // Only a redirect loop or too long a chain gets here: a refused redirect carries its refusal.
+        return FetchError::TooManyRedirects { url, max_redirects: limits.max_redirects };
     }
+    if refusal.is_none() && error.is_builder() && url.starts_with("https:") {
+        // This build carries no TLS stack yet; the client refuses https before connecting.
+        return FetchError::HttpsUnsupported { url };
+    }
+    match refusal {
+        Some(refusal) => tracing::info!(url = %url, %refusal, "import refused by the import policy"),
+        None => tracing::info!(url = %url, reason = %innermost_message(&error), "import fetch failed"),
+    }
+    FetchError::Unreachable { url }
 }
 
-/// The target refusal behind a client error (from the resolver or the redirect policy).
+/// The policy's refusal behind a client error (from the resolver or the redirect policy).
 fn refusal_in(error: &reqwest::Error) -> Option<TargetRefusal> {
     let mut source = error.source();
     while let Some(cause) = source {
@@ -266,21 +287,6 @@ fn refusal_in(error: &reqwest::Error) -> Option<TargetRefusal> {
         source = cause.source();
     }
     None
-}
-
-fn connect_reason(error: &reqwest::Error) -> String {
-    let mut source = error.source();
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
-                std::io::ErrorKind::TimedOut => "connection timed out".to_owned(),
-                _ => io.to_string(),
-            };
-        }
-        source = cause.source();
-    }
-    innermost_message(error)
 }
 
 /// reqwest's own message is generic ("error sending request"); the cause says what happened.
@@ -333,6 +339,7 @@ mod tests {
             .route("/loop", get(|| async { Redirect::temporary("/loop") }))
             .route("/big", get(|| async { "x".repeat(4096) }))
             .route("/latin1", get(|| async { vec![0x63_u8, 0x61, 0x66, 0xe9] }))
+            .route("/elsewhere", get(|| async { Redirect::temporary("http://127.0.0.3:9/spec.yaml") }))
             .route(
                 "/never",
                 get(|| async {
@@ -354,8 +361,8 @@ mod tests {
     async fn fetches_and_follows_redirects() {
         let base = start_server().await;
         let limits = small_limits();
-        let client = build_client(&limits, &TargetPolicy::default());
-        let fetched = fetch_document(&client, &format!("{base}/moved"), &limits, &TargetPolicy::default())
+        let client = build_client(&limits, &ImportPolicy::default());
+        let fetched = fetch_document(&client, &format!("{base}/moved"), &limits, &ImportPolicy::default())
             .await
             .unwrap();
         assert_eq!(fetched.text, DOCUMENT);
@@ -368,9 +375,9 @@ mod tests {
     async fn reports_status_loops_size_timeout_and_encoding() {
         let base = start_server().await;
         let limits = small_limits();
-        let client = build_client(&limits, &TargetPolicy::default());
+        let client = build_client(&limits, &ImportPolicy::default());
         let fetch = async |path: &str| {
-            fetch_document(&client, &format!("{base}{path}"), &limits, &TargetPolicy::default()).await
+            fetch_document(&client, &format!("{base}{path}"), &limits, &ImportPolicy::default()).await
         };
 
         let error = fetch("/missing").await.unwrap_err();
@@ -380,7 +387,7 @@ mod tests {
         let error = fetch("/big").await.unwrap_err();
         assert_eq!(error.to_string(), "the document is larger than 1 KB");
         let error = fetch("/never").await.unwrap_err();
-        assert_eq!(error.to_string(), format!("{base}/never did not answer within 300 ms"));
+        assert_eq!(error, FetchError::Unreachable { url: format!("{base}/never") }, "a timeout says no more");
         let error = fetch("/latin1").await.unwrap_err();
         assert!(matches!(error, FetchError::NotUtf8 { .. }), "{error}");
     }
@@ -407,10 +414,10 @@ mod tests {
         });
         let limits = small_limits();
         let error = fetch_document(
-            &build_client(&limits, &TargetPolicy::default()),
+            &build_client(&limits, &ImportPolicy::default()),
             &format!("http://{address}/"),
             &limits,
-            &TargetPolicy::default(),
+            &ImportPolicy::default(),
         )
         .await
         .unwrap_err();
@@ -420,26 +427,63 @@ mod tests {
     #[tokio::test]
     async fn rejects_bad_urls_and_closed_ports() {
         let limits = small_limits();
-        let client = build_client(&limits, &TargetPolicy::default());
-        let error = fetch_document(&client, "file:///etc/passwd", &limits, &TargetPolicy::default())
+        let client = build_client(&limits, &ImportPolicy::default());
+        let error = fetch_document(&client, "file:///etc/passwd", &limits, &ImportPolicy::default())
             .await
             .unwrap_err();
         assert_eq!(error.to_string(), "only http and https URLs can be imported, not `file:`");
         let error =
-            fetch_document(&client, "not a url", &limits, &TargetPolicy::default()).await.unwrap_err();
+            fetch_document(&client, "not a url", &limits, &ImportPolicy::default()).await.unwrap_err();
         assert!(matches!(error, FetchError::InvalidUrl { .. }), "{error}");
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let closed = listener.local_addr().unwrap();
         drop(listener);
         let error =
-            fetch_document(&client, &format!("http://{closed}/spec.json"), &limits, &TargetPolicy::default())
+            fetch_document(&client, &format!("http://{closed}/spec.json"), &limits, &ImportPolicy::default())
                 .await
                 .unwrap_err();
         assert_eq!(
             error.to_string(),
-            format!("could not reach http://{closed}/spec.json: connection refused")
+            format!(
+                "could not fetch http://{closed}/spec.json: no answer from that host, or it is not one \
+                 documents may be imported from (IMPORT_ALLOWED_HOSTS)"
+            )
         );
+    }
+
+    #[tokio::test]
+    async fn hosts_outside_the_policy_look_like_closed_ports() {
+        let base = start_server().await;
+        let limits = small_limits();
+        let loopback_one: ImportPolicy = ImportPolicy::from_targets(
+            Some("127.0.0.1".parse().unwrap()),
+            &crate::access::targets::TargetPolicy::default(),
+        );
+        let client = build_client(&limits, &loopback_one);
+        let fetch =
+            async |url: String| fetch_document(&client, &url, &limits, &loopback_one).await.unwrap_err();
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let closed = fetch(format!("http://127.0.0.1:{closed_port}/spec.yaml")).await;
+        let outside = fetch(format!("http://127.0.0.2:{closed_port}/spec.yaml")).await;
+        // The server itself serves on 127.0.0.1: the policy, not the network, refuses these.
+        let redirected = fetch(format!("{base}/elsewhere")).await;
+        let mapped = fetch(format!("http://[::ffff:127.0.0.2]:{closed_port}/spec.yaml")).await;
+        let started = std::time::Instant::now();
+        let _ = fetch(format!("http://127.0.0.2:{closed_port}/spec.yaml")).await;
+        assert!(started.elapsed() >= limits.timeout, "a refusal waits out the time limit");
+        for error in [&closed, &outside, &redirected, &mapped] {
+            assert!(matches!(error, FetchError::Unreachable { .. }), "{error}");
+            let text = error.to_string();
+            let (_, reason) = text.split_once(": ").unwrap();
+            assert_eq!(reason, closed.to_string().split_once(": ").unwrap().1);
+        }
+        assert!(redirected.to_string().contains(&format!("{base}/elsewhere")), "never where it led");
+        let served = fetch_document(&client, &format!("{base}/spec.yaml"), &limits, &loopback_one).await;
+        assert_eq!(served.unwrap().text, DOCUMENT, "the allowed host still serves");
     }
 
     #[test]

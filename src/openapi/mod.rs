@@ -7,6 +7,8 @@
 
 /// Request bodies of 3.x operations and of Swagger 2.0 body and form parameters.
 mod body;
+/// What one import may cost (values, nesting, bytes produced, time), charged as it is spent.
+mod budget;
 /// Example values taken from the document or generated from JSON schemas (pure, deterministic).
 pub mod examples;
 /// Fetching a document by URL with time, size and redirect limits.
@@ -23,16 +25,19 @@ mod resolve;
 mod servers;
 /// JSON or YAML text to a value tree that remembers the order of `paths`.
 mod syntax;
+/// YAML measured with its aliases expanded, in one pass over libyaml's events.
+mod yaml_scan;
 
 #[cfg(test)]
 mod corpus_tests;
 #[cfg(test)]
 mod fuzz_tests;
 
+pub use budget::ParseLimits;
 pub use examples::{example_from_schema, explicit_example};
 pub use fetch::{FetchError, FetchLimits, FetchedDocument, build_client, fetch_document};
 pub use parse::{
     DEFAULT_TAG, HttpMethod, JsonText, ParameterLocation, ParseError, ParsedEndpoint, ParsedParameter,
-    ParsedRequestBody, ParsedSpec, ParsedTag, parse_document,
+    ParsedRequestBody, ParsedSpec, ParsedTag, parse_document, parse_document_within,
 };
 pub use resolve::TRUNCATED_MARKER;

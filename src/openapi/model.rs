@@ -178,10 +178,72 @@ pub enum ParseError {
         /// What was missing, e.g. "the server URL `/v1` is relative and the document has no URL of its own".
         reason: String,
     },
+    /// More values than an import may read, counting what YAML aliases and merge keys repeat.
+    #[error("{}", too_many_values(*limit, *through_aliases))]
+    TooManyValues {
+        /// `IMPORT_MAX_VALUES`.
+        limit: usize,
+        /// Whether the text itself is small enough and its aliases make it too large.
+        through_aliases: bool,
+    },
+    /// YAML aliases that copy more text than one document may produce.
+    #[error(
+        "the YAML document's aliases repeat more than {limit_mb} MB of text \
+         (limit: IMPORT_MAX_OUTPUT_MB = {limit_mb} per document)"
+    )]
+    AliasesRepeatTooMuch {
+        /// `IMPORT_MAX_OUTPUT_MB`.
+        limit_mb: usize,
+    },
+    /// Lists and mappings nested deeper than an import may read.
+    #[error("the document nests more than {limit} levels deep (limit: IMPORT_MAX_DEPTH = {limit})")]
+    TooDeep {
+        /// `IMPORT_MAX_DEPTH`.
+        limit: usize,
+    },
+    /// Inlined schemas and examples beyond what one document may produce.
+    #[error("{}", too_much_output(*limit_mb, *through_refs))]
+    TooMuchOutput {
+        /// `IMPORT_MAX_OUTPUT_MB`.
+        limit_mb: usize,
+        /// Whether `$ref` inlining went past the limit (else examples and the rest).
+        through_refs: bool,
+    },
+    /// Reading the document took longer than an import may.
+    #[error("reading the document took longer than {limit} (limit: IMPORT_PARSE_SECONDS)")]
+    TooSlow {
+        /// The limit, e.g. "20 s".
+        limit: String,
+    },
     /// The caller's `baseUrl` override is unusable.
     #[error("baseUrl must be an absolute http(s) URL, got `{value}`")]
     InvalidBaseUrl {
         /// The override as given.
         value: String,
     },
+}
+
+fn too_many_values(limit: usize, through_aliases: bool) -> String {
+    if through_aliases {
+        format!(
+            "the YAML document expands to more than {limit} values through its aliases \
+             (limit: IMPORT_MAX_VALUES = {limit} per document)"
+        )
+    } else {
+        format!("the document has more than {limit} values (limit: IMPORT_MAX_VALUES = {limit} per document)")
+    }
+}
+
+fn too_much_output(limit_mb: usize, through_refs: bool) -> String {
+    if through_refs {
+        format!(
+            "the document's schemas expand to more than {limit_mb} MB through their $refs \
+             (limit: IMPORT_MAX_OUTPUT_MB = {limit_mb} per document)"
+        )
+    } else {
+        format!(
+            "the document's endpoints hold more than {limit_mb} MB of schemas, examples and descriptions \
+             (limit: IMPORT_MAX_OUTPUT_MB = {limit_mb} per document)"
+        )
+    }
 }

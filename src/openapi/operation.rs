@@ -5,6 +5,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value, json};
 
 use super::body::{pick_media_type, swagger_parameter_schema};
+use super::budget::weight;
 use super::examples::{declared_type, example_from_schema, explicit_example};
 use super::parse::{
     DEFAULT_TAG, HttpMethod, ParameterLocation, ParseError, ParsedEndpoint, ParsedParameter, SpecVersion,
@@ -75,6 +76,8 @@ impl<'a, 'w> OperationReader<'a, 'w> {
                 continue;
             }
             let endpoint = self.read_operation(path, method, operation, at, path_parameters.as_ref())?;
+            // Path items and parameters shared by `$ref` are copied into every endpoint using them.
+            self.resolver.budget().produce(kept_weight(&endpoint), false)?;
             endpoints.push(endpoint);
         }
         Ok(())
@@ -234,6 +237,29 @@ impl<'a, 'w> OperationReader<'a, 'w> {
         }
         explicit_example(&json!({ "examples": resolved }))
     }
+}
+
+/// About what an endpoint keeps besides its schemas (charged while they were inlined).
+fn kept_weight(endpoint: &ParsedEndpoint) -> usize {
+    let text = |field: &Option<String>| field.as_ref().map_or(0, String::len);
+    let example = |example: &Option<Value>| example.as_ref().map_or(0, weight);
+    let parameters: usize = endpoint
+        .parameters
+        .iter()
+        .map(|parameter| {
+            parameter.name.len() + text(&parameter.description) + example(&parameter.example) + 16
+        })
+        .sum();
+    let body =
+        endpoint.request_body.as_ref().map_or(0, |body| body.content_type.len() + example(&body.example));
+    endpoint.path.len()
+        + text(&endpoint.operation_id)
+        + text(&endpoint.summary)
+        + text(&endpoint.description)
+        + endpoint.tags.iter().map(String::len).sum::<usize>()
+        + parameters
+        + body
+        + 32
 }
 
 fn text_field(object: &Value, key: &str) -> Option<String> {

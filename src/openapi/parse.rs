@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use serde_json::{Map, Value};
 use url::Url;
 
+use super::budget::{Budget, ParseLimits};
 pub use super::model::{
     HttpMethod, JsonText, ParameterLocation, ParseError, ParsedEndpoint, ParsedParameter, ParsedRequestBody,
     ParsedSpec, ParsedTag, UnknownName,
@@ -40,7 +41,20 @@ pub fn parse_document(
     document_url: Option<&Url>,
     base_url_override: Option<&str>,
 ) -> Result<ParsedSpec, ParseError> {
-    let tree = syntax::read_document(text)?;
+    parse_document_within(text, document_url, base_url_override, &ParseLimits::DEFAULT)
+}
+
+/// [`parse_document`] within `limits`: values read (aliases expanded), nesting, bytes of
+/// inlined schemas and examples, and time. A document past one of them is refused with the
+/// [`ParseError`] that names it, before anything is returned.
+pub fn parse_document_within(
+    text: &str,
+    document_url: Option<&Url>,
+    base_url_override: Option<&str>,
+    limits: &ParseLimits,
+) -> Result<ParsedSpec, ParseError> {
+    let budget = Budget::new(limits);
+    let tree = syntax::read_document(text, &budget)?;
     let (version, format) = detect_version(&tree.root)?;
     let override_url = base_url_override
         .filter(|value| !value.trim().is_empty())
@@ -50,7 +64,7 @@ pub fn parse_document(
     let Value::Object(root_map) = &root else { unreachable!("the syntax tree root is always an object") };
 
     let mut warnings = Vec::new();
-    let mut resolver = Resolver::new(&root);
+    let mut resolver = Resolver::new(&root, &budget);
     let endpoints = {
         let mut reader = OperationReader::new(version, root_map, &mut resolver, &mut warnings);
         read_paths(&mut reader, version, root_map, &tree.path_order)?

@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
+use super::budget::{Budget, weight};
 use super::model::ParseError;
 
 /// Key added to the object left where inlining stopped, so consumers can tell an unexpanded
@@ -67,8 +68,13 @@ pub(crate) enum Target<'a> {
 }
 
 /// Resolves references within one document and remembers what it had to skip or cut.
+///
+/// Everything inlining copies is charged to the import's budget as it is copied: the per-schema
+/// bounds below keep one schema readable, the budget keeps a document whose many schemas each
+/// fan out (or whose few fan out over large targets) from multiplying past what an import may hold.
 pub(crate) struct Resolver<'a> {
     root: &'a Value,
+    budget: &'a Budget<'a>,
     /// `$id` and `$anchor` values, collected on first need since only some 3.1 documents use them.
     identifiers: Option<Identifiers<'a>>,
     pub external_refs: BTreeSet<String>,
@@ -83,14 +89,20 @@ struct Identifiers<'a> {
 }
 
 impl<'a> Resolver<'a> {
-    pub fn new(root: &'a Value) -> Self {
+    pub fn new(root: &'a Value, budget: &'a Budget<'a>) -> Self {
         Resolver {
             root,
+            budget,
             identifiers: None,
             external_refs: BTreeSet::new(),
             recursive_refs: BTreeSet::new(),
             schemas_cut_for_size: 0,
         }
+    }
+
+    /// The import's budget, for what callers copy out of the document.
+    pub fn budget(&self) -> &'a Budget<'a> {
+        self.budget
     }
 
     /// Looks one reference up, without following a `$ref` found at the target.
@@ -166,13 +178,16 @@ impl<'a> Resolver<'a> {
         state: &mut InlineState<'a>,
     ) -> Result<Value, ParseError> {
         let Value::Object(object) = schema else {
+            self.budget.produce(weight(schema), true)?;
             return Ok(schema.clone());
         };
         if let Some(reference) = ref_of(schema) {
             return self.inline_ref(reference, object, location, state);
         }
+        self.budget.produce(2, true)?;
         let mut inlined = Map::new();
         for (key, value) in object {
+            self.budget.produce(key.len() + 3, true)?;
             location.push(Segment::Key(key));
             let copy = self.inline_keyword(key, value, location, state)?;
             location.pop();
@@ -194,6 +209,7 @@ impl<'a> Resolver<'a> {
             ("properties" | "patternProperties" | "dependentSchemas", Value::Object(schemas)) => {
                 let mut inlined = Map::new();
                 for (name, subschema) in schemas {
+                    self.budget.produce(name.len() + 3, true)?;
                     location.push(Segment::Key(name));
                     inlined.insert(name.clone(), self.inline(subschema, location, state)?);
                     location.pop();
@@ -223,7 +239,10 @@ impl<'a> Resolver<'a> {
                 | "additionalItems",
                 _,
             ) => self.inline(value, location, state),
-            _ => Ok(value.clone()),
+            _ => {
+                self.budget.produce(weight(value), true)?;
+                Ok(value.clone())
+            }
         }
     }
 
@@ -234,6 +253,8 @@ impl<'a> Resolver<'a> {
         location: &mut Vec<Segment<'a>>,
         state: &mut InlineState<'a>,
     ) -> Result<Value, ParseError> {
+        // A cut or skipped reference leaves an object about as large as the one written.
+        self.budget.produce(reference.len() + TRUNCATED_MARKER.len() + 16, true)?;
         let target = match self.lookup(reference) {
             Target::Found(target) => target,
             Target::External => {
@@ -376,13 +397,21 @@ fn collect_identifiers<'a>(value: &'a Value, identifiers: &mut Identifiers<'a>) 
 
 #[cfg(test)]
 mod tests {
+    use super::super::budget::ParseLimits;
     use super::*;
     use serde_json::json;
+
+    static LIMITS: ParseLimits = ParseLimits::DEFAULT;
+
+    fn budget() -> Budget<'static> {
+        Budget::new(&LIMITS)
+    }
 
     #[test]
     fn pointer_unescapes_tokens() {
         let doc = json!({"paths": {"/a/b": {"get": 1}}, "x": {"a b": [10, 20]}});
-        let mut resolver = Resolver::new(&doc);
+        let budget = budget();
+        let mut resolver = Resolver::new(&doc, &budget);
         assert!(matches!(resolver.lookup("#/paths/~1a~1b/get"), Target::Found(v) if v == 1));
         assert!(matches!(resolver.lookup("#/x/a%20b/1"), Target::Found(v) if v == 20));
         assert!(matches!(resolver.lookup("#/x/nope"), Target::Missing));
@@ -395,7 +424,8 @@ mod tests {
             "Node": {"type": "object", "required": ["name"], "properties": {
                 "name": {"type": "string"},
                 "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}}}});
-        let mut resolver = Resolver::new(&doc);
+        let budget = budget();
+        let mut resolver = Resolver::new(&doc, &budget);
         let schema =
             json!({"$ref": "#/components/schemas/Node", "required": ["children"], "description": "root"});
         let inlined = resolver.inline_schema(&schema, &mut Vec::new()).unwrap();
@@ -409,7 +439,8 @@ mod tests {
     #[test]
     fn broken_ref_names_reference_and_location() {
         let doc = json!({"components": {"schemas": {"A": {"properties": {"b": {"$ref": "#/components/schemas/Nope"}}}}}});
-        let mut resolver = Resolver::new(&doc);
+        let budget = budget();
+        let mut resolver = Resolver::new(&doc, &budget);
         let schema = json!({"$ref": "#/components/schemas/A"});
         let error = resolver.inline_schema(&schema, &mut vec![Segment::Key("paths")]).unwrap_err();
         assert_eq!(
@@ -422,7 +453,8 @@ mod tests {
     fn id_and_anchor_references_resolve() {
         let doc = json!({"components": {"schemas": {
             "Details": {"$id": "/schemas/details", "properties": {"id": {"$anchor": "detail_id", "type": "integer"}}}}}});
-        let mut resolver = Resolver::new(&doc);
+        let budget = budget();
+        let mut resolver = Resolver::new(&doc, &budget);
         assert!(matches!(resolver.lookup("/schemas/details"), Target::Found(v) if v.get("$id").is_some()));
         assert!(
             matches!(resolver.lookup("/schemas/details#detail_id"), Target::Found(v) if v["type"] == "integer")
@@ -433,8 +465,37 @@ mod tests {
     #[test]
     fn example_data_is_not_treated_as_reference() {
         let doc = json!({});
-        let mut resolver = Resolver::new(&doc);
+        let budget = budget();
+        let mut resolver = Resolver::new(&doc, &budget);
         let schema = json!({"type": "object", "example": {"$ref": "#/nowhere"}});
         assert_eq!(resolver.inline_schema(&schema, &mut Vec::new()).unwrap(), schema);
+    }
+
+    /// `levels` schemas, each an `allOf` of the next one twice, the last carrying `payload`
+    /// bytes of description: inlining one copies the payload 2^levels times.
+    fn fan_out(levels: usize, payload: usize) -> Value {
+        let mut schemas = Map::new();
+        for level in 0..levels {
+            let next = json!({"$ref": format!("#/components/schemas/S{}", level + 1)});
+            schemas.insert(format!("S{level}"), json!({"allOf": [next.clone(), next]}));
+        }
+        schemas.insert(format!("S{levels}"), json!({"type": "string", "description": "x".repeat(payload)}));
+        json!({"components": {"schemas": schemas}})
+    }
+
+    #[test]
+    fn fan_out_is_bounded_by_what_it_produces_per_document() {
+        let doc = fan_out(7, 100_000);
+        let limits = ParseLimits { max_output_bytes: 16 * 1024 * 1024, ..ParseLimits::DEFAULT };
+        let budget = Budget::new(&limits);
+        let mut resolver = Resolver::new(&doc, &budget);
+        let schema = json!({"$ref": "#/components/schemas/S0"});
+        // 2^7 copies of 100 KB fit one schema's own bounds (depth 8, 400 expansions) ...
+        let one = resolver.inline_schema(&schema, &mut Vec::new()).unwrap();
+        assert!(one.to_string().len() > 12_000_000);
+        // ... but not twice in one document.
+        let error = resolver.inline_schema(&schema, &mut Vec::new()).unwrap_err();
+        assert_eq!(error, ParseError::TooMuchOutput { limit_mb: 16, through_refs: true });
+        assert!(budget.output_bytes() <= 16 * 1024 * 1024 + 200_000, "stopped at the limit");
     }
 }

@@ -7,7 +7,9 @@ use serde::de::{
 };
 use serde_json::{Map, Value};
 
+use super::budget::Budget;
 use super::model::ParseError;
+use super::yaml_scan::measure_yaml;
 
 /// Longest parser message shown to the user; YAML errors can quote long stretches of input.
 const MAX_REASON_CHARS: usize = 160;
@@ -22,8 +24,10 @@ pub(crate) struct SyntaxTree {
     pub path_order: Vec<String>,
 }
 
-/// Reads `text` as JSON when it starts with `{`, else as YAML.
-pub(crate) fn read_document(text: &str) -> Result<SyntaxTree, ParseError> {
+/// Reads `text` as JSON when it starts with `{`, else as YAML, within `budget`: every value
+/// read is counted and its depth checked, and YAML is measured with its aliases expanded
+/// before it is read.
+pub(crate) fn read_document(text: &str, budget: &Budget<'_>) -> Result<SyntaxTree, ParseError> {
     let text = text.trim_start_matches('\u{feff}');
     // Only for looking: YAML whose first line is indented must reach the parser as written.
     let trimmed = text.trim();
@@ -33,12 +37,22 @@ pub(crate) fn read_document(text: &str) -> Result<SyntaxTree, ParseError> {
     if looks_like_html(trimmed) {
         return Err(ParseError::Html);
     }
+    // A limit that stops a parser surfaces as that parser's error; the budget knows the reason.
+    let refusal_or = |error: &dyn fmt::Display| budget.refusal().unwrap_or_else(|| syntax_error(error));
     let (root, path_order) = if trimmed.starts_with('{') {
         // A flow-style YAML mapping also starts with `{`, so YAML gets a second chance, but the
         // JSON error is the one worth reporting for text that was meant to be JSON.
-        read_json(text).or_else(|json_error| read_yaml(text).map_err(|_| syntax_error(&json_error)))?
+        match read_json(text, budget) {
+            Ok(read) => read,
+            Err(json_error) => {
+                if let Some(refusal) = budget.refusal() {
+                    return Err(refusal);
+                }
+                read_yaml(text, budget).map_err(|_| refusal_or(&json_error))?
+            }
+        }
     } else {
-        read_yaml(text).map_err(|error| syntax_error(&error))?
+        read_yaml(text, budget).map_err(|error| refusal_or(&error))?
     };
     let found = match root {
         Value::Object(root) => return Ok(SyntaxTree { root, path_order }),
@@ -51,15 +65,32 @@ pub(crate) fn read_document(text: &str) -> Result<SyntaxTree, ParseError> {
     Err(ParseError::NotAnObject { found })
 }
 
-fn read_json(text: &str) -> Result<(Value, Vec<String>), serde_json::Error> {
+fn read_json(text: &str, budget: &Budget<'_>) -> Result<(Value, Vec<String>), serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let read = ValueSeed(Keep::PathOrder).deserialize(&mut deserializer)?;
+    let read = ValueSeed::top(budget).deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(read)
 }
 
-fn read_yaml(text: &str) -> Result<(Value, Vec<String>), yaml_serde::Error> {
-    ValueSeed(Keep::PathOrder).deserialize(yaml_serde::Deserializer::from_str(text))
+/// Measures the text with its aliases expanded first, then reads it.
+fn read_yaml(text: &str, budget: &Budget<'_>) -> Result<(Value, Vec<String>), ReadError> {
+    measure_yaml(text, budget).map_err(ReadError::Limit)?;
+    ValueSeed::top(budget).deserialize(yaml_serde::Deserializer::from_str(text)).map_err(ReadError::Yaml)
+}
+
+/// Why YAML was not read: a limit (already recorded in the budget) or the parser's error.
+enum ReadError {
+    Limit(ParseError),
+    Yaml(yaml_serde::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Limit(error) => error.fmt(f),
+            ReadError::Yaml(error) => error.fmt(f),
+        }
+    }
 }
 
 fn looks_like_html(text: &str) -> bool {
@@ -93,12 +124,35 @@ enum Keep {
 /// Builds a `serde_json::Value` like serde_json's own visitor, but also accepts what YAML allows
 /// and JSON does not: integers beyond 64 bits (OpenAI's spec writes ±9.2e18 as integers; they
 /// become floats) and tagged values (`!Tag value`, the tag is dropped).
+///
+/// Every value (map keys included) is charged to the budget at its depth before it is built,
+/// so neither a long nor a deep document gets further than the limits.
 #[derive(Clone, Copy)]
-struct ValueSeed(Keep);
+struct ValueSeed<'b, 'l> {
+    keep: Keep,
+    /// Of the value this seed builds; the top-level value is at depth 1.
+    depth: usize,
+    budget: &'b Budget<'l>,
+}
+
+impl<'b, 'l> ValueSeed<'b, 'l> {
+    fn top(budget: &'b Budget<'l>) -> Self {
+        ValueSeed { keep: Keep::PathOrder, depth: 1, budget }
+    }
+
+    fn child(self, keep: Keep) -> Self {
+        ValueSeed { keep, depth: self.depth + 1, budget: self.budget }
+    }
+
+    /// Charges this value; the error text is replaced by the budget's refusal later.
+    fn charge<E: de::Error>(self) -> Result<(), E> {
+        self.budget.read_value(self.depth).map_err(|refusal| E::custom(refusal))
+    }
+}
 
 type WithOrder = (Value, Vec<String>);
 
-impl<'de> DeserializeSeed<'de> for ValueSeed {
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
     type Value = WithOrder;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WithOrder, D::Error> {
@@ -146,7 +200,7 @@ fn apply_merge_keys(
     }
 }
 
-impl<'de> Visitor<'de> for ValueSeed {
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     type Value = WithOrder;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -154,34 +208,37 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<WithOrder, A::Error> {
+        self.charge()?;
         let mut map = Map::new();
         let mut order = Vec::new();
         let mut merged = Vec::new();
         while let Some(key) = access.next_key::<String>()? {
+            self.child(Keep::Nothing).charge()?;
             if key == "<<" {
-                merged.push(access.next_value_seed(ValueSeed(Keep::KeyOrder))?);
+                merged.push(access.next_value_seed(self.child(Keep::KeyOrder))?);
                 continue;
             }
-            let value = if self.0 == Keep::PathOrder && key == "paths" {
-                let (value, paths_order) = access.next_value_seed(ValueSeed(Keep::KeyOrder))?;
+            let value = if self.keep == Keep::PathOrder && key == "paths" {
+                let (value, paths_order) = access.next_value_seed(self.child(Keep::KeyOrder))?;
                 order = paths_order;
                 value
             } else {
-                access.next_value_seed(ValueSeed(Keep::Nothing))?.0
+                access.next_value_seed(self.child(Keep::Nothing))?.0
             };
             // A repeated key keeps its first position, while the later value replaces the earlier.
-            if self.0 == Keep::KeyOrder && !map.contains_key(&key) {
+            if self.keep == Keep::KeyOrder && !map.contains_key(&key) {
                 order.push(key.clone());
             }
             map.insert(key, value);
         }
-        apply_merge_keys(&mut map, &mut order, merged, self.0 == Keep::KeyOrder);
+        apply_merge_keys(&mut map, &mut order, merged, self.keep == Keep::KeyOrder);
         Ok((Value::Object(map), order))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<WithOrder, A::Error> {
+        self.charge()?;
         let mut items = Vec::with_capacity(access.size_hint().unwrap_or(0).min(4096));
-        while let Some((item, _)) = access.next_element_seed(ValueSeed(Keep::Nothing))? {
+        while let Some((item, _)) = access.next_element_seed(self.child(Keep::Nothing))? {
             items.push(item);
         }
         Ok(plain(Value::Array(items)))
@@ -201,54 +258,70 @@ impl<'de> Visitor<'de> for ValueSeed {
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::String(text.to_owned())))
     }
 
     fn visit_string<E: de::Error>(self, text: String) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::String(text)))
     }
 
     fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::String(String::from_utf8_lossy(bytes).into_owned())))
     }
 
     fn visit_bool<E: de::Error>(self, flag: bool) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::Bool(flag)))
     }
 
     fn visit_i64<E: de::Error>(self, number: i64) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::from(number)))
     }
 
     fn visit_u64<E: de::Error>(self, number: u64) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::from(number)))
     }
 
     fn visit_i128<E: de::Error>(self, number: i128) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(i64::try_from(number).map_or_else(|_| Value::from(number as f64), Value::from)))
     }
 
     fn visit_u128<E: de::Error>(self, number: u128) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(u64::try_from(number).map_or_else(|_| Value::from(number as f64), Value::from)))
     }
 
     /// YAML's `.nan` and `.inf` have no JSON form; like serde_json, they become null.
     fn visit_f64<E: de::Error>(self, number: f64) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::from(number)))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::Null))
     }
 
     fn visit_none<E: de::Error>(self) -> Result<WithOrder, E> {
+        self.charge()?;
         Ok(plain(Value::Null))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::budget::ParseLimits;
     use super::*;
+
+    fn read_document(text: &str) -> Result<SyntaxTree, ParseError> {
+        super::read_document(text, &Budget::new(&ParseLimits::DEFAULT))
+    }
 
     #[test]
     fn keeps_path_order_from_json_and_yaml() {

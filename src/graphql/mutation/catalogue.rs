@@ -11,7 +11,7 @@ use crate::{
         AppState,
         types::{catalogue::OpenApiSpec, db, parse_id, to_id},
     },
-    openapi::{FetchError, FetchLimits, fetch_document, parse_document},
+    openapi::{fetch_document, parse_document_within},
 };
 
 #[derive(Default)]
@@ -45,16 +45,13 @@ async fn document_text(
     state: &AppState,
     input: &AnalyzeOpenApiInput,
 ) -> Result<(String, Option<Url>), AppError> {
-    let limits = FetchLimits::default();
+    let limits = &state.settings.import.fetch_limits;
     match (input.url.as_deref().map(str::trim), &input.document) {
         (Some(url), None) if !url.is_empty() => {
-            let targets = &state.settings.security.targets;
-            let fetched = fetch_document(&state.document_client, url, &limits, targets).await.map_err(
-                |err| match err {
-                    FetchError::Forbidden(refusal) => AppError::Forbidden(format!("input.url: {refusal}")),
-                    other => AppError::bad_input("input.url", other.to_string()),
-                },
-            )?;
+            let policy = &state.settings.import.policy;
+            let fetched = fetch_document(&state.document_client, url, limits, policy)
+                .await
+                .map_err(|err| AppError::bad_input("input.url", err.to_string()))?;
             Ok((fetched.text, Some(fetched.final_url)))
         }
         (None, Some(document)) => {
@@ -87,8 +84,10 @@ impl CatalogueMutation {
         let override_url = input.base_url.clone().filter(|b| !b.trim().is_empty());
         let document_url = source_url.clone();
         // Large documents take a few hundred milliseconds to walk: keep that off the async workers.
+        // The limits bound its time and memory, and a refusal comes before anything is written.
+        let limits = state.settings.import.parse_limits.clone();
         let parsed = tokio::task::spawn_blocking(move || {
-            parse_document(&text, document_url.as_ref(), override_url.as_deref())
+            parse_document_within(&text, document_url.as_ref(), override_url.as_deref(), &limits)
         })
         .await
         .map_err(|err| AppError::Unexpected(anyhow::anyhow!("the import task failed: {err}")))?;
