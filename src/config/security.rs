@@ -28,6 +28,8 @@ pub struct SecuritySettings {
     pub max_document_nesting: usize,
     /// `GRAPHQL_MAX_TOKENS`: the most lexical tokens a document may have.
     pub max_document_tokens: usize,
+    /// `GRAPHQL_MAX_DOCUMENT_BYTES`: the longest document text (values can go in variables).
+    pub max_document_bytes: usize,
     /// `GRAPHQL_MAX_RESPONSE_VALUES`: the most values (fields and list items) one answer holds.
     pub max_response_values: usize,
     /// `GRAPHQL_MAX_UPSTREAM_CALLS`: how many fields that call InfluxDB or the cluster one request runs.
@@ -77,6 +79,11 @@ impl SecuritySettings {
             max_query_complexity: env.parsed("GRAPHQL_MAX_COMPLEXITY", "2000", "a whole number of fields")?,
             max_document_nesting: env.parsed("GRAPHQL_MAX_NESTING", "64", "a whole number of levels")?,
             max_document_tokens: env.parsed("GRAPHQL_MAX_TOKENS", "15000", "a whole number of tokens")?,
+            max_document_bytes: env.parsed(
+                "GRAPHQL_MAX_DOCUMENT_BYTES",
+                "65536",
+                "a whole number of bytes",
+            )?,
             max_response_values: env.parsed(
                 "GRAPHQL_MAX_RESPONSE_VALUES",
                 "100000",

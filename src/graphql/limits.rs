@@ -4,8 +4,9 @@
 //! document that costs the server far more than it costs the caller. Four guards, in the order a
 //! request meets them:
 //!
-//! 1. **The text** ([`scan_document`], before parsing): a linear scan counts tokens and the nesting
-//!    of `{`, `[` and `(`. The parser recurses once per nesting level and a worker thread's stack
+//! 1. **The text** ([`scan_document`], before parsing): its length is bounded (the parser takes
+//!    ~90 ns a byte, so a 32 MiB body would hold a worker for seconds), and a linear scan counts
+//!    tokens and the nesting of `{`, `[` and `(`. The parser recurses once per nesting level and a worker thread's stack
 //!    is 2 MiB, so a few thousand levels would abort the process; the scan refuses the document
 //!    first. It runs before Apollo's persisted-query extension too, which parses a document it
 //!    is asked to remember.
@@ -46,10 +47,6 @@ use super::schema::{PARSE_FAILED, VALIDATION_FAILED, with_code};
 /// control uses the same one when a query's actual cost passes its limit).
 pub const COST_TOO_EXPENSIVE: &str = "COST_ACTUAL_TOO_EXPENSIVE";
 
-/// Persisted queries are kept in memory, so the documents a client asks the server to remember
-/// are smaller than the ones it may send.
-pub const MAX_PERSISTED_QUERY_BYTES: usize = 64 * 1024;
-
 /// A JSON text the database wrote (see `types::eager::raw_json`) counts one value per this many
 /// bytes.
 const RAW_JSON_BYTES_PER_VALUE: usize = 16;
@@ -62,6 +59,9 @@ pub struct RequestLimits {
     pub max_nesting: usize,
     /// `GRAPHQL_MAX_TOKENS`: the most lexical tokens a document may have.
     pub max_tokens: usize,
+    /// `GRAPHQL_MAX_DOCUMENT_BYTES`: the longest document text (large values go in variables,
+    /// which a JSON reader takes at a hundred times the parser's speed).
+    pub max_document_bytes: usize,
     /// `GRAPHQL_MAX_DEPTH`: the deepest nesting of fields, introspection's type chains aside.
     pub max_depth: usize,
     /// `GRAPHQL_MAX_COMPLEXITY`: the most fields a document may select (its expansion may hold
@@ -76,6 +76,7 @@ pub struct RequestLimits {
 /// Why a document's text was refused before parsing.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TextRefusal {
+    TooLong { limit: usize },
     TooDeep { limit: usize },
     TooManyTokens { limit: usize },
 }
@@ -83,6 +84,11 @@ pub enum TextRefusal {
 impl std::fmt::Display for TextRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Self::TooLong { limit } => write!(
+                f,
+                "the document is longer than {limit} bytes (GRAPHQL_MAX_DOCUMENT_BYTES): send large values, \
+                 such as an OpenAPI document, as variables"
+            ),
             Self::TooDeep { limit } => write!(
                 f,
                 "the document nests `{{`, `[` and `(` more than {limit} levels deep (GRAPHQL_MAX_NESTING)"
@@ -445,19 +451,13 @@ impl Extension for RequestGuard {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let refuse = |message: String, code: &str| with_code(ServerError::new(message, None), code);
-        if let Err(refusal) = scan_document(&request.query, self.limits.max_nesting, self.limits.max_tokens) {
+        // Persisted queries are checked here too, before Apollo's extension parses and keeps them.
+        if request.query.len() > self.limits.max_document_bytes {
+            let refusal = TextRefusal::TooLong { limit: self.limits.max_document_bytes };
             return Err(refuse(refusal.to_string(), PARSE_FAILED));
         }
-        if request.extensions.contains_key("persistedQuery")
-            && request.query.len() > MAX_PERSISTED_QUERY_BYTES
-        {
-            return Err(refuse(
-                format!(
-                    "a persisted query may be at most {MAX_PERSISTED_QUERY_BYTES} bytes; send a longer document \
-                     without `extensions.persistedQuery`"
-                ),
-                PARSE_FAILED,
-            ));
+        if let Err(refusal) = scan_document(&request.query, self.limits.max_nesting, self.limits.max_tokens) {
+            return Err(refuse(refusal.to_string(), PARSE_FAILED));
         }
         // Parsed here (once: async-graphql keeps the document) so that fragments are measured
         // before anything walks them: async-graphql's own recursion-depth check, which runs

@@ -52,6 +52,7 @@ pub fn build_schema(state: AppState) -> AppSchema {
         .extension(super::limits::LimitsExtension(super::limits::RequestLimits {
             max_nesting: limits.max_document_nesting,
             max_tokens: limits.max_document_tokens,
+            max_document_bytes: limits.max_document_bytes,
             max_depth: limits.max_query_depth,
             max_complexity: limits.max_query_complexity,
             max_response_values: limits.max_response_values,
