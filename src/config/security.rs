@@ -78,7 +78,7 @@ impl SecuritySettings {
             max_query_depth: env.parsed("GRAPHQL_MAX_DEPTH", "12", "a whole number of levels")?,
             max_query_complexity: env.parsed("GRAPHQL_MAX_COMPLEXITY", "2000", "a whole number of fields")?,
             max_document_nesting: env.parsed("GRAPHQL_MAX_NESTING", "64", "a whole number of levels")?,
-            max_document_tokens: env.parsed("GRAPHQL_MAX_TOKENS", "15000", "a whole number of tokens")?,
+            max_document_tokens: env.parsed("GRAPHQL_MAX_TOKENS", "6000", "a whole number of tokens")?,
             max_document_bytes: env.parsed(
                 "GRAPHQL_MAX_DOCUMENT_BYTES",
                 "65536",

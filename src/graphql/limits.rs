@@ -94,7 +94,10 @@ impl std::fmt::Display for TextRefusal {
                 "the document nests `{{`, `[` and `(` more than {limit} levels deep (GRAPHQL_MAX_NESTING)"
             ),
             Self::TooManyTokens { limit } => {
-                write!(f, "the document has more than {limit} tokens (GRAPHQL_MAX_TOKENS)")
+                write!(
+                    f,
+                    "the document is too complex to read: it has more than {limit} tokens (GRAPHQL_MAX_TOKENS)"
+                )
             }
         }
     }

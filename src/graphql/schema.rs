@@ -84,6 +84,9 @@ pub fn sdl() -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct ReadOnlyTransport;
 
+/// The most validation errors one answer lists.
+const MAX_VALIDATION_ERRORS: usize = 50;
+
 /// Codes a client sees when its document never reached execution.
 pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
@@ -173,8 +176,23 @@ impl Extension for ApolloErrorCodes {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        next.run(ctx)
-            .await
-            .map_err(|errors| errors.into_iter().map(|e| with_code(e, VALIDATION_FAILED)).collect())
+        next.run(ctx).await.map_err(|errors| {
+            let total = errors.len();
+            // A document can earn an error per token (3,000 unused variables): the first few
+            // say what is wrong, and the answer stays small.
+            let mut errors: Vec<ServerError> = errors
+                .into_iter()
+                .take(MAX_VALIDATION_ERRORS)
+                .map(|e| with_code(e, VALIDATION_FAILED))
+                .collect();
+            if total > MAX_VALIDATION_ERRORS {
+                let more = ServerError::new(
+                    format!("… and {} more validation errors", total - MAX_VALIDATION_ERRORS),
+                    None,
+                );
+                errors.push(with_code(more, VALIDATION_FAILED));
+            }
+            errors
+        })
     }
 }
