@@ -37,7 +37,7 @@ use async_graphql::{
         NextSubscribe, ResolveInfo,
     },
     futures_util::stream::BoxStream,
-    parser::types::{ExecutableDocument, Selection, SelectionSet},
+    parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet},
 };
 use futures_util::StreamExt;
 
@@ -423,6 +423,23 @@ pub fn budget<'a>(ctx: &'a async_graphql::ContextBase<'_, impl Sized>) -> Option
     ctx.data_opt::<Arc<ResponseBudget>>()
 }
 
+/// Why the request names no operation of `document` that could run, as async-graphql says it
+/// (which would answer it later, without a code).
+fn operation_missing(document: &ExecutableDocument, name: Option<&str>) -> Option<String> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(_), Some(name)) => Some(format!(r#"Unknown operation named "{name}""#)),
+        (DocumentOperations::Multiple(operations), Some(name)) if !operations.contains_key(name) => {
+            Some(format!(r#"Unknown operation named "{name}""#))
+        }
+        (DocumentOperations::Multiple(operations), None) if operations.len() > 1 => Some(format!(
+            "Operation name required in request: the document holds {} operations; say which to run with \
+             `operationName`",
+            operations.len()
+        )),
+        _ => None,
+    }
+}
+
 /// The extension that applies [`RequestLimits`] to every request, over every transport.
 /// Register it before Apollo's persisted-query extension, so that a document is scanned before
 /// that extension parses it.
@@ -466,7 +483,11 @@ impl Extension for RequestGuard {
         // before anything walks them: async-graphql's own recursion-depth check, which runs
         // right after parsing, follows every spread as often as it is spread.
         if !request.query.is_empty() {
+            let operation_name = request.operation_name.clone();
             let document = request.parsed_query().map_err(|err| with_code(err, PARSE_FAILED))?;
+            if let Some(message) = operation_missing(document, operation_name.as_deref()) {
+                return Err(refuse(message, VALIDATION_FAILED));
+            }
             let max_selections = self.limits.max_complexity.saturating_mul(2);
             let limits = &self.limits;
             if let Err(refusal) =

@@ -429,3 +429,21 @@ async fn the_schema_query_of_graphiql_passes_the_depth_limit_and_deep_fields_do_
     let (status, _) = post(&app, json!({ "query": through_fragment })).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_document_whose_operation_cannot_be_chosen_is_a_validation_failure() {
+    let app = spawn_app().await;
+    let two = "query A { projects { id } } query B { projects { title } }";
+    for body in [
+        json!({ "query": two }),
+        json!({ "query": two, "operationName": "C" }),
+        json!({ "query": "{ projects { id } }", "operationName": "A" }),
+    ] {
+        let (status, answer) = post(&app, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(code(&answer), "GRAPHQL_VALIDATION_FAILED", "{answer}");
+    }
+    let (status, answer) = post(&app, json!({ "query": two, "operationName": "B" })).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"]["projects"], json!([]));
+}
