@@ -243,7 +243,7 @@ fn websocket(state: HttpState, parts: &mut Parts) -> Response {
     };
     let handshake = match websocket::handshake(parts) {
         Ok(handshake) => handshake,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let authorization =
         parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);

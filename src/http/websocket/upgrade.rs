@@ -28,9 +28,26 @@ pub struct Handshake {
     on_upgrade: OnUpgrade,
 }
 
+/// Why an upgrade request was refused.
+#[derive(Debug)]
+pub struct Refusal {
+    status: StatusCode,
+    message: &'static str,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = error_response(self.status, self.message, "BAD_REQUEST");
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
+    }
+}
+
 /// Checks an HTTP/1.1 upgrade request as RFC 6455 asks and takes hold of its connection.
-pub fn handshake(parts: &mut Parts) -> Result<Handshake, Response> {
-    let refuse = |message: &str| Err(error_response(StatusCode::BAD_REQUEST, message, "BAD_REQUEST"));
+pub fn handshake(parts: &mut Parts) -> Result<Handshake, Refusal> {
+    let refuse = |message| Err(Refusal { status: StatusCode::BAD_REQUEST, message });
     if parts.method != Method::GET {
         return refuse("a websocket upgrade is a GET request");
     }
@@ -38,13 +55,10 @@ pub fn handshake(parts: &mut Parts) -> Result<Handshake, Response> {
         return refuse("a websocket upgrade needs `Connection: upgrade`");
     }
     if !lists_token(&parts.headers, header::SEC_WEBSOCKET_VERSION, "13") {
-        let mut refusal = error_response(
-            StatusCode::UPGRADE_REQUIRED,
-            "only websocket version 13 is spoken",
-            "BAD_REQUEST",
-        );
-        refusal.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return Err(refusal);
+        return Err(Refusal {
+            status: StatusCode::UPGRADE_REQUIRED,
+            message: "only websocket version 13 is spoken",
+        });
     }
     let Some(key) = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
         return refuse("a websocket upgrade needs a `Sec-WebSocket-Key`");

@@ -66,13 +66,15 @@ async fn tcp_from(source: &str, app: &TestApp) -> TcpStream {
     socket.connect(app.address.parse().unwrap()).await.expect("connect from another loopback address")
 }
 
-/// The close frame the server ends `socket` with; other messages are skipped.
+/// The close frame the server ends `socket` with; other messages (keep-alives) are skipped,
+/// for at most [`PATIENCE`] in all.
 async fn close_frame<S>(socket: &mut WebSocketStream<S>) -> CloseFrame
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match tokio::time::timeout(PATIENCE, socket.next()).await.expect("closed in time") {
+        match tokio::time::timeout_at(deadline, socket.next()).await.expect("closed in time") {
             Some(Ok(Message::Close(frame))) => return frame.expect("a close frame with a code"),
             Some(Ok(_)) => {}
             other => panic!("expected a close frame, got {other:?}"),
@@ -85,8 +87,9 @@ async fn next_text<S>(socket: &mut WebSocketStream<S>) -> String
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        match tokio::time::timeout(PATIENCE, socket.next()).await.expect("a message in time") {
+        match tokio::time::timeout_at(deadline, socket.next()).await.expect("a message in time") {
             Some(Ok(Message::Text(text))) => return text.to_string(),
             Some(Ok(Message::Close(frame))) => panic!("closed by the server: {frame:?}"),
             Some(Ok(_)) => {}
@@ -220,7 +223,8 @@ async fn one_token_holds_at_most_its_share_of_sockets_and_the_next_is_closed_wit
     eventually(async || {
         let mut socket = open_socket(&app.address, Protocol::Modern).await;
         socket.send(json!({ "type": "connection_init", "payload": init })).await;
-        matches!(socket.socket.next().await, Some(Ok(Message::Text(text))) if text.contains("connection_ack"))
+        let answer = tokio::time::timeout(PATIENCE, socket.socket.next()).await.expect("an answer in time");
+        matches!(answer, Some(Ok(Message::Text(text))) if text.contains("connection_ack"))
     })
     .await;
     assert_serving(&app).await;
