@@ -361,7 +361,14 @@ async fn main() -> anyhow::Result<()> {
     let influx_port = influx.port().to_string();
     let malloc_env: Vec<(&str, String)> =
         MALLOC_ENV.iter().filter_map(|name| Some((*name, std::env::var(name).ok()?))).collect();
-    let mut server_env = vec![("INFLUXDB_PORT", influx_port.as_str()), ("SCHEDULER_METRICS_DELAY", "0")];
+    // All the subscribers come from 127.0.0.1 with the bootstrap token: room for them all.
+    let socket_cap = (options.subscribers + 10).to_string();
+    let mut server_env = vec![
+        ("INFLUXDB_PORT", influx_port.as_str()),
+        ("SCHEDULER_METRICS_DELAY", "0"),
+        ("WS_MAX_SOCKETS_PER_ADDRESS", socket_cap.as_str()),
+        ("WS_MAX_SOCKETS_PER_TOKEN", socket_cap.as_str()),
+    ];
     server_env.extend(malloc_env.iter().map(|(name, value)| (*name, value.as_str())));
     let mut server = start_server(&binary, &database_url, workdir.path(), &server_env)?;
     let http = http_client()?;

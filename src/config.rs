@@ -6,12 +6,14 @@
 
 mod import;
 mod load_budget;
+mod connections;
 mod security;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use import::ImportSettings;
 pub use load_budget::LoadBudget;
+pub use connections::{AllowedHosts, AllowedOrigins, ConnectionSettings, Origin};
 pub use security::SecuritySettings;
 
 /// Which runner starts k6 when a launch does not say.
@@ -48,6 +50,8 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Where documents may be imported from and what parsing one may cost (`IMPORT_*`).
     pub import: ImportSettings,
+    /// Websocket limits, and the `Host` and `Origin` headers a request may carry.
+    pub connections: ConnectionSettings,
     /// The image of the Kubernetes runner's k6 pods (`K6_IMAGE`).
     pub k6_image: String,
     /// `ttlSecondsAfterFinished` of the runs' Jobs (`K8S_JOB_TTL_SECONDS`); None: no TTL.
@@ -183,6 +187,7 @@ impl Settings {
             k6_binary: env.text("K6_BINARY", "k6", |v| !v.is_empty(), "a path to the k6 executable")?,
             security: SecuritySettings::read(&env)?,
             import: ImportSettings::read(&env)?,
+            connections: ConnectionSettings::read(&env)?,
             k6_image: env.text("K6_IMAGE", DEFAULT_K6_IMAGE, is_image, "a container image such as grafana/k6:1.1.0")?,
             k8s_job_ttl_seconds: match env.optional("K8S_JOB_TTL_SECONDS").as_deref() {
                 Some(off) if off.eq_ignore_ascii_case("off") => None,

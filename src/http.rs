@@ -7,6 +7,7 @@
 //! nothing.
 
 mod csrf;
+mod origin;
 mod pages;
 mod response;
 mod trim;
@@ -14,12 +15,13 @@ mod websocket;
 
 pub use trim::ArenaTrimmer;
 
-use async_graphql::{Data, http::WebSocketProtocols};
+use async_graphql::Data;
 use async_graphql_axum::GraphQLRequest;
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State, WebSocketUpgrade},
-    http::{HeaderMap, StatusCode, header},
+    extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Request, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+    middleware,
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -37,6 +39,15 @@ pub struct HttpState {
     pub app: AppState,
     /// Gives memory back after websockets close.
     pub trimmer: ArenaTrimmer,
+    /// Open websockets per client address and per API token.
+    pub sockets: SocketCounts,
+}
+
+/// Open websockets per client address and per API token.
+#[derive(Clone, Default)]
+pub struct SocketCounts {
+    by_address: websocket::Admissions<std::net::IpAddr>,
+    by_token: websocket::Admissions<websocket::TokenKey>,
 }
 
 /// The server's routes.
@@ -46,6 +57,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/playground", get(pages::playground))
+        .route_layer(middleware::from_fn_with_state(state.clone(), origin::guard))
         .route("/assets/{name}", get(pages::asset))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
@@ -135,14 +147,7 @@ pub(crate) fn error_response(status: StatusCode, message: &str, code: &str) -> R
 async fn graphql_get(State(state): State<HttpState>, request: Request) -> Response {
     let (mut parts, body) = request.into_parts();
     if is_websocket_upgrade(&parts.headers) {
-        let protocol = websocket::negotiate(&parts.headers);
-        let authorization =
-            parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
-            Ok(upgrade) => upgrade,
-            Err(rejection) => return rejection.into_response(),
-        };
-        return websocket(state, protocol, authorization, upgrade);
+        return websocket(state, &mut parts);
     }
     if parts.uri.query().is_none_or(str::is_empty) && wants_html(&parts.headers) {
         return pages::graphiql();
@@ -173,13 +178,8 @@ fn wants_html(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
 }
 
-fn websocket(
-    state: HttpState,
-    protocol: Option<WebSocketProtocols>,
-    authorization: Option<String>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    let Some(protocol) = protocol else {
+fn websocket(state: HttpState, parts: &mut Parts) -> Response {
+    let Some(protocol) = websocket::negotiate(&parts.headers) else {
         return (
             StatusCode::BAD_REQUEST,
             "GraphQL over websocket needs a subprotocol: send Sec-WebSocket-Protocol \
@@ -187,20 +187,58 @@ fn websocket(
         )
             .into_response();
     };
-    let upgrade = upgrade
-        .protocols([protocol.sec_websocket_protocol()])
-        .read_buffer_size(websocket::BUFFER_BYTES)
-        .write_buffer_size(websocket::BUFFER_BYTES);
-    upgrade.on_upgrade(move |socket| async move {
-        // One loader for the connection. It keeps no rows between batches, so every event
-        // shows the rows as they are then, and nothing grows with the events.
-        let loader = request_loader(state.app.db.clone());
-        let mut data = Data::default();
-        data.insert(loader);
-        let auth = websocket::Auth { authenticator: state.app.auth.clone(), upgrade_header: authorization };
-        websocket::serve(socket, state.schema.clone(), protocol, data, auth).await;
-        state.trimmer.connection_closed();
-    })
+    let settings = &state.app.settings.connections;
+    let peer = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip());
+    let place = match peer {
+        Some(peer) => {
+            match state
+                .sockets
+                .by_address
+                .admit(websocket::client_key(peer), settings.max_sockets_per_address)
+            {
+                Some(place) => Some(place),
+                None => {
+                    return error_response(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        &format!(
+                            "this address already holds {} open websockets (WS_MAX_SOCKETS_PER_ADDRESS)",
+                            settings.max_sockets_per_address
+                        ),
+                        "TOO_MANY_SOCKETS",
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+    let handshake = match websocket::handshake(parts) {
+        Ok(handshake) => handshake,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let authorization =
+        parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let limits = websocket::SocketLimits::from(settings);
+    let budget = websocket::InboundBudget::new(limits.max_bytes_before_init);
+    handshake.accept(
+        protocol.sec_websocket_protocol(),
+        limits.config(),
+        budget.clone(),
+        move |socket| async move {
+            let _place = place;
+            // One loader for the connection. It keeps no rows between batches, so every event
+            // shows the rows as they are then, and nothing grows with the events.
+            let loader = request_loader(state.app.db.clone());
+            let mut data = Data::default();
+            data.insert(loader);
+            let auth = websocket::Auth {
+                authenticator: state.app.auth.clone(),
+                upgrade_header: authorization,
+                tokens: state.sockets.by_token.clone(),
+            };
+            websocket::serve(socket, budget, state.schema.clone(), protocol, data, auth, limits).await;
+            state.trimmer.connection_closed();
+        },
+    )
 }
 
 async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {

@@ -59,7 +59,12 @@ impl Application {
         warn_when_open(&settings);
         let state = AppState { settings, db, statements, http, document_client, scheduler, auth };
         let schema = build_schema(state.clone());
-        let router = router(HttpState { schema, app: state.clone(), trimmer: ArenaTrimmer::start() });
+        let router = router(HttpState {
+            schema,
+            app: state.clone(),
+            trimmer: ArenaTrimmer::start(),
+            sockets: Default::default(),
+        });
         let listener = TcpListener::bind(state.settings.bind_addr)
             .await
             .with_context(|| format!("binding {}", state.settings.bind_addr))?;
@@ -88,7 +93,8 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         tracing::info!(address = %self.address, "Metric Vault listening; GraphiQL at http://{}/graphql", self.address);
-        axum::serve(self.listener, self.router)
+        // The peer's address caps its websockets (WS_MAX_SOCKETS_PER_ADDRESS).
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving HTTP")?;

@@ -17,14 +17,29 @@
 //!   with 4403 too: at once on the replica that revoked it, and on others at the next
 //!   keep-alive after their token cache has forgotten it.
 //!
+//! - **limits** (issue 14): before `connection_init` is acknowledged a socket may send
+//!   [`SocketLimits::max_bytes_before_init`] bytes in all ([`budget`]), after it messages of
+//!   up to [`SocketLimits::max_message_bytes`]; past either it is closed with 1009. A token
+//!   holds at most [`SocketLimits::max_sockets_per_token`] sockets (the next is closed with
+//!   4429 instead of its acknowledgement), and a socket runs at most
+//!   [`SocketLimits::max_subscriptions_per_socket`] operations at once (the next gets an
+//!   `error` message; the socket stays open). The per-address cap is checked before the
+//!   upgrade, in `http.rs`.
+//!
 //! async-graphql's own `keepalive_timeout` is not used: it closes any client that sends
 //! nothing for a while, which is what a healthy subscriber that only listens does.
 
+mod admission;
+mod budget;
+mod upgrade;
+
 use std::{
+    borrow::Cow,
+    collections::{HashSet, VecDeque},
     str::FromStr,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU16, Ordering},
     },
     time::Duration,
 };
@@ -33,15 +48,25 @@ use async_graphql::{
     Data,
     http::{WebSocket as GraphQLProtocolMachine, WebSocketProtocols, WsMessage},
 };
-use axum::{
-    extract::ws::{CloseFrame, Message, WebSocket},
-    http::{HeaderMap, header},
-};
+use axum::http::{HeaderMap, header};
 use futures_util::{SinkExt, StreamExt, future};
-use tokio::{sync::broadcast::error::RecvError, time::Instant};
+use tokio::{
+    sync::{Notify, broadcast::error::RecvError, mpsc},
+    time::Instant,
+};
+use tokio_tungstenite::tungstenite::{
+    Error as WsError, Message,
+    error::CapacityError,
+    protocol::{CloseFrame, WebSocketConfig},
+};
+
+pub use admission::{Admission, Admissions, TokenKey, client_key};
+pub use budget::InboundBudget;
+pub use upgrade::{Socket, handshake};
 
 use crate::{
-    access::{AuthError, Authenticator, Principal},
+    access::{AuthError, AuthMode, Authenticator, Principal},
+    config::ConnectionSettings,
     graphql::{AppSchema, subscription::SubscriptionExecutor},
 };
 
@@ -50,6 +75,41 @@ pub struct Auth {
     pub authenticator: Authenticator,
     /// The upgrade request's `Authorization` header, used when `connection_init` carries none.
     pub upgrade_header: Option<String>,
+    /// Open sockets per API token.
+    pub tokens: Admissions<TokenKey>,
+}
+
+/// What one socket may send and hold (from [`ConnectionSettings`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SocketLimits {
+    pub max_bytes_before_init: usize,
+    pub max_message_bytes: usize,
+    pub max_sockets_per_token: usize,
+    pub max_subscriptions_per_socket: usize,
+}
+
+impl From<&ConnectionSettings> for SocketLimits {
+    fn from(settings: &ConnectionSettings) -> Self {
+        Self {
+            max_bytes_before_init: settings.max_bytes_before_init,
+            max_message_bytes: settings.max_message_bytes,
+            max_sockets_per_token: settings.max_sockets_per_token,
+            max_subscriptions_per_socket: settings.max_subscriptions_per_socket,
+        }
+    }
+}
+
+impl SocketLimits {
+    /// tungstenite's settings: small buffers, and the limit after `connection_init` (the one
+    /// before it is the [`InboundBudget`]).
+    pub fn config(&self) -> WebSocketConfig {
+        let mut config = WebSocketConfig::default();
+        config.read_buffer_size = BUFFER_BYTES;
+        config.write_buffer_size = BUFFER_BYTES;
+        config.max_message_size = Some(self.max_message_bytes);
+        config.max_frame_size = Some(self.max_message_bytes);
+        config
+    }
 }
 
 /// How long a client has to send `connection_init`.
@@ -71,6 +131,18 @@ const CLOSE_INIT_TIMEOUT: u16 = 4408;
 const CLOSE_IDLE: u16 = 3008;
 /// graphql-ws: "Forbidden", for a connection whose `connection_init` was refused.
 const CLOSE_FORBIDDEN: u16 = 4403;
+/// RFC 6455: "Message Too Big".
+const CLOSE_TOO_BIG: u16 = 1009;
+/// graphql-ws's "Too many …" code, for a token that already holds its share of sockets.
+const CLOSE_TOO_MANY: u16 = 4429;
+/// How long a socket closed for sending too much still has its input read (and dropped),
+/// so that the client reads the close frame before the connection goes.
+const LINGER: Duration = Duration::from_secs(2);
+/// Messages read from the socket that the protocol machine has not taken yet; past this,
+/// the socket is not read.
+const FORWARD_QUEUE: usize = 16;
+/// `extensions.code` of a subscription refused for the per-socket cap.
+pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 
 /// The token of a `connection_init` payload: `authorization`, `Authorization`, or either inside
 /// `headers` (some Apollo setups), as `Bearer …` or bare.
@@ -96,28 +168,26 @@ pub fn negotiate(headers: &HeaderMap) -> Option<WebSocketProtocols> {
 }
 
 /// Serves one GraphQL websocket until either side closes it. `data` is added to every
-/// operation of the connection.
+/// operation of the connection; `budget` is the one the socket's reads count against.
 pub async fn serve(
-    socket: WebSocket,
+    mut socket: Socket,
+    budget: InboundBudget,
     schema: AppSchema,
     protocol: WebSocketProtocols,
     data: Data,
     auth: Auth,
+    limits: SocketLimits,
 ) {
     let opened = Instant::now();
-    let heard_at = Arc::new(AtomicU64::new(0));
-    let (mut sink, incoming) = socket.split();
-    let heard = heard_at.clone();
-    let messages = incoming.take_while(|frame| future::ready(frame.is_ok())).filter_map(move |frame| {
-        // Every frame counts as a sign of life, pongs included.
-        heard.store(opened.elapsed().as_millis() as u64, Ordering::Relaxed);
-        future::ready(match frame {
-            Ok(Message::Text(text)) => Some(text.as_bytes().to_vec()),
-            Ok(Message::Binary(bytes)) => Some(bytes.to_vec()),
-            _ => None,
-        })
-    });
-    let refused = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut heard_at = opened;
+    // What the socket sends goes to the protocol machine through this queue, past the
+    // operation count; the machine reads it only while it has nothing else to do.
+    let (to_machine, from_socket) = mpsc::channel::<Vec<u8>>(FORWARD_QUEUE);
+    let operations = Operations::new(limits.max_subscriptions_per_socket);
+    let messages = operations.clone().admit(from_socket);
+
+    // The close code of a refused `connection_init` (4403 or 4429), 0 while none was refused.
+    let refused = Arc::new(AtomicU16::new(0));
     let authenticator = auth.authenticator.clone();
     let mut revocations = authenticator.revocations();
     let mut hearing_revocations = true;
@@ -127,21 +197,38 @@ pub async fn serve(
         let admitted = admitted.clone();
         move |payload: serde_json::Value| async move {
             let authorization = payload_authorization(&payload).or(auth.upgrade_header);
-            match auth.authenticator.authenticate(authorization.as_deref()).await {
-                Ok(principal) => {
-                    if let (Some(token_id), Some(authorization)) = (principal.token_id, authorization) {
-                        *admitted.lock().expect("admitted token") =
-                            Some(Admitted { token_id, authorization });
-                    }
-                    let mut data = Data::default();
-                    data.insert::<Principal>(principal);
-                    Ok(data)
-                }
+            let principal = match auth.authenticator.authenticate(authorization.as_deref()).await {
+                Ok(principal) => principal,
                 Err(err) => {
-                    refused.store(true, Ordering::Relaxed);
-                    Err(async_graphql::Error::new(format!("Forbidden: {err}")))
+                    refused.store(CLOSE_FORBIDDEN, Ordering::Relaxed);
+                    return Err(async_graphql::Error::new(format!("Forbidden: {err}")));
                 }
-            }
+            };
+            let token = match (auth.authenticator.mode(), principal.token_id) {
+                (AuthMode::None, _) => None,
+                (AuthMode::Token, Some(id)) => Some(TokenKey::Stored(id)),
+                (AuthMode::Token, None) => Some(TokenKey::Bootstrap),
+            };
+            let place = match token {
+                None => None,
+                Some(key) => match auth.tokens.admit(key, limits.max_sockets_per_token) {
+                    Some(place) => Some(place),
+                    None => {
+                        refused.store(CLOSE_TOO_MANY, Ordering::Relaxed);
+                        return Err(async_graphql::Error::new(too_many_sockets(
+                            limits.max_sockets_per_token,
+                        )));
+                    }
+                },
+            };
+            *admitted.lock().expect("admitted token") = Some(Admitted {
+                token_id: principal.token_id,
+                authorization: authorization.unwrap_or_default(),
+                _place: place,
+            });
+            let mut data = Data::default();
+            data.insert::<Principal>(principal);
+            Ok(data)
         }
     };
     let graphql = GraphQLProtocolMachine::new(SubscriptionExecutor(schema), messages, protocol)
@@ -161,23 +248,57 @@ pub async fn serve(
                 Some(WsMessage::Text(text)) => {
                     if !acknowledged && is_connection_ack(&text) {
                         acknowledged = true;
+                        budget.lift();
                     }
-                    if refused.load(Ordering::Relaxed) {
+                    if let Some(id) = completed_operation(&text) {
+                        operations.ended(&id);
+                    }
+                    match refused.load(Ordering::Relaxed) {
+                        0 => vec![Message::Text(text.into())],
                         // The legacy protocol says so with `connection_error`; then close as the new one does.
-                        vec![Message::Text(text.into()), close(CLOSE_FORBIDDEN, "Forbidden".to_owned())]
-                    } else {
-                        vec![Message::Text(text.into())]
+                        CLOSE_TOO_MANY => vec![
+                            Message::Text(text.into()),
+                            close(CLOSE_TOO_MANY, too_many_sockets(limits.max_sockets_per_token)),
+                        ],
+                        code => vec![Message::Text(text.into()), close(code, "Forbidden".to_owned())],
                     }
                 }
-                // async-graphql closes a refused `connection_init` with 1002; graphql-ws says 4403.
-                Some(WsMessage::Close(_, reason)) if refused.load(Ordering::Relaxed) => {
-                    vec![close(CLOSE_FORBIDDEN, truncate_reason(reason))]
+                // async-graphql closes a refused `connection_init` with 1002; graphql-ws says 4403 (or 4429).
+                Some(WsMessage::Close(_, reason)) if refused.load(Ordering::Relaxed) != 0 => {
+                    vec![close(refused.load(Ordering::Relaxed), truncate_reason(reason))]
                 }
                 Some(WsMessage::Close(code, reason)) => vec![close(code, reason)],
                 None => break,
             },
+            frame = socket.next(), if to_machine.capacity() > 0 => {
+                // Every frame counts as a sign of life, pongs included.
+                heard_at = Instant::now();
+                match frame {
+                    Some(Ok(Message::Text(text))) => forward(&to_machine, text.as_bytes().to_vec()),
+                    Some(Ok(Message::Binary(bytes))) => forward(&to_machine, bytes.to_vec()),
+                    // tungstenite answers pings and close frames itself; after a close frame the
+                    // next read ends the stream.
+                    Some(Ok(_)) => Vec::new(),
+                    Some(Err(err)) if budget.exceeded() || is_too_big(&err) => {
+                        let reason = if acknowledged {
+                            format!("a message larger than {} bytes (WS_MAX_MESSAGE_BYTES)", limits.max_message_bytes)
+                        } else {
+                            format!(
+                                "more than {} bytes before connection_init (WS_MAX_BYTES_BEFORE_INIT)",
+                                budget.limit()
+                            )
+                        };
+                        if socket.send(close(CLOSE_TOO_BIG, reason)).await.is_ok() {
+                            socket.get_mut().discard_for(LINGER).await;
+                        }
+                        return;
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+            () = operations.refusals.notified() => operations.take_refusals(protocol),
             revoked = revocations.recv(), if acknowledged && hearing_revocations => {
-                let ours = admitted.lock().expect("admitted token").clone();
+                let ours = revocable(&admitted);
                 match (revoked, ours) {
                     (Ok(id), Some(ours)) if id == ours.token_id => revoked_close(),
                     // Too many revocations at once to tell: ask the token store.
@@ -195,8 +316,8 @@ pub async fn serve(
                 vec![close(CLOSE_INIT_TIMEOUT, "Connection initialisation timeout".to_owned())]
             }
             _ = keepalive.tick(), if acknowledged => {
-                let silent = opened.elapsed().saturating_sub(Duration::from_millis(heard_at.load(Ordering::Relaxed)));
-                let ours = admitted.lock().expect("admitted token").clone();
+                let silent = heard_at.elapsed();
+                let ours = revocable(&admitted);
                 if silent > IDLE_LIMIT {
                     vec![close(CLOSE_IDLE, "keep-alive timeout".to_owned())]
                 } else if let Some(ours) = ours
@@ -212,8 +333,9 @@ pub async fn serve(
         let closing = outgoing.iter().any(|message| matches!(message, Message::Close(_)));
         for message in outgoing {
             // A client that stops reading holds only its own connection: this loop waits
-            // here, its subscriptions are not polled, and their feeds keep just the latest.
-            if sink.send(message).await.is_err() {
+            // here, its subscriptions are not polled, its socket is not read, and their
+            // feeds keep just the latest.
+            if socket.send(message).await.is_err() {
                 return;
             }
         }
@@ -221,19 +343,152 @@ pub async fn serve(
             return;
         }
     }
-    let _ = sink.close().await;
+    let _ = socket.close(None).await;
 }
 
-/// The stored token a connection was let in with.
+/// Hands a message to the protocol machine; the read that got it ran only while the queue
+/// had room, so it has.
+fn forward(to_machine: &mpsc::Sender<Vec<u8>>, message: Vec<u8>) -> Vec<Message> {
+    if to_machine.try_send(message).is_err() {
+        tracing::warn!("a websocket message found the protocol machine's queue full");
+    }
+    Vec::new()
+}
+
+fn is_too_big(err: &WsError) -> bool {
+    matches!(err, WsError::Capacity(CapacityError::MessageTooLong { .. }))
+}
+
+fn too_many_sockets(cap: usize) -> String {
+    format!("this API token already holds {cap} open websockets (WS_MAX_SOCKETS_PER_TOKEN)")
+}
+
+/// The operations running on one socket, counted as the protocol machine starts and ends
+/// them, and the `subscribe` messages refused for the cap, waiting to be answered.
 #[derive(Clone)]
+struct Operations {
+    state: Arc<Mutex<OperationsState>>,
+    refusals: Arc<Notify>,
+}
+
+struct OperationsState {
+    cap: usize,
+    running: HashSet<String>,
+    refused: VecDeque<String>,
+}
+
+/// The part of a client or server message that says what it is about.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+}
+
+impl Operations {
+    fn new(cap: usize) -> Self {
+        let state = OperationsState { cap, running: HashSet::new(), refused: VecDeque::new() };
+        Self { state: Arc::new(Mutex::new(state)), refusals: Arc::new(Notify::new()) }
+    }
+
+    /// The protocol machine's input: `queue`, with the operations counted as the machine
+    /// takes each message (so the count is the machine's, whatever order messages cross in),
+    /// and a `subscribe` past the cap held back and refused.
+    fn admit(self, mut queue: mpsc::Receiver<Vec<u8>>) -> impl futures_util::Stream<Item = Vec<u8>> {
+        futures_util::stream::poll_fn(move |cx| queue.poll_recv(cx)).filter(move |message| {
+            let Ok(envelope) = serde_json::from_slice::<Envelope>(message) else {
+                // The machine answers what it cannot read.
+                return future::ready(true);
+            };
+            let mut state = self.state.lock().expect("operations");
+            let pass = match (envelope.kind.as_ref(), envelope.id) {
+                ("subscribe" | "start", Some(id)) => {
+                    // The machine replaces an operation whose id is reused.
+                    if state.running.contains(id.as_ref()) {
+                        true
+                    } else if state.running.len() < state.cap {
+                        state.running.insert(id.into_owned());
+                        true
+                    } else {
+                        state.refused.push_back(id.into_owned());
+                        self.refusals.notify_one();
+                        false
+                    }
+                }
+                ("complete" | "stop", Some(id)) => {
+                    state.running.remove(id.as_ref());
+                    true
+                }
+                _ => true,
+            };
+            future::ready(pass)
+        })
+    }
+
+    /// The machine has sent `complete` for `id`.
+    fn ended(&self, id: &str) {
+        self.state.lock().expect("operations").running.remove(id);
+    }
+
+    /// An `error` message for each refused `subscribe`.
+    fn take_refusals(&self, protocol: WebSocketProtocols) -> Vec<Message> {
+        let mut state = self.state.lock().expect("operations");
+        let cap = state.cap;
+        state.refused.drain(..).map(|id| Message::text(too_many_operations(protocol, &id, cap))).collect()
+    }
+}
+
+/// graphql-transport-ws's `error` message (a list of errors) or the legacy protocol's (one).
+fn too_many_operations(protocol: WebSocketProtocols, id: &str, cap: usize) -> String {
+    let error = serde_json::json!({
+        "message": format!(
+            "this websocket already runs {cap} operations (WS_MAX_SUBSCRIPTIONS_PER_SOCKET): \
+             complete one, or open another websocket"
+        ),
+        "extensions": { "code": TOO_MANY_SUBSCRIPTIONS },
+    });
+    let payload = match protocol {
+        WebSocketProtocols::GraphQLWS => serde_json::Value::Array(vec![error]),
+        WebSocketProtocols::SubscriptionsTransportWS => error,
+    };
+    serde_json::json!({ "type": "error", "id": id, "payload": payload }).to_string()
+}
+
+/// The id of the operation a server message completes.
+fn completed_operation(text: &str) -> Option<String> {
+    // Events are nearly all the traffic: pass them without parsing their payload.
+    if text.starts_with(r#"{"type":"next""#) || text.starts_with(r#"{"type":"data""#) {
+        return None;
+    }
+    let envelope = serde_json::from_str::<Envelope>(text).ok()?;
+    (envelope.kind == "complete").then(|| envelope.id.map(Cow::into_owned)).flatten()
+}
+
+/// The token a connection was let in with, and its place among the token's sockets.
 struct Admitted {
+    /// None for the bootstrap token and `AUTH_MODE=none`, which cannot be revoked.
+    token_id: Option<i64>,
+    authorization: String,
+    _place: Option<Admission<TokenKey>>,
+}
+
+/// What a revocation check needs: a stored token (the others cannot be revoked).
+#[derive(Clone)]
+struct Revocable {
     token_id: i64,
     authorization: String,
 }
 
+fn revocable(admitted: &Mutex<Option<Admitted>>) -> Option<Revocable> {
+    let admitted = admitted.lock().expect("admitted token");
+    let admitted = admitted.as_ref()?;
+    Some(Revocable { token_id: admitted.token_id?, authorization: admitted.authorization.clone() })
+}
+
 /// Whether the token store now says no to the token a connection was let in with. A store
 /// that cannot be read keeps the connection open: that is an outage, not a revocation.
-async fn token_revoked(authenticator: &Authenticator, admitted: &Admitted) -> bool {
+async fn token_revoked(authenticator: &Authenticator, admitted: &Revocable) -> bool {
     matches!(authenticator.authenticate(Some(&admitted.authorization)).await, Err(AuthError::Invalid))
 }
 
@@ -265,7 +520,7 @@ fn keepalive_message(protocol: WebSocketProtocols) -> &'static str {
 }
 
 fn close(code: u16, reason: String) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+    Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() }))
 }
 
 #[cfg(test)]
