@@ -4,16 +4,16 @@
 //! users can move over without renaming anything. A bad value stops start-up
 //! with a message naming the variable and what it accepts.
 
+mod connections;
 mod import;
 mod load_budget;
-mod connections;
 mod security;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+pub use connections::{AllowedHosts, AllowedOrigins, ConnectionSettings, Origin};
 pub use import::ImportSettings;
 pub use load_budget::LoadBudget;
-pub use connections::{AllowedHosts, AllowedOrigins, ConnectionSettings, Origin};
 pub use security::SecuritySettings;
 
 /// Which runner starts k6 when a launch does not say.
