@@ -106,7 +106,11 @@ impl Integrity {
                 reasons.push(format!(
                     "instance {}: k6 reported {reported} requests, InfluxDB holds {stored} samples{}",
                     instance.instance,
-                    if stored < reported { format!(" ({} missing)", reported - stored) } else { String::new() }
+                    if stored < reported {
+                        format!(" ({} missing)", reported - stored)
+                    } else {
+                        String::new()
+                    }
                 ));
             }
         }

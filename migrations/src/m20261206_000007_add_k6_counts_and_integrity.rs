@@ -27,7 +27,9 @@ enum ScenarioHistory {
     Table,
 }
 
+/// The columns are named after k6 (`k6_requests`, …), hence the shared prefix.
 #[derive(DeriveIden, Clone, Copy)]
+#[allow(clippy::enum_variant_names)]
 enum Counts {
     K6Requests,
     K6FailedRequests,
@@ -36,10 +38,19 @@ enum Counts {
     K6DataReceived,
 }
 
-const COUNTS: [Counts; 5] =
-    [Counts::K6Requests, Counts::K6FailedRequests, Counts::K6Iterations, Counts::K6DataSent, Counts::K6DataReceived];
+const COUNTS: [Counts; 5] = [
+    Counts::K6Requests,
+    Counts::K6FailedRequests,
+    Counts::K6Iterations,
+    Counts::K6DataSent,
+    Counts::K6DataReceived,
+];
 
-async fn add<T: IntoIden + 'static>(manager: &SchemaManager<'_>, table: T, column: ColumnDef) -> Result<(), DbErr> {
+async fn add<T: IntoIden + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    column: ColumnDef,
+) -> Result<(), DbErr> {
     manager.alter_table(Table::alter().table(table).add_column(column).to_owned()).await
 }
 
@@ -51,7 +62,8 @@ impl MigrationTrait for Migration {
             add(manager, ScenarioHistory::Table, big_integer_null(column)).await?;
         }
         add(manager, TestHistory::Table, json_null(TestHistory::InstanceSamples)).await?;
-        add(manager, TestHistory::Table, boolean(TestHistory::ResultsComplete).default(false).to_owned()).await
+        add(manager, TestHistory::Table, boolean(TestHistory::ResultsComplete).default(false).to_owned())
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

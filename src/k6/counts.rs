@@ -130,13 +130,13 @@ pub fn sum_reports(
     }
     let reports: Vec<&InstanceReport> = reports.iter().map(Option::as_ref).collect::<Option<_>>()?;
     let run = reports.iter().fold(K6Counts::default(), |sum, report| sum + report.run);
-    let per_scenario = reports.iter().try_fold(vec![K6Counts::default(); scenario_keys.len()], |sums, report| {
-        let scenarios = report.scenarios.as_ref().filter(|s| s.len() == scenario_keys.len())?;
-        Some(sums.into_iter().zip(scenarios).map(|(sum, counts)| sum + *counts).collect::<Vec<_>>())
-    });
-    let scenarios = per_scenario
-        .map(|sums| scenario_keys.iter().cloned().zip(sums).collect())
-        .unwrap_or_default();
+    let per_scenario =
+        reports.iter().try_fold(vec![K6Counts::default(); scenario_keys.len()], |sums, report| {
+            let scenarios = report.scenarios.as_ref().filter(|s| s.len() == scenario_keys.len())?;
+            Some(sums.into_iter().zip(scenarios).map(|(sum, counts)| sum + *counts).collect::<Vec<_>>())
+        });
+    let scenarios =
+        per_scenario.map(|sums| scenario_keys.iter().cloned().zip(sums).collect()).unwrap_or_default();
     Some((run, scenarios))
 }
 
@@ -205,12 +205,14 @@ mod tests {
 
     #[test]
     fn a_document_reads_back() {
-        let report =
-            parse_report(r#"{"metricVaultCounts":1,"run":[7,1,7,10,20],"scenarios":[[3,1,3,4,5],[4,0,4,6,15]]}"#)
-                .unwrap();
+        let report = parse_report(
+            r#"{"metricVaultCounts":1,"run":[7,1,7,10,20],"scenarios":[[3,1,3,4,5],[4,0,4,6,15]]}"#,
+        )
+        .unwrap();
         assert_eq!(report.run, counts(7));
         assert_eq!(report.scenarios.unwrap()[1].data_received, 15);
-        let without = parse_report(r#"{"metricVaultCounts":1,"run":[7,1,7,10,20],"scenarios":null}"#).unwrap();
+        let without =
+            parse_report(r#"{"metricVaultCounts":1,"run":[7,1,7,10,20],"scenarios":null}"#).unwrap();
         assert_eq!(without.scenarios, None);
     }
 
@@ -236,7 +238,10 @@ mod tests {
         let (run, scenarios) = sum_reports(&[Some(report(5)), Some(report(7))], &keys).unwrap();
         assert_eq!(run.requests, 12);
         assert_eq!(run.failed_requests, 2);
-        assert_eq!(scenarios, vec![("a_0".to_owned(), counts(4) + counts(6)), ("b_1".to_owned(), counts(1) + counts(1))]);
+        assert_eq!(
+            scenarios,
+            vec![("a_0".to_owned(), counts(4) + counts(6)), ("b_1".to_owned(), counts(1) + counts(1))]
+        );
         assert_eq!(sum_reports(&[Some(report(5)), None], &keys), None);
         assert_eq!(sum_reports(&[], &keys), None);
         // An instance without per-scenario counts leaves the scenarios out, not the run.

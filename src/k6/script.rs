@@ -262,7 +262,8 @@ fn render_counting_thresholds(out: &mut String, scenario: &ScenarioPlan) {
         if metric == "http_req_failed" && scenario.error_rate_target.and_then(percent_as_rate).is_some() {
             continue;
         }
-        let (name, rule) = (format!("{metric}{{scenario:{}}}", scenario.key), super::counts::never_crossed(metric));
+        let (name, rule) =
+            (format!("{metric}{{scenario:{}}}", scenario.key), super::counts::never_crossed(metric));
         let _ = writeln!(out, "    {}: [{}],", js_string(&name), js_string(rule));
     }
 }

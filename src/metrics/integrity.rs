@@ -16,8 +16,9 @@ impl InfluxClient {
         window: TimeWindow,
     ) -> Result<BTreeMap<String, i64>, InfluxError> {
         let RunFilter { run, .. } = RunFilter::new(test_id, window, None);
-        let statement =
-            format!(r#"SELECT count("value") AS "stored" FROM "http_reqs" WHERE {run} GROUP BY "instance_id""#);
+        let statement = format!(
+            r#"SELECT count("value") AS "stored" FROM "http_reqs" WHERE {run} GROUP BY "instance_id""#
+        );
         let series = self.query(&statement).await?;
         Ok(series
             .iter()

@@ -270,7 +270,11 @@ mod tests {
             at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
             message,
             integrity: Some(Integrity {
-                instances: vec![crate::integrity::InstanceSamples { instance: 0, reported: Some(9), stored: Some(8) }],
+                instances: vec![crate::integrity::InstanceSamples {
+                    instance: 0,
+                    reported: Some(9),
+                    stored: Some(8),
+                }],
             }),
         }
     }
@@ -300,7 +304,8 @@ mod tests {
                 stored: Some(999_999_999_998),
             })
             .collect();
-        let wide = StatusChange { integrity: Some(Integrity { instances }), ..change(Some("é".repeat(10_000))) };
+        let wide =
+            StatusChange { integrity: Some(Integrity { instances }), ..change(Some("é".repeat(10_000))) };
         let payload = serde_json::to_string(&Notification::from_change(&wide)).unwrap();
         assert!(payload.len() < 8000, "{} bytes", payload.len());
         let back = serde_json::from_str::<Notification>(&payload).unwrap().into_change().unwrap();

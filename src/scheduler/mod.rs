@@ -407,8 +407,13 @@ impl Scheduler {
                     results::apply_counts(&mut results, counts.as_ref());
                     let summary = results.summary.expect("matched Some");
                     let scenarios = results.scenario_summaries;
-                    let stored =
-                        repo::runs::store_late_results(&self.db, run.id, &summary, &scenarios, Some(&integrity));
+                    let stored = repo::runs::store_late_results(
+                        &self.db,
+                        run.id,
+                        &summary,
+                        &scenarios,
+                        Some(&integrity),
+                    );
                     match stored.await {
                         Ok(()) => {
                             tracing::info!(test_id = run.id, "results filled in after InfluxDB came back");

@@ -35,6 +35,7 @@ pub async fn record_launch(
         k6_script: Set(String::new()),
         tested_at: Set(now),
         is_completed: Set(false),
+        results_complete: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -290,9 +291,13 @@ pub fn counts_of(
 
 /// k6's stored counts of run `run` and its scenarios.
 pub async fn k6_counts(db: &DatabaseConnection, run: &test_history::Model) -> AppResult<Option<RunCounts>> {
-    let Some(totals) =
-        counts_of(run.k6_requests, run.k6_failed_requests, run.k6_iterations, run.k6_data_sent, run.k6_data_received)
-    else {
+    let Some(totals) = counts_of(
+        run.k6_requests,
+        run.k6_failed_requests,
+        run.k6_iterations,
+        run.k6_data_sent,
+        run.k6_data_received,
+    ) else {
         return Ok(None);
     };
     let scenarios = scenario_history::Entity::find()
@@ -301,8 +306,13 @@ pub async fn k6_counts(db: &DatabaseConnection, run: &test_history::Model) -> Ap
         .await?
         .into_iter()
         .filter_map(|s| {
-            let counts =
-                counts_of(s.k6_requests, s.k6_failed_requests, s.k6_iterations, s.k6_data_sent, s.k6_data_received)?;
+            let counts = counts_of(
+                s.k6_requests,
+                s.k6_failed_requests,
+                s.k6_iterations,
+                s.k6_data_sent,
+                s.k6_data_received,
+            )?;
             Some((s.scenario_tag, counts))
         })
         .collect();

@@ -8,11 +8,11 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::{
     db::repo,
     domain::TestStatus,
-    integrity::Integrity,
     graphql::{
         AppState,
         types::{db, history::TestHistory, integrity::RunIntegrity, parse_id},
     },
+    integrity::Integrity,
     scheduler::events::StatusChange,
 };
 

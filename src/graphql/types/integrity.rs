@@ -19,13 +19,25 @@ pub struct RunTotals(pub K6Counts);
 
 impl RunTotals {
     pub fn of_run(row: &test_history::Model) -> Option<Self> {
-        counts_of(row.k6_requests, row.k6_failed_requests, row.k6_iterations, row.k6_data_sent, row.k6_data_received)
-            .map(Self)
+        counts_of(
+            row.k6_requests,
+            row.k6_failed_requests,
+            row.k6_iterations,
+            row.k6_data_sent,
+            row.k6_data_received,
+        )
+        .map(Self)
     }
 
     pub fn of_scenario(row: &scenario_history::Model) -> Option<Self> {
-        counts_of(row.k6_requests, row.k6_failed_requests, row.k6_iterations, row.k6_data_sent, row.k6_data_received)
-            .map(Self)
+        counts_of(
+            row.k6_requests,
+            row.k6_failed_requests,
+            row.k6_iterations,
+            row.k6_data_sent,
+            row.k6_data_received,
+        )
+        .map(Self)
     }
 }
 

@@ -267,7 +267,11 @@ pub fn job(settings: &ManifestSettings, run: &RunManifest<'_>, index: u32) -> Jo
 fn env(run: &RunManifest<'_>) -> Vec<EnvVar> {
     let mut env = vec![
         EnvVar { name: "K6_NO_USAGE_REPORT".into(), value: Some("true".into()), ..Default::default() },
-        EnvVar { name: COUNTS_FILE_VARIABLE.into(), value: Some(TERMINATION_LOG.into()), ..Default::default() },
+        EnvVar {
+            name: COUNTS_FILE_VARIABLE.into(),
+            value: Some(TERMINATION_LOG.into()),
+            ..Default::default()
+        },
     ];
     env.extend(run.secret_variables.iter().map(|variable| EnvVar {
         name: variable.clone(),

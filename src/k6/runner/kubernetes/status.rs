@@ -142,8 +142,7 @@ fn job_complete(job: &Job) -> bool {
 fn termination_reason(pod: &Pod, state: &ContainerStateTerminated) -> String {
     let name = pod_name(pod);
     // k6's counts document is the message of a pod whose k6 reached its end: no reason.
-    let message =
-        state.message.as_deref().map(str::trim).filter(|m| !m.is_empty() && !is_counts_document(m));
+    let message = state.message.as_deref().map(str::trim).filter(|m| !m.is_empty() && !is_counts_document(m));
     match state.reason.as_deref() {
         Some("OOMKilled") => {
             let limit = pod
@@ -305,7 +304,9 @@ impl RunState {
             let Some(message) = state.message.as_deref().filter(|m| is_counts_document(m)) else { continue };
             match parse_report(message) {
                 Ok(report) => *slot = Some(report),
-                Err(err) => tracing::warn!(pod = pod_name(pod), %err, "k6's end-of-test counts are unreadable"),
+                Err(err) => {
+                    tracing::warn!(pod = pod_name(pod), %err, "k6's end-of-test counts are unreadable")
+                }
             }
         }
         reports

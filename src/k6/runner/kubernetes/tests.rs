@@ -737,7 +737,8 @@ async fn each_pods_counts_come_back_from_its_termination_message_with_the_end_of
     let mut lab = lab(45, 2, port, &script, launch_calls, (vec![], vec![]));
     let folder = tempfile::tempdir().unwrap();
     // What each pod's termination-message file would be.
-    let files: Vec<PathBuf> = (0..2).map(|index| folder.path().join(format!("termination-log-{index}"))).collect();
+    let files: Vec<PathBuf> =
+        (0..2).map(|index| folder.path().join(format!("termination-log-{index}"))).collect();
     let mut k6 = Vec::new();
     for (ip, file) in ips.iter().zip(&files) {
         let env = [(crate::k6::counts::COUNTS_FILE_VARIABLE, file.as_path())];
