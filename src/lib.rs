@@ -16,6 +16,8 @@ pub mod error;
 pub mod graphql;
 /// HTTP routes around the schema.
 pub mod http;
+/// Whether a run's stored samples are all k6 reported.
+pub mod integrity;
 /// k6: durations, load plans and script generation.
 pub mod k6;
 /// Metrics: reading k6 samples back from InfluxDB.

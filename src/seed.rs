@@ -257,6 +257,7 @@ impl Run {
             completed_at: Set(finished.then(|| started + Duration::seconds(60))),
             failure_reason: Set(None),
             is_completed: Set(finished),
+            results_complete: Set(false),
             created_at: Set(started),
             updated_at: Set(started),
             ..Default::default()
@@ -330,6 +331,7 @@ pub async fn board_history(db: &DatabaseConnection, project_id: i64, endpoint_id
                     started_at: Set(Some(at)),
                     completed_at: Set(Some(at + Duration::seconds(60))),
                     is_completed: Set(true),
+                    results_complete: Set(false),
                     created_at: Set(at),
                     updated_at: Set(at),
                     ..Default::default()

@@ -2,6 +2,8 @@
 //!
 //! Everything here is pure: no I/O, no process spawning (tests aside).
 
+/// k6's own end-of-test counts: how the script writes them and the server sums them.
+pub mod counts;
 /// k6 duration strings: parsing, validation and formatting.
 pub mod duration;
 /// Validated test plans, scenario keys and arrival-rate VU sizing.

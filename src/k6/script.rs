@@ -31,7 +31,9 @@ const SUMMARY_TREND_STATS: [&str; 7] = ["avg", "min", "med", "max", "p(90)", "p(
 /// display name as a `scenario_name` tag, plus an exported function
 /// `scenario_<index>` that sends the scenario's request and sleeps for the
 /// think time. Response-time and error-rate targets become thresholds on the
-/// scenario's sub-metrics. The output is deterministic.
+/// scenario's sub-metrics; never-crossed thresholds on its counted metrics and a
+/// `handleSummary` give the server k6's own counts ([`super::counts`]). The output
+/// is deterministic.
 ///
 /// Constant executors run at the peak stage target for the total stage
 /// duration; arrival-rate executors get their VU pool from
@@ -57,6 +59,9 @@ pub fn render_script(plan: &TestPlan) -> String {
     for scenario in &plan.scenarios {
         render_thresholds(&mut thresholds, scenario);
     }
+    for scenario in &plan.scenarios {
+        render_counting_thresholds(&mut thresholds, scenario);
+    }
     if thresholds.is_empty() {
         out.push_str("  },\n  thresholds: {},\n");
     } else {
@@ -68,6 +73,8 @@ pub fn render_script(plan: &TestPlan) -> String {
     for (index, (scenario, headers)) in plan.scenarios.iter().zip(headers).enumerate() {
         render_exec_function(&mut out, index, scenario, &headers);
     }
+    let keys: Vec<String> = plan.scenarios.iter().map(|scenario| js_string(&scenario.key)).collect();
+    out.push_str(&super::counts::handle_summary_source(&keys));
     out
 }
 
@@ -243,6 +250,21 @@ fn render_thresholds(out: &mut String, scenario: &ScenarioPlan) {
     if let Some(rate) = scenario.error_rate_target.and_then(percent_as_rate) {
         let (metric, rule) = (format!("http_req_failed{{scenario:{key}}}"), format!("rate<={rate}"));
         let _ = writeln!(out, "    {}: [{}],", js_string(&metric), js_string(&rule));
+    }
+}
+
+/// Never-crossed thresholds on the scenario's counted sub-metrics: they make k6 keep each
+/// scenario's counts in its end-of-test summary, where `handleSummary` reads them
+/// ([`super::counts`]).
+fn render_counting_thresholds(out: &mut String, scenario: &ScenarioPlan) {
+    for (metric, _) in super::counts::COUNTED_METRICS {
+        // The error-rate target's threshold already keeps that sub-metric (one key each).
+        if metric == "http_req_failed" && scenario.error_rate_target.and_then(percent_as_rate).is_some() {
+            continue;
+        }
+        let (name, rule) =
+            (format!("{metric}{{scenario:{}}}", scenario.key), super::counts::never_crossed(metric));
+        let _ = writeln!(out, "    {}: [{}],", js_string(&name), js_string(rule));
     }
 }
 
@@ -665,7 +687,10 @@ mod tests {
         assert_eq!(thresholds["http_req_duration{scenario:checkout_0}"], serde_json::json!(["p(95)<=500"]));
         assert_eq!(thresholds["http_req_failed{scenario:checkout_0}"], serde_json::json!(["rate<=0.01"]));
         assert_eq!(thresholds["http_req_failed{scenario:browse_pets_1}"], serde_json::json!(["rate<=0.001"]));
-        assert_eq!(thresholds.len(), 3);
+        // The targets, and five never-crossed counting thresholds per scenario.
+        // Both scenarios' error-rate targets already keep `http_req_failed`'s sub-metric.
+        assert_eq!(thresholds.len(), 3 + 2 * 4);
+        assert_eq!(thresholds["http_reqs{scenario:browse_pets_1}"], serde_json::json!(["count>=0"]));
         assert_eq!(options["scenarios"]["browse_pets_1"]["maxVUs"], 150);
         assert_eq!(options["totalDuration"], "2m5s");
     }

@@ -4,6 +4,8 @@
 
 /// InfluxDB 1.x client: InfluxQL queries and run summaries.
 pub mod influx;
+/// Stored request samples per k6 instance, for the integrity check.
+mod integrity;
 /// Live snapshots of running tests: one InfluxDB poller per watched run, shared by its subscribers.
 pub mod live;
 /// The InfluxQL behind [`influx::InfluxClient::summary`].

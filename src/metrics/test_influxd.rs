@@ -61,6 +61,11 @@ impl InfluxServer {
         self.port
     }
 
+    /// The influxd process id (to freeze it with SIGSTOP and thaw it with SIGCONT).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

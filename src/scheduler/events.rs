@@ -24,7 +24,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::domain::TestStatus;
+use crate::{domain::TestStatus, integrity::Integrity};
 
 /// Events kept for a slow subscriber before it starts skipping.
 const BUFFER: usize = 1024;
@@ -32,6 +32,8 @@ const BUFFER: usize = 1024;
 pub const NOTIFY_CHANNEL: &str = "metric_vault_status";
 /// NOTIFY payloads must stay under 8000 bytes; a k6 failure reason can be longer.
 const MAX_MESSAGE_BYTES: usize = 4000;
+/// What is kept of a message however large the integrity figures beside it.
+const MIN_MESSAGE_BYTES: usize = 1000;
 /// How long start-up waits for the first LISTEN before serving anyway.
 const LISTEN_READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts to (re)connect the listener.
@@ -50,6 +52,8 @@ pub struct StatusChange {
     pub at: DateTime<Utc>,
     /// Why, when it is worth saying: a failure reason, "cancelled", the verdict being known.
     pub message: Option<String>,
+    /// The run's integrity as of this change; None until its end is recorded with one.
+    pub integrity: Option<Integrity>,
 }
 
 /// Where status changes are published and subscribed to.
@@ -119,17 +123,25 @@ struct Notification {
     status: String,
     at: DateTime<Utc>,
     message: Option<String>,
+    /// Absent in payloads of replicas that predate it.
+    #[serde(default)]
+    integrity: Option<Integrity>,
 }
 
 impl Notification {
     fn from_change(change: &StatusChange) -> Self {
+        // The integrity figures (up to ~4 KB for 64 instances) share the payload with the message.
+        let integrity_bytes =
+            change.integrity.as_ref().map_or(0, |i| serde_json::to_string(i).map_or(0, |text| text.len()));
+        let message_limit = MAX_MESSAGE_BYTES.saturating_sub(integrity_bytes).max(MIN_MESSAGE_BYTES);
         Self {
             test_id: change.test_id,
             project_id: change.project_id,
             previous: change.previous.map(|status| status.to_value()),
             status: change.status.to_value(),
             at: change.at,
-            message: change.message.as_deref().map(|text| truncate(text, MAX_MESSAGE_BYTES)),
+            message: change.message.as_deref().map(|text| truncate(text, message_limit)),
+            integrity: change.integrity.clone(),
         }
     }
 
@@ -145,6 +157,7 @@ impl Notification {
             status: status(self.status)?,
             at: self.at,
             message: self.message,
+            integrity: self.integrity,
         })
     }
 }
@@ -256,6 +269,13 @@ mod tests {
             status: TestStatus::Failed,
             at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
             message,
+            integrity: Some(Integrity {
+                instances: vec![crate::integrity::InstanceSamples {
+                    instance: 0,
+                    reported: Some(9),
+                    stored: Some(8),
+                }],
+            }),
         }
     }
 
@@ -273,6 +293,23 @@ mod tests {
         let long = "é".repeat(10_000);
         let payload = serde_json::to_string(&Notification::from_change(&change(Some(long)))).unwrap();
         assert!(payload.len() < 8000, "{} bytes", payload.len());
+    }
+
+    #[test]
+    fn the_widest_integrity_and_a_long_message_still_fit_a_notify_payload() {
+        let instances = (0..64)
+            .map(|instance| crate::integrity::InstanceSamples {
+                instance,
+                reported: Some(999_999_999_999),
+                stored: Some(999_999_999_998),
+            })
+            .collect();
+        let wide =
+            StatusChange { integrity: Some(Integrity { instances }), ..change(Some("é".repeat(10_000))) };
+        let payload = serde_json::to_string(&Notification::from_change(&wide)).unwrap();
+        assert!(payload.len() < 8000, "{} bytes", payload.len());
+        let back = serde_json::from_str::<Notification>(&payload).unwrap().into_change().unwrap();
+        assert_eq!(back.integrity, wide.integrity, "the figures travel whole; the message is cut");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod launch;
+mod results;
 mod targets;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -21,10 +22,12 @@ use crate::{
             runs::{RunEnding, finish},
         },
     },
-    domain::{MetricSummary, RunnerKind, TestStatus},
+    domain::{RunnerKind, TestStatus},
     error::{AppError, AppResult},
+    integrity::Integrity,
     k6::{
         TestPlan,
+        counts::{InstanceReports, sum_reports},
         runner::{
             RunOutcome, RunRequest, Runner, RunnerEvent,
             kubernetes::{InterruptedRun, KubernetesRunner, KubernetesSettings, manifests, status::PodPhase},
@@ -36,6 +39,8 @@ use crate::{
 };
 use events::{StatusBus, StatusChange};
 use launch::{LaunchInput, LaunchLimits};
+pub use results::RunCounts;
+use results::StoredResults;
 
 /// How far back runs without results are retried.
 const BACKFILL_HOURS: i64 = 24;
@@ -246,14 +251,29 @@ impl Scheduler {
                     Err(err) => tracing::error!(test_id, error = ?err, "could not mark the run running"),
                 }
             }
-            RunnerEvent::Finished { test_id, at, outcome } => self.end_run(test_id, outcome, at).await,
+            RunnerEvent::Finished { test_id, at, outcome, reports } => {
+                self.end_run_with(test_id, outcome, at, reports).await
+            }
         }
     }
 
-    /// Reads the run's results and records how it ended. Never loses the run: when the
-    /// results cannot be read, it still ends, with a reason saying so.
-    #[tracing::instrument(skip(self))]
+    /// [`Self::end_run_with`] for a run no k6 instance reported counts of.
     async fn end_run(&self, test_id: i64, outcome: RunOutcome, ended_at: DateTime<Utc>) {
+        self.end_run_with(test_id, outcome, ended_at, Vec::new()).await
+    }
+
+    /// Reads the run's results and records how it ended. Never loses the run: when the
+    /// results cannot be read, it still ends, with a reason saying so. `reports`: each k6
+    /// instance's own counts, which give the run's totals and are checked against the samples
+    /// InfluxDB holds.
+    #[tracing::instrument(skip(self, reports))]
+    async fn end_run_with(
+        &self,
+        test_id: i64,
+        outcome: RunOutcome,
+        ended_at: DateTime<Utc>,
+        reports: InstanceReports,
+    ) {
         let run = match repo::runs::get(&self.db, test_id).await {
             Ok(run) => run,
             Err(err) => {
@@ -273,29 +293,48 @@ impl Scheduler {
                 )),
             ),
         };
-        let (summary, scenario_summaries) = match run.started_at {
+        let scenario_keys = repo::runs::scenario_tags(&self.db, run.id).await.unwrap_or_default();
+        let counts = sum_reports(&reports, &scenario_keys);
+        let reported: Vec<Option<i64>> =
+            reports.iter().map(|report| report.as_ref().map(|report| report.run.requests)).collect();
+        let parallelism = run.parallelism.max(1) as u32;
+        let (results, integrity) = match run.started_at {
             // k6 never un-paused: there is nothing to read.
-            None if status != TestStatus::Completed => (None, Vec::new()),
+            None if status != TestStatus::Completed => (StoredResults::default(), None),
             _ => {
                 tokio::time::sleep(self.settings.scheduler_metrics_delay).await;
                 match self.read_results(&run, ended_at).await {
-                    Ok(results) => results,
+                    Ok(mut results) => {
+                        let integrity = Integrity::new(parallelism, &reported, Some(&results.stored));
+                        results::apply_counts(&mut results, counts.as_ref());
+                        (results, Some(integrity))
+                    }
                     Err(err) => {
                         let note = format!("{}: {err}", repo::runs::METRICS_UNREADABLE);
                         failure_reason =
                             Some(failure_reason.map_or(note.clone(), |r| format!("{r}; {note}")));
-                        (None, Vec::new())
+                        (StoredResults::default(), Some(Integrity::new(parallelism, &reported, None)))
                     }
                 }
             }
         };
+        if let Some(shortfall) = integrity.as_ref().and_then(Integrity::shortfall) {
+            tracing::warn!(test_id, %shortfall, "the stored samples of the run are not complete");
+        }
         let message = if status == TestStatus::Cancelled {
             Some("cancelled".to_owned())
         } else {
             failure_reason.clone()
         };
-        let ending =
-            RunEnding { status, completed_at: ended_at, failure_reason, summary, scenario_summaries };
+        let ending = RunEnding {
+            status,
+            completed_at: ended_at,
+            failure_reason,
+            summary: results.summary,
+            scenario_summaries: results.scenario_summaries,
+            counts,
+            integrity,
+        };
         match finish(&self.db, test_id, ending).await {
             Ok(ended) => self.publish(&ended, Some(run.status), message),
             Err(err) => tracing::error!(test_id, error = ?err, "could not record the end of the run"),
@@ -307,7 +346,7 @@ impl Scheduler {
         &self,
         run: &test_history::Model,
         ended_at: DateTime<Utc>,
-    ) -> Result<(Option<MetricSummary>, Vec<(String, MetricSummary)>), InfluxError> {
+    ) -> Result<StoredResults, InfluxError> {
         let window = TimeWindow {
             start: run.started_at.unwrap_or(run.tested_at) - WINDOW_MARGIN,
             end: ended_at + WINDOW_MARGIN,
@@ -330,15 +369,16 @@ impl Scheduler {
         test_id: i64,
         window: TimeWindow,
         scenarios: &[String],
-    ) -> Result<(Option<MetricSummary>, Vec<(String, MetricSummary)>), InfluxError> {
+    ) -> Result<StoredResults, InfluxError> {
         let run_wide = self.influx.summary(test_id, window, None);
         let per_scenario = futures_util::future::try_join_all(scenarios.iter().map(|key| async move {
             Ok((key.clone(), self.influx.summary(test_id, window, Some(key)).await?))
         }));
-        let (summary, scenario_summaries) = tokio::try_join!(run_wide, per_scenario)?;
+        let stored = self.influx.stored_requests_by_instance(test_id, window);
+        let (summary, scenario_summaries, stored) = tokio::try_join!(run_wide, per_scenario, stored)?;
         let scenario_summaries =
             scenario_summaries.into_iter().filter_map(|(key, summary)| summary.map(|s| (key, s))).collect();
-        Ok((summary, scenario_summaries))
+        Ok(StoredResults { summary, scenario_summaries, stored })
     }
 
     /// Runs that ended while InfluxDB was unreachable get their results once it answers again.
@@ -357,8 +397,24 @@ impl Scheduler {
         for run in runs {
             let ended_at = run.completed_at.unwrap_or(run.updated_at);
             match self.read_results(&run, ended_at).await {
-                Ok((Some(summary), scenarios)) => {
-                    match repo::runs::store_late_summary(&self.db, run.id, &summary, &scenarios).await {
+                Ok(mut results @ StoredResults { summary: Some(_), .. }) => {
+                    let reported = repo::runs::integrity_of(&run);
+                    let integrity = match &reported {
+                        Some(integrity) => integrity.with_stored(&results.stored),
+                        None => Integrity::new(run.parallelism.max(1) as u32, &[], Some(&results.stored)),
+                    };
+                    let counts = repo::runs::k6_counts(&self.db, &run).await.unwrap_or_default();
+                    results::apply_counts(&mut results, counts.as_ref());
+                    let summary = results.summary.expect("matched Some");
+                    let scenarios = results.scenario_summaries;
+                    let stored = repo::runs::store_late_results(
+                        &self.db,
+                        run.id,
+                        &summary,
+                        &scenarios,
+                        Some(&integrity),
+                    );
+                    match stored.await {
                         Ok(()) => {
                             tracing::info!(test_id = run.id, "results filled in after InfluxDB came back");
                             if let Ok(run) = repo::runs::get(&self.db, run.id).await {
@@ -371,7 +427,7 @@ impl Scheduler {
                         }
                     }
                 }
-                Ok((None, _)) => {}
+                Ok(_) => {}
                 Err(err) => tracing::debug!(test_id = run.id, %err, "results still unreadable"),
             }
         }
@@ -418,6 +474,7 @@ impl Scheduler {
 impl Scheduler {
     fn publish(&self, run: &test_history::Model, previous: Option<TestStatus>, message: Option<String>) {
         self.events.publish(StatusChange {
+            integrity: repo::runs::integrity_of(run),
             test_id: run.id,
             project_id: run.project_id,
             previous,

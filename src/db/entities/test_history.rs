@@ -45,6 +45,17 @@ pub struct Model {
     pub avg_vus: Option<f64>,
     pub total_requests: Option<i64>,
     pub failed_requests: Option<i64>,
+    /// k6's own counts (the sum of every instance's end-of-test summary); None when an
+    /// instance wrote none.
+    pub k6_requests: Option<i64>,
+    pub k6_failed_requests: Option<i64>,
+    pub k6_iterations: Option<i64>,
+    pub k6_data_sent: Option<i64>,
+    pub k6_data_received: Option<i64>,
+    /// Per k6 instance: requests reported, samples stored ([`crate::integrity::InstanceSamples`]).
+    pub instance_samples: Option<Json>,
+    /// Every instance reported, and InfluxDB holds exactly that many samples of each.
+    pub results_complete: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

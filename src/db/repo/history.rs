@@ -72,7 +72,9 @@ macro_rules! summary_table_by_index {
             P95ResponseTime p95_response_time, P99ResponseTime p99_response_time,
             MaxErrorRate max_error_rate, MinErrorRate min_error_rate, AvgErrorRate avg_error_rate,
             MaxVus max_vus, MinVus min_vus, AvgVus avg_vus,
-            TotalRequests total_requests, FailedRequests failed_requests,);
+            TotalRequests total_requests, FailedRequests failed_requests,
+            K6Requests k6_requests, K6FailedRequests k6_failed_requests, K6Iterations k6_iterations,
+            K6DataSent k6_data_sent, K6DataReceived k6_data_received,);
     };
     (@both $columns:ident, $decode:ident, $table:ident: $($column:ident $field:ident,)*) => {
         const $columns: &[$table::Column] = &[$($table::Column::$column),*];
@@ -92,7 +94,8 @@ summary_table_by_index!(RUN_COLUMNS, decode_run, test_history:
     Status status, Runner runner, Parallelism parallelism, JobName job_name,
     K6ScriptFileName k6_script_file_name, K6Script k6_script, TestedAt tested_at,
     StartedAt started_at, CompletedAt completed_at, FailureReason failure_reason,
-    IsCompleted is_completed, CreatedAt created_at, UpdatedAt updated_at);
+    IsCompleted is_completed, CreatedAt created_at, UpdatedAt updated_at,
+    InstanceSamples instance_samples, ResultsComplete results_complete);
 
 /// A `test_history` row selected as [`RUN_COLUMNS`].
 struct RunByIndex(test_history::Model);

@@ -9,8 +9,9 @@ use crate::{
     db::entities::{scenario_history, set_metric_columns, stage_history, test_history},
     domain::{MetricSummary, TestStatus},
     error::{AppError, AppResult},
-    k6::{TestPlan, render_script},
-    scheduler::launch::ValidatedLaunch,
+    integrity::Integrity,
+    k6::{TestPlan, counts::K6Counts, render_script},
+    scheduler::{RunCounts, launch::ValidatedLaunch},
 };
 
 /// Records a launch (PENDING) with its scenarios, stages and the exact script, in one transaction.
@@ -34,6 +35,7 @@ pub async fn record_launch(
         k6_script: Set(String::new()),
         tested_at: Set(now),
         is_completed: Set(false),
+        results_complete: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -117,6 +119,10 @@ pub struct RunEnding {
     pub summary: Option<MetricSummary>,
     /// Per scenario key.
     pub scenario_summaries: Vec<(String, MetricSummary)>,
+    /// k6's own counts (run, per scenario key); None when an instance wrote none.
+    pub counts: Option<RunCounts>,
+    /// Reported against stored samples; None when k6 never ran.
+    pub integrity: Option<Integrity>,
 }
 
 /// Stores the end of a run and its results in one transaction.
@@ -134,11 +140,18 @@ pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppR
     if let Some(summary) = &ending.summary {
         set_metric_columns!(active, summary);
     }
+    if let Some((counts, _)) = &ending.counts {
+        set_count_columns!(active, counts);
+    }
+    if let Some(integrity) = &ending.integrity {
+        set_integrity(&mut active, integrity);
+    }
     let run = active.update(&txn).await.map_err(|err| match err {
         sea_orm::DbErr::RecordNotUpdated => AppError::not_found("TestHistory", id),
         other => other.into(),
     })?;
-    store_scenario_summaries(&txn, id, &ending.scenario_summaries).await?;
+    let scenario_counts = ending.counts.as_ref().map_or(&[][..], |(_, scenarios)| scenarios.as_slice());
+    store_scenario_results(&txn, id, &ending.scenario_summaries, scenario_counts).await?;
     txn.commit().await?;
     Ok(run)
 }
@@ -168,6 +181,17 @@ pub async fn store_late_summary(
     summary: &MetricSummary,
     scenario_summaries: &[(String, MetricSummary)],
 ) -> AppResult<()> {
+    store_late_results(db, id, summary, scenario_summaries, None).await
+}
+
+/// [`store_late_summary`], with the run's integrity now that InfluxDB answers.
+pub async fn store_late_results(
+    db: &DatabaseConnection,
+    id: i64,
+    summary: &MetricSummary,
+    scenario_summaries: &[(String, MetricSummary)],
+    integrity: Option<&Integrity>,
+) -> AppResult<()> {
     let run = test_history::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -181,31 +205,118 @@ pub async fn store_late_summary(
     let txn = crate::db::begin_write(db).await?;
     let mut active = test_history::ActiveModel { id: sea_orm::Unchanged(run.id), ..Default::default() };
     set_metric_columns!(active, summary);
+    if let Some(integrity) = integrity {
+        set_integrity(&mut active, integrity);
+    }
     active.failure_reason = Set(reason);
     active.updated_at = Set(Utc::now());
     active.update(&txn).await?;
-    store_scenario_summaries(&txn, id, scenario_summaries).await?;
+    store_scenario_results(&txn, id, scenario_summaries, &[]).await?;
     txn.commit().await?;
     Ok(())
 }
 
-async fn store_scenario_summaries(
+async fn store_scenario_results(
     txn: &sea_orm::DatabaseTransaction,
     id: i64,
     summaries: &[(String, MetricSummary)],
+    counts: &[(String, K6Counts)],
 ) -> AppResult<()> {
     let scenarios = scenario_history::Entity::find()
         .filter(scenario_history::Column::TestHistoryId.eq(id))
         .all(txn)
         .await?;
     for scenario in scenarios {
-        if let Some((_, summary)) = summaries.iter().find(|(key, _)| *key == scenario.scenario_tag) {
-            let mut active: scenario_history::ActiveModel = scenario.into();
-            set_metric_columns!(active, summary);
-            active.update(txn).await?;
+        let summary = summaries.iter().find(|(key, _)| *key == scenario.scenario_tag);
+        let counted = counts.iter().find(|(key, _)| *key == scenario.scenario_tag);
+        if summary.is_none() && counted.is_none() {
+            continue;
         }
+        let mut active: scenario_history::ActiveModel = scenario.into();
+        if let Some((_, summary)) = summary {
+            set_metric_columns!(active, summary);
+        }
+        if let Some((_, counts)) = counted {
+            set_count_columns!(active, counts);
+        }
+        active.update(txn).await?;
     }
     Ok(())
+}
+
+/// Writes k6's counts into the `k6_*` columns of a run's or a scenario's active model.
+macro_rules! set_count_columns {
+    ($model:expr, $counts:expr) => {{
+        let model = &mut $model;
+        let counts: &K6Counts = $counts;
+        model.k6_requests = Set(Some(counts.requests));
+        model.k6_failed_requests = Set(Some(counts.failed_requests));
+        model.k6_iterations = Set(Some(counts.iterations));
+        model.k6_data_sent = Set(Some(counts.data_sent));
+        model.k6_data_received = Set(Some(counts.data_received));
+    }};
+}
+use set_count_columns;
+
+fn set_integrity(active: &mut test_history::ActiveModel, integrity: &Integrity) {
+    active.instance_samples =
+        Set(Some(serde_json::to_value(&integrity.instances).expect("instance figures serialise")));
+    active.results_complete = Set(integrity.complete());
+}
+
+/// The run's stored integrity; None before its end was recorded with one.
+pub fn integrity_of(run: &test_history::Model) -> Option<Integrity> {
+    let instances = serde_json::from_value(run.instance_samples.clone()?)
+        .inspect_err(|err| tracing::warn!(test_id = run.id, %err, "unreadable instance_samples"))
+        .ok()?;
+    Some(Integrity { instances })
+}
+
+/// k6's counts of a row (a run or a scenario), when stored.
+pub fn counts_of(
+    requests: Option<i64>,
+    failed_requests: Option<i64>,
+    iterations: Option<i64>,
+    data_sent: Option<i64>,
+    data_received: Option<i64>,
+) -> Option<K6Counts> {
+    Some(K6Counts {
+        requests: requests?,
+        failed_requests: failed_requests?,
+        iterations: iterations?,
+        data_sent: data_sent?,
+        data_received: data_received?,
+    })
+}
+
+/// k6's stored counts of run `run` and its scenarios.
+pub async fn k6_counts(db: &DatabaseConnection, run: &test_history::Model) -> AppResult<Option<RunCounts>> {
+    let Some(totals) = counts_of(
+        run.k6_requests,
+        run.k6_failed_requests,
+        run.k6_iterations,
+        run.k6_data_sent,
+        run.k6_data_received,
+    ) else {
+        return Ok(None);
+    };
+    let scenarios = scenario_history::Entity::find()
+        .filter(scenario_history::Column::TestHistoryId.eq(run.id))
+        .all(db)
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let counts = counts_of(
+                s.k6_requests,
+                s.k6_failed_requests,
+                s.k6_iterations,
+                s.k6_data_sent,
+                s.k6_data_received,
+            )?;
+            Some((s.scenario_tag, counts))
+        })
+        .collect();
+    Ok(Some((totals, scenarios)))
 }
 
 /// The k6 scenario keys of a run, in order.

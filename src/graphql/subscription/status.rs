@@ -10,8 +10,9 @@ use crate::{
     domain::TestStatus,
     graphql::{
         AppState,
-        types::{db, history::TestHistory, parse_id},
+        types::{db, history::TestHistory, integrity::RunIntegrity, parse_id},
     },
+    integrity::Integrity,
     scheduler::events::StatusChange,
 };
 
@@ -81,5 +82,14 @@ impl TestStatusEvent {
     /// Why, when it is worth saying: a failure reason, a cancellation, results filled in late.
     async fn message(&self) -> Option<&str> {
         self.0.message.as_deref()
+    }
+    /// Whether the run's results are exact as of this change (see `TestHistory.resultsComplete`):
+    /// false until its end is recorded with every sample k6 reported stored.
+    async fn results_complete(&self) -> bool {
+        self.0.integrity.as_ref().is_some_and(Integrity::complete)
+    }
+    /// The run's reported-against-stored figures as of this change; null before its end.
+    async fn integrity(&self) -> Option<RunIntegrity> {
+        self.0.integrity.clone().map(RunIntegrity)
     }
 }

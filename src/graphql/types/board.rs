@@ -14,6 +14,7 @@ use super::{
         EagerList, EagerObject, LoadedFields, WithLoaded, resolve_list_now, resolve_now, with_sub_selection,
     },
     history::{ScenarioHistory, Stage, TestHistory, sees_secrets, visible_request, visible_script},
+    integrity::{RunIntegrity, RunTotals},
     loader,
 };
 use crate::{
@@ -215,6 +216,18 @@ fn summary_value(
     }
 }
 
+/// A nullable object field under `field`'s sub-selection.
+fn object_value<T: EagerObject>(
+    object: Option<T>,
+    ctx: &ContextSelectionSet<'_>,
+    field: &Positioned<Field>,
+) -> Option<Value> {
+    match object {
+        None => Some(Value::Null),
+        Some(object) => with_sub_selection(ctx, field, |ctx| resolve_now(&object, ctx)),
+    }
+}
+
 impl LoadedFields<TestHistory> for RunRelations {
     fn field_now(
         &self,
@@ -242,6 +255,10 @@ impl LoadedFields<TestHistory> for RunRelations {
             "failureReason" => value(&row.failure_reason),
             "isCompleted" => value(&row.is_completed),
             "summary" => summary_value(row.metrics(), ctx, field)?,
+            "totals" => object_value(RunTotals::of_run(row), ctx, field)?,
+            "resultsComplete" => value(&row.results_complete),
+            "missingSamples" => value(&RunIntegrity::of_run(row).and_then(|integrity| integrity.0.missing())),
+            "integrity" => object_value(RunIntegrity::of_run(row), ctx, field)?,
             "verdict" => {
                 let scenarios = self.scenarios.as_deref()?;
                 value(&run.verdict_with(scenarios.iter().map(|scenario| &scenario.object.0)))
@@ -278,6 +295,7 @@ impl LoadedFields<ScenarioHistory> for ScenarioRelations {
                 None => Value::Null,
             },
             "summary" => summary_value(row.metrics(), ctx, field)?,
+            "totals" => object_value(RunTotals::of_scenario(row), ctx, field)?,
             "verdict" => value(&ScenarioHistory::verdict_of(row)),
             "stages" => {
                 let stages = self.stages.as_deref()?;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     catalogue::{Endpoint, Project, required},
+    integrity::{RunIntegrity, RunTotals},
     loader, to_id,
 };
 use crate::{
@@ -81,8 +82,30 @@ impl TestHistory {
     async fn is_completed(&self) -> bool {
         self.0.is_completed
     }
+    /// Figures from k6's samples in InfluxDB, except the counts (`totalRequests`,
+    /// `failedRequests`, and `avgTps`, `avgErrorRate` derived from them), which are k6's own
+    /// whenever every k6 instance reported them (`totals`).
     async fn summary(&self) -> Option<MetricSummary> {
         self.0.metrics()
+    }
+    /// What k6 itself counted, summed over its instances' end-of-test summaries; null when an
+    /// instance wrote none (killed, crashed) or before the run ends.
+    async fn totals(&self) -> Option<RunTotals> {
+        RunTotals::of_run(&self.0)
+    }
+    /// True only when every k6 instance reported its count and InfluxDB holds exactly that many
+    /// request samples of each: the summary's sample-based figures are then exact. False while
+    /// the run is active, when a sample is missing, or when it cannot be checked.
+    async fn results_complete(&self) -> bool {
+        self.0.results_complete
+    }
+    /// Request samples k6 reported that InfluxDB does not hold; null when it cannot be told.
+    async fn missing_samples(&self) -> Option<i64> {
+        RunIntegrity::of_run(&self.0).and_then(|integrity| integrity.0.missing())
+    }
+    /// Reported against stored samples, per run and per k6 instance; null before the run ends.
+    async fn integrity(&self) -> Option<RunIntegrity> {
+        RunIntegrity::of_run(&self.0)
     }
     async fn verdict(&self, ctx: &Context<'_>) -> Result<Verdict> {
         if self.0.metrics().is_none() {
@@ -269,8 +292,14 @@ impl ScenarioHistory {
         let stages = loader(ctx).load_one(StagesOfScenario(self.0.id)).await?.unwrap_or_default();
         Ok(stages.into_iter().map(Stage::from).collect())
     }
+    /// Figures from the scenario's samples in InfluxDB, with k6's own counts when `totals` has them.
     async fn summary(&self) -> Option<MetricSummary> {
         self.0.metrics()
+    }
+    /// What k6 itself counted for this scenario (its `scenario` sub-metrics), summed over the
+    /// instances; null when an instance did not report them.
+    async fn totals(&self) -> Option<RunTotals> {
+        RunTotals::of_scenario(&self.0)
     }
     async fn verdict(&self) -> Verdict {
         Self::verdict_of(&self.0)

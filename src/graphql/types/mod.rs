@@ -8,6 +8,7 @@ pub mod connection;
 pub mod eager;
 pub mod health;
 pub mod history;
+pub mod integrity;
 
 use async_graphql::{Context, ID};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

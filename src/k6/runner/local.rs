@@ -22,7 +22,10 @@ use tokio::{
 };
 
 use super::{RunOutcome, RunRequest, Runner, RunnerError, RunnerEvent, execution_segment};
-use crate::domain::RunnerKind;
+use crate::{
+    domain::RunnerKind,
+    k6::counts::{COUNTS_FILE_VARIABLE, InstanceReports, parse_report},
+};
 
 /// How long k6 gets to open its REST API after being spawned.
 const STARTUP_LIMIT: Duration = Duration::from_secs(30);
@@ -73,8 +76,9 @@ impl Runner for LocalRunner {
         tokio::spawn(async move {
             let test_id = request.test_id;
             let outcome = run.execute(&request, stop_rx).await;
+            let reports = read_reports(&request).await;
             running.lock().expect("runner lock").remove(&test_id);
-            let _ = run.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome });
+            let _ = run.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
         });
         Ok(())
     }
@@ -198,6 +202,9 @@ impl LocalRun {
         let port = free_port().map_err(|err| format!("no free loopback port for k6's REST API: {err}"))?;
         let address = format!("127.0.0.1:{port}");
         let summary = request.work_dir.join(format!("summary-{}-{index}.json", request.test_id));
+        let counts = counts_path(request, index);
+        // A file left by an earlier server with the same run id must not pass for this run's.
+        let _ = std::fs::remove_file(&counts);
         let mut command = Command::new(&self.k6_binary);
         command
             .arg("run")
@@ -215,6 +222,7 @@ impl LocalRun {
         command
             .arg(&request.script)
             .env("K6_NO_USAGE_REPORT", "true")
+            .env(COUNTS_FILE_VARIABLE, &counts)
             // Only this process and its user see a process's environment (not its command line).
             .envs(request.secrets.0.iter().map(|(variable, value)| (variable, value)))
             .current_dir(script_folder(&request.script))
@@ -333,6 +341,31 @@ fn outcome_of(instances: &[Instance], statuses: &[ExitStatus]) -> RunOutcome {
         }
     }
     RunOutcome::Completed { thresholds_crossed }
+}
+
+/// Where instance `index` writes its end-of-test counts ([`crate::k6::counts`]).
+pub fn counts_path(request: &RunRequest, index: u32) -> std::path::PathBuf {
+    request.work_dir.join(format!("counts-{}-{index}.json", request.test_id))
+}
+
+/// Every instance's end-of-test counts, None for one that wrote none (killed, never started)
+/// or an unreadable one.
+async fn read_reports(request: &RunRequest) -> InstanceReports {
+    let mut reports = Vec::with_capacity(request.parallelism as usize);
+    for index in 0..request.parallelism {
+        let path = counts_path(request, index);
+        let report = match tokio::fs::read_to_string(&path).await {
+            Ok(text) => parse_report(&text)
+                .inspect_err(|err| tracing::warn!(index, %err, "k6's end-of-test counts are unreadable"))
+                .ok(),
+            Err(err) => {
+                tracing::debug!(index, %err, path = %path.display(), "k6 wrote no end-of-test counts");
+                None
+            }
+        };
+        reports.push(report);
+    }
+    reports
 }
 
 /// A port that was free a moment ago; k6 binds it right after.

@@ -8,7 +8,10 @@ use std::{path::PathBuf, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-use crate::{domain::RunnerKind, k6::ScriptSecrets};
+use crate::{
+    domain::RunnerKind,
+    k6::{ScriptSecrets, counts::InstanceReports},
+};
 
 /// Everything a runner needs to start one run.
 #[derive(Clone, Debug)]
@@ -33,8 +36,9 @@ pub struct RunRequest {
 pub enum RunnerEvent {
     /// Every k6 instance is up and has been un-paused: the load begins now.
     Started { test_id: i64, at: DateTime<Utc> },
-    /// The run is over; no k6 instance of it is left.
-    Finished { test_id: i64, at: DateTime<Utc>, outcome: RunOutcome },
+    /// The run is over; no k6 instance of it is left. `reports`: what each instance (by index)
+    /// counted itself, None for one that wrote no end-of-test counts.
+    Finished { test_id: i64, at: DateTime<Utc>, outcome: RunOutcome, reports: InstanceReports },
 }
 
 /// How a run ended.

@@ -27,7 +27,10 @@ use k8s_openapi::{
     },
 };
 
-use crate::k6::runner::execution_segment;
+use crate::k6::{
+    counts::{COUNTS_FILE_VARIABLE, TERMINATION_LOG},
+    runner::execution_segment,
+};
 
 /// Label every object of every run carries; restart recovery lists Jobs by it.
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "metric-vault");
@@ -196,7 +199,11 @@ pub fn job(settings: &ManifestSettings, run: &RunManifest<'_>, index: u32) -> Jo
             read_only: Some(true),
             ..Default::default()
         }]),
-        // k6's last lines become the pod's termination message: the failure reason.
+        // k6's `handleSummary` writes its end-of-test counts to the termination-message file
+        // (`MV_COUNTS_FILE`), which the kubelet copies into the pod status: the server reads
+        // them from the pod watch. When k6 fails before writing them, its last log lines
+        // become the message instead: the failure reason.
+        termination_message_path: Some(TERMINATION_LOG.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         // Not `runAsNonRoot`: the kubelet can only check it for images with a numeric USER,
         // and custom k6 images may name theirs.
@@ -258,8 +265,14 @@ pub fn job(settings: &ManifestSettings, run: &RunManifest<'_>, index: u32) -> Jo
 /// The k6 container's environment: the secret values come from the run's Secret, so the Job
 /// (readable by anyone who may read Jobs) names them only.
 fn env(run: &RunManifest<'_>) -> Vec<EnvVar> {
-    let mut env =
-        vec![EnvVar { name: "K6_NO_USAGE_REPORT".into(), value: Some("true".into()), ..Default::default() }];
+    let mut env = vec![
+        EnvVar { name: "K6_NO_USAGE_REPORT".into(), value: Some("true".into()), ..Default::default() },
+        EnvVar {
+            name: COUNTS_FILE_VARIABLE.into(),
+            value: Some(TERMINATION_LOG.into()),
+            ..Default::default()
+        },
+    ];
     env.extend(run.secret_variables.iter().map(|variable| EnvVar {
         name: variable.clone(),
         value_from: Some(EnvVarSource {

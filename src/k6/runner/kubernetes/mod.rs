@@ -160,9 +160,10 @@ impl KubernetesRunner {
         let task = self.task();
         let running = self.running.clone();
         tokio::spawn(async move {
-            let outcome = task.follow(test_id, parallelism, started, timeout, stop_rx, phases).await;
+            let (outcome, reports) =
+                task.follow(test_id, parallelism, started, timeout, stop_rx, phases).await;
             running.lock().expect("runner lock").remove(&test_id);
-            let _ = task.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome });
+            let _ = task.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
         });
     }
 

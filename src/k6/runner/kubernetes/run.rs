@@ -28,6 +28,7 @@ use super::{
 };
 use crate::k6::{
     ScriptSecrets,
+    counts::InstanceReports,
     runner::{RunOutcome, RunnerEvent},
 };
 
@@ -191,7 +192,7 @@ impl RunTask {
         timeout: Option<Duration>,
         mut stop: watch::Receiver<bool>,
         phases: Arc<Mutex<Vec<PodPhase>>>,
-    ) -> RunOutcome {
+    ) -> (RunOutcome, InstanceReports) {
         let selector = manifests::run_selector(test_id);
         let config = watcher::Config::default().labels(&selector);
         let pods = watcher(self.pods(), config.clone()).default_backoff().map(Change::Pod);
@@ -234,7 +235,7 @@ impl RunTask {
         };
         let job_names: Vec<String> =
             (0..parallelism).map(|index| manifests::job_name(test_id, index)).collect();
-        match ending {
+        let outcome = match ending {
             Ending::Stop => {
                 self.stop_and_drain(&mut state, &mut changes).await;
                 self.delete_jobs(job_names).await;
@@ -259,7 +260,9 @@ impl RunTask {
                 }
                 outcome
             }
-        }
+        };
+        // The pods' termination messages, as last seen (a stopped run's after the drain).
+        (outcome, state.reports(parallelism))
     }
 
     /// Asks k6 in every live pod to stop, then waits (bounded) for the pods to end so their

@@ -10,7 +10,10 @@ use k8s_openapi::api::{
 };
 
 use super::manifests::{CONTAINER, INSTANCE_LABEL, TEST_ID_LABEL, secret_name};
-use crate::k6::runner::RunOutcome;
+use crate::k6::{
+    counts::{InstanceReports, is_counts_document, parse_report},
+    runner::RunOutcome,
+};
 
 /// k6's exit code when a threshold was crossed: the run itself went fine.
 const THRESHOLDS_CROSSED: i32 = 99;
@@ -138,7 +141,8 @@ fn job_complete(job: &Job) -> bool {
 
 fn termination_reason(pod: &Pod, state: &ContainerStateTerminated) -> String {
     let name = pod_name(pod);
-    let message = state.message.as_deref().map(str::trim).filter(|m| !m.is_empty());
+    // k6's counts document is the message of a pod whose k6 reached its end: no reason.
+    let message = state.message.as_deref().map(str::trim).filter(|m| !m.is_empty() && !is_counts_document(m));
     match state.reason.as_deref() {
         Some("OOMKilled") => {
             let limit = pod
@@ -288,6 +292,24 @@ impl RunState {
         } else {
             Next::Wait
         }
+    }
+
+    /// Each instance's end-of-test counts, from its pod's termination message; None for an
+    /// instance whose pod is gone or whose k6 wrote none.
+    pub fn reports(&self, parallelism: u32) -> InstanceReports {
+        let mut reports: InstanceReports = vec![None; parallelism as usize];
+        for pod in self.pods.values() {
+            let (Some(index), Some(state)) = (instance_of(pod), terminated(pod)) else { continue };
+            let Some(slot) = reports.get_mut(index as usize) else { continue };
+            let Some(message) = state.message.as_deref().filter(|m| is_counts_document(m)) else { continue };
+            match parse_report(message) {
+                Ok(report) => *slot = Some(report),
+                Err(err) => {
+                    tracing::warn!(pod = pod_name(pod), %err, "k6's end-of-test counts are unreadable")
+                }
+            }
+        }
+        reports
     }
 
     /// Each pod's phase, for `schedulerJobs`.

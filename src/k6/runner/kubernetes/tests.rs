@@ -603,6 +603,15 @@ fn running_ready(mut pod: Pod) -> Pod {
     pod
 }
 
+/// [`terminated`], with the termination message the kubelet copied from the container's
+/// termination-message file.
+fn terminated_with_message(pod: Pod, exit_code: i32, reason: &str, message: &str) -> Pod {
+    let mut pod = terminated(pod, exit_code, reason);
+    let statuses = pod.status.as_mut().and_then(|s| s.container_statuses.as_mut()).unwrap();
+    statuses[0].state.as_mut().unwrap().terminated.as_mut().unwrap().message = Some(message.to_owned());
+    pod
+}
+
 fn terminated(mut pod: Pod, exit_code: i32, reason: &str) -> Pod {
     let status = pod.status.get_or_insert_with(Default::default);
     status.phase = Some(if exit_code == 0 { "Succeeded" } else { "Failed" }.into());
@@ -631,10 +640,15 @@ struct PausedK6 {
 
 impl PausedK6 {
     async fn start(ip: Ipv4Addr, port: u16, script: &Path) -> Self {
+        Self::start_with_env(ip, port, script, &[]).await
+    }
+
+    async fn start_with_env(ip: Ipv4Addr, port: u16, script: &Path, env: &[(&str, &Path)]) -> Self {
         let address = format!("{ip}:{port}");
         let child = Command::new("k6")
             .args(["run", "--paused", "--quiet", "--no-color", "--address", &address])
             .arg(script)
+            .envs(env.iter().map(|(name, value)| (*name, *value)))
             .env("K6_NO_USAGE_REPORT", "true")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -712,6 +726,63 @@ async fn ready_pods_are_unpaused_together_and_a_clean_exit_completes_the_run() {
     let RunnerEvent::Finished { outcome, .. } = lab.next_event().await else { panic!("Finished") };
     assert_eq!(outcome, RunOutcome::Completed { thresholds_crossed: false });
     assert!(!lab.runner.is_running(42));
+}
+
+#[tokio::test]
+async fn each_pods_counts_come_back_from_its_termination_message_with_the_end_of_the_run() {
+    let port = free_port();
+    let ips = [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+    // The generated script's `handleSummary`, here with no scenario of its own.
+    let script = format!("{SHORT_SCRIPT}{}", crate::k6::counts::handle_summary_source(&[]));
+    let mut lab = lab(45, 2, port, &script, launch_calls, (vec![], vec![]));
+    let folder = tempfile::tempdir().unwrap();
+    // What each pod's termination-message file would be.
+    let files: Vec<PathBuf> =
+        (0..2).map(|index| folder.path().join(format!("termination-log-{index}"))).collect();
+    let mut k6 = Vec::new();
+    for (ip, file) in ips.iter().zip(&files) {
+        let env = [(crate::k6::counts::COUNTS_FILE_VARIABLE, file.as_path())];
+        k6.push(PausedK6::start_with_env(*ip, port, &lab.run.script, &env).await);
+    }
+    lab.runner.start(lab.run.request()).await.unwrap();
+    lab.api.all_calls_made().await;
+    for (index, ip) in ips.iter().enumerate() {
+        lab.api.pod(running_ready(pod(45, index as u32, Some(IpAddr::V4(*ip)))));
+    }
+    assert!(matches!(lab.next_event().await, RunnerEvent::Started { .. }));
+    for instance in &mut k6 {
+        assert_eq!(instance.exit_code().await, Some(0));
+    }
+
+    // Instance 0 ends with its counts as the message; instance 1's pod says nothing (a kubelet
+    // that lost it): its report is unknown, never made up.
+    let message = std::fs::read_to_string(&files[0]).expect("k6 wrote its counts");
+    assert!(message.len() <= crate::k6::counts::COUNTS_LIMIT_BYTES, "fits a termination message");
+    lab.api.pod(terminated_with_message(pod(45, 0, None), 0, "Completed", &message));
+    lab.api.pod(terminated(pod(45, 1, None), 0, "Completed"));
+    let RunnerEvent::Finished { outcome, reports, .. } = lab.next_event().await else { panic!("Finished") };
+    assert_eq!(outcome, RunOutcome::Completed { thresholds_crossed: false });
+    assert_eq!(reports.len(), 2);
+    let report = reports[0].as_ref().expect("instance 0's counts");
+    assert_eq!(report.run.iterations, 2, "the two iterations k6 ran: {message}");
+    assert_eq!(report.run.requests, 0);
+    assert_eq!(report.scenarios, Some(vec![]));
+    assert_eq!(reports[1], None);
+}
+
+#[test]
+fn a_counts_document_is_never_given_as_a_failure_reason() {
+    let message = r#"{"metricVaultCounts":1,"run":[5,0,5,10,20],"scenarios":[]}"#;
+    let mut state = status::RunState::default();
+    state.pods.insert("k6-46-0".into(), terminated_with_message(pod(46, 0, None), 107, "Error", message));
+    let Next::Ended(RunOutcome::Failed { reason }) =
+        state.next(1, true, chrono::Utc::now(), Duration::from_secs(60))
+    else {
+        panic!("a failed pod fails the run")
+    };
+    assert!(!reason.contains("metricVaultCounts"), "{reason}");
+    assert!(reason.contains("exited with code 107"), "{reason}");
+    assert_eq!(state.reports(1)[0].as_ref().map(|r| r.run.requests), Some(5), "its counts are still read");
 }
 
 #[tokio::test]
@@ -836,6 +907,7 @@ async fn secret_values_go_in_a_secret_the_jobs_own_and_reach_k6_only_through_its
         job["spec"]["template"]["spec"]["containers"][0]["env"],
         json!([
             { "name": "K6_NO_USAGE_REPORT", "value": "true" },
+            { "name": "MV_COUNTS_FILE", "value": "/dev/termination-log" },
             { "name": "MV_SECRET_0", "valueFrom": { "secretKeyRef": { "name": "k6-50-secrets", "key": "MV_SECRET_0", "optional": false } } },
             { "name": "MV_SECRET_1", "valueFrom": { "secretKeyRef": { "name": "k6-50-secrets", "key": "MV_SECRET_1", "optional": false } } },
         ])
