@@ -2,6 +2,8 @@
 //!
 //! Everything here is pure: no I/O, no process spawning (tests aside).
 
+/// How k6 writes its samples to InfluxDB: the output's settings and tags.
+pub mod influx_output;
 /// k6 duration strings: parsing, validation and formatting.
 pub mod duration;
 /// Validated test plans, scenario keys and arrival-rate VU sizing.

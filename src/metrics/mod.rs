@@ -4,6 +4,8 @@
 
 /// InfluxDB 1.x client: InfluxQL queries and run summaries.
 pub mod influx;
+/// Samples that outlive their run: dropping a deleted run's series, the raw-sample retention.
+pub mod hygiene;
 /// Live snapshots of running tests: one InfluxDB poller per watched run, shared by its subscribers.
 pub mod live;
 /// The InfluxQL behind [`influx::InfluxClient::summary`].
