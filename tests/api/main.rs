@@ -7,6 +7,7 @@ mod degraded;
 mod faults;
 mod helpers;
 mod history;
+mod influx_hygiene;
 mod hostile;
 mod import;
 mod kubernetes;
