@@ -8,7 +8,8 @@
 
 use super::{ConfigError, Env};
 
-const EXPECTED: &str = "INF, or a whole number of hours (h), days (d) or weeks (w) of at least 1h, e.g. 720h or 30d";
+const EXPECTED: &str =
+    "INF, or a whole number of hours (h), days (d) or weeks (w) of at least 1h, e.g. 720h or 30d";
 
 /// What `INFLUXDB_RAW_RETENTION` asks for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -71,10 +71,14 @@ impl InfluxClient {
             return Ok(());
         };
         self.create_database().await?;
-        let policies = self.query(&format!("SHOW RETENTION POLICIES ON {}", quote_identifier(self.database()))).await?;
+        let policies =
+            self.query(&format!("SHOW RETENTION POLICIES ON {}", quote_identifier(self.database()))).await?;
         let default_policy = policies.first().and_then(|series| {
             let (name, default) = (series.column_index("name")?, series.column_index("default")?);
-            series.values.iter().find(|row| row.get(default).and_then(serde_json::Value::as_bool) == Some(true))?
+            series
+                .values
+                .iter()
+                .find(|row| row.get(default).and_then(serde_json::Value::as_bool) == Some(true))?
                 .get(name)?
                 .as_str()
                 .map(str::to_owned)
@@ -135,7 +139,11 @@ mod tests {
         let policy = |client: InfluxClient| async move {
             let answer = client.query(r#"SHOW RETENTION POLICIES ON "kept""#).await.unwrap();
             let row = answer[0].values.iter().find(|row| row[4] == true).unwrap().clone();
-            (row[0].as_str().unwrap().to_owned(), row[1].as_str().unwrap().to_owned(), row[2].as_str().unwrap().to_owned())
+            (
+                row[0].as_str().unwrap().to_owned(),
+                row[1].as_str().unwrap().to_owned(),
+                row[2].as_str().unwrap().to_owned(),
+            )
         };
 
         client.apply_raw_retention(RawRetention::Untouched).await.unwrap();
@@ -143,9 +151,15 @@ mod tests {
         assert!(!format!("{databases:?}").contains("kept"), "untouched: not even created");
 
         client.apply_raw_retention(RawRetention::Hours(720)).await.unwrap();
-        assert_eq!(policy(client.clone()).await, ("autogen".to_owned(), "720h0m0s".to_owned(), "24h0m0s".to_owned()));
+        assert_eq!(
+            policy(client.clone()).await,
+            ("autogen".to_owned(), "720h0m0s".to_owned(), "24h0m0s".to_owned())
+        );
 
         client.apply_raw_retention(RawRetention::Forever).await.unwrap();
-        assert_eq!(policy(client.clone()).await, ("autogen".to_owned(), "0s".to_owned(), "168h0m0s".to_owned()));
+        assert_eq!(
+            policy(client.clone()).await,
+            ("autogen".to_owned(), "0s".to_owned(), "168h0m0s".to_owned())
+        );
     }
 }

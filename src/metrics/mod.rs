@@ -2,10 +2,10 @@
 //! (`--out influxdb=…`, tagged with the run's `testid`), and the server asks InfluxDB
 //! for the figures it shows, with InfluxQL over InfluxDB's HTTP API.
 
-/// InfluxDB 1.x client: InfluxQL queries and run summaries.
-pub mod influx;
 /// Samples that outlive their run: dropping a deleted run's series, the raw-sample retention.
 pub mod hygiene;
+/// InfluxDB 1.x client: InfluxQL queries and run summaries.
+pub mod influx;
 /// Live snapshots of running tests: one InfluxDB poller per watched run, shared by its subscribers.
 pub mod live;
 /// The InfluxQL behind [`influx::InfluxClient::summary`].

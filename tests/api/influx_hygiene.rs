@@ -46,10 +46,12 @@ async fn write_samples(influx: &InfluxServer, id: i64) {
 }
 
 async fn delete_run(app: &TestApp, id: i64) {
-    let deleted =
-        app.graphql("mutation($id: ID!) { deleteTestHistory(id: $id) }", json!({ "id": id.to_string() })).await;
+    let deleted = app
+        .graphql("mutation($id: ID!) { deleteTestHistory(id: $id) }", json!({ "id": id.to_string() }))
+        .await;
     assert_eq!(deleted.data()["deleteTestHistory"], id.to_string());
-    let gone = app.graphql("query($id: ID!) { testHistory(id: $id) { id } }", json!({ "id": id.to_string() })).await;
+    let gone =
+        app.graphql("query($id: ID!) { testHistory(id: $id) { id } }", json!({ "id": id.to_string() })).await;
     assert_eq!(gone.data()["testHistory"], Value::Null);
 }
 
@@ -57,7 +59,11 @@ async fn delete_run(app: &TestApp, id: i64) {
 async fn wait_until_no_series(influx: &InfluxServer, id: i64, limit: Duration) {
     let started = Instant::now();
     while series_of(influx, id).await > 0 {
-        assert!(started.elapsed() < limit, "run {id} still has {} series after {limit:?}", series_of(influx, id).await);
+        assert!(
+            started.elapsed() < limit,
+            "run {id} still has {} series after {limit:?}",
+            series_of(influx, id).await
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -72,8 +78,12 @@ async fn a_single_instance_runs_percentiles_are_k6s_own() {
     let input = json!({ "title": "Percentiles", "scenarios": [{
         "name": "browse", "endpointId": endpoints["getItem"], "executor": "CONSTANT_VUS",
         "thinkTime": 0.01, "stages": [{"duration": "3s", "target": 3}] }] });
-    let launched =
-        app.graphql("mutation($i: LaunchLoadTestInput!) { launchLoadTest(input: $i) { id } }", json!({ "i": input })).await;
+    let launched = app
+        .graphql(
+            "mutation($i: LaunchLoadTestInput!) { launchLoadTest(input: $i) { id } }",
+            json!({ "i": input }),
+        )
+        .await;
     let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
 
     let started = Instant::now();
@@ -88,14 +98,17 @@ async fn a_single_instance_runs_percentiles_are_k6s_own() {
     assert_eq!(run["status"], "COMPLETED", "{run}");
 
     let path = app.scripts_dir().join(format!("summary-{id}-0.json"));
-    let k6: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("k6's --summary-export")).unwrap();
+    let k6: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("k6's --summary-export")).unwrap();
     let k6_requests = k6["metrics"]["http_reqs"]["count"].as_i64().unwrap();
     let duration = &k6["metrics"]["http_req_duration"];
     let summary = &run["summary"];
     // First: the samples are the same set (nothing merged or lost), else the figures could differ.
     assert_eq!(summary["totalRequests"].as_i64().unwrap(), k6_requests, "stored = reported");
     assert!(k6_requests > 200, "enough samples for the percentiles to fall between ranks: {k6_requests}");
-    for (ours, theirs) in [("p50ResponseTime", "med"), ("p95ResponseTime", "p(95)"), ("p99ResponseTime", "p(99)")] {
+    for (ours, theirs) in
+        [("p50ResponseTime", "med"), ("p95ResponseTime", "p(95)"), ("p99ResponseTime", "p(99)")]
+    {
         let (ours_value, k6_value) = (summary[ours].as_f64().unwrap(), duration[theirs].as_f64().unwrap());
         // k6 prints these with 2 decimals (ms) in its summary; they agree far beyond that.
         assert!(
@@ -119,7 +132,8 @@ async fn deleting_a_run_drops_its_series_and_only_its_series() {
     // At once: the mutation waited for InfluxDB.
     assert_eq!(series_of(&influx, deleted).await, 0);
     assert_eq!(series_of(&influx, kept).await, 7);
-    let count = influx.client("k6").query(r#"SELECT count("value") FROM "http_reqs" WHERE time >= 0"#).await.unwrap();
+    let count =
+        influx.client("k6").query(r#"SELECT count("value") FROM "http_reqs" WHERE time >= 0"#).await.unwrap();
     assert_eq!(count[0].first_f64("count"), Some(3.0), "the other run's requests remain");
 }
 
@@ -155,8 +169,9 @@ async fn deleting_a_project_drops_the_series_of_its_runs() {
         write_samples(&influx, id).await;
     }
 
-    let response =
-        app.graphql("mutation($id: ID!) { deleteProject(id: $id) }", json!({ "id": doomed.to_string() })).await;
+    let response = app
+        .graphql("mutation($id: ID!) { deleteProject(id: $id) }", json!({ "id": doomed.to_string() }))
+        .await;
     assert_eq!(response.data()["deleteProject"], doomed.to_string());
 
     for id in runs {

@@ -157,7 +157,10 @@ pub async fn delete(db: &DatabaseConnection, id: i64) -> AppResult<()> {
 }
 
 /// Which of `ids` are runs in the database (the rest were deleted, or never were).
-pub async fn existing_ids(db: &DatabaseConnection, ids: &[i64]) -> AppResult<std::collections::BTreeSet<i64>> {
+pub async fn existing_ids(
+    db: &DatabaseConnection,
+    ids: &[i64],
+) -> AppResult<std::collections::BTreeSet<i64>> {
     let mut existing = std::collections::BTreeSet::new();
     // Bounded IN lists: SQLite allows 32,766 parameters, PostgreSQL 65,535.
     for chunk in ids.chunks(1000) {

@@ -326,7 +326,12 @@ fn influxdbs_nearest_rank_reads_back_the_position_asked_for() {
         let positions = [0, n / 3, n / 2, n * 95 / 100, n * 99 / 100, n - 1];
         for position in positions {
             let statement = queries.duration_at(position, n);
-            let q: f64 = statement["SELECT percentile(\"value\", ".len()..].split(')').next().unwrap().parse().unwrap();
+            let q: f64 = statement["SELECT percentile(\"value\", ".len()..]
+                .split(')')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(q > 0.0 && q <= 100.0, "{statement}");
             let read = (n as f64 * q / 100.0 + 0.5).floor() as u64 - 1;
             assert_eq!(read, position, "n {n}, {statement}");
