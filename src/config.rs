@@ -7,6 +7,7 @@
 mod connections;
 mod import;
 mod load_budget;
+mod raw_samples;
 mod security;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -14,6 +15,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 pub use connections::{AllowedHosts, AllowedOrigins, ConnectionSettings, Origin};
 pub use import::ImportSettings;
 pub use load_budget::LoadBudget;
+pub use raw_samples::RawRetention;
 pub use security::SecuritySettings;
 
 /// Which runner starts k6 when a launch does not say.
@@ -71,6 +73,8 @@ pub struct Settings {
     pub read_cache_rows: usize,
     /// `MAX_VUS_PER_TEST`, `MAX_RATE_PER_TEST`: the most load one launch may ask for.
     pub load_budget: LoadBudget,
+    /// `INFLUXDB_RAW_RETENTION`: how long InfluxDB keeps raw samples (unset: untouched).
+    pub raw_retention: RawRetention,
 }
 
 /// How the Kubernetes runner hands the script to its pods.
@@ -216,6 +220,7 @@ impl Settings {
             )?),
             read_cache_rows: env.parsed("READ_CACHE_ROWS", "200000", "a whole number of rows (0 turns the caches off)")?,
             load_budget: LoadBudget::read(&env)?,
+            raw_retention: RawRetention::read(&env)?,
         })
         .and_then(|settings| {
             if settings.k8s_script_delivery == ScriptDeliverySetting::Pvc && settings.k6_default_pvc.is_none() {

@@ -6,6 +6,8 @@
 pub mod counts;
 /// k6 duration strings: parsing, validation and formatting.
 pub mod duration;
+/// How k6 writes its samples to InfluxDB: the output's settings and tags.
+pub mod influx_output;
 /// Validated test plans, scenario keys and arrival-rate VU sizing.
 pub mod plan;
 /// Where k6 runs: the Runner trait and the local runner.

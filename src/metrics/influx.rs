@@ -27,7 +27,9 @@ pub struct InfluxClient {
 /// combination) with its rows.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct Series {
-    /// The measurement, e.g. `http_reqs`.
+    /// The measurement, e.g. `http_reqs`; empty for answers about no one measurement
+    /// (`SHOW SERIES`).
+    #[serde(default)]
     pub name: String,
     /// The `GROUP BY` tags of this series; empty without a tag grouping.
     #[serde(default)]
@@ -100,6 +102,16 @@ impl InfluxClient {
         let response = self.http.post(url).timeout(QUERY_TIMEOUT).send().await;
         let (status, body) = self.read_answer(response).await?;
         parse_query_answer(status, &body).map(|_| ())
+    }
+
+    /// Runs one InfluxQL statement that changes something (`DROP SERIES`, `ALTER RETENTION
+    /// POLICY`, …) against this database: a POST, as InfluxDB 1.x wants for those.
+    #[tracing::instrument(level = "debug", skip(self), fields(db = %self.database))]
+    pub async fn execute(&self, influxql: &str) -> Result<Vec<Series>, InfluxError> {
+        let url = self.endpoint("query", &[("db", &self.database), ("q", influxql)])?;
+        let response = self.http.post(url).timeout(QUERY_TIMEOUT).send().await;
+        let (status, body) = self.read_answer(response).await?;
+        parse_query_answer(status, &body)
     }
 
     /// Runs one InfluxQL statement (GET /query?db=…&q=…&epoch=ms) and returns its series;

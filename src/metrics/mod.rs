@@ -2,6 +2,8 @@
 //! (`--out influxdb=…`, tagged with the run's `testid`), and the server asks InfluxDB
 //! for the figures it shows, with InfluxQL over InfluxDB's HTTP API.
 
+/// Samples that outlive their run: dropping a deleted run's series, the raw-sample retention.
+pub mod hygiene;
 /// InfluxDB 1.x client: InfluxQL queries and run summaries.
 pub mod influx;
 /// Stored request samples per k6 instance, for the integrity check.

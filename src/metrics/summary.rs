@@ -20,8 +20,16 @@
 //!     whole buckets instead would count the two partial seconds as full ones and under-
 //!     state a 10 s run at 100 TPS as ~91 TPS.
 //! - **response time** (ms): `max`, `min`, `mean`, `median` (p50; the mean of the two
-//!   middle values for an even count) and InfluxDB's nearest-rank `percentile` 95 and 99
-//!   (the value at rank `floor(n × p / 100 + 0.5)`) of `http_req_duration`.
+//!   middle values for an even count) and p95 and p99 of `http_req_duration`, computed as
+//!   k6 computes them for its end-of-test summary (see [`K6Rank`]): over the n durations
+//!   sorted ascending (0-based), position `i = p × (n − 1)`, the value at `floor(i)` plus
+//!   the fraction `i − floor(i)` of the step to the value at `ceil(i)`. k6's median is the
+//!   same formula at p = 0.5, which is what InfluxDB's `median` returns. InfluxDB's own
+//!   `percentile` is nearest-rank and would differ from k6's figure by up to a rank step,
+//!   so it is only used to *read* the two neighbouring values: `percentile(q)` returns the
+//!   value at 0-based position `floor(n × q / 100 + 0.5) − 1`, hence q = 100 × (k + 1) / n
+//!   reads position k exactly. Across N instances the figures are computed the same way
+//!   over the union of all instances' samples (k6 itself has no merged figure to match).
 //! - **error rate** (%): `avg` is `failed / total` — k6's own `http_req_failed` rate, so it
 //!   matches k6's end-of-test summary; `max`/`min` are over the per-second rates of the
 //!   seconds that had requests.
@@ -29,8 +37,9 @@
 //!   scenario's summary reports the run's VUs: per second, the highest value of each
 //!   instance, summed over instances; then max/min/mean over the seconds with samples.
 //!
-//! The queries are independent and run concurrently; the median and percentiles dominate
-//! (each sorts every duration in scope).
+//! The queries are independent and run concurrently, except the percentiles, which need
+//! the count of durations first; the median and percentiles dominate (each sorts every
+//! duration in scope).
 
 use super::influx::{InfluxClient, InfluxError, RunFilter, Series, TimeWindow};
 use crate::domain::MetricSummary;
@@ -63,12 +72,14 @@ impl InfluxClient {
                 )
             },
             async {
-                tokio::try_join!(
-                    query(&queries.response_times),
-                    query(&queries.median_response_time),
-                    query(&queries.p95_response_time),
-                    query(&queries.p99_response_time),
-                )
+                let (response_times, median) =
+                    tokio::try_join!(query(&queries.response_times), query(&queries.median_response_time))?;
+                let count = scalar(&response_times, "count").unwrap_or(0.0).round() as u64;
+                let (p95, p99) = tokio::try_join!(
+                    self.k6_percentile(&queries, count, K6Rank::new(0.95, count)),
+                    self.k6_percentile(&queries, count, K6Rank::new(0.99, count)),
+                )?;
+                Ok::<_, InfluxError>((response_times, median, p95, p99))
             },
             async { tokio::try_join!(query(&queries.error_rates), query(&queries.vus)) },
         )?;
@@ -105,8 +116,8 @@ impl InfluxClient {
             min_response_time: response(&response_times, "min"),
             avg_response_time: response(&response_times, "mean"),
             p50_response_time: response(&median, "median"),
-            p95_response_time: response(&p95, "p95"),
-            p99_response_time: response(&p99, "p99"),
+            p95_response_time: p95.unwrap_or(0.0),
+            p99_response_time: p99.unwrap_or(0.0),
             max_error_rate: error_rate("max"),
             min_error_rate: error_rate("min"),
             avg_error_rate: failed_requests as f64 / total_requests as f64 * 100.0,
@@ -114,6 +125,69 @@ impl InfluxClient {
             min_vus: vus_figure("min"),
             avg_vus: vus_figure("mean"),
         }))
+    }
+}
+
+impl InfluxClient {
+    /// k6's percentile at `rank` of the `count` durations in scope: the one or two
+    /// neighbouring values read with InfluxDB's `percentile` (concurrently), interpolated.
+    /// None when there are no durations.
+    async fn k6_percentile(
+        &self,
+        queries: &SummaryQueries,
+        count: u64,
+        rank: Option<K6Rank>,
+    ) -> Result<Option<f64>, InfluxError> {
+        let Some(rank) = rank else {
+            return Ok(None);
+        };
+        let read = |position| async move {
+            let answer = self.query(&queries.duration_at(position, count)).await?;
+            scalar(&answer, "value").map(Some).ok_or_else(|| {
+                InfluxError::Malformed(format!("no duration at position {position} of {count}"))
+            })
+        };
+        let (lower, upper) = if rank.upper == rank.lower {
+            let value = read(rank.lower).await?;
+            (value, value)
+        } else {
+            tokio::try_join!(read(rank.lower), read(rank.upper))?
+        };
+        Ok(lower.zip(upper).map(|(lower, upper)| rank.interpolate(lower, upper)))
+    }
+}
+
+/// Where k6 reads percentile `p` (a fraction, 0.95 for p(95)) in `n` sorted values, as its
+/// trend sink does for the end-of-test summary: `i = p × (n − 1)`; the value at `floor(i)`,
+/// moved `i − floor(i)` of the way to the value at `ceil(i)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct K6Rank {
+    /// 0-based position of the value below (or at) the percentile.
+    pub(crate) lower: u64,
+    /// 0-based position of the value above (or at) it; equal to `lower` on an exact rank.
+    pub(crate) upper: u64,
+    /// How far between the two values the percentile lies, in [0, 1).
+    pub(crate) fraction: f64,
+}
+
+impl K6Rank {
+    /// None for no values. The arithmetic is k6's, in the same order, so the result is the
+    /// same float k6 prints.
+    pub(crate) fn new(p: f64, n: u64) -> Option<Self> {
+        match n {
+            0 => None,
+            1 => Some(Self { lower: 0, upper: 0, fraction: 0.0 }),
+            _ => {
+                let i = p * (n as f64 - 1.0);
+                let lower = i.floor();
+                Some(Self { lower: lower as u64, upper: i.ceil() as u64, fraction: i - lower })
+            }
+        }
+    }
+
+    /// k6's `j + (k − j) × f`.
+    pub(crate) fn interpolate(&self, lower: f64, upper: f64) -> f64 {
+        lower + (upper - lower) * self.fraction
     }
 }
 
@@ -134,8 +208,9 @@ pub(crate) struct SummaryQueries {
     /// statement evaluates its calls one after another: as separate queries, InfluxDB
     /// works on them in parallel.
     pub(crate) median_response_time: String,
-    pub(crate) p95_response_time: String,
-    pub(crate) p99_response_time: String,
+    /// `FROM "http_req_duration" WHERE …`: the durations percentiles are read from with
+    /// [`SummaryQueries::duration_at`].
+    pub(crate) durations: String,
     pub(crate) error_rates: String,
     pub(crate) vus: String,
 }
@@ -169,11 +244,9 @@ impl SummaryQueries {
             first_request: format!(r#"SELECT first("value") {}"#, of_requests("http_reqs")),
             last_request: format!(r#"SELECT last("value") {}"#, of_requests("http_reqs")),
             response_times: format!(
-                r#"SELECT max("value") AS "max", min("value") AS "min", mean("value") AS "mean" {durations}"#
+                r#"SELECT max("value") AS "max", min("value") AS "min", mean("value") AS "mean", count("value") AS "count" {durations}"#
             ),
             median_response_time: format!(r#"SELECT median("value") AS "median" {durations}"#),
-            p95_response_time: format!(r#"SELECT percentile("value", 95) AS "p95" {durations}"#),
-            p99_response_time: format!(r#"SELECT percentile("value", 99) AS "p99" {durations}"#),
             error_rates: format!(
                 r#"SELECT max("rate") AS "max", min("rate") AS "min" FROM ({}) WHERE {time}"#,
                 error_rate_per_second
@@ -182,7 +255,19 @@ impl SummaryQueries {
             vus: format!(
                 r#"SELECT max("vus"), min("vus"), mean("vus") FROM ({vus_per_second}) WHERE {time}"#
             ),
+            durations,
         }
+    }
+
+    /// The duration at 0-based `position` of the `count` in scope, sorted ascending, as a
+    /// `value` column. InfluxDB's nearest-rank `percentile(q)` returns position
+    /// `floor(count × q / 100 + 0.5) − 1`; q = 100 × (position + 1) / count puts
+    /// `count × q / 100` on `position + 1` (give or take rounding far below 0.5), so the
+    /// floor lands on `position` itself. `{}` prints the shortest text that reads back as
+    /// the same float.
+    pub(crate) fn duration_at(&self, position: u64, count: u64) -> String {
+        let q = 100.0 * (position + 1) as f64 / count as f64;
+        format!(r#"SELECT percentile("value", {q}) AS "value" {}"#, self.durations)
     }
 }
 

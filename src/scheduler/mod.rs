@@ -2,6 +2,7 @@
 //! status changes, results read from InfluxDB when k6 ends, cancellation, and recovery of
 //! runs a server restart interrupted.
 
+mod cleanup;
 pub mod events;
 pub mod launch;
 mod results;
@@ -58,6 +59,8 @@ pub struct Scheduler {
     kubernetes: Result<Arc<KubernetesRunner>, String>,
     kubernetes_runner: Option<Arc<dyn Runner>>,
     events: StatusBus,
+    /// Deleted runs' samples and the raw-sample retention still to be seen to in InfluxDB.
+    cleanup: cleanup::SampleCleanup,
 }
 
 impl Scheduler {
@@ -79,7 +82,9 @@ impl Scheduler {
         });
         let kubernetes_runner = kubernetes.as_ref().ok().map(|runner| runner.clone() as Arc<dyn Runner>);
         let events = StatusBus::for_database(&db).await;
-        let scheduler = Arc::new(Self { db, settings, influx, local, kubernetes, kubernetes_runner, events });
+        let cleanup = cleanup::SampleCleanup::new();
+        let scheduler =
+            Arc::new(Self { db, settings, influx, local, kubernetes, kubernetes_runner, events, cleanup });
         let follower = scheduler.clone();
         tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {
@@ -94,6 +99,7 @@ impl Scheduler {
             loop {
                 every.tick().await;
                 recovering.fill_in_missing_results().await;
+                recovering.keep_influx_in_step().await;
             }
         });
         scheduler

@@ -10,6 +10,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod import;
+mod influx_hygiene;
 mod kubernetes;
 mod launch;
 mod limits;

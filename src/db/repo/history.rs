@@ -158,3 +158,23 @@ pub async fn delete(db: &DatabaseConnection, id: i64) -> AppResult<()> {
     txn.commit().await?;
     Ok(())
 }
+
+/// Which of `ids` are runs in the database (the rest were deleted, or never were).
+pub async fn existing_ids(
+    db: &DatabaseConnection,
+    ids: &[i64],
+) -> AppResult<std::collections::BTreeSet<i64>> {
+    let mut existing = std::collections::BTreeSet::new();
+    // Bounded IN lists: SQLite allows 32,766 parameters, PostgreSQL 65,535.
+    for chunk in ids.chunks(1000) {
+        let found: Vec<i64> = test_history::Entity::find()
+            .select_only()
+            .column(test_history::Column::Id)
+            .filter(test_history::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(db)
+            .await?;
+        existing.extend(found);
+    }
+    Ok(existing)
+}

@@ -6,7 +6,10 @@ use crate::{
     access::{Role, RoleGuard},
     db::repo::{self, project::ProjectFields},
     error::AppError,
-    graphql::types::{catalogue::Project, db, parse_id, to_id},
+    graphql::{
+        AppState,
+        types::{catalogue::Project, db, parse_id, to_id},
+    },
 };
 
 const TITLE_MAX: usize = 200;
@@ -106,6 +109,8 @@ impl ProjectMutation {
     async fn delete_project(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let id = parse_id(&id, "id")?;
         repo::project::delete(db(ctx), id).await?;
+        // Its runs went with it: their samples in InfluxDB go too (later, if it is down).
+        ctx.data_unchecked::<AppState>().scheduler.forget_orphaned_samples().await;
         Ok(to_id(id))
     }
 }

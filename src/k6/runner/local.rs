@@ -211,8 +211,7 @@ impl LocalRun {
             .arg("--paused")
             .args(["--address", &address])
             .args(["--out", &format!("influxdb={}", request.influxdb_out)])
-            .args(["--tag", &format!("testid={}", request.test_id)])
-            .args(["--tag", &format!("instance_id={index}")])
+            .args(crate::k6::influx_output::tag_arguments(request.test_id, index))
             .arg("--summary-export")
             .arg(&summary)
             .args(["--quiet", "--no-color"]);
@@ -223,6 +222,7 @@ impl LocalRun {
             .arg(&request.script)
             .env("K6_NO_USAGE_REPORT", "true")
             .env(COUNTS_FILE_VARIABLE, &counts)
+            .envs(crate::k6::influx_output::environment())
             // Only this process and its user see a process's environment (not its command line).
             .envs(request.secrets.0.iter().map(|(variable, value)| (variable, value)))
             .current_dir(script_folder(&request.script))

@@ -126,8 +126,9 @@ async fn run_wide_summary_of_two_instances_and_two_scenarios() {
     let server = InfluxServer::start().await;
     let client = write_fixture(&server, "run_wide").await;
     let summary = client.summary(7, window(0, 10_000), None).await.unwrap().expect("samples");
-    // 12 durations sorted: 10 20 30 40 50 60 70 100 200 300 400 500. Nearest rank:
-    // p95 = #floor(12 × 0.95 + 0.5) = #11 → 400; p99 = #12 → 500; median (60 + 70) / 2.
+    // 12 durations sorted: 10 20 30 40 50 60 70 100 200 300 400 500. k6's way, 0-based:
+    // p95 at 0.95 × 11 = 10.45 → 400 + 0.45 × 100; p99 at 10.89 → 400 + 0.89 × 100 (InfluxDB's
+    // nearest rank would say 400 and 500); median (60 + 70) / 2.
     let expected = MetricSummary {
         total_requests: 12,
         failed_requests: 4,
@@ -139,8 +140,8 @@ async fn run_wide_summary_of_two_instances_and_two_scenarios() {
         min_response_time: 10.0,
         avg_response_time: 1780.0 / 12.0,
         p50_response_time: 65.0,
-        p95_response_time: 400.0,
-        p99_response_time: 500.0,
+        p95_response_time: 445.0,
+        p99_response_time: 489.0,
         max_error_rate: 50.0, // second 1: 2 of 4, second 3: 1 of 2
         min_error_rate: 0.0,  // second 0
         avg_error_rate: 4.0 / 12.0 * 100.0,
@@ -156,7 +157,7 @@ async fn scenario_summary_counts_only_its_requests_but_the_runs_vus() {
     let server = InfluxServer::start().await;
     let client = write_fixture(&server, "scenario").await;
     let summary = client.summary(7, window(0, 10_000), Some("browse")).await.unwrap().unwrap();
-    // Durations 10 20 30 40 50 60 70: p95 = #floor(6.65 + 0.5) = #7 → 70.
+    // Durations 10 20 30 40 50 60 70: p95 at 0.95 × 6 = 5.7 → 60 + 0.7 × 10; p99 at 5.94.
     let expected = MetricSummary {
         total_requests: 7,
         failed_requests: 2,
@@ -168,8 +169,8 @@ async fn scenario_summary_counts_only_its_requests_but_the_runs_vus() {
         min_response_time: 10.0,
         avg_response_time: 40.0,
         p50_response_time: 40.0,
-        p95_response_time: 70.0,
-        p99_response_time: 70.0,
+        p95_response_time: 67.0,
+        p99_response_time: 69.4,
         max_error_rate: 100.0, // second 3: its only request failed
         min_error_rate: 0.0,
         avg_error_rate: 2.0 / 7.0 * 100.0,
@@ -188,7 +189,7 @@ async fn scenario_summary_counts_only_its_requests_but_the_runs_vus() {
 async fn the_window_bounds_every_figure_inclusively() {
     let server = InfluxServer::start().await;
     let client = write_fixture(&server, "window").await;
-    // Seconds 1 and 2 only: durations 30 40 50 60 200 300 400.
+    // Seconds 1 and 2 only: durations 30 40 50 60 200 300 400; p95 at 5.7, p99 at 5.94.
     let summary = client.summary(7, window(1000, 2999), None).await.unwrap().unwrap();
     let expected = MetricSummary {
         total_requests: 7,
@@ -201,8 +202,8 @@ async fn the_window_bounds_every_figure_inclusively() {
         min_response_time: 30.0,
         avg_response_time: 1080.0 / 7.0,
         p50_response_time: 60.0,
-        p95_response_time: 400.0,
-        p99_response_time: 400.0,
+        p95_response_time: 370.0,
+        p99_response_time: 394.0,
         max_error_rate: 50.0,
         min_error_rate: 100.0 / 3.0,
         avg_error_rate: 3.0 / 7.0 * 100.0,
@@ -275,8 +276,7 @@ fn every_query_is_bounded_and_filtered() {
         &queries.last_request,
         &queries.response_times,
         &queries.median_response_time,
-        &queries.p95_response_time,
-        &queries.p99_response_time,
+        &queries.duration_at(3, 10),
         &queries.error_rates,
     ] {
         assert!(query.contains(scenario_filter), "{query}");
@@ -304,4 +304,37 @@ fn throughput_judges_the_active_span_without_its_partial_edges() {
     );
     assert_eq!(Throughput::from_buckets(&[at(10, 4.0)], 4, 0.3), Throughput { max: 4.0, min: 4.0, avg: 4.0 });
     assert_eq!(Throughput::from_buckets(&[], 0, 0.0), Throughput { max: 0.0, min: 0.0, avg: 0.0 });
+}
+
+#[test]
+fn k6_ranks_interpolate_between_neighbours_like_k6s_trend_sink() {
+    assert_eq!(K6Rank::new(0.95, 0), None);
+    assert_eq!(K6Rank::new(0.95, 1), Some(K6Rank { lower: 0, upper: 0, fraction: 0.0 }));
+    // 21 values: 0.95 × 20 = 19, an exact position.
+    assert_eq!(K6Rank::new(0.95, 21), Some(K6Rank { lower: 19, upper: 19, fraction: 0.0 }));
+    let rank = K6Rank::new(0.99, 12).unwrap();
+    assert_eq!((rank.lower, rank.upper), (10, 11));
+    assert!((rank.fraction - 0.89).abs() < 1e-12, "{rank:?}");
+    assert!((rank.interpolate(400.0, 500.0) - 489.0).abs() < 1e-9);
+}
+
+#[test]
+fn influxdbs_nearest_rank_reads_back_the_position_asked_for() {
+    // InfluxDB: position = floor(n × q / 100 + 0.5) − 1, with q as parsed from the text.
+    let queries = SummaryQueries::new(7, window(0, 1000), None);
+    for n in [1_u64, 2, 3, 7, 12, 999, 1_000_003, 987_654_321] {
+        let positions = [0, n / 3, n / 2, n * 95 / 100, n * 99 / 100, n - 1];
+        for position in positions {
+            let statement = queries.duration_at(position, n);
+            let q: f64 = statement["SELECT percentile(\"value\", ".len()..]
+                .split(')')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(q > 0.0 && q <= 100.0, "{statement}");
+            let read = (n as f64 * q / 100.0 + 0.5).floor() as u64 - 1;
+            assert_eq!(read, position, "n {n}, {statement}");
+        }
+    }
 }

@@ -145,12 +145,9 @@ pub fn k6_args(run: &RunManifest<'_>, api_port: u16, index: u32) -> Vec<String> 
         format!("0.0.0.0:{api_port}"),
         "--out".into(),
         format!("influxdb={}", run.influxdb_out),
-        "--tag".into(),
-        format!("testid={}", run.test_id),
-        "--tag".into(),
-        format!("instance_id={index}"),
-        "--no-color".into(),
     ];
+    args.extend(crate::k6::influx_output::tag_arguments(run.test_id, index));
+    args.push("--no-color".into());
     if let Some((segment, sequence)) = execution_segment(index, run.parallelism) {
         args.extend(["--execution-segment".into(), segment, "--execution-segment-sequence".into(), sequence]);
     }
@@ -262,17 +259,17 @@ pub fn job(settings: &ManifestSettings, run: &RunManifest<'_>, index: u32) -> Jo
     }
 }
 
-/// The k6 container's environment: the secret values come from the run's Secret, so the Job
+/// The k6 container's environment: the output's settings, and the secret values come from the run's Secret, so the Job
 /// (readable by anyone who may read Jobs) names them only.
 fn env(run: &RunManifest<'_>) -> Vec<EnvVar> {
-    let mut env = vec![
-        EnvVar { name: "K6_NO_USAGE_REPORT".into(), value: Some("true".into()), ..Default::default() },
-        EnvVar {
-            name: COUNTS_FILE_VARIABLE.into(),
-            value: Some(TERMINATION_LOG.into()),
-            ..Default::default()
-        },
-    ];
+    let plain = |name: &str, value: &str| EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..Default::default()
+    };
+    let mut env = vec![plain("K6_NO_USAGE_REPORT", "true"), plain(COUNTS_FILE_VARIABLE, TERMINATION_LOG)];
+    // The InfluxDB output's settings, the same as the local runner's (see k6::influx_output).
+    env.extend(crate::k6::influx_output::environment().iter().map(|(name, value)| plain(name, value)));
     env.extend(run.secret_variables.iter().map(|variable| EnvVar {
         name: variable.clone(),
         value_from: Some(EnvVarSource {

@@ -908,6 +908,10 @@ async fn secret_values_go_in_a_secret_the_jobs_own_and_reach_k6_only_through_its
         json!([
             { "name": "K6_NO_USAGE_REPORT", "value": "true" },
             { "name": "MV_COUNTS_FILE", "value": "/dev/termination-log" },
+            { "name": "K6_INFLUXDB_PUSH_INTERVAL", "value": "1s" },
+            { "name": "K6_INFLUXDB_CONCURRENT_WRITES", "value": "8" },
+            { "name": "K6_INFLUXDB_PRECISION", "value": "ns" },
+            { "name": "K6_INFLUXDB_TAGS_AS_FIELDS", "value": "vu,iter,url" },
             { "name": "MV_SECRET_0", "valueFrom": { "secretKeyRef": { "name": "k6-50-secrets", "key": "MV_SECRET_0", "optional": false } } },
             { "name": "MV_SECRET_1", "valueFrom": { "secretKeyRef": { "name": "k6-50-secrets", "key": "MV_SECRET_1", "optional": false } } },
         ])

@@ -1,0 +1,184 @@
+//! Ingest benchmark: the highest request rate k6 sustains with its samples going to InfluxDB,
+//! and whether InfluxDB kept every one of them, next to k6's own rate with no output at all.
+//!
+//! Run: `cargo bench --bench ingest [-- --seconds S --vus 10,50,100]`.
+//!
+//! For each VU count: a run launched through the server (the local runner, so with exactly the
+//! InfluxDB output settings of `k6::influx_output` and the InfluxDB of
+//! `scripts/influxdb.conf.template`), CONSTANT_VUS without think time against a target that
+//! answers at once; then the very same script run by `k6 run` with no output. Reported: k6's
+//! own request count and rate (its `--summary-export`), the samples InfluxDB stored for the run
+//! (`http_reqs` and `http_req_duration`), and the loss. Everything runs on 127.0.0.1: the
+//! target and the server in this process, a real influxd, the real k6.
+
+mod common;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context, ensure};
+use axum::{Json, Router, extract::State, routing::get};
+use metric_vault::{
+    config::Settings,
+    metrics::{influx::InfluxClient, test_influxd::InfluxServer},
+    startup::Application,
+};
+use serde_json::{Value, json};
+
+struct Options {
+    seconds: u32,
+    vus: Vec<u32>,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    Options {
+        seconds: value("--seconds").and_then(|v| v.parse().ok()).unwrap_or(60),
+        vus: value("--vus")
+            .map(|list| list.split(',').filter_map(|v| v.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![50]),
+    }
+}
+
+/// A target whose only operation answers at once, counting what it served.
+async fn start_target(served: Arc<AtomicU64>) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let document = json!({
+        "openapi": "3.0.3", "info": {"title": "Bench target", "version": "1"}, "servers": [{"url": base}],
+        "paths": {"/ping": {"get": {"operationId": "ping", "responses": {"200": {"description": "pong"}}}}}
+    });
+    let app = Router::new()
+        .route("/openapi.json", get(move || async move { Json(document) }))
+        .route(
+            "/ping",
+            get(|State(served): State<Arc<AtomicU64>>| async move {
+                served.fetch_add(1, Ordering::Relaxed);
+                "pong"
+            }),
+        )
+        .with_state(served);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+fn k6_binary() -> String {
+    std::env::var("K6_BINARY").unwrap_or_else(|_| "k6".to_owned())
+}
+
+/// k6's `http_reqs` count and rate from a `--summary-export` file.
+fn k6_requests(path: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    let export: Value = serde_json::from_str(&std::fs::read_to_string(path).context("k6's summary export")?)?;
+    let reqs = &export["metrics"]["http_reqs"];
+    Ok((reqs["count"].as_f64().context("count")?, reqs["rate"].as_f64().context("rate")?))
+}
+
+/// The same script, run by k6 alone with no output: its request rate.
+async fn k6_alone(script: &str) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let (path, export) = (dir.path().join("alone.js"), dir.path().join("alone.json"));
+    std::fs::write(&path, script)?;
+    let status = tokio::process::Command::new(k6_binary())
+        .args(["run", "--quiet", "--no-color", "--address", "127.0.0.1:0", "--summary-export"])
+        .arg(&export)
+        .arg(&path)
+        .env("K6_NO_USAGE_REPORT", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await?;
+    ensure!(status.success(), "k6 alone failed: {status}");
+    Ok(k6_requests(&export)?.1)
+}
+
+/// Samples of `measurement` InfluxDB holds for run `id`.
+async fn stored(client: &InfluxClient, measurement: &str, id: &str) -> anyhow::Result<f64> {
+    let statement = format!(r#"SELECT count("value") FROM "{measurement}" WHERE "testid" = '{id}'"#);
+    Ok(client.query(&statement).await?.first().and_then(|s| s.first_f64("count")).unwrap_or(0.0))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = options();
+    let influx = InfluxServer::start().await;
+    let served = Arc::new(AtomicU64::new(0));
+    let target = start_target(served.clone()).await?;
+
+    let data_dir = tempfile::tempdir()?;
+    let database_url = format!("sqlite://{}/bench.db?mode=rwc", data_dir.path().display());
+    let scripts_dir = data_dir.path().join("scripts");
+    let scripts = scripts_dir.display().to_string();
+    let influx_port = influx.port().to_string();
+    let variables = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("INFLUXDB_PORT", influx_port.as_str()),
+        ("K6_SCRIPT_FILE_FOLDER", scripts.as_str()),
+        ("SCHEDULER_METRICS_DELAY", "0"),
+        ("LOG_LEVEL", "warn"),
+        ("METRIC_VAULT_ADMIN_TOKEN", common::BENCH_TOKEN),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        variables.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    })?;
+    let app = Application::build(settings).await?;
+    let url = format!("http://{}/graphql", app.address());
+    let http = common::http_client()?;
+    tokio::spawn(app.run_until_stopped());
+    let endpoint = common::import_target(&http, &url, "bench", &target).await?;
+    let client = InfluxClient::new(reqwest::Client::new(), influx.base_url(), "k6");
+
+    println!("Metric Vault ingest benchmark — {}", common::machine());
+    let vus: Vec<String> = options.vus.iter().map(u32::to_string).collect();
+    println!("command: cargo bench --bench ingest -- --seconds {} --vus {}", options.seconds, vus.join(","));
+    println!();
+    println!(
+        "{:>5} {:>12} {:>12} {:>12} {:>12} {:>8} {:>14} {:>8}",
+        "VUs", "k6 requests", "served", "stored reqs", "stored durs", "lost", "rate (output)", "alone"
+    );
+    for vus in options.vus {
+        let scenario = json!({ "name": "flood", "endpointId": endpoint, "executor": "CONSTANT_VUS", "thinkTime": 0,
+                               "stages": [{"duration": format!("{}s", options.seconds), "target": vus}] });
+        let served_before = served.load(Ordering::Relaxed);
+        let data = common::graphql(
+            &http,
+            &url,
+            "mutation($i: LaunchLoadTestInput!) { launchLoadTest(input: $i) { id } }",
+            json!({ "i": { "title": "ingest", "scenarios": [scenario] } }),
+        )
+        .await?;
+        let id = data["launchLoadTest"]["id"].as_str().context("an id")?.to_owned();
+        let run = loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let data = common::graphql(
+                &http,
+                &url,
+                "query($id: ID!) { testHistory(id: $id) { status isCompleted k6Script } }",
+                json!({ "id": id }),
+            )
+            .await?;
+            if data["testHistory"]["isCompleted"] == true {
+                break data["testHistory"].clone();
+            }
+        };
+        ensure!(run["status"] == "COMPLETED", "run {id} did not complete: {run}");
+        let served_count = served.load(Ordering::Relaxed) - served_before;
+        let (k6_count, k6_rate) = k6_requests(&scripts_dir.join(format!("summary-{id}-0.json")))?;
+        // k6 flushed before it exited; give InfluxDB a moment to make the last batch visible.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (reqs, durations) =
+            (stored(&client, "http_reqs", &id).await?, stored(&client, "http_req_duration", &id).await?);
+        let alone = k6_alone(run["k6Script"].as_str().context("the script")?).await?;
+        println!(
+            "{vus:>5} {k6_count:>12.0} {served_count:>12} {reqs:>12.0} {durations:>12.0} {:>8.0} {k6_rate:>12.0}/s {alone:>6.0}/s",
+            k6_count - reqs.min(durations)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! How every k6 instance writes its samples to InfluxDB (k6 v1's built-in `influxdb` output),
+//! set explicitly and together with the InfluxDB the project starts
+//! (`scripts/influxdb.conf.template`, `k8s/influxdb.yaml`), so that no sample is refused.
+//!
+//! What k6 v1.1's InfluxDB v1 output does (its `output/influxdb` package):
+//! - every push interval it takes all samples buffered since the last push and POSTs them as
+//!   ONE `/write` request. It never splits a batch over HTTP (`K6_INFLUXDB_PAYLOAD_SIZE` only
+//!   applies to UDP), and a refused or failed write is logged ("Couldn't write stats") and its
+//!   samples are dropped. So InfluxDB must accept a body of any size k6 can produce:
+//!   InfluxDB 1.x's `[http] max-body-size` (25 MB by default) is set to 0 (no limit) in the
+//!   configurations the project ships. k6 writes ~13 samples of ~250 bytes per request, so at
+//!   ~7,500 requests/s one second of samples is over 25 MB: the default limit lost 13 % of
+//!   the samples (issue 19); the `ingest` bench checks that none are lost now.
+//! - at most `K6_INFLUXDB_CONCURRENT_WRITES` writes are in flight; when they are all busy, the
+//!   next push waits (its samples keep buffering, nothing is dropped).
+//! - a tag listed in `K6_INFLUXDB_TAGS_AS_FIELDS` is written as a field instead. InfluxDB keeps
+//!   ONE point per measurement + tag set + timestamp: two samples that agree on all three
+//!   collapse into one, whatever their fields. Fields therefore cost nothing in series but do
+//!   not tell samples apart; tags tell them apart but each distinct combination is a series
+//!   (InfluxDB 1.x refuses writes past `max-series-per-database`, 1,000,000 by default).
+//!
+//! The choice, and why:
+//! - `vu` and `iter` stay fields: as tags they would multiply a run's series by its VUs and
+//!   its iterations (unbounded). `url` stays a field too: a URL with ids in its path would
+//!   create a series per id; the request's `name` tag (the URL template the script sets) keeps
+//!   requests of one endpoint together, bounded by the endpoints a test has.
+//! - `testid` (`--tag testid=<run id>`) and `instance_id` (`--tag instance_id=<index>`) are tags
+//!   on every sample: the first scopes every query and every clean-up to one run, the second
+//!   keeps the instances of a split run apart — without it, two instances' samples with the
+//!   same tags and nanosecond would collapse.
+//! - precision `ns`: samples keep k6's own timestamps (Go's clock, nanoseconds). Within one
+//!   instance, two samples of the same endpoint and status collapse only when they are stamped
+//!   the very same nanosecond, which at the rates one k6 reaches is rare (see the `ingest`
+//!   bench, which counts stored samples against k6's own counts).
+//! - a series count per run of about measurements (~15) × instances × endpoints × statuses ×
+//!   scenarios, all with one `testid`: deleting a run drops them (`metrics::hygiene`).
+//! - push interval 1 s (k6's default, set explicitly) with 8 concurrent writes: a batch per
+//!   second keeps the number of writes InfluxDB handles small; 8 writes in flight let a slow
+//!   write (InfluxDB compacting) overlap with the next ones instead of holding the buffer back.
+
+/// The push interval, as k6 reads it.
+pub const PUSH_INTERVAL: &str = "1s";
+/// Writes in flight at most.
+pub const CONCURRENT_WRITES: &str = "8";
+/// Timestamps as k6 takes them.
+pub const PRECISION: &str = "ns";
+/// Tags written as fields: they would be unbounded as tags (see the module documentation).
+/// Strings, as k6 writes them by default: a field's type is fixed per shard, and a batch with
+/// `vu` as an integer where earlier runs wrote a string would be refused whole.
+pub const TAGS_AS_FIELDS: &str = "vu,iter,url";
+
+/// The environment every k6 instance gets for its InfluxDB output, local and in Kubernetes.
+pub fn environment() -> [(&'static str, &'static str); 4] {
+    [
+        ("K6_INFLUXDB_PUSH_INTERVAL", PUSH_INTERVAL),
+        ("K6_INFLUXDB_CONCURRENT_WRITES", CONCURRENT_WRITES),
+        ("K6_INFLUXDB_PRECISION", PRECISION),
+        ("K6_INFLUXDB_TAGS_AS_FIELDS", TAGS_AS_FIELDS),
+    ]
+}
+
+/// The tags every sample of run `test_id` written by instance `index` carries, as k6's
+/// `--tag` arguments.
+pub fn tag_arguments(test_id: i64, index: u32) -> [String; 4] {
+    ["--tag".to_owned(), format!("testid={test_id}"), "--tag".to_owned(), format!("instance_id={index}")]
+}
