@@ -389,15 +389,20 @@ impl Env<'_> {
     }
 }
 
+/// Settings read from `pairs` alone, for tests.
+#[cfg(test)]
+pub(crate) fn settings_from_pairs(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    Settings::from_lookup(|name| {
+        pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::from_lookup(|name| map.get(name).cloned())
+        settings_from_pairs(pairs)
     }
 
     #[test]

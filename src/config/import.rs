@@ -94,17 +94,10 @@ impl ImportSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
-    use super::super::Settings;
     use crate::access::targets::{TargetList, TargetPattern};
     use crate::openapi::ParseLimits;
 
-    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, super::ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::from_lookup(|name| map.get(name).cloned())
-    }
+    use crate::config::settings_from_pairs as settings;
 
     #[test]
     fn imports_default_to_the_load_list_then_to_every_host_not_blocked() {

@@ -57,16 +57,9 @@ impl LoadBudget {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-    use crate::config::Settings;
 
-    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::from_lookup(|name| map.get(name).cloned())
-    }
+    use crate::config::settings_from_pairs as settings;
 
     #[test]
     fn budgets_default_to_what_one_k6_host_carries_and_can_be_set() {

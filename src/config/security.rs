@@ -106,16 +106,9 @@ const TARGET_FORMS: &str =
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
-    use super::super::Settings;
     use crate::access::AuthMode;
 
-    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, super::ConfigError> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Settings::from_lookup(|name| map.get(name).cloned())
-    }
+    use crate::config::settings_from_pairs as settings;
 
     #[test]
     fn tokens_are_required_by_default_and_limits_are_set() {
