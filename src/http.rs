@@ -41,6 +41,8 @@ pub struct HttpState {
     pub trimmer: ArenaTrimmer,
     /// Open websockets per client address and per API token.
     pub sockets: SocketCounts,
+    /// GraphQL requests over HTTP running at once (`GRAPHQL_MAX_CONCURRENT`).
+    pub executions: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Open websockets per client address and per API token.
@@ -75,6 +77,16 @@ async fn execute(
         return refusal;
     }
     let request = request.data(request_loader(state.app.db.clone())).data(principal).data(RawJsonWriter);
+    // A request that resolves from memory runs on its worker without yielding; a crowd of them
+    // would queue `/health` and every cheap request behind it. Those past the permits wait
+    // parked, not in the workers' queues.
+    let Ok(_permit) = state.executions.acquire().await else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+            "UPSTREAM_UNAVAILABLE",
+        );
+    };
     graphql_response(state.schema.execute(request).await, media)
 }
 
@@ -96,12 +108,15 @@ async fn graphql_post(State(state): State<HttpState>, request: Request) -> Respo
     };
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
         Ok(request) => execute(&state, principal, request.into_inner(), media).await,
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => unreadable(rejection.0),
     }
 }
 
-/// Reads the body up to `max` bytes. async-graphql's extractor streams the body itself, past
-/// axum's `DefaultBodyLimit`, so the cap is applied here.
+/// Reads the body up to `max` bytes, within [`BODY_READ_TIMEOUT`], and refuses one whose JSON
+/// holds more than [`MAX_REQUEST_JSON_VALUES`] values. async-graphql's extractor streams the body
+/// itself, past axum's `DefaultBodyLimit`, so the cap is applied here; and it turns every JSON
+/// value into a GraphQL value of ~70 bytes, declared variable or not, so 30 MB of `[0,0,…]`
+/// would cost over a gigabyte. Large inputs travel as strings (an OpenAPI document is one value).
 async fn limit_body(request: Request, max: usize) -> Result<Request, Response> {
     let too_large = || {
         error_response(
@@ -116,8 +131,77 @@ async fn limit_body(request: Request, max: usize) -> Result<Request, Response> {
         return Err(too_large());
     }
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, max).await.map_err(|_| too_large())?;
+    let bytes = match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, max)).await {
+        Ok(read) => read.map_err(|_| too_large())?,
+        Err(_) => {
+            return Err(error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("the request body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()),
+                "BAD_REQUEST",
+            ));
+        }
+    };
+    if json_values_exceed(&bytes, MAX_REQUEST_JSON_VALUES) {
+        return Err(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request holds more than {MAX_REQUEST_JSON_VALUES} JSON values (lists and objects in \
+                 variables or extensions); send large inputs as strings"
+            ),
+            "BAD_REQUEST",
+        ));
+    }
     Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
+
+/// How long a client may take to send its request body.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The most JSON values (array items and object members) one request body may hold.
+pub const MAX_REQUEST_JSON_VALUES: usize = 100_000;
+
+/// Whether `json` holds more than `limit` values, counted without parsing: every `[`, `{` and
+/// `,` outside strings starts one.
+fn json_values_exceed(json: &[u8], limit: usize) -> bool {
+    let (mut values, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' => {
+                values += 1;
+                if values > limit {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A request async-graphql could not read (not JSON, a batch, fields of the wrong type), said
+/// as a GraphQL error with a code rather than as the extractor's debug text.
+fn unreadable(error: async_graphql::ParseRequestError) -> Response {
+    let detail = error.to_string();
+    let message = if matches!(error, async_graphql::ParseRequestError::UnsupportedBatch) {
+        "batched requests (a JSON array) are not supported: send one operation per request".to_owned()
+    } else {
+        let mut detail = detail;
+        detail.truncate(300);
+        format!(
+            "the request is not a GraphQL request (`query`, `variables`, `operationName`, `extensions`): {detail}"
+        )
+    };
+    error_response(StatusCode::BAD_REQUEST, &message, "BAD_REQUEST")
 }
 
 /// The caller behind the request's `Authorization` header, or a 401 answer saying why not.
@@ -163,7 +247,7 @@ async fn graphql_get(State(state): State<HttpState>, request: Request) -> Respon
     let request = Request::from_parts(parts, body);
     match <GraphQLRequest as FromRequest<HttpState>>::from_request(request, &state).await {
         Ok(request) => execute(&state, principal, request.into_inner().data(ReadOnlyTransport), media).await,
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => unreadable(rejection.0),
     }
 }
 

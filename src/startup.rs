@@ -59,11 +59,14 @@ impl Application {
         warn_when_open(&settings);
         let state = AppState { settings, db, statements, http, document_client, scheduler, auth };
         let schema = build_schema(state.clone());
+        let executions =
+            Arc::new(tokio::sync::Semaphore::new(state.settings.security.max_concurrent_requests));
         let router = router(HttpState {
             schema,
             app: state.clone(),
             trimmer: ArenaTrimmer::start(),
             sockets: Default::default(),
+            executions,
         });
         let listener = TcpListener::bind(state.settings.bind_addr)
             .await

@@ -30,6 +30,8 @@ pub struct SecuritySettings {
     pub max_document_tokens: usize,
     /// `GRAPHQL_MAX_DOCUMENT_BYTES`: the longest document text (values can go in variables).
     pub max_document_bytes: usize,
+    /// `GRAPHQL_MAX_CONCURRENT`: GraphQL requests over HTTP executing at once (4 per core).
+    pub max_concurrent_requests: usize,
     /// `GRAPHQL_MAX_RESPONSE_VALUES`: the most values (fields and list items) one answer holds.
     pub max_response_values: usize,
     /// `GRAPHQL_MAX_UPSTREAM_CALLS`: how many fields that call InfluxDB or the cluster one request runs.
@@ -84,6 +86,13 @@ impl SecuritySettings {
                 "65536",
                 "a whole number of bytes",
             )?,
+            max_concurrent_requests: env
+                .parsed(
+                    "GRAPHQL_MAX_CONCURRENT",
+                    &(4 * std::thread::available_parallelism().map_or(2, |n| n.get())).to_string(),
+                    "a whole number of requests",
+                )
+                .map(|n: usize| n.max(1))?,
             max_response_values: env.parsed(
                 "GRAPHQL_MAX_RESPONSE_VALUES",
                 "100000",

@@ -502,7 +502,15 @@ impl Extension for RequestGuard {
                 Arc::new(ResponseBudget::new(self.limits.max_response_values, self.limits.max_upstream_calls))
             })
             .clone();
-        next.run(ctx, request.data(budget)).await
+        // Apollo's persisted-query extension says what went wrong without a code.
+        next.run(ctx, request.data(budget)).await.map_err(|error| {
+            let code = if error.message == "PersistedQueryNotFound" {
+                "PERSISTED_QUERY_NOT_FOUND"
+            } else {
+                "BAD_REQUEST"
+            };
+            with_code(error, code)
+        })
     }
 
     async fn execute(

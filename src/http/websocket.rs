@@ -519,13 +519,22 @@ fn keepalive_message(protocol: WebSocketProtocols) -> &'static str {
     }
 }
 
+/// A close frame; its reason cut to what a control frame may carry (RFC 6455 §5.5: 125 bytes
+/// with the code), since async-graphql's reasons may quote what the client sent.
 fn close(code: u16, reason: String) -> Message {
-    Message::Close(Some(CloseFrame { code: code.into(), reason: reason.into() }))
+    Message::Close(Some(CloseFrame { code: code.into(), reason: truncate_reason(reason).into() }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_frames_fit_a_control_frame_whatever_the_reason_quotes() {
+        // The red team's case: async-graphql echoed a 60,000-byte message type in its reason.
+        let Message::Close(Some(frame)) = close(4400, "x".repeat(60_000)) else { panic!("a close frame") };
+        assert!(2 + frame.reason.len() <= 125, "{} bytes", frame.reason.len());
+    }
 
     #[test]
     fn the_first_offered_graphql_subprotocol_wins() {

@@ -421,6 +421,18 @@ fn request_plan(input: Option<&RequestInput>, endpoint: &LaunchEndpoint, at: &st
     let mut path_params = scalar_map(input.path_params.as_ref(), &format!("{at}.request.pathParams"))?;
     let mut query = scalar_map(input.query_params.as_ref(), &format!("{at}.request.queryParams"))?;
     let mut headers = scalar_map(input.headers.as_ref(), &format!("{at}.request.headers"))?;
+    // A header k6 cannot send is a mistake, and a name that is not a token (`X-Sig `) would slip
+    // past the secret names it was meant to match.
+    for (name, _) in &headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(
+                format!("{at}.request.headers"),
+                format!(
+                    "`{name}` is not a valid HTTP header name (letters, digits and !#$%&'*+-.^_`|~ only)"
+                ),
+            ));
+        }
+    }
     let secret_headers = input.secret_headers.clone().unwrap_or_default();
     for (index, name) in secret_headers.iter().enumerate() {
         // A misspelt name would leave the value it meant to hide in the script.

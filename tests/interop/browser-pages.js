@@ -139,6 +139,11 @@ async function playground() {
   const { page, problems, requests, introspections, response } = await open(new URL('/playground', base).href);
   assert.match(response.headers()['content-security-policy'] ?? '', /script-src 'self'/);
   await page.waitForSelector('.playground .CodeMirror', { timeout: STEP_TIMEOUT });
+  // Playground asks for the schema after it renders; its answer may still be on the way.
+  const deadline = Date.now() + STEP_TIMEOUT;
+  while (introspections.length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   const screenshot = path.join(screenshots, 'playground.png');
   await page.screenshot({ path: screenshot });
   const schema = schemaStatus(introspections, 'Playground');

@@ -67,6 +67,9 @@ async fn document_text(
     }
 }
 
+/// Imports take turns (see `analyze_open_api`).
+static IMPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 #[Object]
 impl CatalogueMutation {
     /// Reads an OpenAPI 3.x or Swagger 2.0 document (JSON or YAML) from a URL or inline text and stores its endpoints.
@@ -86,6 +89,9 @@ impl CatalogueMutation {
         // Large documents take a few hundred milliseconds to walk: keep that off the async workers.
         // The limits bound its time and memory, and a refusal comes before anything is written.
         let limits = state.settings.import.parse_limits.clone();
+        // One document is parsed and stored at a time: each may take hundreds of megabytes
+        // within its limits, and concurrent imports must not add them up.
+        let _turn = IMPORTS.acquire().await.map_err(|err| AppError::Unexpected(anyhow::anyhow!("{err}")))?;
         let parsed = tokio::task::spawn_blocking(move || {
             parse_document_within(&text, document_url.as_ref(), override_url.as_deref(), &limits)
         })

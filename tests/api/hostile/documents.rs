@@ -95,7 +95,8 @@ async fn documents_nested_past_the_limit_are_refused_before_parsing() {
 #[tokio::test]
 async fn deep_variables_and_too_many_tokens_are_refused() {
     let app = spawn_app_with(&[("GRAPHQL_MAX_TOKENS", "2000")]).await;
-    // JSON variables nested 100,000 deep: refused by the JSON reader's own depth limit.
+    // JSON variables nested 100,000 deep: refused before the JSON reader recurses (each `[`
+    // opens a value, and there are more than the request may hold).
     let body = format!(
         r#"{{"query":"query($id: ID!) {{ project(id: $id) {{ id }} }}","variables":{{"id":{}}}}}"#,
         nested("[", "1", "]", 100_000)
@@ -108,7 +109,7 @@ async fn deep_variables_and_too_many_tokens_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 413);
     assert_healthy(&app).await;
 
     // A flat document of 3,000 aliases: more tokens than this server takes.
@@ -131,6 +132,7 @@ async fn persisted_queries_are_scanned_before_they_are_parsed_or_kept() {
     // It was not remembered.
     let (_, body) = post(&app, json!({ "extensions": persisted })).await;
     assert_eq!(message(&body), "PersistedQueryNotFound", "{body}");
+    assert_eq!(code(&body), "PERSISTED_QUERY_NOT_FOUND", "{body}");
 
     // A document too long (a long string literal is one token, but the parser takes it byte by byte).
     let long = format!("{{ project(id: \"{}\") {{ id }} }}", "x".repeat(100 * 1024));
@@ -446,4 +448,60 @@ async fn a_document_whose_operation_cannot_be_chosen_is_a_validation_failure() {
     let (status, answer) = post(&app, json!({ "query": two, "operationName": "B" })).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["data"]["projects"], json!([]));
+}
+
+async fn post_text(app: &TestApp, body: String) -> (u16, Option<String>, Value) {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .header("accept", crate::helpers::GRAPHQL_ACCEPT)
+        .body(body)
+        .send()
+        .await
+        .expect("POST /graphql");
+    let status = response.status().as_u16();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    (status, content_type, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn json_that_would_cost_more_than_it_weighs_is_refused_before_it_is_read() {
+    let app = spawn_app().await;
+    // The red team's case: 30 MB of `[0,0,…]` in an undeclared variable cost the server 1.6 GB.
+    let zeros = vec!["0"; 300_000].join(",");
+    for body in [
+        format!(r#"{{"query":"{{ __typename }}","variables":{{"x":[{zeros}]}}}}"#),
+        format!(r#"{{"query":"{{ __typename }}","extensions":{{"x":[{zeros}]}}}}"#),
+    ] {
+        let before = rss_kib();
+        let (status, _, answer) = post_text(&app, body).await;
+        assert_eq!(status, 413, "{answer}");
+        assert_eq!(code(&answer), "BAD_REQUEST", "{answer}");
+        assert!(rss_kib().saturating_sub(before) < 100 * 1024, "the refusal cost memory");
+    }
+    // Long strings are one value each: an inline document is not refused for its size.
+    let long = format!(r#"{{"query":"{{ __typename }}","variables":{{"x":"{}"}}}}"#, "0,".repeat(300_000));
+    let (status, _, answer) = post_text(&app, long).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
+async fn requests_that_are_not_graphql_get_a_graphql_error_with_a_code() {
+    let app = spawn_app().await;
+    for body in [
+        "{\"query\": ".to_owned(),
+        r#"[{"query":"{ __typename }"},{"query":"{ __typename }"}]"#.to_owned(),
+        "null".to_owned(),
+        r#"{"query": 1}"#.to_owned(),
+        r#"{"query":"{ __typename }","variables":"x"}"#.to_owned(),
+    ] {
+        let (status, content_type, answer) = post_text(&app, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(content_type.is_some_and(|t| t.contains("json")), "{body}");
+        assert_eq!(code(&answer), "BAD_REQUEST", "{body}: {answer}");
+    }
+    assert_healthy(&app).await;
 }

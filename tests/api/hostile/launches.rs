@@ -297,6 +297,21 @@ async fn a_secret_header_name_the_headers_do_not_have_is_refused_rather_than_lef
 }
 
 #[tokio::test]
+async fn a_header_name_that_is_not_a_token_is_refused_rather_than_let_past_the_secret_names() {
+    let app = spawn_app_with(&[]).await;
+    let (_, endpoint, _) = recording_target(&app).await;
+    let mut spaced = scenario("spaced", &endpoint, "CONSTANT_VUS", 1);
+    // The red team's case: a trailing space made "X-Sig " miss `secretHeaders: ["X-SIG"]`.
+    spaced["request"] = json!({ "headers": { "X-Sig ": SIGNATURE }, "secretHeaders": ["X-SIG"] });
+
+    let response = app.graphql(LAUNCH, json!({ "input": { "title": "space", "scenarios": [spaced] } })).await;
+
+    assert_refused(&response, "scenarios[0].request.headers", &["X-Sig "]);
+    assert_eq!(runs_written(&app).await, 0);
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
 async fn scripts_stored_before_the_rule_show_viewers_their_credentials_masked() {
     let app = spawn_app_with(&[]).await;
     let project = app.create_project("Old runs").await;
