@@ -87,7 +87,8 @@ impl LiveLab {
             let run = self
                 .app
                 .graphql(
-                    "query($id: ID!) { testHistory(id: $id) { status isCompleted summary { totalRequests } } }",
+                    "query($id: ID!) { testHistory(id: $id) { status isCompleted resultsComplete missingSamples
+                       summary { totalRequests } } }",
                     json!({ "id": id }),
                 )
                 .await
