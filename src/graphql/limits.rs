@@ -47,6 +47,9 @@ use super::schema::{PARSE_FAILED, VALIDATION_FAILED, with_code};
 /// control uses the same one when a query's actual cost passes its limit).
 pub const COST_TOO_EXPENSIVE: &str = "COST_ACTUAL_TOO_EXPENSIVE";
 
+/// How many values an answer builds between two turns it gives the other tasks of its worker.
+const YIELD_EVERY_VALUES: usize = 256;
+
 /// A JSON text the database wrote (see `types::eager::raw_json`) counts one value per this many
 /// bytes.
 const RAW_JSON_BYTES_PER_VALUE: usize = 16;
@@ -552,6 +555,11 @@ impl Extension for RequestGuard {
     ) -> ServerResult<Option<Value>> {
         if let Some(budget) = self.budget.get() {
             budget.spend(1).map_err(|err| err.into_server_error(info.field.name.pos))?;
+            // Values answered from memory never wait, so a large answer would hold its worker
+            // until it is built: every so often it lets `/health` and the other requests run.
+            if budget.values.load(Ordering::Relaxed).is_multiple_of(YIELD_EVERY_VALUES) {
+                tokio::task::yield_now().await;
+            }
         }
         next.run(ctx, info).await
     }
