@@ -30,7 +30,8 @@ pub struct SecuritySettings {
     pub max_document_tokens: usize,
     /// `GRAPHQL_MAX_DOCUMENT_BYTES`: the longest document text (values can go in variables).
     pub max_document_bytes: usize,
-    /// `GRAPHQL_MAX_CONCURRENT`: GraphQL requests over HTTP executing at once (4 per core).
+    /// `GRAPHQL_MAX_CONCURRENT`: GraphQL requests over HTTP executing at once (2 per core: each
+    /// may build an answer of up to `max_response_values` values, ~50 MB).
     pub max_concurrent_requests: usize,
     /// `GRAPHQL_MAX_RESPONSE_VALUES`: the most values (fields and list items) one answer holds.
     pub max_response_values: usize,
@@ -89,7 +90,7 @@ impl SecuritySettings {
             max_concurrent_requests: env
                 .parsed(
                     "GRAPHQL_MAX_CONCURRENT",
-                    &(4 * std::thread::available_parallelism().map_or(2, |n| n.get())).to_string(),
+                    &(2 * std::thread::available_parallelism().map_or(2, |n| n.get())).to_string(),
                     "a whole number of requests",
                 )
                 .map(|n: usize| n.max(1))?,
