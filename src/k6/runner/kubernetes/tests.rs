@@ -1235,10 +1235,12 @@ fn an_unschedulable_pod_fails_the_run_only_after_the_grace_period() {
 
 // ───────────────────────────── results across pods ─────────────────────────────
 
-/// InfluxDB's `percentile` (nearest rank), computed here from the raw samples.
-fn nearest_rank(sorted: &[f64], percentile: f64) -> f64 {
-    let rank = (sorted.len() as f64 * percentile / 100.0 + 0.5).floor() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+/// The percentile as k6 computes it (between the two neighbouring samples: position
+/// p × (n − 1), interpolated linearly), computed here from the raw samples.
+fn k6_percentile(sorted: &[f64], percentile: f64) -> f64 {
+    let position = percentile / 100.0 * (sorted.len() as f64 - 1.0);
+    let (lower, upper) = (sorted[position.floor() as usize], sorted[position.ceil() as usize]);
+    lower + (upper - lower) * (position - position.floor())
 }
 
 #[tokio::test]
@@ -1353,7 +1355,7 @@ async fn two_pods_segments_are_summarised_as_one_run_with_the_exact_p95_across_t
     assert!(summary.total_requests >= 60, "about 80 requests in 2 s at 40/s: {}", summary.total_requests);
     assert_eq!(
         summary.p95_response_time,
-        nearest_rank(&durations, 95.0),
+        k6_percentile(&durations, 95.0),
         "p95 over every sample of both pods"
     );
     assert_eq!(summary.max_response_time, *durations.last().unwrap());
