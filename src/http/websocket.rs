@@ -144,6 +144,9 @@ const FORWARD_QUEUE: usize = 16;
 /// `extensions.code` of a subscription refused for the per-socket cap.
 pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 
+/// graphql-transport-ws: a `subscribe` whose id is already running.
+const CLOSE_DUPLICATE_ID: u16 = 4409;
+
 /// The token of a `connection_init` payload: `authorization`, `Authorization`, or either inside
 /// `headers` (some Apollo setups), as `Bearer …` or bare.
 fn payload_authorization(payload: &serde_json::Value) -> Option<String> {
@@ -375,6 +378,9 @@ struct OperationsState {
     cap: usize,
     running: HashSet<String>,
     refused: VecDeque<String>,
+    /// A graphql-transport-ws `subscribe` reused the id of a running operation: the protocol
+    /// closes the socket with 4409 for that.
+    duplicate: Option<String>,
 }
 
 /// The part of a client or server message that says what it is about.
@@ -388,7 +394,8 @@ struct Envelope<'a> {
 
 impl Operations {
     fn new(cap: usize) -> Self {
-        let state = OperationsState { cap, running: HashSet::new(), refused: VecDeque::new() };
+        let state =
+            OperationsState { cap, running: HashSet::new(), refused: VecDeque::new(), duplicate: None };
         Self { state: Arc::new(Mutex::new(state)), refusals: Arc::new(Notify::new()) }
     }
 
@@ -403,8 +410,13 @@ impl Operations {
             };
             let mut state = self.state.lock().expect("operations");
             let pass = match (envelope.kind.as_ref(), envelope.id) {
+                ("subscribe", Some(id)) if state.running.contains(id.as_ref()) => {
+                    state.duplicate = Some(id.into_owned());
+                    self.refusals.notify_one();
+                    false
+                }
                 ("subscribe" | "start", Some(id)) => {
-                    // The machine replaces an operation whose id is reused.
+                    // The legacy protocol's machine replaces an operation whose id is reused.
                     if state.running.contains(id.as_ref()) {
                         true
                     } else if state.running.len() < state.cap {
@@ -435,7 +447,15 @@ impl Operations {
     fn take_refusals(&self, protocol: WebSocketProtocols) -> Vec<Message> {
         let mut state = self.state.lock().expect("operations");
         let cap = state.cap;
-        state.refused.drain(..).map(|id| Message::text(too_many_operations(protocol, &id, cap))).collect()
+        let mut answers: Vec<Message> = state
+            .refused
+            .drain(..)
+            .map(|id| Message::text(too_many_operations(protocol, &id, cap)))
+            .collect();
+        if let Some(id) = state.duplicate.take() {
+            answers.push(close(CLOSE_DUPLICATE_ID, format!("Subscriber for {id} already exists")));
+        }
+        answers
     }
 }
 

@@ -278,6 +278,18 @@ async fn a_socket_runs_at_most_its_share_of_operations_and_stays_usable() {
 }
 
 #[tokio::test]
+async fn a_subscribe_that_reuses_a_running_id_closes_the_socket_with_4409() {
+    let app = spawn_app().await;
+    let mut socket = connect(&app.address, Protocol::Modern).await;
+    socket.subscribe("1", STATUS, json!({})).await;
+    socket.subscribe("1", STATUS, json!({})).await;
+    let frame = close_frame(&mut socket.socket).await;
+    assert_eq!(u16::from(frame.code), 4409, "{frame:?}");
+    assert!(frame.reason.contains("already exists"), "{frame:?}");
+    assert_serving(&app).await;
+}
+
+#[tokio::test]
 async fn a_foreign_origin_may_not_open_a_websocket_unless_it_is_listed() {
     let app = spawn_app_with(&[("ALLOWED_ORIGINS", "http://dash.example:3000")]).await;
     let own = format!("http://{}", app.address);
