@@ -23,11 +23,7 @@ use std::{
 
 use anyhow::{Context, ensure};
 use axum::{Json, Router, extract::State, routing::get};
-use metric_vault::{
-    config::Settings,
-    metrics::{influx::InfluxClient, test_influxd::InfluxServer},
-    startup::Application,
-};
+use metric_vault::metrics::{influx::InfluxClient, test_influxd::InfluxServer};
 use serde_json::{Value, json};
 
 struct Options {
@@ -68,10 +64,6 @@ async fn start_target(served: Arc<AtomicU64>) -> anyhow::Result<String> {
     Ok(base)
 }
 
-fn k6_binary() -> String {
-    std::env::var("K6_BINARY").unwrap_or_else(|_| "k6".to_owned())
-}
-
 /// k6's `http_reqs` count and rate from a `--summary-export` file.
 fn k6_requests(path: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     let export: Value = serde_json::from_str(&std::fs::read_to_string(path).context("k6's summary export")?)?;
@@ -84,7 +76,7 @@ async fn k6_alone(script: &str) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let (path, export) = (dir.path().join("alone.js"), dir.path().join("alone.json"));
     std::fs::write(&path, script)?;
-    let status = tokio::process::Command::new(k6_binary())
+    let status = tokio::process::Command::new(common::k6_binary())
         .args(["run", "--quiet", "--no-color", "--address", "127.0.0.1:0", "--summary-export"])
         .arg(&export)
         .arg(&path)
@@ -111,26 +103,9 @@ async fn main() -> anyhow::Result<()> {
     let target = start_target(served.clone()).await?;
 
     let data_dir = tempfile::tempdir()?;
-    let database_url = format!("sqlite://{}/bench.db?mode=rwc", data_dir.path().display());
     let scripts_dir = data_dir.path().join("scripts");
-    let scripts = scripts_dir.display().to_string();
-    let influx_port = influx.port().to_string();
-    let variables = [
-        ("DATABASE_URL", database_url.as_str()),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("INFLUXDB_PORT", influx_port.as_str()),
-        ("K6_SCRIPT_FILE_FOLDER", scripts.as_str()),
-        ("SCHEDULER_METRICS_DELAY", "0"),
-        ("LOG_LEVEL", "warn"),
-        ("METRIC_VAULT_ADMIN_TOKEN", common::BENCH_TOKEN),
-    ];
-    let settings = Settings::from_lookup(|name| {
-        variables.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
-    })?;
-    let app = Application::build(settings).await?;
-    let url = format!("http://{}/graphql", app.address());
+    let url = common::serve_in_process(data_dir.path(), influx.port()).await?;
     let http = common::http_client()?;
-    tokio::spawn(app.run_until_stopped());
     let endpoint = common::import_target(&http, &url, "bench", &target).await?;
     let client = InfluxClient::new(reqwest::Client::new(), influx.base_url(), "k6");
 

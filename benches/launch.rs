@@ -26,13 +26,9 @@ use std::{
 use anyhow::{Context, ensure};
 use axum::{Json, Router, extract::State, routing::get};
 use chrono::{DateTime, Utc};
-use metric_vault::{
-    config::Settings,
-    metrics::{
-        influx::{InfluxClient, TimeWindow},
-        test_influxd::InfluxServer,
-    },
-    startup::Application,
+use metric_vault::metrics::{
+    influx::{InfluxClient, TimeWindow},
+    test_influxd::InfluxServer,
 };
 use serde_json::{Value, json};
 
@@ -153,10 +149,6 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn k6_binary() -> String {
-    std::env::var("K6_BINARY").unwrap_or_else(|_| "k6".to_owned())
-}
-
 /// k6's own start-up: spawn → first request, for the same script, with the same InfluxDB output.
 async fn k6_own_startup(script: &str, influx_out: &str, first: &FirstRequest) -> anyhow::Result<Duration> {
     let dir = tempfile::tempdir()?;
@@ -164,7 +156,7 @@ async fn k6_own_startup(script: &str, influx_out: &str, first: &FirstRequest) ->
     std::fs::write(&path, script)?;
     first.reset();
     let spawned = Instant::now();
-    let mut child = tokio::process::Command::new(k6_binary())
+    let mut child = tokio::process::Command::new(common::k6_binary())
         .args(["run", "--quiet", "--no-color", "--out", &format!("influxdb={influx_out}")])
         .args(["--tag", "testid=direct", "--address", "127.0.0.1:0"])
         .arg(&path)
@@ -189,24 +181,10 @@ async fn main() -> anyhow::Result<()> {
     let target = start_target(first.clone()).await?;
 
     let data_dir = tempfile::tempdir()?;
-    let database_url = format!("sqlite://{}/bench.db?mode=rwc", data_dir.path().display());
-    let scripts = data_dir.path().join("scripts").display().to_string();
-    let influx_port = influx.port().to_string();
-    let variables = [
-        ("DATABASE_URL", database_url.as_str()),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("INFLUXDB_PORT", influx_port.as_str()),
-        ("K6_SCRIPT_FILE_FOLDER", scripts.as_str()),
-        ("SCHEDULER_METRICS_DELAY", "0"),
-        ("LOG_LEVEL", "warn"),
-        ("METRIC_VAULT_ADMIN_TOKEN", common::BENCH_TOKEN),
-    ];
-    let settings = Settings::from_lookup(|name| {
-        variables.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
-    })?;
-    let app = Application::build(settings).await?;
-    let server = Server { url: format!("http://{}/graphql", app.address()), http: common::http_client()? };
-    tokio::spawn(app.run_until_stopped());
+    let server = Server {
+        url: common::serve_in_process(data_dir.path(), influx.port()).await?,
+        http: common::http_client()?,
+    };
 
     let endpoint = common::import_target(&server.http, &server.url, "bench", &target).await?;
 

@@ -304,3 +304,33 @@ pub async fn import_target(
     .await?;
     Ok(imported["analyzeOpenApi"]["spec"]["endpoints"][0]["id"].as_str().context("an endpoint")?.to_owned())
 }
+
+/// The k6 executable: `K6_BINARY`, else `k6` on `PATH`.
+pub fn k6_binary() -> String {
+    std::env::var("K6_BINARY").unwrap_or_else(|_| "k6".to_owned())
+}
+
+/// Builds our server in this process on a fresh SQLite database in `dir` (its scripts and
+/// k6's summaries under `dir/scripts`), with k6 writing to the InfluxDB on `influx_port`, and
+/// serves it on a free loopback port; returns its GraphQL URL.
+pub async fn serve_in_process(dir: &Path, influx_port: u16) -> anyhow::Result<String> {
+    let database_url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+    let scripts = dir.join("scripts").display().to_string();
+    let influx_port = influx_port.to_string();
+    let variables = [
+        ("DATABASE_URL", database_url.as_str()),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("INFLUXDB_PORT", influx_port.as_str()),
+        ("K6_SCRIPT_FILE_FOLDER", scripts.as_str()),
+        ("SCHEDULER_METRICS_DELAY", "0"),
+        ("LOG_LEVEL", "warn"),
+        ("METRIC_VAULT_ADMIN_TOKEN", BENCH_TOKEN),
+    ];
+    let settings = metric_vault::config::Settings::from_lookup(|name| {
+        variables.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    })?;
+    let app = metric_vault::startup::Application::build(settings).await?;
+    let url = format!("http://{}/graphql", app.address());
+    tokio::spawn(app.run_until_stopped());
+    Ok(url)
+}

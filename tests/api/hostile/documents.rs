@@ -8,26 +8,8 @@ use metric_vault::seed;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::{assert_healthy, rss_kib};
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
-
-/// The test process's resident memory in KiB (the server runs in it).
-pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// `/health` answers, quickly.
-pub async fn assert_healthy(app: &TestApp) {
-    let response = tokio::time::timeout(Duration::from_secs(5), app.client.get(app.url("/health")).send())
-        .await
-        .expect("/health answers within 5 s")
-        .expect("/health answers");
-    assert_eq!(response.status(), 200);
-}
 
 async fn post(app: &TestApp, body: Value) -> (u16, Value) {
     let response = app

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use axum::{Router, http::StatusCode, response::Redirect, routing::get};
 use serde_json::{Map, Value, json};
 
+use super::assert_healthy;
 use crate::helpers::{GraphQlResponse, TestApp, serve, spawn_app, spawn_app_with};
 
 const ANALYZE: &str = r#"mutation($input: AnalyzeOpenApiInput!) {
@@ -32,8 +33,7 @@ async fn assert_refused(app: &TestApp, response: &GraphQlResponse, message: &str
     assert!(response.error_message().contains(message), "{message:?} not in {}", response.body);
     let specs = app.graphql("{ openApiSpecs { id } }", json!({})).await;
     assert_eq!(specs.data()["openApiSpecs"], json!([]), "a refused import writes nothing");
-    let health = app.client.get(app.url("/health")).send().await.expect("GET /health");
-    assert_eq!(health.status(), 200);
+    assert_healthy(app).await;
 }
 
 /// A valid document whose extension `x-payload` holds `payload` (YAML text, indented by 2).

@@ -13,6 +13,7 @@ use metric_vault::{db::entities::test_history, metrics::test_influxd::InfluxServ
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
 use serde_json::{Value, json};
 
+use super::assert_healthy;
 use crate::helpers::{GraphQlResponse, TestApp, client_with_token, serve, spawn_app_with};
 
 const LAUNCH: &str =
@@ -69,11 +70,6 @@ async fn token(app: &TestApp, role: &str) -> reqwest::Client {
         )
         .await;
     client_with_token(created.data()["createApiToken"]["token"].as_str().unwrap())
-}
-
-async fn assert_healthy(app: &TestApp) {
-    let health = reqwest::get(app.url("/health")).await.expect("/health answers");
-    assert_eq!(health.status(), 200);
 }
 
 async fn runs_written(app: &TestApp) -> u64 {

@@ -72,7 +72,7 @@ async fn the_graphql_over_http_audit_finds_no_error_and_no_warning() {
     assert_eq!(counts["warn"], 0, "SHOULDs failed:\n{report}");
     assert!(counts["ok"].as_u64().unwrap() > 30, "the audit ran its checks:\n{report}");
     assert!(output.status.success(), "{report}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
+    super::assert_healthy(&app).await;
 }
 
 /// Chromium for the browser test: `CHROMIUM` if set, else Debian's `chromium` on PATH.
@@ -128,7 +128,7 @@ async fn graphiql_and_playground_work_in_a_browser_that_can_reach_nothing_but_th
         assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000, "{} was drawn", screenshot.display());
         println!("screenshot: {}", screenshot.display());
     }
-    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
+    super::assert_healthy(&app).await;
 }
 
 /// POSTs `query` with `accept` (none when `None`) and returns status, content type and body.
@@ -178,5 +178,5 @@ async fn each_media_type_gets_the_statuses_the_spec_gives_it() {
         post_accepting(&app, Some("text/html, application/xml"), "{ projects { id } }").await;
     assert_eq!(status, 406);
     assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_ACCEPTABLE");
-    assert_eq!(app.client.get(app.url("/health")).send().await.unwrap().status(), 200);
+    super::assert_healthy(&app).await;
 }

@@ -100,8 +100,7 @@ where
 
 /// `/health` answers, and so does a query: the server is up and serving.
 async fn assert_serving(app: &TestApp) {
-    let health = app.client.get(app.url("/health")).send().await.expect("GET /health");
-    assert_eq!(health.status(), 200);
+    super::assert_healthy(app).await;
     app.graphql("{ __typename }", json!({})).await.data();
 }
 
