@@ -204,8 +204,9 @@ impl<T: EagerObject> OutputType for EagerList<T> {
                 Ok(value)
             }
             None => {
-                // Counted before async-graphql makes a future per item (each item's fields are
-                // counted again as they resolve).
+                // Spent before async-graphql makes a future per item: that future is what an item
+                // costs here (~1.5 KB each in flight), on top of the item counted again as it
+                // resolves. Checking without spending let the N⁵ query hold 640 MiB, not 180.
                 if let Some(budget) = crate::graphql::limits::budget(ctx) {
                     budget
                         .spend(self.0.len())
