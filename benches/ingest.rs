@@ -1,7 +1,10 @@
 //! Ingest benchmark: the highest request rate k6 sustains with its samples going to InfluxDB,
 //! and whether InfluxDB kept every one of them, next to k6's own rate with no output at all.
 //!
-//! Run: `cargo bench --bench ingest [-- --seconds S --vus 10,50,100]`.
+//! Run: `cargo bench --bench ingest [-- --seconds S --vus 10,50,100 --explore]`.
+//!
+//! `--explore` then runs the same script with k6 directly (no server) under variants of the
+//! output settings, to show what each costs: the rate k6 reached and the samples lost.
 //!
 //! For each VU count: a run launched through the server (the local runner, so with exactly the
 //! InfluxDB output settings of `k6::influx_output` and the InfluxDB of
@@ -29,6 +32,7 @@ use serde_json::{Value, json};
 struct Options {
     seconds: u32,
     vus: Vec<u32>,
+    explore: bool,
 }
 
 fn options() -> Options {
@@ -39,6 +43,7 @@ fn options() -> Options {
         vus: value("--vus")
             .map(|list| list.split(',').filter_map(|v| v.trim().parse().ok()).collect())
             .unwrap_or_else(|| vec![50]),
+        explore: args.iter().any(|a| a == "--explore"),
     }
 }
 
@@ -87,6 +92,58 @@ async fn k6_alone(script: &str) -> anyhow::Result<f64> {
         .await?;
     ensure!(status.success(), "k6 alone failed: {status}");
     Ok(k6_requests(&export)?.1)
+}
+
+/// Output settings to compare with the shipped ones (`k6::influx_output::environment`): each
+/// variant replaces or adds the variables it names.
+const VARIANTS: &[(&str, &[(&str, &str)])] = &[
+    ("as shipped", &[]),
+    ("k6's default system tags", &[("K6_SYSTEM_TAGS", "")]),
+    ("k6's default GC (GOGC=100)", &[("GOGC", "100")]),
+    ("GOGC=800", &[("GOGC", "800")]),
+    (
+        "vu as a tag, not a field",
+        &[
+            ("K6_SYSTEM_TAGS", "scenario,name,method,status,expected_response,error_code,vu"),
+            ("K6_INFLUXDB_TAGS_AS_FIELDS", "iter,url"),
+        ],
+    ),
+];
+
+/// The script run by k6 itself with the InfluxDB output under one variant of its settings:
+/// k6's request rate and the `http_reqs` samples InfluxDB lost.
+async fn k6_with_output(
+    script: &str,
+    influx: &InfluxServer,
+    client: &InfluxClient,
+    testid: &str,
+    variant: &[(&str, &str)],
+) -> anyhow::Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let (path, export) = (dir.path().join("variant.js"), dir.path().join("variant.json"));
+    std::fs::write(&path, script)?;
+    let mut command = tokio::process::Command::new(common::k6_binary());
+    command
+        .args(["run", "--quiet", "--no-color", "--address", "127.0.0.1:0", "--summary-export"])
+        .arg(&export)
+        .args(["--out", &format!("influxdb={}/k6", influx.base_url())])
+        .args(["--tag", &format!("testid={testid}"), "--tag", "instance_id=0"])
+        .arg(&path)
+        .env("K6_NO_USAGE_REPORT", "true")
+        .envs(metric_vault::k6::influx_output::environment())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (name, value) in variant {
+        if value.is_empty() {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
+    }
+    ensure!(command.status().await?.success(), "k6 with output failed");
+    let (count, rate) = k6_requests(&export)?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok((rate, count - stored(client, "http_reqs", testid).await?))
 }
 
 /// Samples of `measurement` InfluxDB holds for run `id`.
@@ -154,6 +211,18 @@ async fn main() -> anyhow::Result<()> {
             "{vus:>5} {k6_count:>12.0} {served_count:>12} {reqs:>12.0} {durations:>12.0} {:>8.0} {k6_rate:>12.0}/s {alone:>6.0}/s",
             k6_count - reqs.min(durations)
         );
+        if options.explore {
+            let script = run["k6Script"].as_str().context("the script")?;
+            println!("      output settings explored (k6 alone: {alone:.0}/s):");
+            for (index, (name, variant)) in VARIANTS.iter().enumerate() {
+                let testid = format!("explore-{vus}-{index}");
+                let (rate, lost) = k6_with_output(script, &influx, &client, &testid, variant).await?;
+                println!(
+                    "      {name:<32} {rate:>8.0}/s ({:>3.0} % of alone), {lost:.0} lost",
+                    rate / alone * 100.0
+                );
+            }
+        }
     }
     Ok(())
 }

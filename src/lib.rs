@@ -16,16 +16,14 @@ pub mod error;
 pub mod graphql;
 /// HTTP routes around the schema.
 pub mod http;
-/// Whether a run's stored samples are all k6 reported.
-pub mod integrity;
 /// k6: durations, load plans and script generation.
 pub mod k6;
+/// The life of a run: launch, status, results, cancellation, recovery.
+pub mod lifecycle;
 /// Metrics: reading k6 samples back from InfluxDB.
 pub mod metrics;
 /// Reading OpenAPI and Swagger documents into the catalogue's model.
 pub mod openapi;
-/// The life of a run: launch, status, results, cancellation, recovery.
-pub mod scheduler;
 /// Deterministic fixture data for tests and benchmarks.
 pub mod seed;
 /// Building and running the server.

@@ -12,7 +12,7 @@ use crate::{
     db::{self, StatementCounter},
     graphql::{AppState, build_schema},
     http::{ArenaTrimmer, HttpState, router},
-    scheduler::Scheduler,
+    lifecycle::Lifecycle,
 };
 
 /// A bound, migrated, ready-to-serve server.
@@ -50,14 +50,14 @@ impl Application {
         let document_client =
             crate::openapi::build_client(&settings.import.fetch_limits, &settings.import.policy);
         let settings = Arc::new(settings);
-        let scheduler = Scheduler::start(db.clone(), settings.clone(), http.clone(), cluster).await;
+        let lifecycle = Lifecycle::start(db.clone(), settings.clone(), http.clone(), cluster).await;
         let auth = Authenticator::new(
             settings.security.auth_mode,
             db.clone(),
             settings.security.admin_token.as_deref(),
         );
         warn_when_open(&settings);
-        let state = AppState { settings, db, statements, http, document_client, scheduler, auth };
+        let state = AppState { settings, db, statements, http, document_client, lifecycle, auth };
         let schema = build_schema(state.clone());
         let executions =
             Arc::new(tokio::sync::Semaphore::new(state.settings.security.max_concurrent_requests));

@@ -34,7 +34,7 @@ pub struct AppState {
     /// For OpenAPI documents: bounded redirects and time (see `openapi::fetch`).
     pub document_client: reqwest::Client,
     /// Launches and follows runs.
-    pub scheduler: Arc<crate::scheduler::Scheduler>,
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// Checks API tokens.
     pub auth: Authenticator,
 }
@@ -42,7 +42,7 @@ pub struct AppState {
 /// Builds the schema with the state as schema data, and the live-metrics pollers that
 /// `testMetrics` subscribers share.
 pub fn build_schema(state: AppState) -> AppSchema {
-    let live = LiveMetrics::new(state.db.clone(), state.scheduler.influx().clone(), live::DEFAULT_INTERVAL);
+    let live = LiveMetrics::new(state.db.clone(), state.lifecycle.influx().clone(), live::DEFAULT_INTERVAL);
     let limits = state.settings.security.clone();
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         // Field depth is checked with the document's other limits (`limits.rs`), where GraphiQL's

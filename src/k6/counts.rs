@@ -21,7 +21,7 @@
 //! the pod watch the runner already has, with no `pods/log` permission, no volume, and no
 //! inbound connection from the pods to the server.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The environment variable naming where k6 writes its counts document.
 pub const COUNTS_FILE_VARIABLE: &str = "MV_COUNTS_FILE";
@@ -32,33 +32,7 @@ pub const COUNTS_LIMIT_BYTES: usize = 4096;
 /// The document's version marker (its first key).
 const MARKER: &str = "metricVaultCounts";
 
-/// Counted figures of a run, an instance or a scenario, as k6 counted them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct K6Counts {
-    /// `http_reqs` count.
-    pub requests: i64,
-    /// `http_req_failed` passes (requests k6 judged failed).
-    pub failed_requests: i64,
-    /// `iterations` count.
-    pub iterations: i64,
-    /// `data_sent` count, bytes.
-    pub data_sent: i64,
-    /// `data_received` count, bytes.
-    pub data_received: i64,
-}
-
-impl std::ops::Add for K6Counts {
-    type Output = Self;
-    fn add(self, other: Self) -> Self {
-        Self {
-            requests: self.requests + other.requests,
-            failed_requests: self.failed_requests + other.failed_requests,
-            iterations: self.iterations + other.iterations,
-            data_sent: self.data_sent + other.data_sent,
-            data_received: self.data_received + other.data_received,
-        }
-    }
-}
+pub use crate::domain::counts::K6Counts;
 
 /// What one k6 instance reported at its end.
 #[derive(Clone, Debug, PartialEq, Eq)]

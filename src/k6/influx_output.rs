@@ -34,6 +34,20 @@
 //!   bench, which counts stored samples against k6's own counts).
 //! - a series count per run of about measurements (~15) × instances × endpoints × statuses ×
 //!   scenarios, all with one `testid`: deleting a run drops them (`metrics::hygiene`).
+//! - k6's system tags are cut to those someone reads (`K6_SYSTEM_TAGS`): `scenario` (every
+//!   query of the server), `name`, `method`, `status`, `expected_response` and `error_code`
+//!   (what a person slicing a run's samples asks by). Left out: `url` (as long as the request
+//!   line, written into every sample), `proto`, `subproto`, `tls_version`, `group`, `check`,
+//!   `error` (a free-text message) and `service`. Each one costs k6 a string per sample and
+//!   InfluxDB a longer series key to parse; cut, the same two cores record a higher rate with
+//!   nothing lost (the `ingest` bench).
+//! - k6's Go garbage collector runs at `GOGC=400` (a collection when the heap has grown by
+//!   4× what survived the last one, instead of 1×). With the output on, k6 allocates a point,
+//!   its tags and fields for every sample; at the default the collector took about a sixth of
+//!   k6's CPU, and on the shared cores that was a sixth fewer requests. 400 gave the `ingest`
+//!   bench ~15 % more requests recorded; 800 gave no more. The cost is memory: k6's heap
+//!   between collections grows up to 5× its live size (a few hundred MB at 50 VUs). k6 alone,
+//!   with no output, gains nothing from it (it allocates little).
 //! - push interval 1 s (k6's default, set explicitly) with 8 concurrent writes: a batch per
 //!   second keeps the number of writes InfluxDB handles small; 8 writes in flight let a slow
 //!   write (InfluxDB compacting) overlap with the next ones instead of holding the buffer back.
@@ -49,9 +63,17 @@ pub const PRECISION: &str = "ns";
 /// `vu` as an integer where earlier runs wrote a string would be refused whole.
 pub const TAGS_AS_FIELDS: &str = "vu,iter,url";
 
+/// The system tags k6 puts on samples (see the module documentation).
+pub const SYSTEM_TAGS: &str = "scenario,name,method,status,expected_response,error_code";
+
+/// k6's garbage-collection target (see the module documentation).
+pub const GO_GC: &str = "400";
+
 /// The environment every k6 instance gets for its InfluxDB output, local and in Kubernetes.
-pub fn environment() -> [(&'static str, &'static str); 4] {
+pub fn environment() -> [(&'static str, &'static str); 6] {
     [
+        ("GOGC", GO_GC),
+        ("K6_SYSTEM_TAGS", SYSTEM_TAGS),
         ("K6_INFLUXDB_PUSH_INTERVAL", PUSH_INTERVAL),
         ("K6_INFLUXDB_CONCURRENT_WRITES", CONCURRENT_WRITES),
         ("K6_INFLUXDB_PRECISION", PRECISION),

@@ -6,7 +6,7 @@
 //!   (`DELETE WHERE …` would remove the points but, in 1.x, can leave series in the index.)
 //! - **Orphans**: samples whose `testid` names no run of this server (the run was deleted while
 //!   InfluxDB was down, or with its project). [`InfluxClient::run_ids_with_samples`] lists the
-//!   run ids InfluxDB holds samples for; the scheduler drops those the database no longer has.
+//!   run ids InfluxDB holds samples for; the lifecycle drops those the database no longer has.
 //!   Only numeric `testid`s are considered — they are the ids this server gives its runs — so
 //!   samples other tools tag with other values are left alone. The InfluxDB database is this
 //!   server's: two servers sharing one InfluxDB database would delete each other's samples.

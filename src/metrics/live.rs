@@ -49,10 +49,19 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 /// the last second is still on its way, so snapshots describe the interval ending this long ago.
 pub const FLUSH_LAG: Duration = Duration::from_secs(2);
 /// Samples are stamped when k6 takes them; allow for clock steps and the last flush
-/// (the scheduler's summaries use the same margin).
+/// (the lifecycle's summaries use the same margin).
 const RUN_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 /// Where the latest `vus` sample of each instance is looked for, beyond the interval itself.
 const VUS_LOOKBACK: chrono::Duration = chrono::Duration::seconds(2);
+/// How far back the newest stored sample of each instance is looked for: a lag longer than
+/// this is reported as this long (the query stays cheap however long the run).
+const LAG_LOOKBACK: chrono::Duration = chrono::Duration::seconds(60);
+/// A run's first seconds, while its k6 instances start and make their first push, are not
+/// judged for lag.
+const LAG_GRACE: chrono::Duration = chrono::Duration::seconds(5);
+/// k6 samples every second and pushes once a second, so stored samples normally reach to
+/// within about two seconds of the present; more than this, and the snapshot says they lag.
+pub const LAG_LIMIT_SECONDS: f64 = 5.0;
 
 /// Figures over one interval, of the whole run or of one scenario.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -91,6 +100,12 @@ pub struct LiveSnapshot {
     pub scenarios: Vec<ScenarioFigures>,
     /// The last snapshot of a run that has ended.
     pub is_final: bool,
+    /// How far behind the present the stored samples of the slowest k6 instance reach, in
+    /// seconds (at most [`LAG_LOOKBACK`]); 0 when not judged (the run's first seconds, or ended).
+    pub samples_lag_seconds: f64,
+    /// Stored samples lag more than [`LAG_LIMIT_SECONDS`]: InfluxDB (or k6's output) is behind,
+    /// so this snapshot's figures may be missing requests that were made.
+    pub samples_lagging: bool,
     /// When the poller handed this snapshot to its subscribers: a subscriber's receipt time
     /// minus this is the delivery delay.
     pub published_at: DateTime<Utc>,

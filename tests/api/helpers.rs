@@ -80,7 +80,7 @@ impl TestApp {
     }
 
     /// SQL statements the server sends to answer `query`. The counter is server-wide and the
-    /// scheduler's background passes send a statement now and then, so the query runs three
+    /// lifecycle's background passes send a statement now and then, so the query runs three
     /// times and the least count is its own cost (a cost that grows with the data grows in all three).
     pub async fn statements_for(&self, query: &str, variables: Value) -> u64 {
         let mut least = u64::MAX;

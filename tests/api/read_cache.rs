@@ -125,7 +125,7 @@ async fn results_stored_later_show_at_once_on_every_replica_board() {
     assert_eq!(answer(&other, BOARD, &project).await, before);
     assert!(before["testHistories"]["nodes"][0]["scenarios"][0]["summary"].is_null());
 
-    // What the scheduler does when InfluxDB comes back: one transaction, the run's
+    // What the lifecycle does when InfluxDB comes back: one transaction, the run's
     // `updated_at` written with its scenarios' results.
     let figures = Figures { p95: 150.0, error_rate: 0.2, avg_tps: 40.0 }.summary();
     let scenarios: Vec<(String, _)> = (0..4).map(|s| (format!("scenario_{s}"), figures.clone())).collect();

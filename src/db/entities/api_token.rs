@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-use crate::access::Role;
+use crate::domain::Role;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_token")]

@@ -52,7 +52,7 @@ pub struct Model {
     pub k6_iterations: Option<i64>,
     pub k6_data_sent: Option<i64>,
     pub k6_data_received: Option<i64>,
-    /// Per k6 instance: requests reported, samples stored ([`crate::integrity::InstanceSamples`]).
+    /// Per k6 instance: requests reported, samples stored ([`crate::domain::integrity::InstanceSamples`]).
     pub instance_samples: Option<Json>,
     /// Every instance reported, and InfluxDB holds exactly that many samples of each.
     pub results_complete: bool,

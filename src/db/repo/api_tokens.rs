@@ -7,8 +7,8 @@ use sea_orm::{
 };
 
 use crate::{
-    access::Role,
     db::entities::api_token,
+    domain::Role,
     error::{AppError, AppResult},
 };
 

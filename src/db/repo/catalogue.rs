@@ -13,7 +13,6 @@ use crate::{
     },
     domain::HttpMethod,
     error::{AppError, AppResult},
-    scheduler::launch::LaunchEndpoint,
 };
 
 /// Which endpoints a list shows; every part is optional and they combine with AND.
@@ -133,6 +132,15 @@ pub async fn delete_spec(db: &DatabaseConnection, id: i64) -> AppResult<()> {
     openapi_spec::Entity::delete_by_id(id).exec(&txn).await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// An endpoint with what a script needs to call it.
+#[derive(Clone, Debug)]
+pub struct LaunchEndpoint {
+    pub endpoint: endpoint::Model,
+    pub base_url: String,
+    pub parameters: Vec<endpoint_parameter::Model>,
+    pub body: Option<request_body::Model>,
 }
 
 /// The endpoints a launch names, each with its spec's base URL, parameters and body.

@@ -18,9 +18,11 @@ use crate::{
     db::entities::{
         endpoint, endpoint_parameter, openapi_spec, request_body, scenario_history, tag, tag_endpoint,
     },
-    domain::HttpMethod,
+    domain::{
+        HttpMethod,
+        spec::{ParsedEndpoint, ParsedSpec},
+    },
     error::AppResult,
-    openapi::{ParsedEndpoint, ParsedSpec},
 };
 
 /// Rows per multi-row INSERT: well under SQLite's bound-parameter limit for our widest table.

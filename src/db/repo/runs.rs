@@ -7,18 +7,52 @@ use sea_orm::{
 
 use crate::{
     db::entities::{scenario_history, set_metric_columns, stage_history, test_history},
-    domain::{MetricSummary, TestStatus},
+    domain::{
+        Executor, MetricSummary, RunnerKind, TestStatus,
+        counts::{K6Counts, RunCounts},
+        integrity::Integrity,
+    },
     error::{AppError, AppResult},
-    integrity::Integrity,
-    k6::{TestPlan, counts::K6Counts, render_script},
-    scheduler::{RunCounts, launch::ValidatedLaunch},
 };
 
-/// Records a launch (PENDING) with its scenarios, stages and the exact script, in one transaction.
+/// A run to record at launch, as plain rows: what the lifecycle validated.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub project_id: i64,
+    pub title: String,
+    pub description: Option<String>,
+    pub target_tps: Option<f64>,
+    pub runner: RunnerKind,
+    pub parallelism: i32,
+    pub scenarios: Vec<NewScenario>,
+}
+
+/// One scenario of a [`NewRun`], with its stages as (k6 duration, target).
+#[derive(Clone, Debug)]
+pub struct NewScenario {
+    pub endpoint_id: i64,
+    /// The name the user gave it.
+    pub name: String,
+    /// Its k6 key (the `scenario` tag of its samples).
+    pub key: String,
+    pub executor: Executor,
+    pub think_time: f64,
+    pub max_vus: Option<i32>,
+    pub response_time_target: Option<f64>,
+    pub error_rate_target: Option<f64>,
+    /// What the history keeps of the request sent.
+    pub request: Option<serde_json::Value>,
+    pub stages: Vec<(String, i32)>,
+}
+
+/// Records a launch (PENDING) with its scenarios, stages and the exact script, in one
+/// transaction. The script carries the run's id, which exists only once the row does:
+/// `script` makes it from that id.
 #[tracing::instrument(skip_all, fields(project_id = launch.project_id))]
 pub async fn record_launch(
     db: &DatabaseConnection,
-    launch: &ValidatedLaunch,
+    launch: &NewRun,
+    script: impl FnOnce(i64) -> String,
 ) -> AppResult<test_history::Model> {
     let txn = crate::db::begin_write(db).await?;
     let now = Utc::now();
@@ -29,7 +63,7 @@ pub async fn record_launch(
         target_tps: Set(launch.target_tps),
         status: Set(TestStatus::Pending),
         runner: Set(launch.runner),
-        parallelism: Set(launch.parallelism as i32),
+        parallelism: Set(launch.parallelism),
         job_name: Set(String::new()),
         k6_script_file_name: Set(String::new()),
         k6_script: Set(String::new()),
@@ -43,16 +77,10 @@ pub async fn record_launch(
     .insert(&txn)
     .await?;
 
-    // The script carries the run's id, which exists only now.
-    let plan = TestPlan {
-        test_id: run.id,
-        title: launch.title.clone(),
-        scenarios: launch.scenarios.iter().map(|s| s.plan.clone()).collect(),
-    };
-    let mut named: test_history::ActiveModel = run.into();
-    named.job_name = Set(format!("k6-{}", named.id.as_ref()));
-    named.k6_script_file_name = Set(format!("test-{}.js", named.id.as_ref()));
-    named.k6_script = Set(render_script(&plan));
+    let mut named: test_history::ActiveModel = run.clone().into();
+    named.job_name = Set(format!("k6-{}", run.id));
+    named.k6_script_file_name = Set(format!("test-{}.js", run.id));
+    named.k6_script = Set(script(run.id));
     let run = named.update(&txn).await?;
 
     for (position, scenario) in launch.scenarios.iter().enumerate() {
@@ -60,28 +88,27 @@ pub async fn record_launch(
             test_history_id: Set(run.id),
             endpoint_id: Set(scenario.endpoint_id),
             position: Set(position as i32),
-            name: Set(scenario.plan.display_name.clone()),
-            scenario_tag: Set(scenario.plan.key.clone()),
-            executor: Set(scenario.plan.executor),
-            think_time: Set(scenario.plan.think_time),
+            name: Set(scenario.name.clone()),
+            scenario_tag: Set(scenario.key.clone()),
+            executor: Set(scenario.executor),
+            think_time: Set(scenario.think_time),
             max_vus_limit: Set(scenario.max_vus),
-            response_time_target: Set(scenario.plan.response_time_target),
-            error_rate_target: Set(scenario.plan.error_rate_target),
+            response_time_target: Set(scenario.response_time_target),
+            error_rate_target: Set(scenario.error_rate_target),
             request: Set(scenario.request.clone()),
             ..Default::default()
         }
         .insert(&txn)
         .await?;
         let stages: Vec<_> = scenario
-            .plan
             .stages
             .iter()
             .enumerate()
-            .map(|(i, stage)| stage_history::ActiveModel {
+            .map(|(i, (duration, target))| stage_history::ActiveModel {
                 scenario_history_id: Set(row.id),
                 position: Set(i as i32),
-                duration: Set(stage.duration.clone()),
-                target: Set(stage.target as i32),
+                duration: Set(duration.clone()),
+                target: Set(*target),
                 ..Default::default()
             })
             .collect();
@@ -125,12 +152,33 @@ pub struct RunEnding {
     pub integrity: Option<Integrity>,
 }
 
-/// Stores the end of a run and its results in one transaction.
+/// Stores the end of a run and its results in one transaction — if the run is still PENDING
+/// or RUNNING. The update is conditional on that status, so of two ends racing (k6's own end
+/// and a cancel, or two instances), exactly one is recorded: the other gets `Ok(None)` and
+/// must publish nothing.
 #[tracing::instrument(skip(db, ending), fields(status = ?ending.status))]
-pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppResult<test_history::Model> {
+pub async fn finish(
+    db: &DatabaseConnection,
+    id: i64,
+    ending: RunEnding,
+) -> AppResult<Option<test_history::Model>> {
     let txn = crate::db::begin_write(db).await?;
     // Write before reading: on SQLite a transaction that reads first and then writes cannot wait
     // for another writer (two runs ending together), it fails at once with "database is locked".
+    let claimed = test_history::Entity::update_many()
+        .col_expr(test_history::Column::Status, Expr::value(ending.status))
+        .col_expr(test_history::Column::IsCompleted, Expr::value(true))
+        .filter(test_history::Column::Id.eq(id))
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .exec(&txn)
+        .await?;
+    if claimed.rows_affected == 0 {
+        txn.rollback().await?;
+        return match test_history::Entity::find_by_id(id).one(db).await? {
+            Some(_) => Ok(None),
+            None => Err(AppError::not_found("TestHistory", id)),
+        };
+    }
     let mut active = test_history::ActiveModel { id: sea_orm::Unchanged(id), ..Default::default() };
     active.status = Set(ending.status);
     active.completed_at = Set(Some(ending.completed_at));
@@ -153,23 +201,28 @@ pub async fn finish(db: &DatabaseConnection, id: i64, ending: RunEnding) -> AppR
     let scenario_counts = ending.counts.as_ref().map_or(&[][..], |(_, scenarios)| scenarios.as_slice());
     store_scenario_results(&txn, id, &ending.scenario_summaries, scenario_counts).await?;
     txn.commit().await?;
-    Ok(run)
+    Ok(Some(run))
 }
 
 /// How a failure reason starts when a run ended without its results.
 pub const METRICS_UNREADABLE: &str = "metrics could not be read from InfluxDB";
 
-/// Finished runs of the last `hours` whose results could not be read when they ended.
-pub async fn runs_missing_results(
-    db: &DatabaseConnection,
-    hours: i64,
-) -> AppResult<Vec<test_history::Model>> {
+/// Whether the run ended without its results because InfluxDB could not be read; they are
+/// filled in once it answers, however long that takes.
+pub fn results_pending(run: &test_history::Model) -> bool {
+    run.is_completed
+        && run.total_requests.is_none()
+        && run.started_at.is_some()
+        && run.failure_reason.as_deref().is_some_and(|reason| reason.contains(METRICS_UNREADABLE))
+}
+
+/// Finished runs whose results could not be read when they ended ([`results_pending`]).
+pub async fn runs_missing_results(db: &DatabaseConnection) -> AppResult<Vec<test_history::Model>> {
     Ok(test_history::Entity::find()
         .filter(test_history::Column::IsCompleted.eq(true))
         .filter(test_history::Column::TotalRequests.is_null())
         .filter(test_history::Column::StartedAt.is_not_null())
         .filter(test_history::Column::FailureReason.contains(METRICS_UNREADABLE))
-        .filter(test_history::Column::CompletedAt.gt(Utc::now() - chrono::Duration::hours(hours)))
         .all(db)
         .await?)
 }

@@ -23,7 +23,7 @@ impl HistoryMutation {
     async fn delete_test_history(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
         let id = parse_id(&id, "id")?;
         repo::history::delete(db(ctx), id).await?;
-        ctx.data_unchecked::<AppState>().scheduler.forget_run_samples(id).await;
+        ctx.data_unchecked::<AppState>().lifecycle.forget_run_samples(id).await;
         Ok(to_id(id))
     }
 }

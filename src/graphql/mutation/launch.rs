@@ -8,8 +8,9 @@ use crate::{
         AppState,
         types::{history::TestHistory, parse_id},
     },
-    scheduler::launch::LaunchInput,
 };
+
+use super::launch_input::LaunchInput;
 
 #[derive(Default)]
 pub struct LaunchMutation;
@@ -20,8 +21,8 @@ impl LaunchMutation {
     /// Needs the OPERATOR role.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn launch_load_test(&self, ctx: &Context<'_>, input: LaunchInput) -> Result<TestHistory> {
-        let scheduler = &ctx.data_unchecked::<AppState>().scheduler;
-        Ok(TestHistory(scheduler.launch(input).await?))
+        let lifecycle = &ctx.data_unchecked::<AppState>().lifecycle;
+        Ok(TestHistory(lifecycle.launch(input.into_request()?).await?))
     }
 
     /// Stops an active run; what was measured so far is kept.
@@ -29,7 +30,7 @@ impl LaunchMutation {
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn cancel_load_test(&self, ctx: &Context<'_>, id: ID) -> Result<TestHistory> {
         let id = parse_id(&id, "id")?;
-        let scheduler = &ctx.data_unchecked::<AppState>().scheduler;
-        Ok(TestHistory(scheduler.cancel(id).await?))
+        let lifecycle = &ctx.data_unchecked::<AppState>().lifecycle;
+        Ok(TestHistory(lifecycle.cancel(id).await?))
     }
 }

@@ -4,6 +4,7 @@ mod access;
 mod catalogue;
 mod history;
 mod launch;
+mod launch_input;
 mod project;
 
 /// Every mutation of the API.

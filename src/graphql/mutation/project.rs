@@ -110,7 +110,7 @@ impl ProjectMutation {
         let id = parse_id(&id, "id")?;
         repo::project::delete(db(ctx), id).await?;
         // Its runs went with it: their samples in InfluxDB go too (later, if it is down).
-        ctx.data_unchecked::<AppState>().scheduler.forget_orphaned_samples().await;
+        ctx.data_unchecked::<AppState>().lifecycle.forget_orphaned_samples().await;
         Ok(to_id(id))
     }
 }

@@ -21,8 +21,8 @@ impl HealthQuery {
         let state = ctx.data_unchecked::<AppState>();
         let (database, influxdb, (kubernetes, detail)) = tokio::join!(
             crate::db::ping(&state.db),
-            state.scheduler.influx().ping(),
-            state.scheduler.kubernetes_health()
+            state.lifecycle.influx().ping(),
+            state.lifecycle.kubernetes_health()
         );
         let local = local_runner_health(&state.settings.k6_binary);
         let runners = vec![

@@ -106,7 +106,7 @@ impl HistoryQuery {
         Ok(runs
             .into_iter()
             .map(|run| {
-                let pods = state.scheduler.pod_phases(run.id);
+                let pods = state.lifecycle.pod_phases(run.id);
                 SchedulerJob { run, warning_hours, pods }
             })
             .collect())

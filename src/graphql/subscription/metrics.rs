@@ -102,6 +102,14 @@ pub struct MetricSnapshot {
     #[graphql(name = "final")]
     is_final: bool,
     scenarios: Vec<ScenarioSnapshot>,
+    /// How far behind the present the run's stored samples reach, in seconds, for the k6
+    /// instance furthest behind (at most 60; 0 in the run's first 5 s and once it has ended).
+    /// k6 pushes once a second, so about 1–2 s is normal.
+    samples_lag_seconds: f64,
+    /// True when the stored samples lag more than 5 s: InfluxDB (or k6's output to it) is
+    /// behind, and this snapshot's figures may be missing requests that were made. The run's
+    /// totals come from k6 itself and are not affected; see TestHistory.resultsComplete.
+    samples_lagging: bool,
     /// When the server published this snapshot to its subscribers (one instant for all of
     /// them); the time a client receives it minus this is the delivery delay.
     published_at: DateTime<Utc>,
@@ -145,6 +153,8 @@ impl From<&LiveSnapshot> for MetricSnapshot {
             vus: snapshot.vus,
             total_requests: snapshot.run.total_requests,
             is_final: snapshot.is_final,
+            samples_lag_seconds: snapshot.samples_lag_seconds,
+            samples_lagging: snapshot.samples_lagging,
             published_at: snapshot.published_at,
             scenarios: snapshot
                 .scenarios

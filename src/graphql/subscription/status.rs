@@ -1,4 +1,4 @@
-//! `testStatusChanged`: every status change of runs, as the scheduler publishes them.
+//! `testStatusChanged`: every status change of runs, as the lifecycle publishes them.
 
 use async_graphql::{Context, ID, Object, Result, Subscription};
 use chrono::{DateTime, Utc};
@@ -7,13 +7,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
     db::repo,
-    domain::TestStatus,
+    domain::{TestStatus, integrity::Integrity},
     graphql::{
         AppState,
         types::{db, history::TestHistory, integrity::RunIntegrity, parse_id},
     },
-    integrity::Integrity,
-    scheduler::events::StatusChange,
+    lifecycle::events::StatusChange,
 };
 
 #[derive(Default)]
@@ -32,7 +31,7 @@ impl StatusSubscription {
         let test_id = test_history_id.as_ref().map(|id| parse_id(id, "testHistoryId")).transpose()?;
         let project_id = project_id.as_ref().map(|id| parse_id(id, "projectId")).transpose()?;
         // Subscribe first: a change made while the filters are checked is not lost.
-        let changes = ctx.data_unchecked::<AppState>().scheduler.events().subscribe();
+        let changes = ctx.data_unchecked::<AppState>().lifecycle.events().subscribe();
         if let Some(id) = test_id {
             repo::runs::get(db(ctx), id).await?;
         }

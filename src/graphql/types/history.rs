@@ -12,7 +12,10 @@ use super::{
 };
 use crate::{
     access::{Principal, Role},
-    db::entities::{HasMetrics, scenario_history, stage_history, test_history},
+    db::{
+        entities::{HasMetrics, scenario_history, stage_history, test_history},
+        repo,
+    },
     domain::{Executor, MetricSummary, RunnerKind, TestStatus, Verdict, scenario_verdict, test_verdict},
     error::AppError,
     graphql::{
@@ -20,8 +23,8 @@ use crate::{
         loaders::{EndpointById, ProjectById, ScenariosOfTest, StagesOfScenario, TestHistoryById},
     },
     k6::is_secret_header,
+    lifecycle::launch::{MASKED, mask_secret_headers},
     metrics::timeseries::{TimeseriesPoint, run_window},
-    scheduler::launch::{MASKED, mask_secret_headers},
 };
 
 /// One load-test run.
@@ -99,6 +102,12 @@ impl TestHistory {
     async fn results_complete(&self) -> bool {
         self.0.results_complete
     }
+    /// True while the run has ended but its results could not yet be read from InfluxDB
+    /// (`failureReason` says why); the server keeps trying, however long it takes, and fills
+    /// them in (with a `testStatusChanged` event) once InfluxDB answers.
+    async fn results_pending(&self) -> bool {
+        repo::runs::results_pending(&self.0)
+    }
     /// Request samples k6 reported that InfluxDB does not hold; null when it cannot be told.
     async fn missing_samples(&self) -> Option<i64> {
         RunIntegrity::of_run(&self.0).and_then(|integrity| integrity.0.missing())
@@ -144,7 +153,7 @@ impl TestHistory {
         let ended_at = if self.0.status.is_active() { None } else { self.0.completed_at };
         let window = run_window(self.0.started_at.unwrap_or(self.0.tested_at), ended_at, Utc::now());
         crate::graphql::limits::spend_upstream(ctx)?;
-        let influx = ctx.data_unchecked::<AppState>().scheduler.influx();
+        let influx = ctx.data_unchecked::<AppState>().lifecycle.influx();
         let step = step_seconds.map(i64::from);
         match influx.timeseries(self.0.id, window, step, scenario_tag.as_deref()).await {
             Ok(series) => Ok(series.points.into_iter().map(MetricPoint).collect()),

@@ -9,8 +9,10 @@ use crate::{
         entities::{scenario_history, test_history},
         repo::runs::{counts_of, integrity_of},
     },
-    integrity::{InstanceSamples, Integrity},
-    k6::counts::K6Counts,
+    domain::{
+        counts::K6Counts,
+        integrity::{InstanceSamples, Integrity},
+    },
 };
 
 /// What k6 itself counted, summed over every k6 instance's end-of-test summary: exact, whatever

@@ -1,4 +1,4 @@
-//! Runners start k6 for a run and report what happens to it; the scheduler turns their
+//! Runners start k6 for a run and report what happens to it; the lifecycle turns their
 //! reports into status changes and results.
 
 pub mod kubernetes;

@@ -40,6 +40,9 @@ pub(super) struct IntervalQuery {
     pub counting: Option<HalfOpen>,
     /// The latest `vus` sample of each k6 instance is looked for here.
     pub vus: HalfOpen,
+    /// Where the newest stored sample of each instance is looked for, to tell how far
+    /// behind the present the stored samples are; None once the run has ended.
+    pub newest: Option<HalfOpen>,
 }
 
 impl IntervalQuery {
@@ -67,6 +70,14 @@ impl IntervalQuery {
                 self.vus.condition()
             ),
         ];
+        if let Some(newest) = &self.newest {
+            // k6 samples `vus` every second on every instance, in the same batches as the
+            // requests: the newest one stored is where that instance's stored samples reach.
+            statements.push(format!(
+                r#"SELECT last("value") AS "newest" FROM "vus" WHERE {test} AND {} GROUP BY "instance_id""#,
+                newest.condition()
+            ));
+        }
         if let Some(counting) = &self.counting {
             statements.push(format!(
                 r#"SELECT count("value") AS "counted" FROM "http_reqs" WHERE {test} AND {} GROUP BY "scenario""#,
@@ -96,6 +107,8 @@ pub(super) struct IntervalAnswer {
     /// Requests in the counting window, by scenario key.
     pub counted: BTreeMap<String, i64>,
     pub vus: f64,
+    /// The time (epoch ms) of the newest stored sample, by k6 instance.
+    pub newest: BTreeMap<String, i64>,
 }
 
 impl IntervalAnswer {
@@ -120,6 +133,11 @@ impl IntervalAnswer {
                 let samples = answer.scenarios.entry(scenario).or_default();
                 samples.failed = value("failed").unwrap_or(0.0);
                 samples.checked = value("checked").unwrap_or(0.0);
+            } else if one.column_index("newest").is_some() {
+                let instance = one.tags.get("instance_id").cloned().unwrap_or_default();
+                if let Some(at) = value("time") {
+                    answer.newest.insert(instance, at as i64);
+                }
             } else if let Some(vus) = value("vus") {
                 answer.vus += vus;
             }
@@ -154,17 +172,20 @@ mod tests {
             rates: HalfOpen { start: at(1_700_000_000_000), end: at(1_700_000_001_000) },
             counting: Some(HalfOpen { start: at(1_699_999_990_000), end: at(1_700_000_001_000) }),
             vus: HalfOpen { start: at(1_699_999_998_000), end: at(1_700_000_001_000) },
+            newest: Some(HalfOpen { start: at(1_699_999_970_000), end: at(1_700_000_004_000) }),
         };
         let influxql = query.influxql();
-        assert_eq!(influxql.matches("; ").count(), 5, "{influxql}");
+        assert_eq!(influxql.matches("; ").count(), 6, "{influxql}");
+        assert!(influxql.contains(r#"SELECT last("value") AS "newest" FROM "vus""#), "{influxql}");
         assert!(influxql.contains(
             r#""testid" = '7' AND time > '2023-11-14T22:13:20Z' AND time <= '2023-11-14T22:13:21Z'"#
         ));
         assert!(influxql.contains(
             r#"AS "counted" FROM "http_reqs" WHERE "testid" = '7' AND time > '2023-11-14T22:13:10Z'"#
         ));
-        let without_counting = IntervalQuery { counting: None, ..query }.influxql();
+        let without_counting = IntervalQuery { counting: None, newest: None, ..query }.influxql();
         assert!(!without_counting.contains("counted"));
+        assert!(!without_counting.contains("newest"));
     }
 
     #[test]

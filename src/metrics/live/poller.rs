@@ -6,8 +6,8 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::{DateTime, Utc};
 
 use super::{
-    FLUSH_LAG, Feed, IntervalFigures, LiveError, LiveSnapshot, RUN_MARGIN, Registry, Renderings,
-    ScenarioFigures, VUS_LOOKBACK, internal,
+    FLUSH_LAG, Feed, IntervalFigures, LAG_GRACE, LAG_LIMIT_SECONDS, LAG_LOOKBACK, LiveError, LiveSnapshot,
+    RUN_MARGIN, Registry, Renderings, ScenarioFigures, VUS_LOOKBACK, internal,
     interval::{HalfOpen, IntervalAnswer, IntervalQuery},
 };
 use crate::{
@@ -99,11 +99,15 @@ impl Follower {
             let since = self.counted_until.unwrap_or(first_sample);
             (end, (since < end).then_some(HalfOpen { start: since, end }))
         };
+        let now = end + lag;
+        // Lag is judged while the run is live and past its first seconds.
+        let judged = !ended && now - started_at > LAG_GRACE;
         let query = IntervalQuery {
             test_id: self.test_id,
             rates: HalfOpen { start: end - self.interval, end },
             counting,
             vus: HalfOpen { start: end - self.interval - VUS_LOOKBACK, end },
+            newest: judged.then_some(HalfOpen { start: now - LAG_LOOKBACK, end: now + RUN_MARGIN }),
         };
         let answer = registry.ask(&query).await?;
         if ended {
@@ -117,6 +121,12 @@ impl Follower {
         }
         let elapsed = ((end - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
         let mut snapshot = self.assemble(end, elapsed, &answer, ended);
+        if judged {
+            let instances = u32::try_from(run.parallelism).unwrap_or(1).max(1);
+            let since = (now - started_at).min(LAG_LOOKBACK);
+            snapshot.samples_lag_seconds = samples_lag(&answer, instances, now, since);
+            snapshot.samples_lagging = snapshot.samples_lag_seconds > LAG_LIMIT_SECONDS;
+        }
         // A live snapshot may describe an interval reaching past the run's end (the end is
         // recorded a moment after k6 stops); the final one never goes back in time.
         if let Some(last) = self.last_time.filter(|last| *last > snapshot.time) {
@@ -169,9 +179,47 @@ impl Follower {
             vus: answer.vus,
             scenarios,
             is_final,
+            samples_lag_seconds: 0.0,
+            samples_lagging: false,
             // Set again when it is published.
             published_at: time,
             renderings: Renderings::default(),
         }
+    }
+}
+
+/// Seconds between `now` and the newest stored sample of the instance furthest behind; an
+/// instance with nothing stored in the window is `since` behind (the window, or the run's age
+/// when shorter). Never negative: k6's clock may run a little ahead of ours.
+fn samples_lag(answer: &IntervalAnswer, instances: u32, now: DateTime<Utc>, since: chrono::Duration) -> f64 {
+    let missing = since.num_milliseconds() as f64 / 1000.0;
+    (0..instances)
+        .map(|index| match answer.newest.get(&index.to_string()) {
+            Some(at) => ((now.timestamp_millis() - at) as f64 / 1000.0).max(0.0),
+            None => missing,
+        })
+        .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+
+    #[test]
+    fn the_instance_furthest_behind_sets_the_lag() {
+        let now = DateTime::from_timestamp_millis(1_700_000_100_000).unwrap();
+        let mut answer = IntervalAnswer::default();
+        answer.newest.insert("0".into(), 1_700_000_098_500);
+        answer.newest.insert("1".into(), 1_700_000_091_000);
+        let since = chrono::Duration::seconds(60);
+        assert_eq!(samples_lag(&answer, 2, now, since), 9.0);
+        assert_eq!(samples_lag(&answer, 1, now, since), 1.5, "only the run's instances count");
+        assert_eq!(
+            samples_lag(&answer, 3, now, since),
+            60.0,
+            "an instance with nothing stored lags the whole window"
+        );
+        answer.newest.insert("0".into(), 1_700_000_100_400);
+        assert_eq!(samples_lag(&answer, 1, now, since), 0.0, "a clock ahead of ours is no lag");
     }
 }

@@ -225,6 +225,8 @@ async fn a_slow_subscriber_skips_to_the_latest_snapshot_and_still_gets_the_final
         vus: 0.0,
         scenarios: Vec::new(),
         is_final,
+        samples_lag_seconds: 0.0,
+        samples_lagging: false,
         published_at: Utc::now(),
         renderings: Default::default(),
     };
@@ -240,4 +242,25 @@ async fn a_slow_subscriber_skips_to_the_latest_snapshot_and_still_gets_the_final
     assert_eq!(first_read.elapsed_seconds, 5.0, "snapshots 1-4 were skipped, not queued");
     assert_eq!((second_read.elapsed_seconds, second_read.is_final), (7.0, true));
     assert!(slow.next().await.is_none());
+}
+
+#[tokio::test]
+async fn a_snapshot_says_when_the_stored_samples_lag_behind() {
+    let rig = rig().await;
+    let live = rig.live();
+    let on_time = rig.run(TestStatus::Running, 1).await;
+    rig.write_load(on_time, -50, 60).await;
+    // k6 stopped getting its samples in 15 s ago, though the run goes on.
+    let behind = rig.run(TestStatus::Running, 1).await;
+    rig.write_load(behind, -50, -15).await;
+
+    let mut stream = live.watch(on_time).await.unwrap().into_stream().boxed();
+    let snapshot = next_event(&mut stream).await.unwrap().unwrap();
+    assert!(!snapshot.samples_lagging, "{snapshot:?}");
+    assert!(snapshot.samples_lag_seconds <= LAG_LIMIT_SECONDS, "{snapshot:?}");
+
+    let mut stream = live.watch(behind).await.unwrap().into_stream().boxed();
+    let snapshot = next_event(&mut stream).await.unwrap().unwrap();
+    assert!(snapshot.samples_lagging, "{snapshot:?}");
+    assert!((15.0..20.0).contains(&snapshot.samples_lag_seconds), "{snapshot:?}");
 }

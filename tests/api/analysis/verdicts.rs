@@ -63,7 +63,7 @@ async fn the_target_tps_is_judged_on_the_run_though_k6_has_no_threshold_for_it()
     let lab = lab().await;
     for (target_tps, verdict) in [(5.0, "PASSED"), (1000.0, "FAILED")] {
         // One after the other: two runs ending at the same instant trip over SQLite's write
-        // lock when their ends are recorded (a scheduler issue, reported separately).
+        // lock when their ends are recorded (a lifecycle issue, reported separately).
         let input = json!({ "title": "Steady", "targetTps": target_tps, "scenarios": [steady(&lab, "steady", 2000.0)] });
         let id = lab.launch(input).await;
 

@@ -1,4 +1,4 @@
-//! `testStatusChanged`: the scheduler's transitions, filtered per subscription, fresh run
+//! `testStatusChanged`: the lifecycle's transitions, filtered per subscription, fresh run
 //! data on every event, and (on PostgreSQL) events crossing replicas through LISTEN/NOTIFY.
 
 use metric_vault::{domain::TestStatus, seed::Run};
@@ -17,7 +17,7 @@ fn event(payload: &Value) -> &Value {
     &payload["data"]["testStatusChanged"]
 }
 
-/// Cancels a run that no runner has: the scheduler ends it at once and publishes CANCELLED.
+/// Cancels a run that no runner has: the lifecycle ends it at once and publishes CANCELLED.
 async fn seed_and_cancel(app: &crate::helpers::TestApp, project: &str) -> String {
     let id = Run::new(project.parse().unwrap()).status(TestStatus::Pending).insert(&app.db).await.to_string();
     let cancelled =

@@ -84,7 +84,7 @@ fn pod_name(pod: &Pod) -> &str {
     pod.metadata.name.as_deref().unwrap_or("?")
 }
 
-/// Since when the pod has been unschedulable, and the scheduler's message.
+/// Since when the pod has been unschedulable, and the lifecycle's message.
 fn unschedulable_since(pod: &Pod) -> Option<(DateTime<Utc>, String)> {
     let condition = pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| {
         c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")

@@ -433,7 +433,7 @@ fn manifest_settings(api_port: u16) -> ManifestSettings {
     }
 }
 
-/// A run as the scheduler would hand it over.
+/// A run as the lifecycle would hand it over.
 #[derive(Clone, Debug)]
 struct TestRun {
     test_id: i64,
@@ -908,6 +908,8 @@ async fn secret_values_go_in_a_secret_the_jobs_own_and_reach_k6_only_through_its
         json!([
             { "name": "K6_NO_USAGE_REPORT", "value": "true" },
             { "name": "MV_COUNTS_FILE", "value": "/dev/termination-log" },
+            { "name": "GOGC", "value": "400" },
+            { "name": "K6_SYSTEM_TAGS", "value": "scenario,name,method,status,expected_response,error_code" },
             { "name": "K6_INFLUXDB_PUSH_INTERVAL", "value": "1s" },
             { "name": "K6_INFLUXDB_CONCURRENT_WRITES", "value": "8" },
             { "name": "K6_INFLUXDB_PRECISION", "value": "ns" },

@@ -1,17 +1,15 @@
-//! `launchLoadTest` input: validated in full before anything is written or started, then
-//! turned into the k6 plan. Every violation names its field, e.g. `scenarios[1].stages[0].duration`.
+//! A launch request (from `launchLoadTest`, with numeric ids): validated in full before
+//! anything is written or started, then turned into the k6 plan. Every violation names its field, e.g. `scenarios[1].stages[0].duration`.
 
 use std::{collections::HashSet, time::Duration};
 
-use async_graphql::{ID, InputObject, Json};
 use serde_json::{Map, Value};
 
 use crate::{
     config::LoadBudget,
-    db::entities::{endpoint, endpoint_parameter, request_body},
+    db::repo::runs::{NewRun, NewScenario},
     domain::{Executor, ParameterLocation, RunnerKind},
     error::{AppError, AppResult},
-    graphql::types::parse_id,
     k6::{
         RequestBodyPlan, RequestPlan, ScenarioPlan, StagePlan, is_secret_header, parse_k6_duration,
         plan::arrival_rate_vus, scenario_key,
@@ -31,74 +29,54 @@ const MAX_THINK_TIME: f64 = 3_600.0;
 /// k6 refuses constant executors shorter than this.
 const MIN_CONSTANT_DURATION: Duration = Duration::from_secs(1);
 
-/// What to run: `LaunchLoadTestInput`.
-#[derive(InputObject, Clone, Debug)]
-#[graphql(name = "LaunchLoadTestInput")]
-pub struct LaunchInput {
+/// What to run, as `launchLoadTest` (or a saved plan) asks for it; validated by [`validate`].
+#[derive(Clone, Debug, Default)]
+pub struct LaunchRequest {
     /// Optional: taken from the scenarios' endpoints, which must all belong to one project.
-    pub project_id: Option<ID>,
+    pub project_id: Option<i64>,
     pub title: String,
     pub description: Option<String>,
     pub target_tps: Option<f64>,
     /// Defaults to the server's configured runner.
     pub runner: Option<RunnerKind>,
-    /// Split the load across this many k6 instances (execution segments). Default 1.
-    #[graphql(default = 1)]
+    /// k6 instances; 1 when not given.
     pub parallelism: Option<i32>,
-    pub scenarios: Vec<ScenarioInput>,
+    pub scenarios: Vec<ScenarioRequest>,
 }
 
-/// One scenario: `ScenarioInput`.
-#[derive(InputObject, Clone, Debug)]
-pub struct ScenarioInput {
+/// One scenario of a [`LaunchRequest`].
+#[derive(Clone, Debug)]
+pub struct ScenarioRequest {
     pub name: String,
-    pub endpoint_id: ID,
+    pub endpoint_id: i64,
     pub executor: Executor,
-    /// Seconds each virtual user sleeps between iterations.
-    #[graphql(default = 1.0)]
+    /// Seconds; 1 when not given.
     pub think_time: Option<f64>,
-    /// CONSTANT_*: exactly one stage. RAMPING_*: one or more. target = VUs (VU executors) or iterations per second (arrival-rate executors).
-    pub stages: Vec<StageInput>,
-    /// For the arrival-rate executors: the most VUs k6 may use.
+    pub stages: Vec<StageRequest>,
     pub max_vus: Option<i32>,
-    /// p95 response time target, ms. Becomes a k6 threshold.
     pub response_time_target: Option<f64>,
-    /// Error rate target, percent. Becomes a k6 threshold.
     pub error_rate_target: Option<f64>,
-    /// Values for this request; anything not given comes from the document's examples.
-    pub request: Option<RequestInput>,
+    pub request: Option<RequestValues>,
 }
 
-/// One stage: `StageInput`.
-#[derive(InputObject, Clone, Debug)]
-pub struct StageInput {
-    /// A k6 duration: "30s", "1m30s", "2h".
+/// One stage: a k6 duration and a target.
+#[derive(Clone, Debug)]
+pub struct StageRequest {
     pub duration: String,
     pub target: i32,
 }
 
-/// Request values: `RequestInput`.
-#[derive(InputObject, Clone, Debug, Default)]
-pub struct RequestInput {
-    pub path_params: Option<Json<Value>>,
-    pub query_params: Option<Json<Value>>,
-    /// Header values by name. Credentials (`Authorization`, `Proxy-Authorization`, `Cookie`, and any
-    /// name containing auth, cookie, token, key, secret or password) stay out of the k6 script: k6 reads
-    /// them from its environment, and readers below OPERATOR see them as `***`.
-    pub headers: Option<Json<Value>>,
-    pub body: Option<Json<Value>>,
-    /// More header names (any case) whose values are secret like credentials; each must be in `headers`.
+/// The values a scenario's request is sent with (JSON as the caller gave it).
+#[derive(Clone, Debug, Default)]
+pub struct RequestValues {
+    pub path_params: Option<Value>,
+    pub query_params: Option<Value>,
+    pub headers: Option<Value>,
+    pub body: Option<Value>,
     pub secret_headers: Option<Vec<String>>,
 }
 
-/// An endpoint with what a script needs to call it.
-#[derive(Clone, Debug)]
-pub struct LaunchEndpoint {
-    pub endpoint: endpoint::Model,
-    pub base_url: String,
-    pub parameters: Vec<endpoint_parameter::Model>,
-    pub body: Option<request_body::Model>,
-}
+pub use crate::db::repo::catalogue::LaunchEndpoint;
 
 /// A launch that passed every check: what to store and what to render.
 #[derive(Clone, Debug)]
@@ -119,6 +97,44 @@ pub struct ValidatedScenario {
     pub max_vus: Option<i32>,
     pub request: Option<Value>,
     pub plan: ScenarioPlan,
+}
+
+impl ValidatedLaunch {
+    /// The rows recorded for it.
+    pub fn new_run(&self) -> NewRun {
+        let scenarios = self
+            .scenarios
+            .iter()
+            .map(|scenario| {
+                let plan = &scenario.plan;
+                NewScenario {
+                    endpoint_id: scenario.endpoint_id,
+                    name: plan.display_name.clone(),
+                    key: plan.key.clone(),
+                    executor: plan.executor,
+                    think_time: plan.think_time,
+                    max_vus: scenario.max_vus,
+                    response_time_target: plan.response_time_target,
+                    error_rate_target: plan.error_rate_target,
+                    request: scenario.request.clone(),
+                    stages: plan
+                        .stages
+                        .iter()
+                        .map(|stage| (stage.duration.clone(), stage.target as i32))
+                        .collect(),
+                }
+            })
+            .collect();
+        NewRun {
+            project_id: self.project_id,
+            title: self.title.clone(),
+            description: self.description.clone(),
+            target_tps: self.target_tps,
+            runner: self.runner,
+            parallelism: self.parallelism as i32,
+            scenarios,
+        }
+    }
 }
 
 /// The limits a launch is checked against, from the settings.
@@ -142,19 +158,14 @@ fn finite_at_least(field: &str, value: f64, min: f64) -> AppResult<f64> {
     }
 }
 
-/// The endpoint ids the scenarios name, parsed; the caller loads them for [`validate`].
-pub fn endpoint_ids(input: &LaunchInput) -> AppResult<Vec<i64>> {
-    input
-        .scenarios
-        .iter()
-        .enumerate()
-        .map(|(i, s)| parse_id(&s.endpoint_id, &format!("scenarios[{i}].endpointId")))
-        .collect()
+/// The endpoint ids the scenarios name; the caller loads them for [`validate`].
+pub fn endpoint_ids(input: &LaunchRequest) -> Vec<i64> {
+    input.scenarios.iter().map(|s| s.endpoint_id).collect()
 }
 
 /// Checks every rule and builds the plan. `endpoints` are the loaded scenario endpoints.
 pub fn validate(
-    input: &LaunchInput,
+    input: &LaunchRequest,
     endpoints: &[LaunchEndpoint],
     limits: LaunchLimits,
 ) -> AppResult<ValidatedLaunch> {
@@ -181,8 +192,8 @@ pub fn validate(
         return Err(bad("input.scenarios", format!("at most {MAX_SCENARIOS} scenarios per test")));
     }
 
-    let ids = endpoint_ids(input)?;
-    let mut project_id = input.project_id.as_ref().map(|id| parse_id(id, "input.projectId")).transpose()?;
+    let ids = endpoint_ids(input);
+    let mut project_id = input.project_id;
     let mut names = HashSet::new();
     let mut scenarios = Vec::with_capacity(input.scenarios.len());
     for (index, (scenario, endpoint_id)) in input.scenarios.iter().zip(ids).enumerate() {
@@ -232,7 +243,7 @@ pub fn validate(
 }
 
 fn validate_scenario(
-    scenario: &ScenarioInput,
+    scenario: &ScenarioRequest,
     index: usize,
     name: &str,
     endpoint: &LaunchEndpoint,
@@ -351,7 +362,7 @@ fn validate_scenario(
 
 /// What the history keeps of a scenario's request input (`scenario_history.request`), secret
 /// values included: only [`mask_secret_headers`] copies of it leave the server below OPERATOR.
-fn request_json(input: &RequestInput) -> Value {
+fn request_json(input: &RequestValues) -> Value {
     let mut object = Map::new();
     for (key, value) in [
         ("pathParams", &input.path_params),
@@ -359,7 +370,7 @@ fn request_json(input: &RequestInput) -> Value {
         ("headers", &input.headers),
         ("body", &input.body),
     ] {
-        if let Some(Json(value)) = value {
+        if let Some(value) = value {
             object.insert(key.to_owned(), value.clone());
         }
     }
@@ -393,8 +404,8 @@ pub fn mask_secret_headers(request: &Value) -> Value {
 }
 
 /// A JSON object of scalar values as (name, text) pairs.
-fn scalar_map(value: Option<&Json<Value>>, field: &str) -> AppResult<Vec<(String, String)>> {
-    let Some(Json(value)) = value else { return Ok(Vec::new()) };
+fn scalar_map(value: Option<&Value>, field: &str) -> AppResult<Vec<(String, String)>> {
+    let Some(value) = value else { return Ok(Vec::new()) };
     let object = value.as_object().ok_or_else(|| bad(field, format!("`{field}` must be a JSON object")))?;
     object
         .iter()
@@ -415,8 +426,12 @@ fn scalar_text(value: &Value) -> Option<String> {
 }
 
 /// The request a scenario sends: the user's values, else the endpoint's examples for required parameters.
-fn request_plan(input: Option<&RequestInput>, endpoint: &LaunchEndpoint, at: &str) -> AppResult<RequestPlan> {
-    let empty = RequestInput::default();
+fn request_plan(
+    input: Option<&RequestValues>,
+    endpoint: &LaunchEndpoint,
+    at: &str,
+) -> AppResult<RequestPlan> {
+    let empty = RequestValues::default();
     let input = input.unwrap_or(&empty);
     let mut path_params = scalar_map(input.path_params.as_ref(), &format!("{at}.request.pathParams"))?;
     let mut query = scalar_map(input.query_params.as_ref(), &format!("{at}.request.queryParams"))?;
@@ -457,7 +472,7 @@ fn request_plan(input: Option<&RequestInput>, endpoint: &LaunchEndpoint, at: &st
         target.push((parameter.name.clone(), example));
     }
     let body = match (&input.body, &endpoint.body) {
-        (Some(Json(value)), stored) => {
+        (Some(value), stored) => {
             let content_type = stored.as_ref().map_or("application/json", |b| b.content_type.as_str());
             Some(body_plan(content_type, value))
         }

@@ -24,7 +24,7 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::{domain::TestStatus, integrity::Integrity};
+use crate::domain::{TestStatus, integrity::Integrity};
 
 /// Events kept for a slow subscriber before it starts skipping.
 const BUFFER: usize = 1024;
@@ -270,7 +270,7 @@ mod tests {
             at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
             message,
             integrity: Some(Integrity {
-                instances: vec![crate::integrity::InstanceSamples {
+                instances: vec![crate::domain::integrity::InstanceSamples {
                     instance: 0,
                     reported: Some(9),
                     stored: Some(8),
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn the_widest_integrity_and_a_long_message_still_fit_a_notify_payload() {
         let instances = (0..64)
-            .map(|instance| crate::integrity::InstanceSamples {
+            .map(|instance| crate::domain::integrity::InstanceSamples {
                 instance,
                 reported: Some(999_999_999_999),
                 stored: Some(999_999_999_998),

@@ -3,7 +3,7 @@
 //!
 //! The sweep compares the run ids InfluxDB holds samples for with the runs in the database
 //! and drops the samples of the missing ones (see `metrics::hygiene`). It runs on the
-//! scheduler's poll tick whenever it is due: after start-up (deletions a previous process
+//! lifecycle's poll tick whenever it is due: after start-up (deletions a previous process
 //! could not finish), after a deletion whose drop failed, and after a project was deleted with
 //! its runs. Nothing needs to be recorded per deletion: the absence of the run is the record.
 
@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use super::Scheduler;
+use super::Lifecycle;
 use crate::db::repo;
 
 /// How long a deletion waits for InfluxDB to drop the run's samples before leaving it to the
@@ -32,7 +32,7 @@ impl SampleCleanup {
     }
 }
 
-impl Scheduler {
+impl Lifecycle {
     /// Drops the samples of run `test_id`, which was just deleted. When InfluxDB does not
     /// manage within a few seconds, the sweep drops them later; the deletion stands either way.
     #[tracing::instrument(skip(self))]

@@ -1,6 +1,6 @@
 //! A run's results as recorded at its end: the figures InfluxDB computes from the stored
 //! samples, with the counts replaced by k6's own ([`crate::k6::counts`]), and the integrity
-//! check between the two ([`crate::integrity`]).
+//! check between the two ([`crate::domain::integrity`]).
 
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ pub(super) struct StoredResults {
 }
 
 /// k6's counts of a run and of its scenarios (by key; empty when not every instance gave them).
-pub type RunCounts = (K6Counts, Vec<(String, K6Counts)>);
+pub use crate::domain::counts::RunCounts;
 
 /// The summary with k6's exact request counts in place of InfluxDB's, and the figures derived
 /// from the counts alone (average TPS over the active seconds, average error rate) recomputed

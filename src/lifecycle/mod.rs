@@ -8,7 +8,7 @@ pub mod launch;
 mod results;
 mod targets;
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -23,9 +23,8 @@ use crate::{
             runs::{RunEnding, finish},
         },
     },
-    domain::{RunnerKind, TestStatus},
+    domain::{RunnerKind, TestStatus, integrity::Integrity},
     error::{AppError, AppResult},
-    integrity::Integrity,
     k6::{
         TestPlan,
         counts::{InstanceReports, sum_reports},
@@ -39,18 +38,15 @@ use crate::{
     metrics::influx::{InfluxClient, InfluxError, TimeWindow},
 };
 use events::{StatusBus, StatusChange};
-use launch::{LaunchInput, LaunchLimits};
+use launch::{LaunchLimits, LaunchRequest};
 pub use results::RunCounts;
 use results::StoredResults;
-
-/// How far back runs without results are retried.
-const BACKFILL_HOURS: i64 = 24;
 
 /// Samples are stamped when k6 takes them; allow for clock steps and the last flush.
 const WINDOW_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
 
 /// Launches runs and follows them to their end.
-pub struct Scheduler {
+pub struct Lifecycle {
     db: DatabaseConnection,
     settings: Arc<Settings>,
     influx: InfluxClient,
@@ -61,10 +57,33 @@ pub struct Scheduler {
     events: StatusBus,
     /// Deleted runs' samples and the raw-sample retention still to be seen to in InfluxDB.
     cleanup: cleanup::SampleCleanup,
+    /// Runs of this process between their record and their recorded end (see [`Flight`]).
+    flights: std::sync::Mutex<HashMap<i64, Flight>>,
+    /// Runs whose results are still missing: attempts so far and when to try next.
+    backfill: std::sync::Mutex<HashMap<i64, (u32, tokio::time::Instant)>>,
 }
 
-impl Scheduler {
-    /// Builds the scheduler, starts following runner reports, and finalises runs that a
+/// Where a run of this process is between its record and its recorded end. A run is ended
+/// by one path only: a cancel never ends a run a runner has (the runner reports the end,
+/// whatever stopped k6), and two reports of one end record it once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flight {
+    /// Recorded, on its way to a runner: a cancel waits for the hand-over.
+    Starting,
+    /// A runner has it; its end comes as the runner's report.
+    WithRunner,
+    /// Its end is being recorded.
+    Ending,
+}
+
+/// How long a cancel waits for a launch to hand its run to a runner, or for an end being
+/// recorded, before answering with the run as it is.
+const CANCEL_PATIENCE: Duration = Duration::from_secs(30);
+/// The longest wait between two attempts at a run's missing results.
+const BACKFILL_MAX_DELAY: Duration = Duration::from_secs(600);
+
+impl Lifecycle {
+    /// Builds the lifecycle, starts following runner reports, and finalises runs that a
     /// previous process left pending or running.
     /// `cluster` is the Kubernetes API client, or why there is none.
     pub async fn start(
@@ -83,16 +102,26 @@ impl Scheduler {
         let kubernetes_runner = kubernetes.as_ref().ok().map(|runner| runner.clone() as Arc<dyn Runner>);
         let events = StatusBus::for_database(&db).await;
         let cleanup = cleanup::SampleCleanup::new();
-        let scheduler =
-            Arc::new(Self { db, settings, influx, local, kubernetes, kubernetes_runner, events, cleanup });
-        let follower = scheduler.clone();
+        let lifecycle = Arc::new(Self {
+            db,
+            settings,
+            influx,
+            local,
+            kubernetes,
+            kubernetes_runner,
+            events,
+            cleanup,
+            flights: Default::default(),
+            backfill: Default::default(),
+        });
+        let follower = lifecycle.clone();
         tokio::spawn(async move {
             while let Some(event) = events_rx.recv().await {
-                let scheduler = follower.clone();
-                tokio::spawn(async move { scheduler.on_runner_event(event).await });
+                let lifecycle = follower.clone();
+                tokio::spawn(async move { lifecycle.on_runner_event(event).await });
             }
         });
-        let recovering = scheduler.clone();
+        let recovering = lifecycle.clone();
         tokio::spawn(async move {
             recovering.recover_interrupted_runs().await;
             let mut every = tokio::time::interval(recovering.settings.scheduler_poll_interval);
@@ -102,7 +131,7 @@ impl Scheduler {
                 recovering.keep_influx_in_step().await;
             }
         });
-        scheduler
+        lifecycle
     }
 
     /// Where every status change of every run is published.
@@ -110,7 +139,7 @@ impl Scheduler {
         &self.events
     }
 
-    /// The InfluxDB this scheduler reads results from.
+    /// The InfluxDB this lifecycle reads results from.
     pub fn influx(&self) -> &InfluxClient {
         &self.influx
     }
@@ -149,8 +178,8 @@ impl Scheduler {
 
     /// Validates, records the run as PENDING with its exact script, and hands it to its runner.
     #[tracing::instrument(skip(self, input), fields(test_id))]
-    pub async fn launch(&self, input: LaunchInput) -> AppResult<test_history::Model> {
-        let ids = launch::endpoint_ids(&input)?;
+    pub async fn launch(&self, input: LaunchRequest) -> AppResult<test_history::Model> {
+        let ids = launch::endpoint_ids(&input);
         let endpoints = repo::catalogue::launch_endpoints(&self.db, &ids).await?;
         let limits = LaunchLimits {
             max_test_duration: Duration::from_secs_f64(self.settings.scheduler_job_timeout_hours * 3600.0),
@@ -192,12 +221,25 @@ impl Scheduler {
             title: String::new(),
             scenarios: validated.scenarios.iter().map(|s| s.plan.clone()).collect(),
         });
-        let run = repo::runs::record_launch(&self.db, &validated).await?;
+        let title = validated.title.clone();
+        let plans: Vec<_> = validated.scenarios.iter().map(|s| s.plan.clone()).collect();
+        let run = repo::runs::record_launch(&self.db, &validated.new_run(), |test_id| {
+            render_script(&TestPlan { test_id, title, scenarios: plans })
+        })
+        .await?;
         tracing::Span::current().record("test_id", run.id);
+        self.set_flight(run.id, Some(Flight::Starting));
         self.publish(&run, None, None);
+        // A cancel that came between the record and the line above ended the run already.
+        let run = repo::runs::get(&self.db, run.id).await?;
+        if !run.status.is_active() {
+            self.set_flight(run.id, None);
+            return Ok(run);
+        }
         let folder = self.settings.k6_script_file_folder.clone();
         let script = folder.join(&run.k6_script_file_name);
         if let Err(err) = write_script(&script, &run.k6_script).await {
+            self.set_flight(run.id, None);
             self.end_run(run.id, RunOutcome::Failed { reason: err }, Utc::now()).await;
             return repo::runs::get(&self.db, run.id).await;
         }
@@ -210,15 +252,78 @@ impl Scheduler {
             work_dir: folder,
             secrets,
         };
-        if let Err(err) = runner.start(request).await {
-            self.end_run(run.id, RunOutcome::Failed { reason: err.to_string() }, Utc::now()).await;
+        match runner.start(request).await {
+            // Unless the runner has already reported its end.
+            Ok(()) => self.advance_flight(run.id, Flight::Starting, Flight::WithRunner),
+            Err(err) => {
+                self.set_flight(run.id, None);
+                self.end_run(run.id, RunOutcome::Failed { reason: err.to_string() }, Utc::now()).await;
+            }
         }
         repo::runs::get(&self.db, run.id).await
+    }
+
+    fn flight(&self, test_id: i64) -> Option<Flight> {
+        self.flights.lock().expect("flights lock").get(&test_id).copied()
+    }
+
+    fn set_flight(&self, test_id: i64, flight: Option<Flight>) {
+        let mut flights = self.flights.lock().expect("flights lock");
+        match flight {
+            Some(flight) => flights.insert(test_id, flight),
+            None => flights.remove(&test_id),
+        };
+    }
+
+    /// `from` → `to`, when the run is still at `from`.
+    fn advance_flight(&self, test_id: i64, from: Flight, to: Flight) {
+        if let Some(flight) = self.flights.lock().expect("flights lock").get_mut(&test_id)
+            && *flight == from
+        {
+            *flight = to;
+        }
+    }
+
+    /// Takes the right to record the run's end; false when another path is recording it.
+    fn claim_end(&self, test_id: i64) -> bool {
+        let mut flights = self.flights.lock().expect("flights lock");
+        if flights.get(&test_id) == Some(&Flight::Ending) {
+            return false;
+        }
+        flights.insert(test_id, Flight::Ending);
+        true
+    }
+
+    /// Waits (up to [`CANCEL_PATIENCE`]) until the run is no longer at a flight `waiting`
+    /// accepts, and returns where it is then.
+    async fn wait_flight(&self, test_id: i64, waiting: impl Fn(Option<Flight>) -> bool) -> Option<Flight> {
+        let deadline = tokio::time::Instant::now() + CANCEL_PATIENCE;
+        loop {
+            let flight = self.flight(test_id);
+            if !waiting(flight) || tokio::time::Instant::now() >= deadline {
+                return flight;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The run once its end is recorded (or as it is after [`CANCEL_PATIENCE`]).
+    async fn recorded_end(&self, test_id: i64) -> AppResult<test_history::Model> {
+        let deadline = tokio::time::Instant::now() + CANCEL_PATIENCE;
+        loop {
+            let run = repo::runs::get(&self.db, test_id).await?;
+            if !run.status.is_active() || tokio::time::Instant::now() >= deadline {
+                return Ok(run);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Stops an active run; what was measured so far is kept.
     #[tracing::instrument(skip(self))]
     pub async fn cancel(&self, id: i64) -> AppResult<test_history::Model> {
+        // A run on its way to a runner is cancelled through the runner, once it has it.
+        self.wait_flight(id, |flight| flight == Some(Flight::Starting)).await;
         let run = repo::runs::get(&self.db, id).await?;
         if !run.status.is_active() {
             return Err(AppError::Conflict(
@@ -229,18 +334,17 @@ impl Scheduler {
         if runner.is_running(id) {
             runner.cancel(id).await;
             // The runner reports the end; wait for it to be recorded so the answer shows it.
-            for _ in 0..600 {
-                let current = repo::runs::get(&self.db, id).await?;
-                if !current.status.is_active() {
-                    return Ok(current);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            repo::runs::get(&self.db, id).await
-        } else {
+            return self.recorded_end(id).await;
+        }
+        match self.flight(id) {
+            // k6 has ended and its end is on its way or being recorded: that end stands (a
+            // cancel after k6 exited returns the finished run).
+            Some(Flight::WithRunner | Flight::Ending) => self.recorded_end(id).await,
             // Nothing runs it (it never reached a runner): end it here.
-            self.end_run(id, RunOutcome::Cancelled, Utc::now()).await;
-            repo::runs::get(&self.db, id).await
+            _ => {
+                self.end_run(id, RunOutcome::Cancelled, Utc::now()).await;
+                repo::runs::get(&self.db, id).await
+            }
         }
     }
 
@@ -280,6 +384,21 @@ impl Scheduler {
         ended_at: DateTime<Utc>,
         reports: InstanceReports,
     ) {
+        if !self.claim_end(test_id) {
+            tracing::debug!(test_id, ?outcome, "the run's end is being recorded already");
+            return;
+        }
+        self.record_end(test_id, outcome, ended_at, reports).await;
+        self.set_flight(test_id, None);
+    }
+
+    async fn record_end(
+        &self,
+        test_id: i64,
+        outcome: RunOutcome,
+        ended_at: DateTime<Utc>,
+        reports: InstanceReports,
+    ) {
         let run = match repo::runs::get(&self.db, test_id).await {
             Ok(run) => run,
             Err(err) => {
@@ -287,6 +406,10 @@ impl Scheduler {
                 return;
             }
         };
+        if !run.status.is_active() {
+            tracing::debug!(test_id, status = ?run.status, "the run has ended already");
+            return;
+        }
         let (status, mut failure_reason) = match outcome {
             RunOutcome::Completed { .. } => (TestStatus::Completed, None),
             RunOutcome::Failed { reason } => (TestStatus::Failed, Some(reason)),
@@ -342,7 +465,9 @@ impl Scheduler {
             integrity,
         };
         match finish(&self.db, test_id, ending).await {
-            Ok(ended) => self.publish(&ended, Some(run.status), message),
+            Ok(Some(ended)) => self.publish(&ended, Some(run.status), message),
+            // Another instance recorded the end first; it published it.
+            Ok(None) => tracing::info!(test_id, "the run's end was recorded elsewhere first"),
             Err(err) => tracing::error!(test_id, error = ?err, "could not record the end of the run"),
         }
     }
@@ -387,9 +512,12 @@ impl Scheduler {
         Ok(StoredResults { summary, scenario_summaries, stored })
     }
 
-    /// Runs that ended while InfluxDB was unreachable get their results once it answers again.
+    /// Runs that ended while InfluxDB was unreachable get their results once it answers again,
+    /// however long that takes. While InfluxDB is down this costs one ping per pass; a run that
+    /// InfluxDB answers for but whose results still cannot be read (no samples yet, a failing
+    /// query) is tried again after a delay that doubles each time, up to 10 minutes.
     async fn fill_in_missing_results(&self) {
-        let runs = match repo::runs::runs_missing_results(&self.db, BACKFILL_HOURS).await {
+        let runs = match repo::runs::runs_missing_results(&self.db).await {
             Ok(runs) if !runs.is_empty() => runs,
             Ok(_) => return,
             Err(err) => {
@@ -400,41 +528,60 @@ impl Scheduler {
         if !self.influx.ping().await {
             return;
         }
+        let now = tokio::time::Instant::now();
         for run in runs {
+            let due =
+                self.backfill.lock().expect("backfill lock").get(&run.id).is_none_or(|(_, at)| *at <= now);
+            if !due {
+                continue;
+            }
             let ended_at = run.completed_at.unwrap_or(run.updated_at);
-            match self.read_results(&run, ended_at).await {
-                Ok(mut results @ StoredResults { summary: Some(_), .. }) => {
-                    let reported = repo::runs::integrity_of(&run);
-                    let integrity = match &reported {
-                        Some(integrity) => integrity.with_stored(&results.stored),
-                        None => Integrity::new(run.parallelism.max(1) as u32, &[], Some(&results.stored)),
-                    };
-                    let counts = repo::runs::k6_counts(&self.db, &run).await.unwrap_or_default();
-                    results::apply_counts(&mut results, counts.as_ref());
-                    let summary = results.summary.expect("matched Some");
-                    let scenarios = results.scenario_summaries;
-                    let stored = repo::runs::store_late_results(
-                        &self.db,
-                        run.id,
-                        &summary,
-                        &scenarios,
-                        Some(&integrity),
-                    );
-                    match stored.await {
-                        Ok(()) => {
-                            tracing::info!(test_id = run.id, "results filled in after InfluxDB came back");
-                            if let Ok(run) = repo::runs::get(&self.db, run.id).await {
-                                let note = "results filled in after InfluxDB came back; the verdict is known";
-                                self.publish(&run, Some(run.status), Some(note.to_owned()));
-                            }
+            let filled = self.fill_in(&run, ended_at).await;
+            let mut backfill = self.backfill.lock().expect("backfill lock");
+            if filled {
+                backfill.remove(&run.id);
+            } else {
+                let attempts = backfill.get(&run.id).map_or(0, |(attempts, _)| *attempts) + 1;
+                let delay = self.settings.scheduler_poll_interval.saturating_mul(1 << attempts.min(16));
+                backfill.insert(run.id, (attempts, now + delay.min(BACKFILL_MAX_DELAY)));
+            }
+        }
+    }
+
+    /// One attempt at a run's missing results; true when they are stored now.
+    async fn fill_in(&self, run: &test_history::Model, ended_at: DateTime<Utc>) -> bool {
+        match self.read_results(run, ended_at).await {
+            Ok(mut results @ StoredResults { summary: Some(_), .. }) => {
+                let reported = repo::runs::integrity_of(run);
+                let integrity = match &reported {
+                    Some(integrity) => integrity.with_stored(&results.stored),
+                    None => Integrity::new(run.parallelism.max(1) as u32, &[], Some(&results.stored)),
+                };
+                let counts = repo::runs::k6_counts(&self.db, run).await.unwrap_or_default();
+                results::apply_counts(&mut results, counts.as_ref());
+                let summary = results.summary.expect("matched Some");
+                let scenarios = results.scenario_summaries;
+                let stored =
+                    repo::runs::store_late_results(&self.db, run.id, &summary, &scenarios, Some(&integrity));
+                match stored.await {
+                    Ok(()) => {
+                        tracing::info!(test_id = run.id, "results filled in after InfluxDB came back");
+                        if let Ok(run) = repo::runs::get(&self.db, run.id).await {
+                            let note = "results filled in after InfluxDB came back; the verdict is known";
+                            self.publish(&run, Some(run.status), Some(note.to_owned()));
                         }
-                        Err(err) => {
-                            tracing::warn!(test_id = run.id, error = ?err, "could not store late results")
-                        }
+                        true
+                    }
+                    Err(err) => {
+                        tracing::warn!(test_id = run.id, error = ?err, "could not store late results");
+                        false
                     }
                 }
-                Ok(_) => {}
-                Err(err) => tracing::debug!(test_id = run.id, %err, "results still unreadable"),
+            }
+            Ok(_) => false,
+            Err(err) => {
+                tracing::debug!(test_id = run.id, %err, "results still unreadable");
+                false
             }
         }
     }
@@ -477,7 +624,7 @@ impl Scheduler {
     }
 }
 
-impl Scheduler {
+impl Lifecycle {
     fn publish(&self, run: &test_history::Model, previous: Option<TestStatus>, message: Option<String>) {
         self.events.publish(StatusChange {
             integrity: repo::runs::integrity_of(run),

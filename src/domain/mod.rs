@@ -1,9 +1,18 @@
-//! The vocabulary shared by the database and the API: methods, statuses, runners, executors.
+//! The vocabulary shared by every layer: methods, statuses, runners, executors, roles, and the
+//! value types the database stores and the layers above compute (counts, integrity, the
+//! catalogue's model of a document). It depends on no other module of the crate.
 //!
 //! These enums are stored as their SCREAMING_CASE names and exposed with the same
 //! names in GraphQL, so one definition serves both; they change together or not at all.
 
+pub mod counts;
+pub mod integrity;
+mod role;
+pub mod spec;
+
 use std::{fmt, str::FromStr};
+
+pub use role::Role;
 
 use async_graphql::Enum;
 use sea_orm::{DeriveActiveEnum, EnumIter, sea_query::StringLen};

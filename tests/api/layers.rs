@@ -1,0 +1,132 @@
+//! The crate's layers point down only: a module may use the modules of the layers below its
+//! own and nothing above (README, "Layout"). Read from the source, so a `use` that points up
+//! fails here before it becomes a habit.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+};
+
+/// From the bottom. A module may use what is in a lower layer; two modules of one layer may
+/// not use each other.
+const LAYERS: &[&[&str]] = &[
+    // Vocabulary and value types, the error type, logging, the fuzzing helpers of the tests.
+    &["domain", "error", "telemetry", "fuzzing"],
+    // Entities and every SQL statement.
+    &["db"],
+    // Fixture data for tests and benchmarks, written through `db`.
+    &["seed"],
+    // Capabilities over the database and the outside world.
+    &["access"],
+    &["openapi"],
+    &["config"],
+    &["metrics"],
+    &["k6"],
+    // A run's life: launch, status, results, cancellation, recovery.
+    &["lifecycle"],
+    &["graphql"],
+    &["http"],
+    &["commands", "startup"],
+    &["lib", "main"],
+];
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|layer| layer.contains(&module))
+}
+
+/// Every `.rs` file below `dir`.
+fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read src/") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            sources(&path, found);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The top-level modules a source text names through `crate::` (plain paths, `use crate::{…}`
+/// groups, `$crate::` in macros), comments left out.
+fn modules_named(text: &str) -> BTreeSet<String> {
+    let code: String =
+        text.lines().map(|line| line.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let identifier = |rest: &str| -> String {
+        rest.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+    };
+    let mut named = BTreeSet::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            // The first name of each item at the group's top level.
+            let mut depth = 0usize;
+            let mut item_start = true;
+            for c in group.chars().enumerate() {
+                let (index, c) = c;
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => item_start = true,
+                    c if item_start && !c.is_whitespace() => {
+                        item_start = false;
+                        named.insert(identifier(&group[index..]));
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            named.insert(identifier(rest));
+        }
+    }
+    named.remove("");
+    named
+}
+
+#[test]
+fn no_module_uses_a_module_of_a_layer_above_its_own() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut wrong = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let module = relative.components().next().unwrap().as_os_str().to_string_lossy();
+        let module = module.trim_end_matches(".rs");
+        let Some(own) = layer_of(module) else {
+            wrong.push(format!(
+                "{}: module `{module}` has no layer in tests/api/layers.rs",
+                relative.display()
+            ));
+            continue;
+        };
+        let text = std::fs::read_to_string(file).unwrap();
+        for used in modules_named(&text) {
+            if used == module {
+                continue;
+            }
+            match layer_of(&used) {
+                Some(layer) if layer < own => {}
+                Some(layer) => wrong.push(format!(
+                    "{}: `{module}` (layer {own}) uses `{used}` (layer {layer}, {})",
+                    relative.display(),
+                    if layer == own { "the same layer" } else { "above" }
+                )),
+                None => wrong
+                    .push(format!("{}: `{module}` uses `{used}`, which has no layer", relative.display())),
+            }
+        }
+    }
+    assert!(files.len() > 50, "found only {} source files", files.len());
+    assert!(wrong.is_empty(), "imports that point up:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_reader_sees_groups_paths_and_macros_and_skips_comments() {
+    let text = "use crate::{\n    db::{entities::x, repo},\n    domain::Role,\n};\n\
+                fn f() { crate::k6::run(); $crate::metrics::m!(); }\n\
+                // crate::graphql is only mentioned here\n";
+    let named: Vec<String> = modules_named(text).into_iter().collect();
+    assert_eq!(named, ["db", "domain", "k6", "metrics"]);
+}
