@@ -164,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
     let url = common::serve_in_process(data_dir.path(), influx.port()).await?;
     let http = common::http_client()?;
     let endpoint = common::import_target(&http, &url, "bench", &target).await?;
-    let client = InfluxClient::new(reqwest::Client::new(), influx.base_url(), "k6");
+    let client = InfluxClient::new(metric_vault::tls::client(), influx.base_url(), "k6");
 
     println!("Metric Vault ingest benchmark — {}", common::machine());
     let vus: Vec<String> = options.vus.iter().map(u32::to_string).collect();

@@ -215,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
     let completed: DateTime<Utc> = run["completedAt"].as_str().context("completedAt")?.parse()?;
     let started: DateTime<Utc> = run["startedAt"].as_str().context("startedAt")?.parse()?;
     let exit_to_stored = (seen - completed).to_std().unwrap_or_default();
-    let client = InfluxClient::new(reqwest::Client::new(), influx.base_url(), "k6");
+    let client = InfluxClient::new(metric_vault::tls::client(), influx.base_url(), "k6");
     let samples = client
         .query(&format!("SELECT count(\"value\") FROM /.*/ WHERE \"testid\" = '{id}'"))
         .await?

@@ -1046,7 +1046,7 @@ async fn main() -> anyhow::Result<()> {
     let sqlite_project =
         if options.skip_sqlite { None } else { Some(sqlite_dataset(&sqlite_path, options.reseed).await?) };
 
-    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build()?;
+    let client = metric_vault::tls::client_builder().no_proxy().timeout(Duration::from_secs(60)).build()?;
     let pg_url = format!("postgres://postgres@127.0.0.1:5432/{DB_NAME}");
     let mut servers: Vec<(Kind, Server, i64)> = Vec::new();
     let ours = start_ours(&workdir, "ours-postgres", &pg_url, &[])?;

@@ -30,6 +30,8 @@ pub mod seed;
 pub mod startup;
 /// Logging setup.
 pub mod telemetry;
+/// TLS for the server's own requests: the roots it trusts.
+pub mod tls;
 
 /// Shared by the fuzz targets (`make fuzz`) and their regression tests.
 #[cfg(test)]

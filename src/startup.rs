@@ -41,14 +41,17 @@ impl Application {
         cluster: Result<kube::Client, String>,
     ) -> anyhow::Result<Self> {
         let (db, statements) = db::connect_and_migrate(&settings.database_url).await?;
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .no_proxy()
             .build()
             .context("building the HTTP client")?;
-        let document_client =
-            crate::openapi::build_client(&settings.import.fetch_limits, &settings.import.policy);
+        let document_client = crate::openapi::build_client(
+            &settings.import.fetch_limits,
+            &settings.import.policy,
+            &settings.import.tls_roots,
+        );
         let settings = Arc::new(settings);
         let lifecycle = Lifecycle::start(db.clone(), settings.clone(), http.clone(), cluster).await;
         let auth = Authenticator::new(

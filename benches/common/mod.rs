@@ -215,7 +215,7 @@ pub const BENCH_TOKEN: &str = "mv_benchmark-admin-token-on-loopback";
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {BENCH_TOKEN}").parse()?);
-    Ok(reqwest::Client::builder()
+    Ok(metric_vault::tls::client_builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .default_headers(headers)

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::{ConfigError, Env};
 use crate::access::targets::{DEFAULT_BLOCKED, ImportPolicy, TargetList, TargetPolicy};
 use crate::openapi::{FetchLimits, ParseLimits};
+use crate::tls::TrustedRoots;
 
 /// `IMPORT_*`.
 #[derive(Clone, Debug)]
@@ -16,7 +17,11 @@ pub struct ImportSettings {
     /// `IMPORT_FETCH_SECONDS`: a fetch's time limit, which is also when every network-level
     /// failure is answered (see [`crate::openapi::fetch_document`]).
     pub fetch_limits: FetchLimits,
+    /// What https fetches trust: the web PKI, plus the CA certificates of `TLS_EXTRA_CA_FILE`.
+    pub tls_roots: TrustedRoots,
 }
+
+const BUNDLE_FORM: &str = "a readable file of PEM CA certificates (BEGIN CERTIFICATE blocks)";
 
 const HOST_FORMS: &str =
     "a comma-separated list of host names, *.domain suffixes, addresses, CIDR blocks or *";
@@ -88,7 +93,15 @@ impl ImportSettings {
             )?),
             ..FetchLimits::default()
         };
-        Ok(Self { policy, parse_limits, fetch_limits })
+        let tls_roots = match env.optional("TLS_EXTRA_CA_FILE") {
+            Some(path) => TrustedRoots::with_bundle(&path).map_err(|err| ConfigError {
+                variable: "TLS_EXTRA_CA_FILE",
+                value: err.to_string(),
+                expected: BUNDLE_FORM,
+            })?,
+            None => TrustedRoots::default(),
+        };
+        Ok(Self { policy, parse_limits, fetch_limits, tls_roots })
     }
 }
 
@@ -131,5 +144,18 @@ mod tests {
             settings(&[("IMPORT_MAX_OUTPUT_MB", "2"), ("IMPORT_PARSE_SECONDS", "0.5")]).unwrap().import;
         assert_eq!(limits.parse_limits.max_output_bytes, 2 * 1024 * 1024);
         assert_eq!(limits.parse_limits.max_duration, std::time::Duration::from_millis(500));
+    }
+
+    #[test]
+    fn an_extra_ca_bundle_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("not-a-bundle.pem");
+        std::fs::write(&bundle, "just text").unwrap();
+        let error = settings(&[("TLS_EXTRA_CA_FILE", bundle.to_str().unwrap())]).expect_err("refused");
+        assert_eq!(error.variable, "TLS_EXTRA_CA_FILE");
+        assert!(error.to_string().contains("holds no PEM certificate"), "{error}");
+        let missing = settings(&[("TLS_EXTRA_CA_FILE", "/nonexistent/ca.pem")]).expect_err("refused");
+        assert!(missing.to_string().contains("cannot read /nonexistent/ca.pem"), "{missing}");
+        assert_eq!(settings(&[]).unwrap().import.tls_roots.extra_count(), 0);
     }
 }

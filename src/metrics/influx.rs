@@ -365,7 +365,7 @@ mod tests {
         let server = InfluxServer::start().await;
         assert!(server.client("ping").ping().await);
         let nobody =
-            InfluxClient::new(reqwest::Client::new(), format!("http://127.0.0.1:{}", closed_port()), "x");
+            InfluxClient::new(crate::tls::client(), format!("http://127.0.0.1:{}", closed_port()), "x");
         assert!(!nobody.ping().await);
     }
 
@@ -435,7 +435,7 @@ http_reqs,scenario=other value=1 1700000000002";
     #[tokio::test]
     async fn a_closed_port_is_unreachable() {
         let url = format!("http://127.0.0.1:{}", closed_port());
-        let client = InfluxClient::new(reqwest::Client::new(), &url, "k6");
+        let client = InfluxClient::new(crate::tls::client(), &url, "k6");
         let error = client.query("SHOW DATABASES").await.unwrap_err();
         assert!(
             matches!(&error, InfluxError::Unreachable { url: reported, .. } if *reported == url),

@@ -44,7 +44,7 @@ impl InfluxServer {
             let port = free_port_pair();
             let log_path = data_dir.join("influxd.log");
             let child = spawn_influxd(&data_dir, port, &log_path);
-            let mut server = Self { child, port, http: reqwest::Client::new(), data_dir };
+            let mut server = Self { child, port, http: crate::tls::client(), data_dir };
             if server.wait_until_up().await {
                 return server;
             }

@@ -14,6 +14,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use url::Url;
 
 use crate::access::targets::{Host, ImportPolicy, TargetRefusal};
+use crate::tls::TrustedRoots;
 
 /// Bounds on one document download.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,11 +99,15 @@ pub enum FetchError {
         /// The URL that served it.
         url: String,
     },
-    /// An https URL, and this build has no TLS stack.
-    #[error("could not fetch {url}: https is not supported by this server build")]
-    HttpsUnsupported {
+    /// The server's TLS certificate did not verify.
+    #[error(
+        "could not fetch {url}: its TLS certificate is not trusted ({problem}); a private CA can be added with TLS_EXTRA_CA_FILE"
+    )]
+    UntrustedCertificate {
         /// The URL requested.
         url: String,
+        /// What is wrong with the certificate.
+        problem: String,
     },
 }
 
@@ -114,7 +119,9 @@ pub enum FetchError {
 /// the resolver gives, so a name that resolves to a refused address is refused however it was
 /// reached (redirects, DNS rebinding), and address literals are checked on the way in and on
 /// every redirect.
-pub fn build_client(limits: &FetchLimits, policy: &ImportPolicy) -> reqwest::Client {
+///
+/// https is verified against `roots` (the web PKI and `TLS_EXTRA_CA_FILE`).
+pub fn build_client(limits: &FetchLimits, policy: &ImportPolicy, roots: &TrustedRoots) -> reqwest::Client {
     let max_redirects = limits.max_redirects;
     let redirect_policy = policy.clone();
     let redirects = reqwest::redirect::Policy::custom(move |attempt| {
@@ -126,14 +133,15 @@ pub fn build_client(limits: &FetchLimits, policy: &ImportPolicy) -> reqwest::Cli
         }
         attempt.follow()
     });
-    reqwest::Client::builder()
+    crate::tls::client_builder()
         .redirect(redirects)
         .dns_resolver(Arc::new(GuardedResolver { policy: policy.clone() }))
         .timeout(limits.timeout)
         .no_proxy()
         .user_agent(concat!("metric-vault/", env!("CARGO_PKG_VERSION"), " (OpenAPI import)"))
+        .tls_backend_preconfigured(roots.client_config())
         .build()
-        .expect("a client without TLS configuration or proxies always builds")
+        .expect("a client with a rustls configuration and no proxies always builds")
 }
 
 /// The refusal for a URL whose host is an address literal the policy refuses (names go
@@ -266,9 +274,11 @@ fn describe(error: DownloadError, url: &str, limits: &FetchLimits) -> FetchError
         // Only a redirect loop or too long a chain gets here: a refused redirect carries its refusal.
         return FetchError::TooManyRedirects { url, max_redirects: limits.max_redirects };
     }
-    if refusal.is_none() && error.is_builder() && url.starts_with("https:") {
-        // This build carries no TLS stack yet; the client refuses https before connecting.
-        return FetchError::HttpsUnsupported { url };
+    if refusal.is_none()
+        && let Some(problem) = crate::tls::certificate_problem(&error)
+    {
+        tracing::info!(url = %url, %problem, "import refused: the TLS certificate did not verify");
+        return FetchError::UntrustedCertificate { url, problem };
     }
     match refusal {
         Some(refusal) => tracing::info!(url = %url, %refusal, "import refused by the import policy"),
@@ -361,7 +371,7 @@ mod tests {
     async fn fetches_and_follows_redirects() {
         let base = start_server().await;
         let limits = small_limits();
-        let client = build_client(&limits, &ImportPolicy::default());
+        let client = build_client(&limits, &ImportPolicy::default(), &TrustedRoots::default());
         let fetched = fetch_document(&client, &format!("{base}/moved"), &limits, &ImportPolicy::default())
             .await
             .unwrap();
@@ -375,7 +385,7 @@ mod tests {
     async fn reports_status_loops_size_timeout_and_encoding() {
         let base = start_server().await;
         let limits = small_limits();
-        let client = build_client(&limits, &ImportPolicy::default());
+        let client = build_client(&limits, &ImportPolicy::default(), &TrustedRoots::default());
         let fetch = async |path: &str| {
             fetch_document(&client, &format!("{base}{path}"), &limits, &ImportPolicy::default()).await
         };
@@ -414,7 +424,7 @@ mod tests {
         });
         let limits = small_limits();
         let error = fetch_document(
-            &build_client(&limits, &ImportPolicy::default()),
+            &build_client(&limits, &ImportPolicy::default(), &TrustedRoots::default()),
             &format!("http://{address}/"),
             &limits,
             &ImportPolicy::default(),
@@ -427,7 +437,7 @@ mod tests {
     #[tokio::test]
     async fn rejects_bad_urls_and_closed_ports() {
         let limits = small_limits();
-        let client = build_client(&limits, &ImportPolicy::default());
+        let client = build_client(&limits, &ImportPolicy::default(), &TrustedRoots::default());
         let error = fetch_document(&client, "file:///etc/passwd", &limits, &ImportPolicy::default())
             .await
             .unwrap_err();
@@ -460,7 +470,7 @@ mod tests {
             Some("127.0.0.1".parse().unwrap()),
             &crate::access::targets::TargetPolicy::default(),
         );
-        let client = build_client(&limits, &loopback_one);
+        let client = build_client(&limits, &loopback_one, &TrustedRoots::default());
         let fetch =
             async |url: String| fetch_document(&client, &url, &limits, &loopback_one).await.unwrap_err();
 

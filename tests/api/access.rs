@@ -48,7 +48,7 @@ async fn requests_without_a_valid_token_get_401_unauthenticated() {
         assert_eq!(answer.status, 401, "{token:?}: {}", answer.body);
         assert_eq!(answer.error_code(), "UNAUTHENTICATED");
     }
-    let malformed = reqwest::Client::new()
+    let malformed = metric_vault::tls::client()
         .post(app.url("/graphql"))
         .header("authorization", "Basic dXNlcjpwYXNz")
         .json(&json!({ "query": "{ projects { id } }" }))
@@ -61,12 +61,15 @@ async fn requests_without_a_valid_token_get_401_unauthenticated() {
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("Bearer"), "{body}");
 
     // GET queries (urql) need the token as well.
-    let get =
-        reqwest::Client::new().get(app.url("/graphql?query=%7Bprojects%7Bid%7D%7D")).send().await.unwrap();
+    let get = metric_vault::tls::client()
+        .get(app.url("/graphql?query=%7Bprojects%7Bid%7D%7D"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.status(), 401);
 
     // Liveness, readiness and the GraphiQL page reveal nothing and need no token.
-    let plain = reqwest::Client::new();
+    let plain = metric_vault::tls::client();
     assert_eq!(plain.get(app.url("/health")).send().await.unwrap().status(), 200);
     assert_eq!(plain.get(app.url("/ready")).send().await.unwrap().status(), 200);
     let page = plain.get(app.url("/graphql")).header("accept", "text/html").send().await.unwrap();

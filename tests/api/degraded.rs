@@ -104,10 +104,10 @@ async fn results_missing_at_the_end_are_filled_in_once_influxdb_answers_however_
     run.failure_reason = Set(Some("metrics could not be read from InfluxDB: connection refused".into()));
     run.update(&blind.db).await.unwrap();
     // The samples k6 had written are in InfluxDB.
-    let write = reqwest::Client::new()
+    let write = metric_vault::tls::client()
         .post(format!("http://127.0.0.1:{port}/write?db=k6&precision=ms"))
         .body(k6_lines(id, "scenario_0", started.timestamp_millis(), 5));
-    reqwest::Client::new()
+    metric_vault::tls::client()
         .post(format!("http://127.0.0.1:{port}/query?q=CREATE%20DATABASE%20k6"))
         .send()
         .await

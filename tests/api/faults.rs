@@ -124,6 +124,19 @@ async fn influxdb_stopped_mid_run_and_back_later_loses_no_recorded_sample() {
 
 #[tokio::test]
 async fn a_server_restarted_mid_run_finalises_it_with_every_recorded_sample() {
+    restart_mid_run("-TERM").await;
+}
+
+/// The server killed alone (`kill -9`, as the OOM killer does): its k6 must not go on loading
+/// the target for a run the restarted server records as ended.
+#[tokio::test]
+async fn a_server_killed_mid_run_takes_its_k6_with_it_and_the_record_says_so() {
+    restart_mid_run("-KILL").await;
+}
+
+/// Stops the server process with `signal` during a run, checks that no k6 of the run is left,
+/// and that a server restarted on the same database ends the run with what was recorded.
+async fn restart_mid_run(signal: &str) {
     let influx = InfluxServer::start().await;
     let influx_port = influx.port().to_string();
     let data_dir = tempfile::tempdir().unwrap();
@@ -192,11 +205,15 @@ async fn a_server_restarted_mid_run_finalises_it_with_every_recorded_sample() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let pid = first.id().expect("the server runs");
-    std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
     let stopped = tokio::time::timeout(Duration::from_secs(30), first.wait()).await;
-    assert!(stopped.is_ok(), "the server stops on SIGTERM");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!k6_processes_of(&scripts, &id), "no k6 of the run outlives the server");
+    assert!(stopped.is_ok(), "the server stops on kill {signal}");
+    // k6 stops as on Ctrl-C (it flushes its samples first): give it a moment.
+    let stopping = std::time::Instant::now();
+    while k6_processes_of(&scripts, &id) && stopping.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!k6_processes_of(&scripts, &id), "no k6 of the run outlives the server (kill {signal})");
 
     // The restarted server finalises the run with what was recorded.
     let second = spawn_with(settings, data_dir).await;

@@ -115,7 +115,7 @@ pub fn client_with_token(token: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers
         .insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().expect("a header value"));
-    reqwest::Client::builder().default_headers(headers).build().expect("a client")
+    metric_vault::tls::client_builder().default_headers(headers).build().expect("a client")
 }
 
 static DATABASES: AtomicUsize = AtomicUsize::new(0);

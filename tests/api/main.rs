@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod history;
 mod hostile;
+mod https_import;
 mod import;
 mod influx_hygiene;
 mod kubernetes;

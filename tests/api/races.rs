@@ -20,7 +20,9 @@ async fn cancels_racing_a_runs_end_leave_one_terminal_status_and_one_terminal_ev
     let endpoint = endpoints["getItem"].clone();
     // The first cancels land while k6 starts, the middle ones while it runs, the last ones as
     // it ends and after.
-    for (round, hammer_after_ms) in [0u64, 400, 900, 1100, 1200, 1300, 1400, 1500, 1700].into_iter().enumerate() {
+    for (round, hammer_after_ms) in
+        [0u64, 400, 900, 1100, 1200, 1300, 1400, 1500, 1700].into_iter().enumerate()
+    {
         let launched = app
             .graphql(
                 "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",

@@ -49,7 +49,7 @@ pub struct LocalRunner {
 
 impl LocalRunner {
     pub fn new(k6_binary: impl Into<String>, events: mpsc::UnboundedSender<RunnerEvent>) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .timeout(Duration::from_secs(5))
             .no_proxy()
             .build()
@@ -230,6 +230,7 @@ impl LocalRun {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        die_with_this_process(&mut command);
         let mut child =
             command.spawn().map_err(|err| format!("could not start k6 (`{}`): {err}", self.k6_binary))?;
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
@@ -376,3 +377,31 @@ fn free_port() -> std::io::Result<u16> {
 fn script_folder(script: &Path) -> &Path {
     script.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
+
+/// k6 ends when this server does, however it ends (`kill -9`, the OOM killer): on Linux the
+/// kernel sends k6 SIGTERM when the thread that started it exits — a tokio worker, which lives
+/// as long as the runtime — and k6 stops its test as on Ctrl-C, flushing its samples. A
+/// restarted server then records the run as interrupted, and that is what happened: no k6 goes
+/// on loading a target for a run the database says is over. (Re-adopting a running k6 after a
+/// restart is the other way to keep the two in step; this one needs no state across processes.)
+#[cfg(target_os = "linux")]
+fn die_with_this_process(command: &mut Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
+    // functions (prctl, getppid), touching no memory of the parent's.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The server may have died between the fork and the line above.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("the server exited while k6 was starting"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_process(_command: &mut Command) {}

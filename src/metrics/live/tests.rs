@@ -202,7 +202,7 @@ async fn an_unreachable_influxdb_is_an_error_event_and_the_poller_carries_on() {
     let test_id = rig.run(TestStatus::Running, 0).await;
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let nowhere =
-        InfluxClient::new(reqwest::Client::new(), format!("http://127.0.0.1:{closed_port}"), DATABASE);
+        InfluxClient::new(crate::tls::client(), format!("http://127.0.0.1:{closed_port}"), DATABASE);
     let live = LiveMetrics::new(rig.db.clone(), nowhere, Duration::from_millis(200));
 
     let mut stream = live.watch(test_id).await.unwrap().into_stream().boxed();

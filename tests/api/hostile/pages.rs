@@ -137,7 +137,7 @@ async fn post_accepting(
     accept: Option<&str>,
     query: &str,
 ) -> (u16, String, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = metric_vault::tls::client()
         .post(app.url("/graphql"))
         .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
         .header("content-type", "application/json")

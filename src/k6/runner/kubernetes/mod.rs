@@ -122,7 +122,7 @@ impl KubernetesRunner {
         settings: KubernetesSettings,
         events: mpsc::UnboundedSender<RunnerEvent>,
     ) -> Self {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .timeout(Duration::from_secs(5))
             .no_proxy()
             .build()

