@@ -40,6 +40,9 @@ pub struct Settings {
     pub k6_default_pvc: Option<String>,
     pub kubernetes_namespace: String,
     pub scheduler_poll_interval: Duration,
+    /// How long a run's owner may go without renewing its lease before another instance
+    /// ends or takes over the run (`RUN_LEASE_SECONDS`).
+    pub run_lease: Duration,
     pub scheduler_max_retry: u32,
     pub scheduler_metrics_delay: Duration,
     pub scheduler_job_timeout_hours: f64,
@@ -155,6 +158,11 @@ impl Settings {
             scheduler_poll_interval: Duration::from_secs_f64(env.positive(
                 "SCHEDULER_POLL_INTERVAL",
                 5.0,
+                "a positive number of seconds",
+            )?),
+            run_lease: Duration::from_secs_f64(env.positive(
+                "RUN_LEASE_SECONDS",
+                15.0,
                 "a positive number of seconds",
             )?),
             scheduler_max_retry: env.parsed(

@@ -14,6 +14,7 @@ mod m20261203_000004_create_api_token;
 mod m20261203_000005_add_spec_revision;
 mod m20261203_000006_add_project_runs_revision;
 mod m20261206_000007_add_k6_counts_and_integrity;
+mod m20261207_000008_add_run_leases;
 
 /// Applies every migration in order; `Migrator::up(db, None)` at start-up.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_add_spec_revision::Migration),
             Box::new(m20261203_000006_add_project_runs_revision::Migration),
             Box::new(m20261206_000007_add_k6_counts_and_integrity::Migration),
+            Box::new(m20261207_000008_add_run_leases::Migration),
         ]
     }
 }

@@ -94,7 +94,20 @@ pub async fn connect_and_migrate(
 /// then finds them applied (otherwise both would add the same column, and one fail to start).
 async fn migrate(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
     if db.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Migrator::up(db, None).await;
+        // Two processes on one SQLite file (a test's two replicas) may start together: the
+        // second then fails on a table the first has just made and not yet recorded. Once the
+        // first has finished, the migrations are found applied.
+        let mut attempt = 0;
+        loop {
+            match Migrator::up(db, None).await {
+                Err(err) if attempt < 20 => {
+                    attempt += 1;
+                    tracing::debug!(%err, attempt, "migrations clashed with another process; trying again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                result => return result,
+            }
+        }
     }
     let txn = db.begin().await?;
     txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;

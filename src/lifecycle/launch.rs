@@ -101,7 +101,7 @@ pub struct ValidatedScenario {
 
 impl ValidatedLaunch {
     /// The rows recorded for it.
-    pub fn new_run(&self) -> NewRun {
+    pub fn new_run(&self, owner_instance: &str, lease_expires_at: chrono::DateTime<chrono::Utc>) -> NewRun {
         let scenarios = self
             .scenarios
             .iter()
@@ -133,6 +133,8 @@ impl ValidatedLaunch {
             runner: self.runner,
             parallelism: self.parallelism as i32,
             scenarios,
+            owner_instance: owner_instance.to_owned(),
+            lease_expires_at,
         }
     }
 }

@@ -5,6 +5,7 @@
 mod cleanup;
 pub mod events;
 pub mod launch;
+pub mod lease;
 mod results;
 mod targets;
 
@@ -57,6 +58,8 @@ pub struct Lifecycle {
     events: StatusBus,
     /// Deleted runs' samples and the raw-sample retention still to be seen to in InfluxDB.
     cleanup: cleanup::SampleCleanup,
+    /// This server instance's id: the owner of the runs it launches (see [`lease`]).
+    instance: String,
     /// Runs of this process between their record and their recorded end (see [`Flight`]).
     flights: std::sync::Mutex<HashMap<i64, Flight>>,
     /// Runs whose results are still missing: attempts so far and when to try next.
@@ -111,6 +114,7 @@ impl Lifecycle {
             kubernetes_runner,
             events,
             cleanup,
+            instance: lease::instance_id(),
             flights: Default::default(),
             backfill: Default::default(),
         });
@@ -121,16 +125,18 @@ impl Lifecycle {
                 tokio::spawn(async move { lifecycle.on_runner_event(event).await });
             }
         });
+        tracing::info!(instance = %lifecycle.instance, "this server's instance id (the owner of the runs it launches)");
         let recovering = lifecycle.clone();
         tokio::spawn(async move {
-            recovering.recover_interrupted_runs().await;
             let mut every = tokio::time::interval(recovering.settings.scheduler_poll_interval);
             loop {
                 every.tick().await;
+                recovering.recover_orphaned_runs().await;
                 recovering.fill_in_missing_results().await;
                 recovering.keep_influx_in_step().await;
             }
         });
+        tokio::spawn(lifecycle.clone().keep_leases());
         lifecycle
     }
 
@@ -223,7 +229,8 @@ impl Lifecycle {
         });
         let title = validated.title.clone();
         let plans: Vec<_> = validated.scenarios.iter().map(|s| s.plan.clone()).collect();
-        let run = repo::runs::record_launch(&self.db, &validated.new_run(), |test_id| {
+        let lease = lease::expiry(Utc::now(), self.settings.run_lease);
+        let run = repo::runs::record_launch(&self.db, &validated.new_run(&self.instance, lease), |test_id| {
             render_script(&TestPlan { test_id, title, scenarios: plans })
         })
         .await?;
@@ -335,6 +342,22 @@ impl Lifecycle {
             runner.cancel(id).await;
             // The runner reports the end; wait for it to be recorded so the answer shows it.
             return self.recorded_end(id).await;
+        }
+        let now = Utc::now();
+        let owned_elsewhere = run.owner_instance.as_deref().is_some_and(|owner| owner != self.instance)
+            && run.lease_expires_at.is_some_and(|expiry| expiry >= now);
+        if owned_elsewhere {
+            // Another live instance runs it: ask it through the database, and answer with the
+            // end it records.
+            repo::runs::request_cancel(&self.db, id, now).await?;
+            return self.recorded_end(id).await;
+        }
+        if run.owner_instance.as_deref().is_some_and(|owner| owner != self.instance) {
+            // Its owner is gone (lease expired), and its k6 with it: this instance ends it.
+            let until = lease::expiry(now, self.settings.run_lease);
+            if !repo::runs::take_over(&self.db, id, &self.instance, until, now).await? {
+                return self.recorded_end(id).await;
+            }
         }
         match self.flight(id) {
             // k6 has ended and its end is on its way or being recorded: that end stands (a
@@ -586,20 +609,32 @@ impl Lifecycle {
         }
     }
 
-    /// Runs left PENDING or RUNNING by a previous process have no k6 behind them any more:
-    /// they end FAILED, with whatever InfluxDB holds of them.
-    async fn recover_interrupted_runs(&self) {
-        let active = match repo::history::active(&self.db).await {
+    /// Active runs whose owner stopped renewing their lease — a server that was stopped,
+    /// killed or cut off — are taken over, one instance each: a Kubernetes run is re-attached
+    /// to its Jobs if they are still there; any other run had its k6 die with its server and
+    /// ends FAILED, with whatever InfluxDB holds of it.
+    async fn recover_orphaned_runs(&self) {
+        let now = Utc::now();
+        let orphans = match repo::runs::orphaned(&self.db, now).await {
             Ok(runs) => runs,
             Err(err) => {
-                tracing::error!(error = ?err, "could not look for interrupted runs");
+                tracing::error!(error = ?err, "could not look for runs whose server stopped");
                 return;
             }
         };
-        // The cluster may still run what the previous process launched there.
-        let mut lost_in_cluster = std::collections::HashMap::new();
+        let until = lease::expiry(now, self.settings.run_lease);
+        let mut taken = Vec::new();
+        for run in orphans {
+            match repo::runs::take_over(&self.db, run.id, &self.instance, until, now).await {
+                Ok(true) => taken.push(run),
+                Ok(false) => {}
+                Err(err) => tracing::warn!(test_id = run.id, error = ?err, "could not take over a run"),
+            }
+        }
+        // The cluster may still run what the previous owner launched there.
+        let mut lost_in_cluster = HashMap::new();
         if let Ok(kubernetes) = &self.kubernetes {
-            let interrupted: Vec<InterruptedRun> = active
+            let interrupted: Vec<InterruptedRun> = taken
                 .iter()
                 .filter(|run| run.runner == RunnerKind::Kubernetes && !kubernetes.is_running(run.id))
                 .map(|run| InterruptedRun {
@@ -612,14 +647,73 @@ impl Lifecycle {
                 lost_in_cluster = kubernetes.reattach_runs(&interrupted).await;
             }
         }
-        for run in active {
+        for run in taken {
             if self.runner(run.runner).is_ok_and(|runner| runner.is_running(run.id)) {
                 continue;
             }
-            tracing::warn!(test_id = run.id, "finalising a run interrupted by a server restart");
-            let reason =
-                lost_in_cluster.remove(&run.id).unwrap_or_else(|| "interrupted by server restart".to_owned());
+            let reason = lost_in_cluster.remove(&run.id).unwrap_or_else(|| match &run.owner_instance {
+                Some(owner) => format!(
+                    "interrupted by server restart: server {owner} stopped renewing the run's lease, and its k6 stopped with it"
+                ),
+                None => "interrupted by server restart".to_owned(),
+            });
+            tracing::warn!(test_id = run.id, %reason, "ending a run whose server stopped");
             self.end_run(run.id, RunOutcome::Failed { reason }, Utc::now()).await;
+        }
+    }
+
+    /// Renews this instance's leases, and acts on the cancels other instances asked of it.
+    /// When renewing has failed for a whole lease, another instance may have ended this
+    /// instance's local runs already: their k6 processes are stopped so the record stays true.
+    async fn keep_leases(self: Arc<Self>) {
+        let lease = self.settings.run_lease;
+        let renew_every = lease::renew_every(lease);
+        let mut ticker = tokio::time::interval(lease::CANCEL_CHECK_EVERY.min(renew_every));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renewed_at = tokio::time::Instant::now();
+        let mut next_renewal = tokio::time::Instant::now();
+        loop {
+            ticker.tick().await;
+            let now = tokio::time::Instant::now();
+            if now >= next_renewal {
+                next_renewal = now + renew_every;
+                match repo::runs::renew_leases(&self.db, &self.instance, lease::expiry(Utc::now(), lease))
+                    .await
+                {
+                    Ok(_) => renewed_at = now,
+                    Err(err) => {
+                        tracing::warn!(error = ?err, "could not renew this server's run leases");
+                        if now.duration_since(renewed_at) >= lease {
+                            self.fence_local_runs().await;
+                        }
+                    }
+                }
+            }
+            match repo::runs::cancel_requests(&self.db, &self.instance).await {
+                Ok(ids) => {
+                    for id in ids {
+                        if let Ok(run) = repo::runs::get(&self.db, id).await
+                            && let Ok(runner) = self.runner(run.runner)
+                            && runner.is_running(id)
+                        {
+                            tracing::info!(test_id = id, "cancelling a run at another instance's request");
+                            runner.cancel(id).await;
+                        }
+                    }
+                }
+                Err(err) => tracing::debug!(error = ?err, "could not look for cancel requests"),
+            }
+        }
+    }
+
+    /// Stops every local k6 of this instance (its leases have lapsed).
+    async fn fence_local_runs(&self) {
+        let running: Vec<i64> = self.flights.lock().expect("flights lock").keys().copied().collect();
+        for id in running {
+            if self.local.is_running(id) {
+                tracing::error!(test_id = id, "stopping a local run: this server could not renew its lease");
+                self.local.cancel(id).await;
+            }
         }
     }
 }

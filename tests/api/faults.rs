@@ -225,3 +225,97 @@ async fn restart_mid_run(signal: &str) {
     assert!(recorded > 0);
     assert_eq!(run["summary"]["totalRequests"], recorded, "{run}");
 }
+
+/// Two servers on one database, as two replicas: one a real process that can be killed, one in
+/// this process. A cancel sent to the replica that does not own a run stops it; killing the
+/// owner of a run leaves the other replica's run untouched, and the survivor ends the dead
+/// one's run once its lease expires, with no k6 of it left.
+#[tokio::test]
+async fn two_replicas_cancel_each_others_runs_and_the_survivor_ends_a_dead_ones_run() {
+    let influx = InfluxServer::start().await;
+    let influx_port = influx.port().to_string();
+    let data_dir = tempfile::tempdir().unwrap();
+    let quick = [
+        ("INFLUXDB_PORT", influx_port.as_str()),
+        ("RUN_LEASE_SECONDS", "3"),
+        ("SCHEDULER_POLL_INTERVAL", "0.5"),
+    ];
+    let settings = test_settings_with(data_dir.path(), &quick).await;
+    let scripts_a = data_dir.path().join("scripts-a");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut replica_a = tokio::process::Command::new(env!("CARGO_BIN_EXE_metric-vault"))
+        .env("DATABASE_URL", &settings.database_url)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("K6_SCRIPT_FILE_FOLDER", &scripts_a)
+        .env("METRIC_VAULT_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("LOG_LEVEL", "warn")
+        .envs(quick)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the server binary");
+    let client = client_with_token(ADMIN_TOKEN);
+    let url_a = format!("http://127.0.0.1:{port}/graphql");
+    let on_a = |query: &'static str, variables: Value| {
+        let (client, url) = (client.clone(), url_a.clone());
+        async move {
+            let answer =
+                client.post(url).json(&json!({ "query": query, "variables": variables })).send().await?;
+            answer.json::<Value>().await
+        }
+    };
+    while on_a("{ health { status } }", json!({})).await.is_err() {
+        assert!(replica_a.try_wait().unwrap().is_none(), "replica A exited at start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // B starts once A has migrated the database.
+    let replica_b = spawn_with(settings, data_dir).await;
+    let (_, endpoints) = project_with_target(&replica_b, "Replicas").await;
+    let endpoint = endpoints["getItem"].clone();
+    let launch_on_a = |duration: &'static str| {
+        let on_a = &on_a;
+        let endpoint = endpoint.clone();
+        async move {
+            let launched = on_a(LAUNCH, json!({ "input": steady_load(&endpoint, duration) })).await.unwrap();
+            launched["data"]["launchLoadTest"]["id"].as_str().expect("launched on A").to_owned()
+        }
+    };
+    let running = |id: String| {
+        let replica_b = &replica_b;
+        async move { wait_for(replica_b, &id, "RUNNING", |run| run["status"] == "RUNNING").await }
+    };
+
+    // A cancel sent to B for A's run stops A's k6.
+    let on_a_run = launch_on_a("2m").await;
+    running(on_a_run.clone()).await;
+    let cancelled = replica_b
+        .graphql("mutation($id: ID!) { cancelLoadTest(id: $id) { status } }", json!({ "id": on_a_run }))
+        .await;
+    assert_eq!(cancelled.data()["cancelLoadTest"]["status"], "CANCELLED", "{}", cancelled.body);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!k6_processes_of(&scripts_a, &on_a_run), "the owner stopped its k6");
+
+    // A dies with a run of its own going; B's run goes on untouched and B ends A's run.
+    let dying = launch_on_a("2m").await;
+    let launched_b = replica_b.graphql(LAUNCH, json!({ "input": steady_load(&endpoint, "6s") })).await;
+    let on_b_run = launched_b.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
+    running(dying.clone()).await;
+    running(on_b_run.clone()).await;
+    let killed_at = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(replica_a.id().unwrap().to_string())
+        .status()
+        .unwrap();
+    replica_a.wait().await.unwrap();
+
+    let ended = wait_for(&replica_b, &dying, "an end", finished).await;
+    let adopted_after = killed_at.elapsed();
+    assert_eq!(ended["status"], "FAILED", "{ended}");
+    assert!(ended["failureReason"].as_str().unwrap().contains("stopped renewing the run's lease"), "{ended}");
+    assert!(!k6_processes_of(&scripts_a, &dying), "the dead replica's k6 died with it");
+    let survivor = wait_for(&replica_b, &on_b_run, "an end", finished).await;
+    assert_eq!(survivor["status"], "COMPLETED", "{survivor}");
+    eprintln!("a dead replica's run was ended by the survivor {adopted_after:?} after the kill (lease 3 s)");
+}

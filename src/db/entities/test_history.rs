@@ -56,6 +56,12 @@ pub struct Model {
     pub instance_samples: Option<Json>,
     /// Every instance reported, and InfluxDB holds exactly that many samples of each.
     pub results_complete: bool,
+    /// The server instance running the run (`lifecycle::lease`); None once it has ended.
+    pub owner_instance: Option<String>,
+    /// Until when the owner has promised to be alive; renewed every few seconds.
+    pub lease_expires_at: Option<DateTimeUtc>,
+    /// Another instance asked the owner to cancel the run.
+    pub cancel_requested_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

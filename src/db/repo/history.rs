@@ -95,7 +95,8 @@ summary_table_by_index!(RUN_COLUMNS, decode_run, test_history:
     K6ScriptFileName k6_script_file_name, K6Script k6_script, TestedAt tested_at,
     StartedAt started_at, CompletedAt completed_at, FailureReason failure_reason,
     IsCompleted is_completed, CreatedAt created_at, UpdatedAt updated_at,
-    InstanceSamples instance_samples, ResultsComplete results_complete);
+    InstanceSamples instance_samples, ResultsComplete results_complete,
+    OwnerInstance owner_instance, LeaseExpiresAt lease_expires_at, CancelRequestedAt cancel_requested_at);
 
 /// A `test_history` row selected as [`RUN_COLUMNS`].
 struct RunByIndex(test_history::Model);

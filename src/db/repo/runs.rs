@@ -25,6 +25,9 @@ pub struct NewRun {
     pub runner: RunnerKind,
     pub parallelism: i32,
     pub scenarios: Vec<NewScenario>,
+    /// The instance that runs it, and its lease's first expiry.
+    pub owner_instance: String,
+    pub lease_expires_at: DateTime<Utc>,
 }
 
 /// One scenario of a [`NewRun`], with its stages as (k6 duration, target).
@@ -72,6 +75,8 @@ pub async fn record_launch(
         results_complete: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
+        owner_instance: Set(Some(launch.owner_instance.clone())),
+        lease_expires_at: Set(Some(launch.lease_expires_at)),
         ..Default::default()
     }
     .insert(&txn)
@@ -134,6 +139,83 @@ pub async fn mark_running(db: &DatabaseConnection, id: i64, at: DateTime<Utc>) -
         .exec(db)
         .await?;
     Ok(updated.rows_affected == 1)
+}
+
+/// Renews the lease of every active run `owner` runs, to `until`: one statement whatever the
+/// number of runs. Returns how many it renewed.
+pub async fn renew_leases(db: &DatabaseConnection, owner: &str, until: DateTime<Utc>) -> AppResult<u64> {
+    let renewed = test_history::Entity::update_many()
+        .col_expr(test_history::Column::LeaseExpiresAt, Expr::value(until))
+        .filter(test_history::Column::OwnerInstance.eq(owner))
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .exec(db)
+        .await?;
+    Ok(renewed.rows_affected)
+}
+
+/// Active runs whose owner stopped renewing their lease before `now` (or that never had one:
+/// runs recorded before leases existed).
+pub async fn orphaned(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Vec<test_history::Model>> {
+    Ok(test_history::Entity::find()
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(
+            sea_orm::Condition::any()
+                .add(test_history::Column::LeaseExpiresAt.is_null())
+                .add(test_history::Column::LeaseExpiresAt.lt(now)),
+        )
+        .all(db)
+        .await?)
+}
+
+/// Makes `owner` the owner of active run `id` until `until` — if its lease expired before `now`
+/// (or `owner` holds it already). Conditional, so of several instances taking over one orphan,
+/// exactly one wins.
+pub async fn take_over(
+    db: &DatabaseConnection,
+    id: i64,
+    owner: &str,
+    until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
+    let taken = test_history::Entity::update_many()
+        .col_expr(test_history::Column::OwnerInstance, Expr::value(owner))
+        .col_expr(test_history::Column::LeaseExpiresAt, Expr::value(until))
+        .filter(test_history::Column::Id.eq(id))
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(
+            sea_orm::Condition::any()
+                .add(test_history::Column::LeaseExpiresAt.is_null())
+                .add(test_history::Column::LeaseExpiresAt.lt(now))
+                .add(test_history::Column::OwnerInstance.eq(owner)),
+        )
+        .exec(db)
+        .await?;
+    Ok(taken.rows_affected == 1)
+}
+
+/// Asks the owner of active run `id` to cancel it; false when the run is no longer active.
+pub async fn request_cancel(db: &DatabaseConnection, id: i64, at: DateTime<Utc>) -> AppResult<bool> {
+    let asked = test_history::Entity::update_many()
+        .col_expr(test_history::Column::CancelRequestedAt, Expr::value(at))
+        .filter(test_history::Column::Id.eq(id))
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .exec(db)
+        .await?;
+    Ok(asked.rows_affected == 1)
+}
+
+/// Active runs of `owner` that another instance asked it to cancel.
+pub async fn cancel_requests(db: &DatabaseConnection, owner: &str) -> AppResult<Vec<i64>> {
+    use sea_orm::QuerySelect;
+    Ok(test_history::Entity::find()
+        .select_only()
+        .column(test_history::Column::Id)
+        .filter(test_history::Column::OwnerInstance.eq(owner))
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::CancelRequestedAt.is_not_null())
+        .into_tuple()
+        .all(db)
+        .await?)
 }
 
 /// How a run ended, with whatever could be measured.
