@@ -104,6 +104,7 @@ impl Application {
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving HTTP")?;
+        self.state.lifecycle.hand_over().await;
         self.state.db.clone().close().await.context("closing the database")?;
         tracing::info!("Metric Vault stopped");
         Ok(())

@@ -706,6 +706,20 @@ impl Lifecycle {
         }
     }
 
+    /// On shutdown (SIGTERM, a rolling update): this instance's runs are handed over at once
+    /// rather than when their leases lapse. A Kubernetes run is re-attached by the next
+    /// instance that looks; a local run's k6 stops with this process, and whoever looks next
+    /// (another replica, or this server restarted) records its end.
+    pub async fn hand_over(&self) {
+        match repo::runs::release_leases(&self.db, &self.instance, Utc::now()).await {
+            Ok(0) => {}
+            Ok(runs) => tracing::info!(runs, "shutting down: this server's runs are handed over"),
+            Err(err) => {
+                tracing::warn!(error = ?err, "could not hand this server's runs over; their leases will lapse")
+            }
+        }
+    }
+
     /// Stops every local k6 of this instance (its leases have lapsed).
     async fn fence_local_runs(&self) {
         let running: Vec<i64> = self.flights.lock().expect("flights lock").keys().copied().collect();

@@ -140,7 +140,12 @@ async fn restart_mid_run(signal: &str) {
     let influx = InfluxServer::start().await;
     let influx_port = influx.port().to_string();
     let data_dir = tempfile::tempdir().unwrap();
-    let settings = test_settings_with(data_dir.path(), &[("INFLUXDB_PORT", &influx_port)]).await;
+    // A server stopped with SIGTERM hands its runs over as it goes: with a long lease, only
+    // that lets the restarted server end the run soon.
+    let lease = if signal == "-TERM" { "120" } else { "15" };
+    let settings =
+        test_settings_with(data_dir.path(), &[("INFLUXDB_PORT", &influx_port), ("RUN_LEASE_SECONDS", lease)])
+            .await;
     let scripts = settings.k6_script_file_folder.clone();
 
     // The first server is a real process, stopped the way a deployment stops it (SIGTERM).
@@ -152,6 +157,7 @@ async fn restart_mid_run(signal: &str) {
         .env("K6_SCRIPT_FILE_FOLDER", &scripts)
         .env("METRIC_VAULT_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("LOG_LEVEL", "warn")
+        .env("RUN_LEASE_SECONDS", lease)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -216,8 +222,12 @@ async fn restart_mid_run(signal: &str) {
     assert!(!k6_processes_of(&scripts, &id), "no k6 of the run outlives the server (kill {signal})");
 
     // The restarted server finalises the run with what was recorded.
+    let restarted = std::time::Instant::now();
     let second = spawn_with(settings, data_dir).await;
     let run = wait_for(&second, &id, "an end", finished).await;
+    if signal == "-TERM" {
+        assert!(restarted.elapsed() < Duration::from_secs(60), "handed over, not left to its 120 s lease");
+    }
     assert_eq!(run["status"], "FAILED", "{run}");
     assert!(run["failureReason"].as_str().unwrap().starts_with("interrupted by server restart"), "{run}");
     let run = wait_for(&second, &id, "its results", |run| !run["summary"].is_null()).await;

@@ -153,6 +153,18 @@ pub async fn renew_leases(db: &DatabaseConnection, owner: &str, until: DateTime<
     Ok(renewed.rows_affected)
 }
 
+/// Lets the leases of `owner`'s active runs expire now (it is shutting down), so another
+/// instance takes them over at once instead of a lease later.
+pub async fn release_leases(db: &DatabaseConnection, owner: &str, now: DateTime<Utc>) -> AppResult<u64> {
+    let released = test_history::Entity::update_many()
+        .col_expr(test_history::Column::LeaseExpiresAt, Expr::value(now - chrono::Duration::seconds(1)))
+        .filter(test_history::Column::OwnerInstance.eq(owner))
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .exec(db)
+        .await?;
+    Ok(released.rows_affected)
+}
+
 /// Active runs whose owner stopped renewing their lease before `now` (or that never had one:
 /// runs recorded before leases existed).
 pub async fn orphaned(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Vec<test_history::Model>> {
