@@ -8,6 +8,8 @@ pub mod commands;
 pub mod config;
 /// The metadata database: connection, migrations, entities, repositories.
 pub mod db;
+/// `metric-vault demo-target`: a small API to load-test on a fresh machine.
+pub mod demo_target;
 /// Enums and value types shared by the database and the API.
 pub mod domain;
 /// The one error type and its GraphQL codes.

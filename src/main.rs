@@ -1,6 +1,7 @@
 use anyhow::Context;
 use metric_vault::{
-    commands, config::Settings, graphql::schema, http::ArenaTrimmer, startup::Application, telemetry,
+    commands, config::Settings, demo_target, graphql::schema, http::ArenaTrimmer, startup::Application,
+    telemetry,
 };
 
 fn main() -> anyhow::Result<()> {
@@ -18,6 +19,15 @@ async fn run() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("export-schema") {
         print!("{}", schema::sdl());
         return Ok(());
+    }
+    if args.first().map(String::as_str) == Some("demo-target") {
+        // `demo-target [--bind 127.0.0.1:8080]`
+        let bind = args.iter().position(|a| a == "--bind").and_then(|i| args.get(i + 1));
+        let bind = bind.map_or("127.0.0.1:8080", String::as_str);
+        let bind = bind
+            .parse()
+            .with_context(|| format!("--bind {bind}: expected an address like 127.0.0.1:8080"))?;
+        return demo_target::serve(bind).await;
     }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,

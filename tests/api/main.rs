@@ -4,6 +4,7 @@ mod access;
 mod analysis;
 mod catalogue;
 mod degraded;
+mod demo;
 mod exact_totals;
 mod faults;
 mod helpers;
