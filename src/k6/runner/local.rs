@@ -21,7 +21,7 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-use super::{RunOutcome, RunRequest, Runner, RunnerError, RunnerEvent, execution_segment};
+use super::{K6ApiError, RunOutcome, RunRequest, Runner, RunnerError, RunnerEvent, execution_segment};
 use crate::{
     domain::RunnerKind,
     k6::counts::{COUNTS_FILE_VARIABLE, InstanceReports, parse_report},
@@ -185,9 +185,9 @@ impl LocalRun {
         for index in 0..request.parallelism {
             match self.spawn(request, index) {
                 Ok(instance) => instances.push(instance),
-                Err(reason) => {
+                Err(err) => {
                     kill_all(&mut instances).await;
-                    return Err(RunOutcome::Failed { reason });
+                    return Err(RunOutcome::Failed { reason: err.to_string() });
                 }
             }
         }
@@ -198,8 +198,8 @@ impl LocalRun {
         Ok(instances)
     }
 
-    fn spawn(&self, request: &RunRequest, index: u32) -> Result<Instance, String> {
-        let port = free_port().map_err(|err| format!("no free loopback port for k6's REST API: {err}"))?;
+    fn spawn(&self, request: &RunRequest, index: u32) -> Result<Instance, SpawnError> {
+        let port = free_port().map_err(SpawnError::NoPort)?;
         let address = format!("127.0.0.1:{port}");
         let summary = request.work_dir.join(format!("summary-{}-{index}.json", request.test_id));
         let counts = counts_path(request, index);
@@ -232,7 +232,7 @@ impl LocalRun {
             .kill_on_drop(true);
         die_with_this_process(&mut command);
         let mut child =
-            command.spawn().map_err(|err| format!("could not start k6 (`{}`): {err}", self.k6_binary))?;
+            command.spawn().map_err(|source| SpawnError::Start { binary: self.k6_binary.clone(), source })?;
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
         if let Some(pipe) = child.stderr.take() {
             let tail = stderr.clone();
@@ -290,7 +290,7 @@ impl LocalRun {
     }
 
     /// PATCHes k6's status resource (JSON:API), e.g. `{"paused": false}` or `{"stopped": true}`.
-    async fn set_status(&self, instance: &Instance, attributes: serde_json::Value) -> Result<(), String> {
+    async fn set_status(&self, instance: &Instance, attributes: serde_json::Value) -> Result<(), K6ApiError> {
         super::set_k6_status(&self.http, &instance.api, attributes).await
     }
 
@@ -376,6 +376,15 @@ fn free_port() -> std::io::Result<u16> {
 
 fn script_folder(script: &Path) -> &Path {
     script.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// Why a k6 instance could not be started.
+#[derive(Debug, thiserror::Error)]
+enum SpawnError {
+    #[error("no free loopback port for k6's REST API: {0}")]
+    NoPort(#[source] std::io::Error),
+    #[error("could not start k6 (`{binary}`): {source}")]
+    Start { binary: String, source: std::io::Error },
 }
 
 /// k6 ends when this server does, however it ends (`kill -9`, the OOM killer): on Linux the

@@ -99,19 +99,31 @@ pub fn execution_segment(index: u32, count: u32) -> Option<(String, String)> {
     Some((segment, sequence))
 }
 
+/// Why k6's REST API did not take a status change.
+#[derive(Debug, thiserror::Error)]
+pub enum K6ApiError {
+    /// No answer (refused, reset, timed out): reqwest's error, with its causes.
+    #[error(transparent)]
+    Unreachable(#[from] reqwest::Error),
+    /// k6 answered, and said no.
+    #[error("k6 answered HTTP {status}: {body}")]
+    Refused { status: reqwest::StatusCode, body: String },
+}
+
 /// PATCHes the status resource of the k6 REST API at `url` (JSON:API), e.g. `{"paused": false}`
 /// to start a paused instance or `{"stopped": true}` to stop one; both runners drive k6 this way.
 pub(crate) async fn set_k6_status(
     http: &reqwest::Client,
     url: &str,
     attributes: serde_json::Value,
-) -> Result<(), String> {
+) -> Result<(), K6ApiError> {
     let body = serde_json::json!({ "data": { "type": "status", "id": "default", "attributes": attributes } });
-    let response = http.patch(url).json(&body).send().await.map_err(|err| err.to_string())?;
-    if response.status().is_success() {
+    let response = http.patch(url).json(&body).send().await?;
+    let status = response.status();
+    if status.is_success() {
         Ok(())
     } else {
-        Err(format!("k6 answered HTTP {}: {}", response.status(), response.text().await.unwrap_or_default()))
+        Err(K6ApiError::Refused { status, body: response.text().await.unwrap_or_default() })
     }
 }
 

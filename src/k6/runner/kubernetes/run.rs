@@ -29,7 +29,7 @@ use super::{
 use crate::k6::{
     ScriptSecrets,
     counts::InstanceReports,
-    runner::{RunOutcome, RunnerEvent},
+    runner::{K6ApiError, RunOutcome, RunnerEvent},
 };
 
 /// API calls tried before a transient error counts.
@@ -220,9 +220,9 @@ impl RunTask {
                 Next::Wait => {}
                 Next::Ended(outcome) => break Ending::Decided(outcome),
                 Next::Start(pods) => {
-                    if let Err(reason) = self.unpause(&pods).await {
+                    if let Err(err) = self.unpause(&pods).await {
                         self.stop_pods(&state).await;
-                        break Ending::Decided(RunOutcome::Failed { reason });
+                        break Ending::Decided(RunOutcome::Failed { reason: err.to_string() });
                     }
                     started = true;
                     let _ = self.events.send(RunnerEvent::Started { test_id, at: Utc::now() });
@@ -313,7 +313,7 @@ impl RunTask {
     }
 
     /// Un-pauses every pod once its k6 answers; the first failure names the pod.
-    async fn unpause(&self, pods: &[status::ReadyPod]) -> Result<(), String> {
+    async fn unpause(&self, pods: &[status::ReadyPod]) -> Result<(), UnpauseError> {
         for pod in pods {
             let url = self.api_url(pod.ip);
             let answering = async {
@@ -322,16 +322,13 @@ impl RunTask {
                 }
             };
             if tokio::time::timeout(API_ANSWER_LIMIT, answering).await.is_err() {
-                return Err(format!(
-                    "k6 in pod {} did not answer on {url} within {API_ANSWER_LIMIT:?}",
-                    pod.name
-                ));
+                return Err(UnpauseError::Silent { pod: pod.name.clone(), url, limit: API_ANSWER_LIMIT });
             }
         }
         for pod in pods {
             self.set_status(pod.ip, json!({ "paused": false }))
                 .await
-                .map_err(|err| format!("could not start k6 in pod {}: {err}", pod.name))?;
+                .map_err(|source| UnpauseError::Refused { pod: pod.name.clone(), source })?;
         }
         Ok(())
     }
@@ -341,9 +338,18 @@ impl RunTask {
     }
 
     /// PATCHes k6's status resource (JSON:API), e.g. `{"paused": false}` or `{"stopped": true}`.
-    async fn set_status(&self, ip: IpAddr, attributes: serde_json::Value) -> Result<(), String> {
+    async fn set_status(&self, ip: IpAddr, attributes: serde_json::Value) -> Result<(), K6ApiError> {
         crate::k6::runner::set_k6_status(&self.http, &self.api_url(ip), attributes).await
     }
+}
+
+/// Why a run's pods could not be started.
+#[derive(Debug, thiserror::Error)]
+enum UnpauseError {
+    #[error("k6 in pod {pod} did not answer on {url} within {limit:?}")]
+    Silent { pod: String, url: String, limit: Duration },
+    #[error("could not start k6 in pod {pod}: {source}")]
+    Refused { pod: String, source: K6ApiError },
 }
 
 /// One event of either watcher (short-lived: the size difference does not matter).
