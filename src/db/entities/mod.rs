@@ -12,18 +12,30 @@ pub mod tag;
 pub mod tag_endpoint;
 pub mod test_history;
 
-use crate::domain::MetricSummary;
+use crate::domain::{MetricSummary, counts::K6Counts};
 
-/// A row that carries the summary columns (a run, or one of its scenarios).
+/// A row that carries the summary and count columns (a run, or one of its scenarios).
 pub trait HasMetrics {
     /// The stored summary, or None while the run's metrics have not been read.
     fn metrics(&self) -> Option<MetricSummary>;
+    /// k6's own counts, or None when they were not stored (an instance reported none).
+    fn k6_counts(&self) -> Option<K6Counts>;
 }
 
-/// Implements [`HasMetrics`] for a model with the shared summary columns.
+/// Implements [`HasMetrics`] for a model with the shared summary and count columns.
 macro_rules! impl_has_metrics {
     ($model:ty) => {
         impl $crate::db::entities::HasMetrics for $model {
+            fn k6_counts(&self) -> Option<$crate::domain::counts::K6Counts> {
+                Some($crate::domain::counts::K6Counts {
+                    requests: self.k6_requests?,
+                    failed_requests: self.k6_failed_requests?,
+                    iterations: self.k6_iterations?,
+                    data_sent: self.k6_data_sent?,
+                    data_received: self.k6_data_received?,
+                })
+            }
+
             fn metrics(&self) -> Option<$crate::domain::MetricSummary> {
                 let f = |v: Option<f64>| v.unwrap_or(0.0);
                 Some($crate::domain::MetricSummary {

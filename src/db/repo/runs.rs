@@ -6,7 +6,7 @@ use sea_orm::{
 };
 
 use crate::{
-    db::entities::{scenario_history, set_metric_columns, stage_history, test_history},
+    db::entities::{HasMetrics, scenario_history, set_metric_columns, stage_history, test_history},
     domain::{
         Executor, MetricSummary, RunnerKind, TestStatus,
         counts::{K6Counts, RunCounts},
@@ -419,32 +419,9 @@ pub fn integrity_of(run: &test_history::Model) -> Option<Integrity> {
     Some(Integrity { instances })
 }
 
-/// k6's counts of a row (a run or a scenario), when stored.
-pub fn counts_of(
-    requests: Option<i64>,
-    failed_requests: Option<i64>,
-    iterations: Option<i64>,
-    data_sent: Option<i64>,
-    data_received: Option<i64>,
-) -> Option<K6Counts> {
-    Some(K6Counts {
-        requests: requests?,
-        failed_requests: failed_requests?,
-        iterations: iterations?,
-        data_sent: data_sent?,
-        data_received: data_received?,
-    })
-}
-
 /// k6's stored counts of run `run` and its scenarios.
 pub async fn k6_counts(db: &DatabaseConnection, run: &test_history::Model) -> AppResult<Option<RunCounts>> {
-    let Some(totals) = counts_of(
-        run.k6_requests,
-        run.k6_failed_requests,
-        run.k6_iterations,
-        run.k6_data_sent,
-        run.k6_data_received,
-    ) else {
+    let Some(totals) = run.k6_counts() else {
         return Ok(None);
     };
     let scenarios = scenario_history::Entity::find()
@@ -452,16 +429,8 @@ pub async fn k6_counts(db: &DatabaseConnection, run: &test_history::Model) -> Ap
         .all(db)
         .await?
         .into_iter()
-        .filter_map(|s| {
-            let counts = counts_of(
-                s.k6_requests,
-                s.k6_failed_requests,
-                s.k6_iterations,
-                s.k6_data_sent,
-                s.k6_data_received,
-            )?;
-            Some((s.scenario_tag, counts))
-        })
+        .filter_map(|s| Some((s.k6_counts()?, s)))
+        .map(|(counts, s)| (s.scenario_tag, counts))
         .collect();
     Ok(Some((totals, scenarios)))
 }

@@ -255,7 +255,7 @@ impl LoadedFields<TestHistory> for RunRelations {
             "failureReason" => value(&row.failure_reason),
             "isCompleted" => value(&row.is_completed),
             "summary" => summary_value(row.metrics(), ctx, field)?,
-            "totals" => object_value(RunTotals::of_run(row), ctx, field)?,
+            "totals" => object_value(RunTotals::of(row), ctx, field)?,
             "resultsComplete" => value(&row.results_complete),
             "missingSamples" => value(&RunIntegrity::of_run(row).and_then(|integrity| integrity.0.missing())),
             "integrity" => object_value(RunIntegrity::of_run(row), ctx, field)?,
@@ -295,7 +295,7 @@ impl LoadedFields<ScenarioHistory> for ScenarioRelations {
                 None => Value::Null,
             },
             "summary" => summary_value(row.metrics(), ctx, field)?,
-            "totals" => object_value(RunTotals::of_scenario(row), ctx, field)?,
+            "totals" => object_value(RunTotals::of(row), ctx, field)?,
             "verdict" => value(&ScenarioHistory::verdict_of(row)),
             "stages" => {
                 let stages = self.stages.as_deref()?;

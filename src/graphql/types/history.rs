@@ -94,7 +94,7 @@ impl TestHistory {
     /// What k6 itself counted, summed over its instances' end-of-test summaries; null when an
     /// instance wrote none (killed, crashed) or before the run ends.
     async fn totals(&self) -> Option<RunTotals> {
-        RunTotals::of_run(&self.0)
+        RunTotals::of(&self.0)
     }
     /// True only when every k6 instance reported its count and InfluxDB holds exactly that many
     /// request samples of each: the summary's sample-based figures are then exact. False while
@@ -308,7 +308,7 @@ impl ScenarioHistory {
     /// What k6 itself counted for this scenario (its `scenario` sub-metrics), summed over the
     /// instances; null when an instance did not report them.
     async fn totals(&self) -> Option<RunTotals> {
-        RunTotals::of_scenario(&self.0)
+        RunTotals::of(&self.0)
     }
     async fn verdict(&self) -> Verdict {
         Self::verdict_of(&self.0)

@@ -6,8 +6,8 @@ use async_graphql::{ContextSelectionSet, Object, Positioned, Value, parser::type
 use super::eager::{EagerObject, resolve_list_now, with_sub_selection};
 use crate::{
     db::{
-        entities::{scenario_history, test_history},
-        repo::runs::{counts_of, integrity_of},
+        entities::{HasMetrics, test_history},
+        repo::runs::integrity_of,
     },
     domain::{
         counts::K6Counts,
@@ -20,26 +20,9 @@ use crate::{
 pub struct RunTotals(pub K6Counts);
 
 impl RunTotals {
-    pub fn of_run(row: &test_history::Model) -> Option<Self> {
-        counts_of(
-            row.k6_requests,
-            row.k6_failed_requests,
-            row.k6_iterations,
-            row.k6_data_sent,
-            row.k6_data_received,
-        )
-        .map(Self)
-    }
-
-    pub fn of_scenario(row: &scenario_history::Model) -> Option<Self> {
-        counts_of(
-            row.k6_requests,
-            row.k6_failed_requests,
-            row.k6_iterations,
-            row.k6_data_sent,
-            row.k6_data_received,
-        )
-        .map(Self)
+    /// k6's counts of a run or a scenario row, when stored.
+    pub fn of(row: &impl HasMetrics) -> Option<Self> {
+        row.k6_counts().map(Self)
     }
 }
 
