@@ -541,14 +541,15 @@ impl Lifecycle {
     /// query) is tried again after a delay that doubles each time, up to 10 minutes.
     async fn fill_in_missing_results(&self) {
         let runs = match repo::runs::runs_missing_results(&self.db).await {
-            Ok(runs) if !runs.is_empty() => runs,
-            Ok(_) => return,
+            Ok(runs) => runs,
             Err(err) => {
                 tracing::warn!(error = ?err, "could not look for runs without results");
                 return;
             }
         };
-        if !self.influx.ping().await {
+        // Runs filled in by another replica, or deleted, are no longer tried.
+        self.backfill.lock().expect("backfill lock").retain(|id, _| runs.iter().any(|run| run.id == *id));
+        if runs.is_empty() || !self.influx.ping().await {
             return;
         }
         let now = tokio::time::Instant::now();
