@@ -51,14 +51,7 @@ impl Lab {
 
     /// Launches a run and returns its id.
     async fn launch(&self, input: Value) -> String {
-        let response = self
-            .app
-            .graphql(
-                "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",
-                json!({ "input": input }),
-            )
-            .await;
-        response.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned()
+        self.app.launch(input).await
     }
 
     /// Polls run `id` (with `fields`) until `done` holds; fails after `limit`.

@@ -40,14 +40,10 @@ async fn a_run_without_influxdb_completes_and_says_its_results_are_missing() {
     let app = spawn_app().await;
     let (_, endpoints) = project_with_target(&app, "Target").await;
     let endpoint = endpoints["getItem"].clone();
-    let launched = app
-        .graphql(
-            "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",
-            json!({ "input": { "title": "Blind", "scenarios": [{ "name": "s", "endpointId": endpoint,
-                "executor": "CONSTANT_VUS", "thinkTime": 0.1, "stages": [{"duration": "2s", "target": 1}] }] } }),
-        )
+    let id = app
+        .launch(json!({ "title": "Blind", "scenarios": [{ "name": "s", "endpointId": endpoint,
+            "executor": "CONSTANT_VUS", "thinkTime": 0.1, "stages": [{"duration": "2s", "target": 1}] }] }))
         .await;
-    let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
 
     let run = wait_until(&app, &id, "query($id: ID!) { testHistory(id: $id) { status isCompleted failureReason resultsPending summary { totalRequests } } }", |r| r["isCompleted"] == true).await;
 

@@ -38,14 +38,10 @@ async fn the_demo_target_is_imported_load_tested_and_summarised() {
     assert_eq!(endpoints.len(), 3, "{spec}");
     let get_product = endpoints.iter().find(|e| e["operationId"] == "getProduct").unwrap()["id"].clone();
 
-    let launched = app
-        .graphql(
-            "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",
-            json!({ "input": { "title": "First run", "scenarios": [{ "name": "browse", "endpointId": get_product,
-                "executor": "CONSTANT_VUS", "thinkTime": 0.1, "stages": [{"duration": "2s", "target": 2}] }] } }),
-        )
+    let id = app
+        .launch(json!({ "title": "First run", "scenarios": [{ "name": "browse", "endpointId": get_product,
+            "executor": "CONSTANT_VUS", "thinkTime": 0.1, "stages": [{"duration": "2s", "target": 2}] }] }))
         .await;
-    let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
     let started = std::time::Instant::now();
     let run = loop {
         let run = app

@@ -119,17 +119,7 @@ impl Lab {
         };
         let input = json!({ "title": "Flat out", "parallelism": parallelism,
                             "scenarios": [scenario("A", &self.a), scenario("B", &self.b)] });
-        let launched = self
-            .app
-            .graphql(
-                "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",
-                json!({ "input": input }),
-            )
-            .await;
-        launched.data()["launchLoadTest"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{}", launched.data()))
-            .to_owned()
+        self.app.launch(input).await
     }
 
     async fn wait_until_finished(&self, id: &str) -> Value {

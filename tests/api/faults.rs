@@ -60,8 +60,7 @@ async fn a_k6_killed_mid_run_fails_the_run_and_keeps_every_recorded_sample() {
     let influx = InfluxServer::start().await;
     let app = spawn_app_with(&[("INFLUXDB_PORT", &influx.port().to_string())]).await;
     let (_, endpoints) = project_with_target(&app, "Killed").await;
-    let launched = app.graphql(LAUNCH, json!({ "input": steady_load(&endpoints["getItem"], "2m") })).await;
-    let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
+    let id = app.launch(steady_load(&endpoints["getItem"], "2m")).await;
     wait_for(&app, &id, "RUNNING", |run| run["status"] == "RUNNING").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -85,8 +84,7 @@ async fn influxdb_stopped_mid_run_and_back_later_loses_no_recorded_sample() {
         spawn_app_with(&[("INFLUXDB_PORT", &influx.port().to_string()), ("SCHEDULER_POLL_INTERVAL", "0.5")])
             .await;
     let (_, endpoints) = project_with_target(&app, "Outage").await;
-    let launched = app.graphql(LAUNCH, json!({ "input": steady_load(&endpoints["getItem"], "6s") })).await;
-    let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
+    let id = app.launch(steady_load(&endpoints["getItem"], "6s")).await;
     wait_for(&app, &id, "RUNNING", |run| run["status"] == "RUNNING").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -308,8 +306,7 @@ async fn two_replicas_cancel_each_others_runs_and_the_survivor_ends_a_dead_ones_
 
     // A dies with a run of its own going; B's run goes on untouched and B ends A's run.
     let dying = launch_on_a("2m").await;
-    let launched_b = replica_b.graphql(LAUNCH, json!({ "input": steady_load(&endpoint, "6s") })).await;
-    let on_b_run = launched_b.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
+    let on_b_run = replica_b.launch(steady_load(&endpoint, "6s")).await;
     running(dying.clone()).await;
     running(on_b_run.clone()).await;
     let killed_at = std::time::Instant::now();

@@ -54,6 +54,17 @@ impl TestApp {
         format!("http://{}{path}", self.address)
     }
 
+    /// Launches `input` (a `LaunchLoadTestInput`), which must succeed, and returns the run's id.
+    pub async fn launch(&self, input: Value) -> String {
+        let launched = self
+            .graphql(
+                "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",
+                serde_json::json!({ "input": input }),
+            )
+            .await;
+        launched.data()["launchLoadTest"]["id"].as_str().expect("the run's id").to_owned()
+    }
+
     /// POSTs a GraphQL request with the bootstrap admin token.
     pub async fn graphql(&self, query: &str, variables: Value) -> GraphQlResponse {
         self.graphql_with(&self.client, query, variables).await

@@ -23,14 +23,10 @@ async fn cancels_racing_a_runs_end_leave_one_terminal_status_and_one_terminal_ev
     for (round, hammer_after_ms) in
         [0u64, 400, 900, 1100, 1200, 1300, 1400, 1500, 1700].into_iter().enumerate()
     {
-        let launched = app
-            .graphql(
-                "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",
-                json!({ "input": { "title": format!("race {round}"), "scenarios": [{ "name": "s", "endpointId": endpoint,
-                    "executor": "CONSTANT_VUS", "thinkTime": 0.05, "stages": [{"duration": "1s", "target": 2}] }] } }),
-            )
+        let id = app
+            .launch(json!({ "title": format!("race {round}"), "scenarios": [{ "name": "s", "endpointId": endpoint,
+                "executor": "CONSTANT_VUS", "thinkTime": 0.05, "stages": [{"duration": "1s", "target": 2}] }] }))
             .await;
-        let id = launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned();
         let mut socket = connect(&app.address, Protocol::Modern).await;
         socket
             .subscribe(

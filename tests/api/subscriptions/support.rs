@@ -70,14 +70,7 @@ impl LiveLab {
                   "thinkTime": 0, "stages": [{ "duration": duration, "target": 10 }] }
             ]
         });
-        let launched = self
-            .app
-            .graphql(
-                "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }",
-                json!({ "input": input }),
-            )
-            .await;
-        launched.data()["launchLoadTest"]["id"].as_str().unwrap().to_owned()
+        self.app.launch(input).await
     }
 
     /// The run once it has ended, with its summary.
