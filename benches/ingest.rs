@@ -76,22 +76,43 @@ fn k6_requests(path: &std::path::Path) -> anyhow::Result<(f64, f64)> {
     Ok((reqs["count"].as_f64().context("count")?, reqs["rate"].as_f64().context("rate")?))
 }
 
-/// The same script, run by k6 alone with no output: its request rate.
-async fn k6_alone(script: &str) -> anyhow::Result<f64> {
+/// k6's InfluxDB output for a run of k6 itself: the server, the run's `testid`, and the
+/// variables that replace (or, empty, remove) the shipped settings.
+struct Output<'a> {
+    influx: &'a InfluxServer,
+    testid: &'a str,
+    variant: &'a [(&'a str, &'a str)],
+}
+
+/// The script run by k6 itself, not through the server, with `output` or none: k6's own request
+/// count and rate.
+async fn run_k6(script: &str, output: Option<Output<'_>>) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
-    let (path, export) = (dir.path().join("alone.js"), dir.path().join("alone.json"));
+    let (path, export) = (dir.path().join("script.js"), dir.path().join("summary.json"));
     std::fs::write(&path, script)?;
-    let status = tokio::process::Command::new(common::k6_binary())
+    let mut command = tokio::process::Command::new(common::k6_binary());
+    command
         .args(["run", "--quiet", "--no-color", "--address", "127.0.0.1:0", "--summary-export"])
         .arg(&export)
-        .arg(&path)
         .env("K6_NO_USAGE_REPORT", "true")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .await?;
-    ensure!(status.success(), "k6 alone failed: {status}");
-    Ok(k6_requests(&export)?.1)
+        .stderr(std::process::Stdio::null());
+    if let Some(Output { influx, testid, variant }) = output {
+        command
+            .args(["--out", &format!("influxdb={}/k6", influx.base_url())])
+            .args(["--tag", &format!("testid={testid}"), "--tag", "instance_id=0"])
+            .envs(metric_vault::k6::influx_output::environment());
+        for (name, value) in variant {
+            if value.is_empty() {
+                command.env_remove(name);
+            } else {
+                command.env(name, value);
+            }
+        }
+    }
+    let status = command.arg(&path).status().await?;
+    ensure!(status.success(), "k6 failed: {status}");
+    k6_requests(&export)
 }
 
 /// Output settings to compare with the shipped ones (`k6::influx_output::environment`): each
@@ -101,13 +122,6 @@ const VARIANTS: &[(&str, &[(&str, &str)])] = &[
     ("k6's default system tags", &[("K6_SYSTEM_TAGS", "")]),
     ("k6's default GC (GOGC=100)", &[("GOGC", "100")]),
     ("GOGC=800", &[("GOGC", "800")]),
-    (
-        "vu as a tag, not a field",
-        &[
-            ("K6_SYSTEM_TAGS", "scenario,name,method,status,expected_response,error_code,vu"),
-            ("K6_INFLUXDB_TAGS_AS_FIELDS", "iter,url"),
-        ],
-    ),
 ];
 
 /// The script run by k6 itself with the InfluxDB output under one variant of its settings:
@@ -119,29 +133,7 @@ async fn k6_with_output(
     testid: &str,
     variant: &[(&str, &str)],
 ) -> anyhow::Result<(f64, f64)> {
-    let dir = tempfile::tempdir()?;
-    let (path, export) = (dir.path().join("variant.js"), dir.path().join("variant.json"));
-    std::fs::write(&path, script)?;
-    let mut command = tokio::process::Command::new(common::k6_binary());
-    command
-        .args(["run", "--quiet", "--no-color", "--address", "127.0.0.1:0", "--summary-export"])
-        .arg(&export)
-        .args(["--out", &format!("influxdb={}/k6", influx.base_url())])
-        .args(["--tag", &format!("testid={testid}"), "--tag", "instance_id=0"])
-        .arg(&path)
-        .env("K6_NO_USAGE_REPORT", "true")
-        .envs(metric_vault::k6::influx_output::environment())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    for (name, value) in variant {
-        if value.is_empty() {
-            command.env_remove(name);
-        } else {
-            command.env(name, value);
-        }
-    }
-    ensure!(command.status().await?.success(), "k6 with output failed");
-    let (count, rate) = k6_requests(&export)?;
+    let (count, rate) = run_k6(script, Some(Output { influx, testid, variant })).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     Ok((rate, count - stored(client, "http_reqs", testid).await?))
 }
@@ -206,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (reqs, durations) =
             (stored(&client, "http_reqs", &id).await?, stored(&client, "http_req_duration", &id).await?);
-        let alone = k6_alone(run["k6Script"].as_str().context("the script")?).await?;
+        let alone = run_k6(run["k6Script"].as_str().context("the script")?, None).await?.1;
         println!(
             "{vus:>5} {k6_count:>12.0} {served_count:>12} {reqs:>12.0} {durations:>12.0} {:>8.0} {k6_rate:>12.0}/s {alone:>6.0}/s",
             k6_count - reqs.min(durations)
