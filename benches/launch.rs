@@ -1,7 +1,8 @@
 //! Launch benchmark: how fast a launch reaches the target, and how fast a large run's results
 //! are stored after k6 exits.
 //!
-//! Run: `cargo bench --bench launch [-- --launches N --rate R --seconds S]`.
+//! Run: `cargo bench --bench launch [-- --launches N --rate R --seconds S]`, or
+//! `cargo bench --bench launch -- --webhooks N` for the webhook latency alone (3. below).
 //!
 //! 1. Launch latency: time from `launchLoadTest` returning to the target's first request,
 //!    against k6's own start-up (the same script run directly with `k6 run`, from spawn to first
@@ -9,6 +10,10 @@
 //! 2. Results: a run of ≥ 1,000,000 samples; time from k6's exit (the stored `completedAt`) to
 //!    the run showing COMPLETED with its summary (SCHEDULER_METRICS_DELAY=0), split into the
 //!    InfluxDB queries' share (timed again on their own) and ours. Target: < 5 s.
+//! 3. Webhook latency (`--webhooks N`): N short runs, each ending with a RUN_FINISHED delivery to
+//!    a receiver on loopback; from the run's end (k6's exit, the stored `completedAt`) and from
+//!    the delivery's enqueue (the payload's `occurredAt`, written with the end) to the request
+//!    arriving at the receiver.
 //!
 //! Everything runs on 127.0.0.1: a target API in this process, the real server (library, in
 //! this process), a real influxd and the real k6.
@@ -63,6 +68,7 @@ struct Options {
     launches: usize,
     rate: u32,
     seconds: u32,
+    webhooks: usize,
 }
 
 fn options() -> Options {
@@ -78,6 +84,7 @@ fn options() -> Options {
         launches: value("--launches", 7) as usize,
         rate: value("--rate", 3000),
         seconds: value("--seconds", 30),
+        webhooks: value("--webhooks", 0) as usize,
     }
 }
 
@@ -187,6 +194,9 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let endpoint = common::import_target(&server.http, &server.url, "bench", &target).await?;
+    if options.webhooks > 0 {
+        return webhook_latency(&server, &endpoint, options.webhooks).await;
+    }
 
     // 1. Launch latency against k6's own start-up, alternating so machine noise hits both.
     let short = json!({ "name": "probe", "executor": "CONSTANT_VUS", "thinkTime": 0.2, "stages": [{"duration": "1s", "target": 1}] });
@@ -264,5 +274,72 @@ async fn main() -> anyhow::Result<()> {
     println!("   total (stored completedAt → seen COMPLETED): {:>8.1} ms   target < 5000 ms", total_ms);
     println!("   InfluxDB's share (the summary queries):      {:>8.1} ms", influx_ms);
     println!("   ours (the rest: polling at 10 ms, storing):  {:>8.1} ms", (total_ms - influx_ms).max(0.0));
+    Ok(())
+}
+
+/// Deliveries a receiver got: when each arrived, and its body.
+type Arrivals = Arc<std::sync::Mutex<Vec<(DateTime<Utc>, Value)>>>;
+
+/// 3. Run end → webhook delivery received, over `runs` short runs.
+async fn webhook_latency(server: &Server, endpoint: &str, runs: usize) -> anyhow::Result<()> {
+    let arrivals: Arrivals = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook = format!("http://{}/hook", listener.local_addr()?);
+    let keep = arrivals.clone();
+    let receiver = Router::new().route(
+        "/hook",
+        axum::routing::post(move |Json(body): Json<Value>| async move {
+            keep.lock().expect("arrivals").push((Utc::now(), body));
+            "ok"
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let projects = server.graphql("{ projects { id } }", json!({})).await?;
+    let project = projects["projects"][0]["id"].as_str().context("the bench project")?.to_owned();
+    server
+        .graphql(
+            "mutation($p: ID!, $u: String!) {
+               createWebhook(input: {projectId: $p, url: $u, events: [RUN_FINISHED]}) { secret } }",
+            json!({ "p": project, "u": hook }),
+        )
+        .await?;
+
+    let short = json!({ "name": "probe", "executor": "CONSTANT_VUS", "thinkTime": 0.2,
+                        "stages": [{"duration": "1s", "target": 1}] });
+    let (mut from_end, mut from_enqueue) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let id = server.launch(endpoint, short.clone()).await?;
+        let started = Instant::now();
+        let (arrived, body) = loop {
+            let found =
+                arrivals.lock().expect("arrivals").iter().find(|(_, body)| body["run"]["id"] == id).cloned();
+            if let Some(found) = found {
+                break found;
+            }
+            ensure!(started.elapsed() < Duration::from_secs(60), "no delivery for run {id}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        let completed: DateTime<Utc> = body["run"]["completedAt"].as_str().context("completedAt")?.parse()?;
+        let occurred: DateTime<Utc> = body["occurredAt"].as_str().context("occurredAt")?.parse()?;
+        let millis =
+            |since: DateTime<Utc>| (arrived - since).num_microseconds().unwrap_or_default() as f64 / 1000.0;
+        from_end.push(millis(completed));
+        from_enqueue.push(millis(occurred));
+    }
+
+    println!("Metric Vault launch benchmark — {}", common::machine());
+    println!("command: cargo bench --bench launch -- --webhooks {runs}");
+    println!();
+    println!(
+        "3. run end → webhook received (RUN_FINISHED to a receiver on 127.0.0.1, median of {runs} runs)"
+    );
+    println!(
+        "   k6 exit (completedAt) → received:     {:>8.1} ms   (all: {from_end:.0?})",
+        median(from_end.clone())
+    );
+    println!(
+        "   enqueued with the end (occurredAt) → received: {:>6.1} ms   (all: {from_enqueue:.1?})",
+        median(from_enqueue.clone())
+    );
     Ok(())
 }

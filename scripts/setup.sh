@@ -27,10 +27,12 @@ export K6_NO_USAGE_REPORT=true
 # InfluxDB 1.x: k6 writes every sample there and the server reads results back.
 ./scripts/influxdb.sh ensure-installed
 
-# The browser pages' assets (GraphiQL, React, graphql-ws, GraphQL Playground), pinned by
-# web/package-lock.json; build.rs embeds them in the binary so the pages work offline.
+# The browser pages' assets (GraphiQL, React, graphql-ws, GraphQL Playground, and uPlot for the
+# run report pages), pinned by web/package-lock.json; build.rs embeds them in the binary so the
+# pages work offline. Installed again whenever the lockfile is newer than the install (a newly
+# pinned package such as uPlot arrives that way; a build without it has no report charts).
 if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
   command -v npm >/dev/null || { echo "npm not found: install Node.js 20+ (the browser pages' assets come from npm)" >&2; exit 1; }
-  say "npm ci (web: GraphiQL, React, graphql-ws, GraphQL Playground)"
+  say "npm ci (web: GraphiQL, React, graphql-ws, GraphQL Playground, uPlot)"
   npm ci --prefix web --ignore-scripts --no-audit --no-fund
 fi

@@ -8,7 +8,10 @@ mod connections;
 mod import;
 mod load_budget;
 mod raw_samples;
+mod regression;
+mod report;
 mod security;
+mod webhooks;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -16,7 +19,10 @@ pub use connections::{AllowedHosts, AllowedOrigins, ConnectionSettings, Origin};
 pub use import::ImportSettings;
 pub use load_budget::LoadBudget;
 pub use raw_samples::RawRetention;
+pub use regression::RegressionSettings;
+pub use report::ReportSettings;
 pub use security::SecuritySettings;
+pub use webhooks::WebhookSettings;
 
 /// Which runner starts k6 when a launch does not say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +31,15 @@ pub enum RunnerSetting {
     Local,
     /// Kubernetes Jobs in the configured namespace.
     Kubernetes,
+}
+
+/// What a schedule does with due times that passed while no server was running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissedRuns {
+    /// Record them as skipped and wait for the next due time (cron's own habit).
+    Skip,
+    /// Launch once for all of them, as soon as a server is up.
+    RunOnce,
 }
 
 /// Everything the server reads from its environment.
@@ -43,6 +58,10 @@ pub struct Settings {
     /// How long a run's owner may go without renewing its lease before another instance
     /// ends or takes over the run (`RUN_LEASE_SECONDS`).
     pub run_lease: Duration,
+    /// What a schedule does with a due time no server was up for (`SCHEDULE_MISSED_RUNS`).
+    pub schedule_missed_runs: MissedRuns,
+    /// How late a due time may be taken before it counts as missed (`SCHEDULE_MISSED_AFTER_SECONDS`).
+    pub schedule_missed_after: Duration,
     pub scheduler_max_retry: u32,
     pub scheduler_metrics_delay: Duration,
     pub scheduler_job_timeout_hours: f64,
@@ -51,6 +70,8 @@ pub struct Settings {
     pub auto_delete_completed_jobs: bool,
     /// The k6 executable (`K6_BINARY`), found on PATH when it is a bare name.
     pub k6_binary: String,
+    /// Local k6 instances serve k6's web dashboard on loopback, proxied at `/runs/{id}/dashboard/` (`K6_WEB_DASHBOARD`).
+    pub k6_web_dashboard: bool,
     /// Authentication, request limits, allowed and blocked targets.
     pub security: SecuritySettings,
     /// Where documents may be imported from and what parsing one may cost (`IMPORT_*`).
@@ -78,6 +99,12 @@ pub struct Settings {
     pub load_budget: LoadBudget,
     /// `INFLUXDB_RAW_RETENTION`: how long InfluxDB keeps raw samples (unset: untouched).
     pub raw_retention: RawRetention,
+    /// `PUBLIC_BASE_URL` and `WEBHOOK_*`: links in notifications, and how deliveries are tried.
+    pub webhooks: WebhookSettings,
+    /// `REGRESSION_*`: how demanding regression verdicts against a plan's baseline are.
+    pub regression: RegressionSettings,
+    /// `REPORT_LINK_LIFETIME_HOURS`, and the key report links are signed with.
+    pub report: ReportSettings,
 }
 
 /// How the Kubernetes runner hands the script to its pods.
@@ -165,6 +192,17 @@ impl Settings {
                 15.0,
                 "a positive number of seconds",
             )?),
+            schedule_missed_runs: env.choice(
+                "SCHEDULE_MISSED_RUNS",
+                MissedRuns::Skip,
+                &[("skip", MissedRuns::Skip), ("run-once", MissedRuns::RunOnce)],
+                "one of: skip, run-once",
+            )?,
+            schedule_missed_after: Duration::from_secs_f64(env.positive(
+                "SCHEDULE_MISSED_AFTER_SECONDS",
+                60.0,
+                "a positive number of seconds",
+            )?),
             scheduler_max_retry: env.parsed(
                 "SCHEDULER_MAX_RETRY",
                 "3",
@@ -197,6 +235,7 @@ impl Settings {
                 "true or false",
             )?,
             k6_binary: env.text("K6_BINARY", "k6", |v| !v.is_empty(), "a path to the k6 executable")?,
+            k6_web_dashboard: env.choice("K6_WEB_DASHBOARD", true, BOOLEANS, "true or false")?,
             security: SecuritySettings::read(&env)?,
             import: ImportSettings::read(&env)?,
             connections: ConnectionSettings::read(&env)?,
@@ -229,6 +268,9 @@ impl Settings {
             read_cache_rows: env.parsed("READ_CACHE_ROWS", "200000", "a whole number of rows (0 turns the caches off)")?,
             load_budget: LoadBudget::read(&env)?,
             raw_retention: RawRetention::read(&env)?,
+            webhooks: WebhookSettings::read(&env)?,
+            regression: RegressionSettings::read(&env)?,
+            report: ReportSettings::read(&env)?,
         })
         .and_then(|settings| {
             if settings.k8s_script_delivery == ScriptDeliverySetting::Pvc && settings.k6_default_pvc.is_none() {

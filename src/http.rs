@@ -1,5 +1,5 @@
-//! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/assets/…` (the pages'
-//! files), `/health`, `/ready`.
+//! HTTP routes: `/graphql` (POST, GET, websocket), `/playground`, `/runs/{id}/report` (a run's
+//! report page), `/assets/…` (the pages' files), `/health`, `/ready`.
 //!
 //! Every GraphQL request is authenticated here (see [`crate::access`]) and carries its
 //! [`Principal`] into the schema, where fields check the role they need. `/health`, `/ready`
@@ -7,8 +7,10 @@
 //! nothing.
 
 mod csrf;
+mod dashboard;
 mod origin;
 mod pages;
+mod report;
 mod response;
 mod trim;
 mod websocket;
@@ -59,6 +61,11 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/playground", get(pages::playground))
+        .route("/runs/{id}/report", get(report::report_page))
+        .route("/runs/{id}/dashboard", get(dashboard::dashboard))
+        .route("/runs/{id}/dashboard/", get(dashboard::dashboard))
+        .route("/runs/{id}/dashboard/{*path}", get(dashboard::dashboard))
+        .route("/runs/{id}/k6-report/{instance}", get(dashboard::k6_report))
         .route_layer(middleware::from_fn_with_state(state.clone(), origin::guard))
         .route("/assets/{name}", get(pages::asset))
         .route("/health", get(|| async { "ok" }))

@@ -2,7 +2,7 @@
 
 /// Who may do what (API tokens, roles) and where load may go.
 pub mod access;
-/// Subcommands of the binary besides serving (`token create`, `export-schema`).
+/// Subcommands of the binary besides serving (`token create`, `export-schema`, `run`).
 pub mod commands;
 /// Typed settings from the environment.
 pub mod config;
@@ -24,6 +24,8 @@ pub mod k6;
 pub mod lifecycle;
 /// Metrics: reading k6 samples back from InfluxDB.
 pub mod metrics;
+/// Notifications: webhooks told of runs' ends, signed, retried, logged.
+pub mod notify;
 /// Reading OpenAPI and Swagger documents into the catalogue's model.
 pub mod openapi;
 /// Deterministic fixture data for tests and benchmarks.

@@ -14,8 +14,31 @@ fn main() -> anyhow::Result<()> {
         .block_on(run())
 }
 
+const USAGE: &str =
+    "usage: metric-vault                 serve the API (settings from the environment; see README)
+       metric-vault run --plan P …   launch a saved test plan and wait for its verdict (CI gate; `run --help`)
+       metric-vault token create --name NAME --role VIEWER|OPERATOR|ADMIN
+       metric-vault token list
+       metric-vault demo-target [--bind 127.0.0.1:8080]
+       metric-vault export-schema
+";
+
+/// The subcommands, besides serving.
+const KNOWN: [&str; 4] = ["run", "token", "demo-target", "export-schema"];
+
 async fn run() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--help" | "-h" | "help") => {
+            print!("{USAGE}");
+            return Ok(());
+        }
+        Some(unknown) if unknown.starts_with('-') || !KNOWN.contains(&unknown) => {
+            eprint!("metric-vault: unknown command `{unknown}`\n{USAGE}");
+            std::process::exit(2);
+        }
+        _ => {}
+    }
     if args.first().map(String::as_str) == Some("export-schema") {
         print!("{}", schema::sdl());
         return Ok(());
@@ -28,6 +51,10 @@ async fn run() -> anyhow::Result<()> {
             .parse()
             .with_context(|| format!("--bind {bind}: expected an address like 127.0.0.1:8080"))?;
         return demo_target::serve(bind).await;
+    }
+    if args.first().map(String::as_str) == Some("run") {
+        // A client of a running server: none of the server's settings apply.
+        std::process::exit(commands::run::run(&args[1..]).await);
     }
     let settings = match Settings::from_env() {
         Ok(settings) => settings,

@@ -37,9 +37,15 @@ impl Application {
     /// [`Application::build`] with the Kubernetes API client given (or why there is none),
     /// so that tests never reach a cluster a kubeconfig on the machine might name.
     pub async fn build_with_cluster(
-        settings: Settings,
+        mut settings: Settings,
         cluster: Result<kube::Client, String>,
     ) -> anyhow::Result<Self> {
+        // Bound first: with PUBLIC_BASE_URL unset, links in notifications name this address.
+        let listener = TcpListener::bind(settings.bind_addr)
+            .await
+            .with_context(|| format!("binding {}", settings.bind_addr))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        settings.webhooks.settle_public_base_url(address);
         let (db, statements) = db::connect_and_migrate(&settings.database_url).await?;
         let http = crate::tls::client_builder()
             .connect_timeout(Duration::from_secs(5))
@@ -71,10 +77,6 @@ impl Application {
             sockets: Default::default(),
             executions,
         });
-        let listener = TcpListener::bind(state.settings.bind_addr)
-            .await
-            .with_context(|| format!("binding {}", state.settings.bind_addr))?;
-        let address = listener.local_addr().context("reading the bound address")?;
         Ok(Self { listener, address, state, router })
     }
 

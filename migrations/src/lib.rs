@@ -15,6 +15,10 @@ mod m20261203_000005_add_spec_revision;
 mod m20261203_000006_add_project_runs_revision;
 mod m20261206_000007_add_k6_counts_and_integrity;
 mod m20261207_000008_add_run_leases;
+mod m20261207_000009_create_test_plans;
+mod m20261207_000010_create_webhooks;
+mod m20261208_000011_create_server_secrets;
+mod m20261208_000012_add_baselines;
 
 /// Applies every migration in order; `Migrator::up(db, None)` at start-up.
 pub struct Migrator;
@@ -31,6 +35,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_add_project_runs_revision::Migration),
             Box::new(m20261206_000007_add_k6_counts_and_integrity::Migration),
             Box::new(m20261207_000008_add_run_leases::Migration),
+            Box::new(m20261207_000009_create_test_plans::Migration),
+            Box::new(m20261207_000010_create_webhooks::Migration),
+            Box::new(m20261208_000011_create_server_secrets::Migration),
+            Box::new(m20261208_000012_add_baselines::Migration),
         ]
     }
 }

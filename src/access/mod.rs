@@ -6,6 +6,7 @@
 //! stored (see [`tokens`] for why a plain digest and not a password hash).
 
 mod guard;
+pub mod report_link;
 pub mod targets;
 pub mod tokens;
 

@@ -50,8 +50,12 @@ impl TargetPattern {
     fn matches_name(&self, host: &str) -> bool {
         match self {
             Self::Any => true,
-            Self::Host(name) => name == host,
-            Self::Suffix(suffix) => host.len() > suffix.len() + 1 && host.ends_with(&format!(".{suffix}")),
+            Self::Host(name) => name.eq_ignore_ascii_case(host),
+            Self::Suffix(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host.is_char_boundary(host.len() - suffix.len() - 1)
+                    && host[host.len() - suffix.len() - 1..].eq_ignore_ascii_case(&format!(".{suffix}"))
+            }
             Self::Network { .. } => false,
         }
     }
@@ -159,7 +163,8 @@ pub struct Host<'a> {
 impl<'a> Host<'a> {
     /// `name` as found in a URL (`[::1]` for IPv6), with the addresses it resolved to.
     pub fn new(name: &'a str, resolved: Vec<IpAddr>) -> Self {
-        let name = name.trim_start_matches('[').trim_end_matches(']');
+        // `metadata.internal.` is the same host as `metadata.internal` (the root's dot).
+        let name = name.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.');
         let mut addresses = resolved;
         if let Ok(address) = name.parse::<IpAddr>() {
             addresses.push(address);
@@ -339,9 +344,15 @@ mod tests {
     #[test]
     fn cloud_metadata_addresses_are_blocked_by_default() {
         let policy = policy(None);
-        for blocked in
-            ["169.254.169.254", "[fd00:ec2::254]", "100.100.100.200", "metadata.google.internal", "fe80::1"]
-        {
+        for blocked in [
+            "169.254.169.254",
+            "[fd00:ec2::254]",
+            "100.100.100.200",
+            "metadata.google.internal",
+            "METADATA.Google.Internal",
+            "metadata.google.internal.",
+            "fe80::1",
+        ] {
             assert!(
                 matches!(
                     ImportPolicy::from_targets(None, &policy).check(&host(blocked)),

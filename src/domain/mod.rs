@@ -7,8 +7,10 @@
 
 pub mod counts;
 pub mod integrity;
+pub mod regression;
 mod role;
 pub mod spec;
+pub mod webhook;
 
 use std::{fmt, str::FromStr};
 
@@ -346,4 +348,68 @@ mod tests {
         assert_eq!(test_verdict(Some(&s), Some(40.0), [Verdict::Unknown]), Verdict::Passed);
         assert_eq!(test_verdict(None, Some(40.0), [Verdict::Unknown]), Verdict::Unknown);
     }
+}
+
+/// Serde for the enums above by their stored (and GraphQL) names, e.g. `"CONSTANT_VUS"`:
+/// `#[serde(with = "crate::domain::by_name")]`, or `by_name::option` for an `Option`.
+pub mod by_name {
+    use sea_orm::ActiveEnum;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<E: ActiveEnum<Value = String>, S: Serializer>(
+        value: &E,
+        to: S,
+    ) -> Result<S::Ok, S::Error> {
+        to.serialize_str(&value.to_value())
+    }
+
+    pub fn deserialize<'de, E: ActiveEnum<Value = String>, D: Deserializer<'de>>(
+        from: D,
+    ) -> Result<E, D::Error> {
+        let name = String::deserialize(from)?;
+        E::try_from_value(&name).map_err(|_| D::Error::custom(format!("unknown value `{name}`")))
+    }
+
+    /// The same for an optional value (`null` when absent).
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<E: ActiveEnum<Value = String>, S: Serializer>(
+            value: &Option<E>,
+            to: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => super::serialize(value, to),
+                None => to.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, E: ActiveEnum<Value = String>, D: Deserializer<'de>>(
+            from: D,
+        ) -> Result<Option<E>, D::Error> {
+            let name = Option::<String>::deserialize(from)?;
+            name.map(|name| {
+                E::try_from_value(&name).map_err(|_| D::Error::custom(format!("unknown value `{name}`")))
+            })
+            .transpose()
+        }
+    }
+}
+
+/// What one due time of a schedule did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Enum, DeriveActiveEnum, EnumIter, serde::Serialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+pub enum FiringOutcome {
+    /// A run was launched.
+    #[sea_orm(string_value = "LAUNCHED")]
+    Launched,
+    /// A run of the plan was still active, so none was launched.
+    #[sea_orm(string_value = "SKIPPED_OVERLAP")]
+    SkippedOverlap,
+    /// Every server was down at the due time and SCHEDULE_MISSED_RUNS is `skip`.
+    #[sea_orm(string_value = "SKIPPED_MISSED")]
+    SkippedMissed,
+    /// The launch was refused (the error is in `message`).
+    #[sea_orm(string_value = "FAILED")]
+    Failed,
 }

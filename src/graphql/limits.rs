@@ -561,8 +561,35 @@ impl Extension for RequestGuard {
                 tokio::task::yield_now().await;
             }
         }
-        next.run(ctx, info).await
+        let is_json = info.return_type.trim_end_matches('!') == "JSON";
+        let position = info.field.name.pos;
+        let value = next.run(ctx, info).await?;
+        // A JSON scalar is one field with all its contents inside: they count as what they hold.
+        if is_json && let (Some(budget), Some(value)) = (self.budget.get(), value.as_ref()) {
+            budget.spend(json_cost(value)).map_err(|err| err.into_server_error(position))?;
+        }
+        Ok(value)
     }
+}
+
+/// What a JSON scalar's contents cost: one value for each value inside it, and strings by
+/// their length as the database-written JSON is charged ([`RAW_JSON_BYTES_PER_VALUE`] bytes a value).
+fn json_cost(value: &Value) -> usize {
+    let mut cost = 0usize;
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        cost = cost.saturating_add(1);
+        match value {
+            Value::List(items) => pending.extend(items.iter()),
+            Value::Object(fields) => {
+                cost = cost.saturating_add(fields.keys().map(|k| k.len() / RAW_JSON_BYTES_PER_VALUE).sum());
+                pending.extend(fields.values());
+            }
+            Value::String(text) => cost = cost.saturating_add(text.len() / RAW_JSON_BYTES_PER_VALUE),
+            _ => {}
+        }
+    }
+    cost
 }
 
 #[cfg(test)]

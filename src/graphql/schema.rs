@@ -42,7 +42,19 @@ pub struct AppState {
 /// Builds the schema with the state as schema data, and the live-metrics pollers that
 /// `testMetrics` subscribers share.
 pub fn build_schema(state: AppState) -> AppSchema {
-    let live = LiveMetrics::new(state.db.clone(), state.lifecycle.influx().clone(), live::DEFAULT_INTERVAL);
+    let judged = state.settings.regression;
+    let regression = crate::metrics::regression::Settings {
+        confidence: judged.confidence,
+        min_effect: judged.min_effect,
+        min_absolute_effect: 0.0,
+        min_samples: judged.min_intervals.max(2),
+    };
+    let live = LiveMetrics::judging(
+        state.db.clone(),
+        state.lifecycle.influx().clone(),
+        live::DEFAULT_INTERVAL,
+        regression,
+    );
     let limits = state.settings.security.clone();
     let mut builder = Schema::build(Query::default(), Mutation::default(), Subscription::default())
         // Field depth is checked with the document's other limits (`limits.rs`), where GraphiQL's

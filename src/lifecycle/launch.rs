@@ -3,11 +3,12 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::{
     config::LoadBudget,
-    db::repo::runs::{NewRun, NewScenario},
+    db::repo::runs::{NewRun, NewScenario, PlanLink},
     domain::{Executor, ParameterLocation, RunnerKind},
     error::{AppError, AppResult},
     k6::{
@@ -30,7 +31,9 @@ const MAX_THINK_TIME: f64 = 3_600.0;
 const MIN_CONSTANT_DURATION: Duration = Duration::from_secs(1);
 
 /// What to run, as `launchLoadTest` (or a saved plan) asks for it; validated by [`validate`].
-#[derive(Clone, Debug, Default)]
+/// Its JSON form (field names as in `LaunchLoadTestInput`) is a saved plan's definition.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LaunchRequest {
     /// Optional: taken from the scenarios' endpoints, which must all belong to one project.
     pub project_id: Option<i64>,
@@ -38,6 +41,7 @@ pub struct LaunchRequest {
     pub description: Option<String>,
     pub target_tps: Option<f64>,
     /// Defaults to the server's configured runner.
+    #[serde(with = "crate::domain::by_name::option")]
     pub runner: Option<RunnerKind>,
     /// k6 instances; 1 when not given.
     pub parallelism: Option<i32>,
@@ -45,10 +49,12 @@ pub struct LaunchRequest {
 }
 
 /// One scenario of a [`LaunchRequest`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ScenarioRequest {
     pub name: String,
     pub endpoint_id: i64,
+    #[serde(with = "crate::domain::by_name")]
     pub executor: Executor,
     /// Seconds; 1 when not given.
     pub think_time: Option<f64>,
@@ -60,19 +66,27 @@ pub struct ScenarioRequest {
 }
 
 /// One stage: a k6 duration and a target.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StageRequest {
     pub duration: String,
     pub target: i32,
 }
 
-/// The values a scenario's request is sent with (JSON as the caller gave it).
-#[derive(Clone, Debug, Default)]
+/// The values a scenario's request is sent with (JSON as the caller gave it). Its JSON form is
+/// what the history keeps (`scenario_history.request`), secret values included: only
+/// [`mask_secret_headers`] copies of it leave the server below OPERATOR.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RequestValues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_params: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_params: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_headers: Option<Vec<String>>,
 }
 
@@ -135,6 +149,7 @@ impl ValidatedLaunch {
             scenarios,
             owner_instance: owner_instance.to_owned(),
             lease_expires_at,
+            plan: PlanLink::None,
         }
     }
 }
@@ -175,6 +190,12 @@ pub fn validate(
     if title.is_empty() || title.chars().count() > TITLE_MAX {
         return Err(bad("input.title", format!("title must be 1 to {TITLE_MAX} characters")));
     }
+    if title.chars().any(char::is_control) {
+        return Err(bad(
+            "input.title",
+            "a title is one line of text: no control characters (line breaks, escapes)",
+        ));
+    }
     let description = input.description.as_deref().map(str::trim).filter(|d| !d.is_empty());
     if description.is_some_and(|d| d.chars().count() > DESCRIPTION_MAX) {
         return Err(bad(
@@ -200,12 +221,29 @@ pub fn validate(
     let mut scenarios = Vec::with_capacity(input.scenarios.len());
     for (index, (scenario, endpoint_id)) in input.scenarios.iter().zip(ids).enumerate() {
         let at = format!("scenarios[{index}]");
-        let endpoint = endpoints
-            .iter()
-            .find(|e| e.endpoint.id == endpoint_id && e.endpoint.removed_at.is_none())
-            .ok_or_else(|| {
-                bad(format!("{at}.endpointId"), format!("endpoint {endpoint_id} does not exist"))
-            })?;
+        let scenario_name = scenario.name.trim();
+        let endpoint = match endpoints.iter().find(|e| e.endpoint.id == endpoint_id) {
+            Some(found) if found.endpoint.removed_at.is_none() => found,
+            Some(removed) => {
+                let removed = &removed.endpoint;
+                return Err(bad(
+                    format!("{at}.endpointId"),
+                    format!(
+                        "scenario `{scenario_name}`: endpoint {endpoint_id} ({} {}) was removed by a re-import of its document; point the scenario at an endpoint that exists",
+                        sea_orm::ActiveEnum::to_value(&removed.method),
+                        removed.path
+                    ),
+                ));
+            }
+            None => {
+                return Err(bad(
+                    format!("{at}.endpointId"),
+                    format!(
+                        "scenario `{scenario_name}`: endpoint {endpoint_id} does not exist (deleted with its document, or removed by a re-import of it)"
+                    ),
+                ));
+            }
+        };
         match project_id {
             Some(project) if project != endpoint.endpoint.project_id => {
                 return Err(bad(
@@ -218,6 +256,12 @@ pub fn validate(
             _ => project_id = Some(endpoint.endpoint.project_id),
         }
         let name = scenario.name.trim();
+        if name.chars().any(char::is_control) {
+            return Err(bad(
+                format!("{at}.name"),
+                "a scenario name is one line of text: no control characters (line breaks, escapes)",
+            ));
+        }
         if name.is_empty() || name.chars().count() > NAME_MAX {
             return Err(bad(
                 format!("{at}.name"),
@@ -362,24 +406,9 @@ fn validate_scenario(
     })
 }
 
-/// What the history keeps of a scenario's request input (`scenario_history.request`), secret
-/// values included: only [`mask_secret_headers`] copies of it leave the server below OPERATOR.
+/// What the history keeps of a scenario's request input (`scenario_history.request`).
 fn request_json(input: &RequestValues) -> Value {
-    let mut object = Map::new();
-    for (key, value) in [
-        ("pathParams", &input.path_params),
-        ("queryParams", &input.query_params),
-        ("headers", &input.headers),
-        ("body", &input.body),
-    ] {
-        if let Some(value) = value {
-            object.insert(key.to_owned(), value.clone());
-        }
-    }
-    if let Some(names) = &input.secret_headers {
-        object.insert(SECRET_HEADERS_KEY.to_owned(), names.iter().cloned().map(Value::String).collect());
-    }
-    Value::Object(object)
+    serde_json::to_value(input).expect("request values are JSON already")
 }
 
 const SECRET_HEADERS_KEY: &str = "secretHeaders";
@@ -387,7 +416,7 @@ const SECRET_HEADERS_KEY: &str = "secretHeaders";
 /// What replaces a secret header value for readers who may not see it.
 pub const MASKED: &str = "***";
 
-/// A stored request ([`request_json`]) with every secret header value replaced by [`MASKED`].
+/// A stored request ([`RequestValues`] as JSON) with every secret header value replaced by [`MASKED`].
 pub fn mask_secret_headers(request: &Value) -> Value {
     let mut masked = request.clone();
     let marked: Vec<String> = request

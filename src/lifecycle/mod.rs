@@ -6,7 +6,10 @@ mod cleanup;
 pub mod events;
 pub mod launch;
 pub mod lease;
+pub mod plans;
+mod regression;
 mod results;
+pub mod schedule;
 mod targets;
 
 use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
@@ -21,7 +24,7 @@ use crate::{
         entities::test_history,
         repo::{
             self,
-            runs::{RunEnding, finish},
+            runs::{NewRun, PlanLink, RunEnding, finish_with},
         },
     },
     domain::{RunnerKind, TestStatus, integrity::Integrity},
@@ -37,9 +40,11 @@ use crate::{
         script::{render_script, script_secrets},
     },
     metrics::influx::{InfluxClient, InfluxError, TimeWindow},
+    notify::Notifier,
 };
 use events::{StatusBus, StatusChange};
-use launch::{LaunchLimits, LaunchRequest};
+use launch::{LaunchLimits, LaunchRequest, ValidatedLaunch};
+pub use plans::Origin;
 pub use results::RunCounts;
 use results::StoredResults;
 
@@ -52,6 +57,8 @@ pub struct Lifecycle {
     settings: Arc<Settings>,
     influx: InfluxClient,
     local: Arc<dyn Runner>,
+    /// k6's web dashboards of the local runs live on this server.
+    dashboards: crate::k6::runner::local::LiveDashboards,
     /// The Kubernetes runner, or why this server has none (no cluster configuration).
     kubernetes: Result<Arc<KubernetesRunner>, String>,
     kubernetes_runner: Option<Arc<dyn Runner>>,
@@ -64,6 +71,8 @@ pub struct Lifecycle {
     flights: std::sync::Mutex<HashMap<i64, Flight>>,
     /// Runs whose results are still missing: attempts so far and when to try next.
     backfill: std::sync::Mutex<HashMap<i64, (u32, tokio::time::Instant)>>,
+    /// Webhooks: enqueued with a run's end, sent in the background.
+    notifier: Notifier,
 }
 
 /// Where a run of this process is between its record and its recorded end. A run is ended
@@ -97,26 +106,32 @@ impl Lifecycle {
     ) -> Arc<Self> {
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let influx = InfluxClient::new(http, settings.influxdb_url(), settings.influxdb_database.clone());
-        let local: Arc<dyn Runner> =
-            Arc::new(LocalRunner::new(settings.k6_binary.clone(), events_tx.clone()));
+        let local = LocalRunner::new(settings.k6_binary.clone(), events_tx.clone())
+            .with_web_dashboard(settings.k6_web_dashboard);
+        let dashboards = local.dashboards();
+        let local: Arc<dyn Runner> = Arc::new(local);
         let kubernetes = cluster.map(|client| {
             Arc::new(KubernetesRunner::new(client, KubernetesSettings::from_settings(&settings), events_tx))
         });
         let kubernetes_runner = kubernetes.as_ref().ok().map(|runner| runner.clone() as Arc<dyn Runner>);
         let events = StatusBus::for_database(&db).await;
         let cleanup = cleanup::SampleCleanup::new();
+        let instance = lease::instance_id();
+        let notifier = Notifier::start(db.clone(), &settings, instance.clone());
         let lifecycle = Arc::new(Self {
             db,
             settings,
             influx,
             local,
+            dashboards,
             kubernetes,
             kubernetes_runner,
             events,
             cleanup,
-            instance: lease::instance_id(),
+            instance,
             flights: Default::default(),
             backfill: Default::default(),
+            notifier,
         });
         let follower = lifecycle.clone();
         tokio::spawn(async move {
@@ -137,6 +152,7 @@ impl Lifecycle {
             }
         });
         tokio::spawn(lifecycle.clone().keep_leases());
+        tokio::spawn(lifecycle.clone().keep_schedules());
         lifecycle
     }
 
@@ -148,6 +164,16 @@ impl Lifecycle {
     /// The InfluxDB this lifecycle reads results from.
     pub fn influx(&self) -> &InfluxClient {
         &self.influx
+    }
+
+    /// Where runs' notifications go out (webhooks).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// k6's web dashboards of run `test_id` while it runs locally on this server.
+    pub fn live_dashboards(&self, test_id: i64) -> Option<crate::k6::runner::local::RunDashboards> {
+        self.dashboards.of(test_id)
     }
 
     fn runner(&self, kind: RunnerKind) -> AppResult<&Arc<dyn Runner>> {
@@ -183,22 +209,19 @@ impl Lifecycle {
     }
 
     /// Validates, records the run as PENDING with its exact script, and hands it to its runner.
-    #[tracing::instrument(skip(self, input), fields(test_id))]
     pub async fn launch(&self, input: LaunchRequest) -> AppResult<test_history::Model> {
-        let ids = launch::endpoint_ids(&input);
+        self.launch_as(input, Origin::OneOff).await
+    }
+
+    /// Every check a launch makes before it records anything: the input's rules, the load
+    /// targets' policy, and what the runner can take. Saving a plan makes the same checks.
+    pub(crate) async fn check_launch(&self, input: &LaunchRequest) -> AppResult<ValidatedLaunch> {
+        let ids = launch::endpoint_ids(input);
         let endpoints = repo::catalogue::launch_endpoints(&self.db, &ids).await?;
-        let limits = LaunchLimits {
-            max_test_duration: Duration::from_secs_f64(self.settings.scheduler_job_timeout_hours * 3600.0),
-            default_runner: match self.settings.runner {
-                crate::config::RunnerSetting::Local => RunnerKind::Local,
-                crate::config::RunnerSetting::Kubernetes => RunnerKind::Kubernetes,
-            },
-            budget: self.settings.load_budget,
-        };
-        let validated = launch::validate(&input, &endpoints, limits)?;
+        let limits = self.launch_limits();
+        let validated = launch::validate(input, &endpoints, limits)?;
         targets::check_launch_targets(&self.db, &self.settings.security.targets, &validated, &endpoints)
             .await?;
-        let runner = self.runner(validated.runner)?.clone();
         if validated.runner == RunnerKind::Kubernetes
             && self.kubernetes.as_ref().is_ok_and(|runner| runner.uses_config_maps())
         {
@@ -212,6 +235,30 @@ impl Lifecycle {
             manifests::check_script_size(&render_script(&widest))
                 .map_err(|message| AppError::bad_input("input.scenarios", message))?;
         }
+        Ok(validated)
+    }
+
+    fn launch_limits(&self) -> LaunchLimits {
+        LaunchLimits {
+            max_test_duration: Duration::from_secs_f64(self.settings.scheduler_job_timeout_hours * 3600.0),
+            default_runner: match self.settings.runner {
+                crate::config::RunnerSetting::Local => RunnerKind::Local,
+                crate::config::RunnerSetting::Kubernetes => RunnerKind::Kubernetes,
+            },
+            budget: self.settings.load_budget,
+        }
+    }
+
+    /// [`Lifecycle::launch`], linking the run to the plan `origin` names (or saving one).
+    #[tracing::instrument(skip(self, input), fields(test_id))]
+    pub(crate) async fn launch_as(
+        &self,
+        input: LaunchRequest,
+        origin: Origin,
+    ) -> AppResult<test_history::Model> {
+        let validated = self.check_launch(&input).await?;
+        let limits = self.launch_limits();
+        let runner = self.runner(validated.runner)?.clone();
         if validated.runner == RunnerKind::Local
             && crate::k6::runner::find_executable(&self.settings.k6_binary).is_none()
         {
@@ -220,6 +267,14 @@ impl Lifecycle {
                 self.settings.k6_binary
             )));
         }
+        let link = match origin {
+            Origin::OneOff => PlanLink::None,
+            Origin::SaveAsPlan => PlanLink::Save {
+                title: validated.title.clone(),
+                definition: plans::definition(&input, &validated),
+            },
+            Origin::Plan { id, version, exclusive } => PlanLink::Version { plan_id: id, version, exclusive },
+        };
 
         // Secret header values go to k6 from memory; the stored script only names them.
         let secrets = script_secrets(&TestPlan {
@@ -230,7 +285,8 @@ impl Lifecycle {
         let title = validated.title.clone();
         let plans: Vec<_> = validated.scenarios.iter().map(|s| s.plan.clone()).collect();
         let lease = lease::expiry(Utc::now(), self.settings.run_lease);
-        let run = repo::runs::record_launch(&self.db, &validated.new_run(&self.instance, lease), |test_id| {
+        let new_run = NewRun { plan: link, ..validated.new_run(&self.instance, lease) };
+        let run = repo::runs::record_launch(&self.db, &new_run, |test_id| {
             render_script(&TestPlan { test_id, title, scenarios: plans })
         })
         .await?;
@@ -478,6 +534,10 @@ impl Lifecycle {
         } else {
             failure_reason.clone()
         };
+        let regression = match (status, &results.summary) {
+            (TestStatus::Completed, Some(_)) => self.judge_regression(&run, ended_at).await,
+            _ => None,
+        };
         let ending = RunEnding {
             status,
             completed_at: ended_at,
@@ -486,9 +546,15 @@ impl Lifecycle {
             scenario_summaries: results.scenario_summaries,
             counts,
             integrity,
+            regression: regression.map(|judged| serde_json::to_string(&judged).expect("verdicts are JSON")),
         };
-        match finish(&self.db, test_id, ending).await {
-            Ok(Some(ended)) => self.publish(&ended, Some(run.status), message),
+        // The end's notifications are written with it, in its transaction.
+        let notify = async |txn: &_, ended: &_| self.notifier.enqueue_run_end(txn, ended).await;
+        match finish_with(&self.db, test_id, ending, notify).await {
+            Ok(Some(ended)) => {
+                self.notifier.wake();
+                self.publish(&ended, Some(run.status), message)
+            }
             // Another instance recorded the end first; it published it.
             Ok(None) => tracing::info!(test_id, "the run's end was recorded elsewhere first"),
             Err(err) => tracing::error!(test_id, error = ?err, "could not record the end of the run"),
@@ -585,10 +651,26 @@ impl Lifecycle {
                 results::apply_counts(&mut results, counts.as_ref());
                 let summary = results.summary.expect("matched Some");
                 let scenarios = results.scenario_summaries;
-                let stored =
-                    repo::runs::store_late_results(&self.db, run.id, &summary, &scenarios, Some(&integrity));
+                let regression = match run.status {
+                    TestStatus::Completed => self.judge_regression(run, ended_at).await,
+                    _ => None,
+                };
+                let regression =
+                    regression.map(|judged| serde_json::to_string(&judged).expect("verdicts are JSON"));
+                let notify =
+                    async |txn: &_, stored: &_| self.notifier.enqueue_late_verdict(txn, stored).await;
+                let stored = repo::runs::store_late_results_with(
+                    &self.db,
+                    run.id,
+                    &summary,
+                    &scenarios,
+                    Some(&integrity),
+                    regression,
+                    notify,
+                );
                 match stored.await {
                     Ok(()) => {
+                        self.notifier.wake();
                         tracing::info!(test_id = run.id, "results filled in after InfluxDB came back");
                         if let Ok(run) = repo::runs::get(&self.db, run.id).await {
                             let note = "results filled in after InfluxDB came back; the verdict is known";
@@ -712,6 +794,7 @@ impl Lifecycle {
     /// instance that looks; a local run's k6 stops with this process, and whoever looks next
     /// (another replica, or this server restarted) records its end.
     pub async fn hand_over(&self) {
+        self.notifier.stop().await;
         match repo::runs::release_leases(&self.db, &self.instance, Utc::now()).await {
             Ok(0) => {}
             Ok(runs) => tracing::info!(runs, "shutting down: this server's runs are handed over"),

@@ -15,6 +15,7 @@
 //! When InfluxDB (or the database) fails, subscribers get an error event for that interval
 //! and the poller carries on: the stream resumes by itself once InfluxDB answers again.
 
+mod baseline;
 mod interval;
 mod poller;
 mod renderings;
@@ -40,6 +41,7 @@ use crate::{
     error::{AppError, AppResult},
     metrics::influx::{InfluxClient, InfluxError},
 };
+pub use baseline::BaselineFigures;
 use interval::{IntervalAnswer, IntervalQuery};
 pub use renderings::Renderings;
 
@@ -106,6 +108,10 @@ pub struct LiveSnapshot {
     /// Stored samples lag more than [`LAG_LIMIT_SECONDS`]: InfluxDB (or k6's output) is behind,
     /// so this snapshot's figures may be missing requests that were made.
     pub samples_lagging: bool,
+    /// The plan's baseline at the same elapsed time, when the run's plan has a baseline.
+    pub baseline: Option<BaselineFigures>,
+    /// The run's p95 so far against the baseline's over the same span.
+    pub baseline_verdict: Option<crate::domain::regression::RegressionVerdict>,
     /// When the poller handed this snapshot to its subscribers: a subscriber's receipt time
     /// minus this is the delivery delay.
     pub published_at: DateTime<Utc>,
@@ -152,13 +158,31 @@ struct Registry {
     /// poller never stops while someone is joining it.
     feeds: Mutex<HashMap<i64, Feed>>,
     influx_queries: AtomicU64,
+    /// How a live run is judged against its baseline.
+    regression: crate::metrics::regression::Settings,
 }
 
 impl LiveMetrics {
     /// Pollers that read `influx` once per `interval`, and runs from `db`.
     pub fn new(db: DatabaseConnection, influx: InfluxClient, interval: Duration) -> Self {
-        let registry =
-            Registry { db, influx, interval, feeds: Mutex::default(), influx_queries: AtomicU64::new(0) };
+        Self::judging(db, influx, interval, crate::metrics::regression::Settings::default())
+    }
+
+    /// [`LiveMetrics::new`], judging runs against their baselines with `regression`.
+    pub fn judging(
+        db: DatabaseConnection,
+        influx: InfluxClient,
+        interval: Duration,
+        regression: crate::metrics::regression::Settings,
+    ) -> Self {
+        let registry = Registry {
+            db,
+            influx,
+            interval,
+            feeds: Mutex::default(),
+            influx_queries: AtomicU64::new(0),
+            regression,
+        };
         Self { shared: Arc::new(registry) }
     }
 

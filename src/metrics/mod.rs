@@ -8,8 +8,12 @@ pub mod hygiene;
 pub mod influx;
 /// Stored request samples per k6 instance, for the integrity check.
 mod integrity;
+/// Per-interval samples of a run for regression verdicts.
+pub mod intervals;
 /// Live snapshots of running tests: one InfluxDB poller per watched run, shared by its subscribers.
 pub mod live;
+/// Regression verdicts: a candidate run's interval samples against its baseline's.
+pub mod regression;
 /// The InfluxQL behind [`influx::InfluxClient::summary`].
 mod summary;
 /// Per-interval series of a run (`GROUP BY time(step)`), for charts.

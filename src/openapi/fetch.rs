@@ -145,8 +145,8 @@ pub fn build_client(limits: &FetchLimits, policy: &ImportPolicy, roots: &Trusted
 }
 
 /// The refusal for a URL whose host is an address literal the policy refuses (names go
-/// through the resolver).
-fn literal_refusal(policy: &ImportPolicy, url: &Url) -> Option<TargetRefusal> {
+/// through the resolver). Webhook deliveries check their URLs with it too.
+pub fn literal_refusal(policy: &ImportPolicy, url: &Url) -> Option<TargetRefusal> {
     let literal = match url.host()? {
         url::Host::Ipv4(address) => std::net::IpAddr::V4(address),
         url::Host::Ipv6(address) => std::net::IpAddr::V6(address),
@@ -156,9 +156,15 @@ fn literal_refusal(policy: &ImportPolicy, url: &Url) -> Option<TargetRefusal> {
 }
 
 /// Resolves names with the system resolver, refusing any the policy does not cover with
-/// every address it resolves to.
-struct GuardedResolver {
+/// every address it resolves to. Webhook deliveries resolve through it too.
+pub struct GuardedResolver {
     policy: ImportPolicy,
+}
+
+impl GuardedResolver {
+    pub fn new(policy: ImportPolicy) -> Self {
+        Self { policy }
+    }
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {

@@ -59,7 +59,7 @@ async fn a_run_without_influxdb_completes_and_says_its_results_are_missing() {
 }
 
 /// k6-shaped samples of one request per second for `seconds`, all of scenario `key`.
-fn k6_lines(test_id: i64, key: &str, start_ms: i64, seconds: i64) -> String {
+pub(crate) fn k6_lines(test_id: i64, key: &str, start_ms: i64, seconds: i64) -> String {
     let mut lines = String::new();
     for s in 0..seconds {
         let t = start_ms + s * 1000 + 100;

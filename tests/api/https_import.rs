@@ -1,12 +1,8 @@
 //! Documents over https: a local TLS server whose certificate a CA made by the test signs,
 //! trusted through TLS_EXTRA_CA_FILE; without it, the import is refused and says why.
 
-use std::sync::Arc;
-
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::{TlsAcceptor, rustls};
 
 use crate::helpers::spawn_app_with;
 
@@ -17,28 +13,7 @@ const DOCUMENT: &str = r#"{"openapi":"3.0.3","info":{"title":"Over TLS","version
 /// A throwaway CA (PEM) and a TLS server on 127.0.0.1 with a certificate it signed for
 /// `127.0.0.1` and `localhost`, answering every request with [`DOCUMENT`].
 async fn tls_document_server() -> (String, u16) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "Metric Vault test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-
-    let server_key = KeyPair::generate().unwrap();
-    let server_params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
-    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-
-    let config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![server_cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
-            )
-            .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let (ca_pem, acceptor) = crate::helpers::throwaway_tls();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -65,7 +40,7 @@ async fn tls_document_server() -> (String, u16) {
             });
         }
     });
-    (ca.pem(), port)
+    (ca_pem, port)
 }
 
 const ANALYZE: &str = "mutation($p: ID!, $u: String!) { analyzeOpenApi(input: {projectId: $p, url: $u}) {

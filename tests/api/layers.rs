@@ -22,6 +22,8 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["metrics"],
     &["k6"],
+    // Webhooks: enqueued with a run's end, sent by a background task.
+    &["notify"],
     // A run's life: launch, status, results, cancellation, recovery.
     &["lifecycle"],
     &["graphql"],

@@ -7,10 +7,17 @@ pub mod openapi_spec;
 pub mod project;
 pub mod request_body;
 pub mod scenario_history;
+pub mod schedule_firing;
+pub mod server_secret;
 pub mod stage_history;
 pub mod tag;
 pub mod tag_endpoint;
 pub mod test_history;
+pub mod test_plan;
+pub mod test_plan_version;
+pub mod test_schedule;
+pub mod webhook;
+pub mod webhook_delivery;
 
 use crate::domain::{MetricSummary, counts::K6Counts};
 

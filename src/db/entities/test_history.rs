@@ -62,6 +62,12 @@ pub struct Model {
     pub lease_expires_at: Option<DateTimeUtc>,
     /// Another instance asked the owner to cancel the run.
     pub cancel_requested_at: Option<DateTimeUtc>,
+    /// The saved plan this run was launched from, and which version of it.
+    pub plan_id: Option<i64>,
+    pub plan_version: Option<i32>,
+    /// Regression verdicts against the plan's baseline (`domain::regression::RunRegression` as JSON).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub regression: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

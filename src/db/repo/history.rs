@@ -18,6 +18,7 @@ pub struct TestHistoryFilter {
     pub project_id: Option<i64>,
     pub statuses: Option<Vec<TestStatus>>,
     pub endpoint_id: Option<i64>,
+    pub plan_id: Option<i64>,
 }
 
 fn filtered(filter: &TestHistoryFilter) -> Select<test_history::Entity> {
@@ -27,6 +28,9 @@ fn filtered(filter: &TestHistoryFilter) -> Select<test_history::Entity> {
     }
     if let Some(statuses) = &filter.statuses {
         select = select.filter(test_history::Column::Status.is_in(statuses.iter().copied()));
+    }
+    if let Some(plan_id) = filter.plan_id {
+        select = select.filter(test_history::Column::PlanId.eq(plan_id));
     }
     if let Some(endpoint_id) = filter.endpoint_id {
         let runs_of_endpoint = Query::select()
@@ -96,7 +100,8 @@ summary_table_by_index!(RUN_COLUMNS, decode_run, test_history:
     StartedAt started_at, CompletedAt completed_at, FailureReason failure_reason,
     IsCompleted is_completed, CreatedAt created_at, UpdatedAt updated_at,
     InstanceSamples instance_samples, ResultsComplete results_complete,
-    OwnerInstance owner_instance, LeaseExpiresAt lease_expires_at, CancelRequestedAt cancel_requested_at);
+    OwnerInstance owner_instance, LeaseExpiresAt lease_expires_at, CancelRequestedAt cancel_requested_at,
+    PlanId plan_id, PlanVersion plan_version, Regression regression);
 
 /// A `test_history` row selected as [`RUN_COLUMNS`].
 struct RunByIndex(test_history::Model);

@@ -4,8 +4,12 @@ pub mod api_tokens;
 pub mod catalogue;
 pub mod history;
 pub mod import;
+pub mod plans;
 pub mod project;
 pub mod runs;
+pub mod schedules;
+pub mod secrets;
+pub mod webhooks;
 
 /// One page of rows, fetched with one extra row to know whether more follow.
 #[derive(Clone, Debug)]

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, Set,
+    sea_query::Expr,
 };
 
 use crate::{
@@ -14,6 +15,8 @@ use crate::{
     },
     error::{AppError, AppResult},
 };
+
+pub use super::plans::PlanLink;
 
 /// A run to record at launch, as plain rows: what the lifecycle validated.
 #[derive(Clone, Debug)]
@@ -28,6 +31,8 @@ pub struct NewRun {
     /// The instance that runs it, and its lease's first expiry.
     pub owner_instance: String,
     pub lease_expires_at: DateTime<Utc>,
+    /// The saved plan it runs (or is saved as).
+    pub plan: PlanLink,
 }
 
 /// One scenario of a [`NewRun`], with its stages as (k6 duration, target).
@@ -58,6 +63,23 @@ pub async fn record_launch(
     script: impl FnOnce(i64) -> String,
 ) -> AppResult<test_history::Model> {
     let txn = crate::db::begin_write(db).await?;
+    let plan = match &launch.plan {
+        PlanLink::None => None,
+        PlanLink::Version { plan_id, version, exclusive } => {
+            // The hold makes the check below atomic with the record: of two exclusive launches
+            // racing, the second sees the first's run.
+            super::plans::hold_live(&txn, *plan_id).await?;
+            if *exclusive && let Some(active) = super::plans::active_run(&txn, *plan_id).await? {
+                return Err(AppError::Conflict(format!(
+                    "run {active} of test plan {plan_id} is still active"
+                )));
+            }
+            Some((*plan_id, *version))
+        }
+        PlanLink::Save { title, definition } => {
+            Some((super::plans::insert(&txn, launch.project_id, title, definition).await?.id, 1))
+        }
+    };
     let now = Utc::now();
     let run = test_history::ActiveModel {
         project_id: Set(launch.project_id),
@@ -77,6 +99,8 @@ pub async fn record_launch(
         updated_at: Set(now),
         owner_instance: Set(Some(launch.owner_instance.clone())),
         lease_expires_at: Set(Some(launch.lease_expires_at)),
+        plan_id: Set(plan.map(|(id, _)| id)),
+        plan_version: Set(plan.map(|(_, version)| version)),
         ..Default::default()
     }
     .insert(&txn)
@@ -244,17 +268,30 @@ pub struct RunEnding {
     pub counts: Option<RunCounts>,
     /// Reported against stored samples; None when k6 never ran.
     pub integrity: Option<Integrity>,
+    /// Verdicts against the plan's baseline (JSON), when there is one to judge against.
+    pub regression: Option<String>,
 }
 
 /// Stores the end of a run and its results in one transaction — if the run is still PENDING
 /// or RUNNING. The update is conditional on that status, so of two ends racing (k6's own end
 /// and a cancel, or two instances), exactly one is recorded: the other gets `Ok(None)` and
 /// must publish nothing.
-#[tracing::instrument(skip(db, ending), fields(status = ?ending.status))]
 pub async fn finish(
     db: &DatabaseConnection,
     id: i64,
     ending: RunEnding,
+) -> AppResult<Option<test_history::Model>> {
+    finish_with(db, id, ending, async |_, _| Ok(())).await
+}
+
+/// [`finish`], with `also` writing what else the end causes (the notifications it sends) in the
+/// same transaction, given the run as recorded: both are committed, or neither.
+#[tracing::instrument(skip(db, ending, also), fields(status = ?ending.status))]
+pub async fn finish_with(
+    db: &DatabaseConnection,
+    id: i64,
+    ending: RunEnding,
+    also: impl AsyncFnOnce(&DatabaseTransaction, &test_history::Model) -> AppResult<()>,
 ) -> AppResult<Option<test_history::Model>> {
     let txn = crate::db::begin_write(db).await?;
     // Write before reading: on SQLite a transaction that reads first and then writes cannot wait
@@ -288,12 +325,16 @@ pub async fn finish(
     if let Some(integrity) = &ending.integrity {
         set_integrity(&mut active, integrity);
     }
+    if ending.regression.is_some() {
+        active.regression = Set(ending.regression);
+    }
     let run = active.update(&txn).await.map_err(|err| match err {
         sea_orm::DbErr::RecordNotUpdated => AppError::not_found("TestHistory", id),
         other => other.into(),
     })?;
     let scenario_counts = ending.counts.as_ref().map_or(&[][..], |(_, scenarios)| scenarios.as_slice());
     store_scenario_results(&txn, id, &ending.scenario_summaries, scenario_counts).await?;
+    also(&txn, &run).await?;
     txn.commit().await?;
     Ok(Some(run))
 }
@@ -339,6 +380,20 @@ pub async fn store_late_results(
     scenario_summaries: &[(String, MetricSummary)],
     integrity: Option<&Integrity>,
 ) -> AppResult<()> {
+    store_late_results_with(db, id, summary, scenario_summaries, integrity, None, async |_, _| Ok(())).await
+}
+
+/// [`store_late_results`], with `also` writing what the results cause (a verdict's
+/// notification) in the same transaction, given the run as stored.
+pub async fn store_late_results_with(
+    db: &DatabaseConnection,
+    id: i64,
+    summary: &MetricSummary,
+    scenario_summaries: &[(String, MetricSummary)],
+    integrity: Option<&Integrity>,
+    regression: Option<String>,
+    also: impl AsyncFnOnce(&DatabaseTransaction, &test_history::Model) -> AppResult<()>,
+) -> AppResult<()> {
     let run = test_history::Entity::find_by_id(id)
         .one(db)
         .await?
@@ -357,8 +412,12 @@ pub async fn store_late_results(
     }
     active.failure_reason = Set(reason);
     active.updated_at = Set(Utc::now());
-    active.update(&txn).await?;
+    if regression.is_some() {
+        active.regression = Set(regression);
+    }
+    let stored = active.update(&txn).await?;
     store_scenario_results(&txn, id, scenario_summaries, &[]).await?;
+    also(&txn, &stored).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -446,4 +505,30 @@ pub async fn scenario_tags(db: &DatabaseConnection, id: i64) -> AppResult<Vec<St
         .into_tuple()
         .all(db)
         .await?)
+}
+
+/// A run's scenarios in launch order, each with its stages in order.
+pub async fn scenarios_with_stages(
+    db: &DatabaseConnection,
+    id: i64,
+) -> AppResult<Vec<(scenario_history::Model, Vec<stage_history::Model>)>> {
+    use sea_orm::QueryOrder;
+    let scenarios = scenario_history::Entity::find()
+        .filter(scenario_history::Column::TestHistoryId.eq(id))
+        .order_by_asc(scenario_history::Column::Position)
+        .all(db)
+        .await?;
+    let mut stages = stage_history::Entity::find()
+        .filter(stage_history::Column::ScenarioHistoryId.is_in(scenarios.iter().map(|s| s.id)))
+        .order_by_asc(stage_history::Column::Position)
+        .all(db)
+        .await?;
+    Ok(scenarios
+        .into_iter()
+        .map(|scenario| {
+            let (own, rest) = stages.drain(..).partition(|stage| stage.scenario_history_id == scenario.id);
+            stages = rest;
+            (scenario, own)
+        })
+        .collect())
 }

@@ -8,6 +8,7 @@ use crate::{
         AppState,
         types::{history::TestHistory, parse_id},
     },
+    lifecycle::Origin,
 };
 
 use super::launch_input::LaunchInput;
@@ -17,12 +18,19 @@ pub struct LaunchMutation;
 
 #[Object]
 impl LaunchMutation {
-    /// Generates the k6 script, records the run and starts it on a runner.
-    /// Needs the OPERATOR role.
+    /// Generates the k6 script, records the run and starts it on a runner. With
+    /// `saveAsPlan`, the input is also saved as a new test plan (titled as the run) that the
+    /// run belongs to, in the same transaction. Needs the OPERATOR role.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn launch_load_test(&self, ctx: &Context<'_>, input: LaunchInput) -> Result<TestHistory> {
+    async fn launch_load_test(
+        &self,
+        ctx: &Context<'_>,
+        input: LaunchInput,
+        #[graphql(default = false)] save_as_plan: bool,
+    ) -> Result<TestHistory> {
         let lifecycle = &ctx.data_unchecked::<AppState>().lifecycle;
-        Ok(TestHistory(lifecycle.launch(input.into_request()?).await?))
+        let origin = if save_as_plan { Origin::SaveAsPlan } else { Origin::OneOff };
+        Ok(TestHistory(lifecycle.launch_as(input.into_request()?, origin).await?))
     }
 
     /// Stops an active run; what was measured so far is kept.

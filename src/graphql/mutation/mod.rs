@@ -5,7 +5,9 @@ mod catalogue;
 mod history;
 mod launch;
 mod launch_input;
+mod plan;
 mod project;
+mod webhook;
 
 /// Every mutation of the API.
 #[derive(async_graphql::MergedObject, Default)]
@@ -14,5 +16,7 @@ pub struct Mutation(
     catalogue::CatalogueMutation,
     history::HistoryMutation,
     launch::LaunchMutation,
+    plan::PlanMutation,
+    webhook::WebhookMutation,
     access::AccessMutation,
 );

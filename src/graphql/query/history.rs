@@ -28,6 +28,8 @@ pub struct TestHistoryFilter {
     project_id: Option<ID>,
     status: Option<Vec<TestStatus>>,
     endpoint_id: Option<ID>,
+    /// Runs of one saved test plan (any of its versions).
+    plan_id: Option<ID>,
 }
 
 impl TestHistoryFilter {
@@ -36,6 +38,7 @@ impl TestHistoryFilter {
             project_id: self.project_id.as_ref().map(|id| parse_id(id, "filter.projectId")).transpose()?,
             statuses: self.status,
             endpoint_id: self.endpoint_id.as_ref().map(|id| parse_id(id, "filter.endpointId")).transpose()?,
+            plan_id: self.plan_id.as_ref().map(|id| parse_id(id, "filter.planId")).transpose()?,
         })
     }
 }
@@ -57,11 +60,12 @@ impl HistoryQuery {
         // project's count comes from the read cache, under the project row read beside the page.
         let counted = ctx.look_ahead().field("totalCount").exists();
         let whole_project = match &filter {
-            TestHistoryFilterRow { project_id: Some(id), statuses: None, endpoint_id: None }
-                if counted && read_cache::enabled(ctx) =>
-            {
-                Some(*id)
-            }
+            TestHistoryFilterRow {
+                project_id: Some(id),
+                statuses: None,
+                endpoint_id: None,
+                plan_id: None,
+            } if counted && read_cache::enabled(ctx) => Some(*id),
             _ => None,
         };
         let page = async { repo::history::page(db(ctx), &filter, first, before).await.map_err(Into::into) };

@@ -11,6 +11,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::alike::AskedFor;
 use crate::{
+    domain::regression::RegressionVerdict,
     error::AppError,
     graphql::types::{parse_id, to_id},
     metrics::live::{IntervalFigures, LiveMetrics, LiveSnapshot},
@@ -110,9 +111,27 @@ pub struct MetricSnapshot {
     /// behind, and this snapshot's figures may be missing requests that were made. The run's
     /// totals come from k6 itself and are not affected; see TestHistory.resultsComplete.
     samples_lagging: bool,
+    /// The run's plan's baseline at the same elapsed time (null without a baseline), to draw
+    /// both lines live.
+    baseline: Option<BaselineSnapshot>,
+    /// The run's p95 so far against the baseline's over the same elapsed span (Mann–Whitney U
+    /// on one-second intervals; INCONCLUSIVE until both have enough intervals): a regression
+    /// flagged before the run ends. Null without a baseline.
+    baseline_verdict: Option<RegressionVerdict>,
     /// When the server published this snapshot to its subscribers (one instant for all of
     /// them); the time a client receives it minus this is the delivery delay.
     published_at: DateTime<Utc>,
+}
+
+/// A baseline's figures at a live run's elapsed time.
+#[derive(SimpleObject)]
+pub struct BaselineSnapshot {
+    test_history_id: ID,
+    /// Seconds from the start of the baseline's load to the start of the interval shown.
+    elapsed_seconds: f64,
+    tps: f64,
+    p95_response_time: f64,
+    error_rate: f64,
 }
 
 /// One scenario over the last interval.
@@ -156,6 +175,14 @@ impl From<&LiveSnapshot> for MetricSnapshot {
             samples_lag_seconds: snapshot.samples_lag_seconds,
             samples_lagging: snapshot.samples_lagging,
             published_at: snapshot.published_at,
+            baseline: snapshot.baseline.as_ref().map(|b| BaselineSnapshot {
+                test_history_id: to_id(b.test_id),
+                elapsed_seconds: b.elapsed_seconds,
+                tps: b.tps,
+                p95_response_time: b.p95_response_time,
+                error_rate: b.error_rate,
+            }),
+            baseline_verdict: snapshot.baseline_verdict,
             scenarios: snapshot
                 .scenarios
                 .iter()

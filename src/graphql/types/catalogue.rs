@@ -82,6 +82,11 @@ impl Project {
             .unwrap_or_else(|| crate::db::repo::Page::from_probe(Vec::new(), 0));
         Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Project(self.0.clone())))
     }
+    /// This project's live test plans, newest first.
+    async fn test_plans(&self, ctx: &Context<'_>) -> Result<Vec<super::plan::TestPlan>> {
+        let plans = crate::db::repo::plans::list(super::db(ctx), Some(self.0.id)).await?;
+        Ok(plans.into_iter().map(super::plan::TestPlan).collect())
+    }
 }
 
 /// One imported OpenAPI or Swagger document.
@@ -359,7 +364,7 @@ impl Endpoint {
         let last = history_window(last, 30)?;
         let key = RecentScenariosOfEndpoint { endpoint_id: self.row.id, last };
         let rows = loader(ctx).load_one(key).await?.unwrap_or_default();
-        Ok(rows.into_iter().rev().map(TrendPoint).collect())
+        Ok(rows.into_iter().rev().map(TrendPoint::from).collect())
     }
 }
 

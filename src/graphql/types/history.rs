@@ -42,6 +42,23 @@ impl TestHistory {
     async fn title(&self) -> &str {
         &self.0.title
     }
+    /// The saved test plan this run was launched from (deleted plans included).
+    async fn plan(&self, ctx: &Context<'_>) -> Result<Option<super::plan::TestPlan>> {
+        let Some(plan_id) = self.0.plan_id else { return Ok(None) };
+        Ok(repo::plans::get(super::db(ctx), plan_id).await?.map(super::plan::TestPlan))
+    }
+    /// Verdicts against the plan's baseline (p95, p99, error rate, throughput; run-wide and per
+    /// scenario), recorded when the run ended; null when its plan had no baseline then.
+    async fn regression(&self) -> Option<super::plan::Regression> {
+        let stored = self.0.regression.as_deref()?;
+        serde_json::from_str(stored).ok().map(super::plan::Regression)
+    }
+    /// The version of `plan` this run ran, as it was then.
+    async fn plan_version(&self, ctx: &Context<'_>) -> Result<Option<super::plan::TestPlanVersion>> {
+        let (Some(plan_id), Some(version)) = (self.0.plan_id, self.0.plan_version) else { return Ok(None) };
+        let row = repo::plans::version(super::db(ctx), plan_id, version).await?;
+        Ok(Some(super::plan::TestPlanVersion::new(row)?))
+    }
     async fn description(&self) -> Option<&str> {
         self.0.description.as_deref()
     }
@@ -115,6 +132,53 @@ impl TestHistory {
     /// Reported against stored samples, per run and per k6 instance; null before the run ends.
     async fn integrity(&self) -> Option<RunIntegrity> {
         RunIntegrity::of_run(&self.0)
+    }
+    /// A link to this run's report page (`/runs/{id}/report`, relative to this server) that
+    /// opens without a token until it expires (`REPORT_LINK_LIFETIME_HOURS`, 24 by default) and
+    /// shows what the caller's role may see: below OPERATOR, secret header values read `***`.
+    async fn report_url(&self, ctx: &Context<'_>) -> Result<String> {
+        let role = ctx.data_opt::<Principal>().map_or(Role::Viewer, |principal| principal.role);
+        let state = ctx.data_unchecked::<AppState>();
+        Ok(state.settings.report.link(&state.db, self.0.id, role, Utc::now()).await?)
+    }
+    /// k6's own web dashboard of this run, live: `/runs/{id}/dashboard/` relative to this server,
+    /// with a signed query (as `reportUrl`'s) a browser can open as is; the API's token in an
+    /// `Authorization` header works too. Null unless the run's k6 runs on this server now.
+    async fn dashboard_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        use crate::k6::runner::local::dashboard_url;
+        let state = ctx.data_unchecked::<AppState>();
+        if state.lifecycle.live_dashboards(self.0.id).is_none() {
+            return Ok(None);
+        }
+        let role = ctx.data_opt::<Principal>().map_or(Role::Viewer, |principal| principal.role);
+        let link = state.settings.report.link(&state.db, self.0.id, role, Utc::now()).await?;
+        let query = link.split_once('?').map_or("", |(_, query)| query);
+        Ok(Some(format!("{}?{query}", dashboard_url(self.0.id))))
+    }
+    /// k6's own HTML report of each k6 instance that wrote one (`/runs/{id}/k6-report/{instance}`,
+    /// relative to this server), once a local run has ended.
+    async fn k6_report_urls(&self, ctx: &Context<'_>) -> Vec<String> {
+        use crate::k6::runner::local::{k6_report_url, report_file};
+        if self.0.runner != RunnerKind::Local || self.0.status.is_active() {
+            return Vec::new();
+        }
+        let state = ctx.data_unchecked::<AppState>();
+        let folder = &state.settings.k6_script_file_folder;
+        let mut urls = Vec::new();
+        for index in 0..u32::try_from(self.0.parallelism).unwrap_or(0) {
+            if tokio::fs::try_exists(report_file(folder, self.0.id, index)).await.unwrap_or(false) {
+                urls.push(k6_report_url(self.0.id, index));
+            }
+        }
+        // Signed like `reportUrl`, so a browser opens them as they are.
+        let role = ctx.data_opt::<Principal>().map_or(Role::Viewer, |principal| principal.role);
+        if !urls.is_empty()
+            && let Ok(link) = state.settings.report.link(&state.db, self.0.id, role, Utc::now()).await
+        {
+            let query = link.split_once('?').map_or("", |(_, query)| query).to_owned();
+            urls.iter_mut().for_each(|url| *url = format!("{url}?{query}"));
+        }
+        urls
     }
     async fn verdict(&self, ctx: &Context<'_>) -> Result<Verdict> {
         if self.0.metrics().is_none() {
@@ -317,12 +381,12 @@ impl ScenarioHistory {
 
 /// Whether the caller may read secret request values: OPERATOR and above (who may launch
 /// with them anyway). No principal: no.
-pub(super) fn sees_secrets(principal: Option<&Principal>) -> bool {
+pub(crate) fn sees_secrets(principal: Option<&Principal>) -> bool {
     principal.is_some_and(|principal| principal.role >= Role::Operator)
 }
 
 /// A scenario's stored request values as a caller sees them.
-pub(super) fn visible_request(
+pub(crate) fn visible_request(
     row: &scenario_history::Model,
     sees_secrets: bool,
 ) -> Option<Json<serde_json::Value>> {
@@ -333,7 +397,7 @@ pub(super) fn visible_request(
 /// A run's script as a caller sees it. Scripts rendered before secret values left them carry
 /// credentials as `"Name": "value",` header lines (the only lines of a generated script made of
 /// one string key and one string value): their values are masked below OPERATOR.
-pub(super) fn visible_script(script: &str, sees_secrets: bool) -> Cow<'_, str> {
+pub(crate) fn visible_script(script: &str, sees_secrets: bool) -> Cow<'_, str> {
     let masked_line = |line: &str| -> Option<String> {
         let pair = line.trim_start().strip_suffix(',')?;
         if !pair.starts_with('"') {
@@ -376,30 +440,60 @@ impl From<stage_history::Model> for Stage {
     }
 }
 
-/// One finished scenario result of an endpoint, as a point on its trend.
-pub struct TrendPoint(pub scenario_history::Model);
+/// One finished result (a scenario's against its endpoint, or a plan's run), as a point on a trend.
+pub struct TrendPoint {
+    test_history_id: i64,
+    avg_tps: Option<f64>,
+    avg_response_time: Option<f64>,
+    p95_response_time: Option<f64>,
+    avg_error_rate: Option<f64>,
+}
+
+impl From<scenario_history::Model> for TrendPoint {
+    fn from(row: scenario_history::Model) -> Self {
+        Self {
+            test_history_id: row.test_history_id,
+            avg_tps: row.avg_tps,
+            avg_response_time: row.avg_response_time,
+            p95_response_time: row.p95_response_time,
+            avg_error_rate: row.avg_error_rate,
+        }
+    }
+}
+
+impl From<test_history::Model> for TrendPoint {
+    fn from(run: test_history::Model) -> Self {
+        Self {
+            test_history_id: run.id,
+            avg_tps: run.avg_tps,
+            avg_response_time: run.avg_response_time,
+            p95_response_time: run.p95_response_time,
+            avg_error_rate: run.avg_error_rate,
+        }
+    }
+}
 
 #[Object]
 impl TrendPoint {
     async fn test_history(&self, ctx: &Context<'_>) -> Result<TestHistory> {
-        let run = loader(ctx).load_one(TestHistoryById(self.0.test_history_id)).await?;
-        Ok(TestHistory(required(run, "test history", self.0.test_history_id)?))
+        let run = loader(ctx).load_one(TestHistoryById(self.test_history_id)).await?;
+        Ok(TestHistory(required(run, "test history", self.test_history_id)?))
     }
     async fn tested_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
-        let run = loader(ctx).load_one(TestHistoryById(self.0.test_history_id)).await?;
-        Ok(required(run, "test history", self.0.test_history_id)?.tested_at)
+        let run = loader(ctx).load_one(TestHistoryById(self.test_history_id)).await?;
+        Ok(required(run, "test history", self.test_history_id)?.tested_at)
     }
     async fn avg_tps(&self) -> Option<f64> {
-        self.0.avg_tps
+        self.avg_tps
     }
     async fn avg_response_time(&self) -> Option<f64> {
-        self.0.avg_response_time
+        self.avg_response_time
     }
     async fn p95_response_time(&self) -> Option<f64> {
-        self.0.p95_response_time
+        self.p95_response_time
     }
     async fn avg_error_rate(&self) -> Option<f64> {
-        self.0.avg_error_rate
+        self.avg_error_rate
     }
 }
 

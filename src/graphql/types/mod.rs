@@ -9,6 +9,8 @@ pub mod eager;
 pub mod health;
 pub mod history;
 pub mod integrity;
+pub mod plan;
+pub mod webhook;
 
 use async_graphql::{Context, ID};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

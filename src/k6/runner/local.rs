@@ -2,11 +2,18 @@
 //!
 //! Every instance starts `--paused` with its REST API on its own loopback port; once all of
 //! them answer, they are un-paused together (as k6-operator's starter does with pods), so a
-//! split run begins at once instead of one segment ahead of another.
+//! split run begins at once instead of one segment ahead of another. Each also serves k6's web
+//! dashboard on a loopback port of its own unless `K6_WEB_DASHBOARD=false` ([`dashboard`]).
+
+mod dashboard;
+
+pub use dashboard::{
+    LiveDashboards, MAX_VIEWERS_PER_RUN, RunDashboards, dashboard_url, k6_report_url, report_file,
+};
 
 use std::{
     collections::{HashMap, VecDeque},
-    net::TcpListener,
+    net::{SocketAddr, TcpListener},
     path::Path,
     process::{ExitStatus, Stdio},
     sync::{Arc, Mutex},
@@ -33,7 +40,7 @@ const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(15);
 /// k6's exit code when a threshold was crossed: the run itself went fine.
 const THRESHOLDS_CROSSED: i32 = 99;
-/// Starts tried when k6's REST port turns out to be taken.
+/// Starts tried when k6's REST or dashboard port turns out to be taken.
 const PORT_ATTEMPTS: u32 = 3;
 /// Lines of k6's stderr kept for a failure reason.
 const STDERR_LINES: usize = 20;
@@ -45,6 +52,9 @@ pub struct LocalRunner {
     events: mpsc::UnboundedSender<RunnerEvent>,
     /// Stop switches of the runs in progress.
     running: Arc<Mutex<HashMap<i64, watch::Sender<bool>>>>,
+    /// Whether instances serve k6's web dashboard (`K6_WEB_DASHBOARD`).
+    web_dashboard: bool,
+    dashboards: LiveDashboards,
 }
 
 impl LocalRunner {
@@ -54,7 +64,25 @@ impl LocalRunner {
             .no_proxy()
             .build()
             .expect("a plain HTTP client builds");
-        Self { k6_binary: k6_binary.into(), http, events, running: Arc::default() }
+        Self {
+            k6_binary: k6_binary.into(),
+            http,
+            events,
+            running: Arc::default(),
+            web_dashboard: true,
+            dashboards: LiveDashboards::default(),
+        }
+    }
+
+    /// Whether instances serve k6's web dashboard and export its report (on by default).
+    pub fn with_web_dashboard(mut self, on: bool) -> Self {
+        self.web_dashboard = on;
+        self
+    }
+
+    /// Where the live runs' dashboards are found.
+    pub fn dashboards(&self) -> LiveDashboards {
+        self.dashboards.clone()
     }
 }
 
@@ -71,11 +99,15 @@ impl Runner for LocalRunner {
             k6_binary: self.k6_binary.clone(),
             http: self.http.clone(),
             events: self.events.clone(),
+            dashboards: self.web_dashboard.then(|| self.dashboards.clone()),
         };
         let running = self.running.clone();
         tokio::spawn(async move {
             let test_id = request.test_id;
             let outcome = run.execute(&request, stop_rx).await;
+            if let Some(dashboards) = &run.dashboards {
+                dashboards.close(test_id);
+            }
             let reports = read_reports(&request).await;
             running.lock().expect("runner lock").remove(&test_id);
             let _ = run.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
@@ -100,6 +132,8 @@ struct Instance {
     index: u32,
     child: Child,
     api: String,
+    /// Where its web dashboard listens, when it serves one.
+    dashboard: Option<SocketAddr>,
     stderr: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -115,6 +149,8 @@ struct LocalRun {
     k6_binary: String,
     http: reqwest::Client,
     events: mpsc::UnboundedSender<RunnerEvent>,
+    /// Where the run's dashboards are published; None when instances serve none.
+    dashboards: Option<LiveDashboards>,
 }
 
 enum Ending {
@@ -130,8 +166,8 @@ impl LocalRun {
         let mut instances = loop {
             match self.start_paused(request, &mut stop).await {
                 Ok(instances) => break instances,
-                // The REST port is picked free and then bound by k6 a moment later; another
-                // process may take it in between. A fresh port is all that is needed.
+                // The ports are picked free and then bound by k6 a moment later; another
+                // process may take one in between. Fresh ports are all that is needed.
                 Err(RunOutcome::Failed { reason })
                     if reason.contains("address already in use") && attempt < PORT_ATTEMPTS =>
                 {
@@ -141,6 +177,10 @@ impl LocalRun {
                 Err(outcome) => return outcome,
             }
         };
+        if let Some(dashboards) = &self.dashboards {
+            dashboards
+                .open(request.test_id, instances.iter().filter_map(|instance| instance.dashboard).collect());
+        }
         let mut unpause_failure = None;
         for instance in &instances {
             if let Err(err) = self.set_status(instance, json!({ "paused": false })).await {
@@ -199,12 +239,15 @@ impl LocalRun {
     }
 
     fn spawn(&self, request: &RunRequest, index: u32) -> Result<Instance, SpawnError> {
-        let port = free_port().map_err(SpawnError::NoPort)?;
+        let [port, dashboard_port] = free_ports().map_err(SpawnError::NoPort)?;
         let address = format!("127.0.0.1:{port}");
         let summary = request.work_dir.join(format!("summary-{}-{index}.json", request.test_id));
         let counts = counts_path(request, index);
-        // A file left by an earlier server with the same run id must not pass for this run's.
+        let report = report_file(&request.work_dir, request.test_id, index);
+        // Files left by an earlier server with the same run id must not pass for this run's.
         let _ = std::fs::remove_file(&counts);
+        let _ = std::fs::remove_file(&report);
+        let dashboard = self.dashboards.is_some().then(|| SocketAddr::from(([127, 0, 0, 1], dashboard_port)));
         let mut command = Command::new(&self.k6_binary);
         command
             .arg("run")
@@ -223,6 +266,9 @@ impl LocalRun {
             .env("K6_NO_USAGE_REPORT", "true")
             .env(COUNTS_FILE_VARIABLE, &counts)
             .envs(crate::k6::influx_output::environment())
+            // Set either way: k6 would read the server's own `K6_WEB_DASHBOARD`, which may say `no`.
+            .env("K6_WEB_DASHBOARD", if dashboard.is_some() { "true" } else { "false" })
+            .envs(dashboard.map(|address| dashboard::environment(address, &report)).into_iter().flatten())
             // Only this process and its user see a process's environment (not its command line).
             .envs(request.secrets.0.iter().map(|(variable, value)| (variable, value)))
             .current_dir(script_folder(&request.script))
@@ -247,10 +293,11 @@ impl LocalRun {
                 }
             });
         }
-        Ok(Instance { index, child, api: format!("http://{address}/v1/status"), stderr })
+        Ok(Instance { index, child, api: format!("http://{address}/v1/status"), dashboard, stderr })
     }
 
-    /// Waits until every instance answers on its REST API; an exit or a stop request ends the wait.
+    /// Waits until every instance answers on its REST API and accepts connections on its
+    /// dashboard (k6 may open them in either order); an exit or a stop request ends the wait.
     async fn wait_until_ready(
         &self,
         instances: &mut [Instance],
@@ -272,14 +319,20 @@ impl LocalRun {
                         ),
                     });
                 }
-                if self.http.get(&instance.api).send().await.is_ok_and(|r| r.status().is_success()) {
+                if self.http.get(&instance.api).send().await.is_ok_and(|r| r.status().is_success())
+                    && match instance.dashboard {
+                        Some(address) => tokio::net::TcpStream::connect(address).await.is_ok(),
+                        None => true,
+                    }
+                {
                     break;
                 }
                 if started.elapsed() > STARTUP_LIMIT {
                     return Err(RunOutcome::Failed {
                         reason: format!(
-                            "k6 instance {} did not open its REST API within {STARTUP_LIMIT:?}",
-                            instance.index
+                            "k6 instance {} did not open its REST API{} within {STARTUP_LIMIT:?}",
+                            instance.index,
+                            if instance.dashboard.is_some() { " and its dashboard" } else { "" }
                         ),
                     });
                 }
@@ -369,9 +422,10 @@ async fn read_reports(request: &RunRequest) -> InstanceReports {
     reports
 }
 
-/// A port that was free a moment ago; k6 binds it right after.
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Two different ports that were free a moment ago (REST API, dashboard); k6 binds them right after.
+fn free_ports() -> std::io::Result<[u16; 2]> {
+    let (first, second) = (TcpListener::bind("127.0.0.1:0")?, TcpListener::bind("127.0.0.1:0")?);
+    Ok([first.local_addr()?.port(), second.local_addr()?.port()])
 }
 
 fn script_folder(script: &Path) -> &Path {
@@ -381,7 +435,7 @@ fn script_folder(script: &Path) -> &Path {
 /// Why a k6 instance could not be started.
 #[derive(Debug, thiserror::Error)]
 enum SpawnError {
-    #[error("no free loopback port for k6's REST API: {0}")]
+    #[error("no free loopback port for k6's REST API and dashboard: {0}")]
     NoPort(#[source] std::io::Error),
     #[error("could not start k6 (`{binary}`): {source}")]
     Start { binary: String, source: std::io::Error },

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::{
     FLUSH_LAG, Feed, IntervalFigures, LAG_GRACE, LAG_LIMIT_SECONDS, LAG_LOOKBACK, LiveError, LiveSnapshot,
-    RUN_MARGIN, Registry, Renderings, ScenarioFigures, VUS_LOOKBACK, internal,
+    RUN_MARGIN, Registry, Renderings, ScenarioFigures, VUS_LOOKBACK,
+    baseline::BaselineSeries,
+    internal,
     interval::{HalfOpen, IntervalAnswer, IntervalQuery},
 };
 use crate::{
@@ -26,6 +28,10 @@ struct Follower {
     totals: HashMap<String, i64>,
     /// The time of the latest snapshot published.
     last_time: Option<DateTime<Utc>>,
+    /// The plan's baseline; looked for once, when the run has started.
+    baseline: Option<Option<BaselineSeries>>,
+    /// The run's p95 of each live interval with requests so far.
+    p95_so_far: Vec<f64>,
 }
 
 /// The poller of one run: one snapshot per interval until the final one, or until nobody
@@ -41,6 +47,8 @@ pub(super) async fn follow_run(registry: Arc<Registry>, test_id: i64, feed: Feed
         counted_until: None,
         totals: HashMap::new(),
         last_time: None,
+        baseline: None,
+        p95_so_far: Vec::new(),
     };
     loop {
         ticker.tick().await;
@@ -121,6 +129,18 @@ impl Follower {
         }
         let elapsed = ((end - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
         let mut snapshot = self.assemble(end, elapsed, &answer, ended);
+        if self.baseline.is_none() {
+            self.baseline = Some(BaselineSeries::load(registry, run).await);
+        }
+        if let Some(baseline) = self.baseline.as_ref().and_then(Option::as_ref) {
+            if !ended && snapshot.run.tps > 0.0 {
+                self.p95_so_far.push(snapshot.run.p95_response_time);
+            }
+            snapshot.baseline =
+                baseline.at((elapsed - self.interval.num_milliseconds() as f64 / 1000.0).max(0.0));
+            snapshot.baseline_verdict =
+                Some(baseline.verdict(&self.p95_so_far, elapsed, &registry.regression));
+        }
         if judged {
             let instances = u32::try_from(run.parallelism).unwrap_or(1).max(1);
             let since = (now - started_at).min(LAG_LOOKBACK);
@@ -181,6 +201,8 @@ impl Follower {
             is_final,
             samples_lag_seconds: 0.0,
             samples_lagging: false,
+            baseline: None,
+            baseline_verdict: None,
             // Set again when it is published.
             published_at: time,
             renderings: Renderings::default(),

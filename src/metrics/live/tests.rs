@@ -227,6 +227,8 @@ async fn a_slow_subscriber_skips_to_the_latest_snapshot_and_still_gets_the_final
         is_final,
         samples_lag_seconds: 0.0,
         samples_lagging: false,
+        baseline: None,
+        baseline_verdict: None,
         published_at: Utc::now(),
         renderings: Default::default(),
     };

@@ -1,8 +1,13 @@
-//! The binary's subcommands besides serving: `export-schema` and `token …`.
+//! The binary's subcommands besides serving: `export-schema`, `token …` and `run …`.
 //!
 //! `metric-vault token create --name NAME --role ROLE` is the first-run way to get a token
 //! without one already: it writes to the configured database directly and prints the new
 //! token (only the token, on stdout, so scripts can capture it).
+//!
+//! `metric-vault run --plan P --server URL --wait` is the CI gate: the binary as a client of a
+//! running server (see [`run`]).
+
+pub mod run;
 
 use anyhow::{Context, bail};
 
