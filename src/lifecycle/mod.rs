@@ -73,6 +73,8 @@ pub struct Lifecycle {
     backfill: std::sync::Mutex<HashMap<i64, (u32, tokio::time::Instant)>>,
     /// Webhooks: enqueued with a run's end, sent in the background.
     notifier: Notifier,
+    /// Wakes the schedule loop when a schedule changes through this server.
+    schedules_changed: tokio::sync::Notify,
 }
 
 /// Where a run of this process is between its record and its recorded end. A run is ended
@@ -132,6 +134,7 @@ impl Lifecycle {
             flights: Default::default(),
             backfill: Default::default(),
             notifier,
+            schedules_changed: tokio::sync::Notify::new(),
         });
         let follower = lifecycle.clone();
         tokio::spawn(async move {

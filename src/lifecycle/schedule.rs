@@ -33,8 +33,10 @@ use crate::{
     error::{AppError, AppResult},
 };
 
-/// The longest a server sleeps between two looks at the schedules.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// The longest a server sleeps between two looks at the schedules: how soon it sees a schedule
+/// another replica created (whose first due time is at least the next whole minute). A
+/// schedule's own due times are slept to exactly, and changes made here wake it at once.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
 
 /// A parsed cron expression in its time zone.
 #[derive(Clone, Debug)]
@@ -109,22 +111,34 @@ impl Lifecycle {
     pub(super) async fn keep_schedules(self: Arc<Self>) {
         loop {
             let now = Utc::now();
-            match repo::schedules::due(&self.db, now).await {
-                Ok(due) => {
+            // One statement a look: the due schedules and the nearest one to come.
+            let nearest = match repo::schedules::upcoming(&self.db, now).await {
+                Ok((due, nearest)) => {
                     for schedule in due {
                         let lifecycle = self.clone();
                         // Launches run side by side: a slow one does not delay the others.
                         tokio::spawn(async move { lifecycle.fire(schedule).await });
                     }
+                    nearest
                 }
-                Err(err) => tracing::warn!(error = ?err, "could not read the due schedules; trying again"),
-            }
-            let nearest = repo::schedules::nearest_due(&self.db).await.ok().flatten();
+                Err(err) => {
+                    tracing::warn!(error = ?err, "could not read the due schedules; trying again");
+                    None
+                }
+            };
             let wait = nearest
                 .and_then(|due| (due - Utc::now()).to_std().ok())
                 .map_or(LOOK_EVERY, |until| until.min(LOOK_EVERY));
-            tokio::time::sleep(wait.max(Duration::from_millis(5))).await;
+            // A schedule changed through this server is looked at at once.
+            let _ =
+                tokio::time::timeout(wait.max(Duration::from_millis(5)), self.schedules_changed.notified())
+                    .await;
         }
+    }
+
+    /// Looks at the schedules now (one was created or changed through this server).
+    pub fn schedules_changed(&self) {
+        self.schedules_changed.notify_one();
     }
 
     /// Takes one due time of `schedule` and does what it says, unless another server took it.

@@ -117,7 +117,7 @@ async fn a_live_run_shows_k6s_dashboard_and_events_through_the_server_then_k6s_r
 
     assert_eq!(live["status"], "RUNNING", "{live}");
     let signed = live["dashboardUrl"].as_str().unwrap().to_owned();
-    assert!(signed.starts_with(&format!("/runs/{id}/dashboard/?role=ADMIN&expires=")), "{signed}");
+    assert!(signed.starts_with(&format!("/runs/{id}/dashboard/?role=VIEWER&expires=")), "{signed}");
     // A browser (no Authorization header) follows the signed link once, then its cookie.
     let browser =
         metric_vault::tls::client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

@@ -299,7 +299,7 @@ async fn two_replicas_launch_exactly_one_run_per_due_time() {
 
     let (_, endpoints) = project_with_target(&a, "Shop").await;
     let plan =
-        a.graphql(CREATE, json!({ "input": plan_input("Nightly", &endpoints["getItem"], 1, 6) })).await;
+        a.graphql(CREATE, json!({ "input": plan_input("Nightly", &endpoints["getItem"], 1, 15) })).await;
     let plan_id = plan.data()["createTestPlan"]["id"].as_str().unwrap().to_owned();
     let made = a
         .graphql(
@@ -361,7 +361,7 @@ async fn two_replicas_launch_exactly_one_run_per_due_time() {
         "moved on to the next 03:00 UTC"
     );
 
-    // The run (6 s) is still going at the next due time: skipped and recorded.
+    // The run (15 s) is still going at the next due time: skipped and recorded.
     due_in(chrono::Duration::seconds(1)).await;
     let second = wait_firings(2).await;
     let overlap = second

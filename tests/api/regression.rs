@@ -253,6 +253,26 @@ async fn a_slower_run_is_regressed_against_the_baseline_and_an_equal_one_is_not(
         .await;
     let refused = app.graphql(set, json!({ "p": plan, "r": other })).await;
     assert_eq!(refused.error_code(), "BAD_USER_INPUT", "{}", refused.body);
+
+    // Cleared while a run is live: the live view follows the plan (within seconds) and the
+    // run's recorded end has no verdict, as the plan had no baseline then.
+    let live_id = launch_plan(&app, &plan).await;
+    let mut socket = connect(&app.address, Protocol::Modern).await;
+    socket.subscribe("again", live, json!({ "id": live_id })).await;
+    loop {
+        let payload = socket.next_payload("again").await;
+        if !payload["data"]["testMetrics"]["baseline"].is_null() {
+            break;
+        }
+    }
     let cleared = app.graphql(set, json!({ "p": plan, "r": null })).await;
     assert!(cleared.data()["setPlanBaseline"]["baseline"].is_null());
+    let rest = socket.payloads_until_complete("again").await;
+    let last = &rest.last().unwrap()["data"]["testMetrics"];
+    assert!(
+        last["baseline"].is_null() && last["baselineVerdict"].is_null(),
+        "the live view followed: {last}"
+    );
+    let ended = wait_judged(&app, &live_id).await;
+    assert!(ended["run"]["regression"].is_null(), "{ended}");
 }

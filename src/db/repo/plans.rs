@@ -313,8 +313,9 @@ pub async fn set_baseline(
             Some(format!("run {run_id} is not a run of test plan {plan_id}"))
         } else if run.status != TestStatus::Completed || run.avg_tps.is_none() {
             Some(format!(
-                "run {run_id} is {:?} without results; a baseline is a COMPLETED run with its results",
-                run.status
+                "run {run_id} is {}{}; a baseline is a COMPLETED run with its results",
+                sea_orm::ActiveEnum::to_value(&run.status),
+                if run.avg_tps.is_none() { " without results" } else { "" }
             ))
         } else {
             None

@@ -127,6 +127,26 @@ pub async fn due(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Vec<t
         .await?)
 }
 
+/// The enabled schedules due at `now` (at most 100), and the due time of the nearest one to
+/// come after them, in one statement.
+pub async fn upcoming(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+) -> AppResult<(Vec<test_schedule::Model>, Option<DateTime<Utc>>)> {
+    let mut rows = test_schedule::Entity::find()
+        .filter(test_schedule::Column::Enabled.eq(true))
+        .filter(test_schedule::Column::NextRunAt.is_not_null())
+        .order_by_asc(test_schedule::Column::NextRunAt)
+        .limit(101)
+        .all(db)
+        .await?;
+    let split =
+        rows.iter().position(|s| s.next_run_at.is_some_and(|at| at > now)).unwrap_or(rows.len()).min(100);
+    let nearest = rows.get(split).and_then(|s| s.next_run_at);
+    rows.truncate(split);
+    Ok((rows, nearest))
+}
+
 /// The nearest due time of any enabled schedule.
 pub async fn nearest_due(db: &DatabaseConnection) -> AppResult<Option<DateTime<Utc>>> {
     Ok(test_schedule::Entity::find()

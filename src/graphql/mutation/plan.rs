@@ -118,7 +118,9 @@ impl PlanMutation {
     ) -> Result<TestSchedule> {
         let plan_id = parse_id(&input.plan_id, "input.planId")?;
         let settings = schedule::settings(&input.cron, &input.time_zone, input.enabled)?;
-        Ok(TestSchedule(repo::schedules::create(db(ctx), plan_id, &settings).await?))
+        let created = repo::schedules::create(db(ctx), plan_id, &settings).await?;
+        ctx.data_unchecked::<AppState>().lifecycle.schedules_changed();
+        Ok(TestSchedule(created))
     }
 
     /// Changes a schedule; its next due time is computed afresh. Needs the OPERATOR role.
@@ -136,7 +138,9 @@ impl PlanMutation {
             input.time_zone.as_deref().unwrap_or(&current.time_zone),
             input.enabled.unwrap_or(current.enabled),
         )?;
-        Ok(TestSchedule(repo::schedules::update(db(ctx), id, &settings).await?))
+        let updated = repo::schedules::update(db(ctx), id, &settings).await?;
+        ctx.data_unchecked::<AppState>().lifecycle.schedules_changed();
+        Ok(TestSchedule(updated))
     }
 
     /// Deletes a schedule. Needs the OPERATOR role.

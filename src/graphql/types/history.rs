@@ -134,10 +134,12 @@ impl TestHistory {
         RunIntegrity::of_run(&self.0)
     }
     /// A link to this run's report page (`/runs/{id}/report`, relative to this server) that
-    /// opens without a token until it expires (`REPORT_LINK_LIFETIME_HOURS`, 24 by default) and
-    /// shows what the caller's role may see: below OPERATOR, secret header values read `***`.
+    /// opens without a token until it expires (`REPORT_LINK_LIFETIME_HOURS`, 24 by default). It
+    /// shows what a VIEWER sees (secret header values read `***`), whoever asked for it: a link
+    /// outlives a revoked token, so it never carries more than read access. Secrets need the
+    /// token itself (`Authorization: Bearer`).
     async fn report_url(&self, ctx: &Context<'_>) -> Result<String> {
-        let role = ctx.data_opt::<Principal>().map_or(Role::Viewer, |principal| principal.role);
+        let role = Role::Viewer;
         let state = ctx.data_unchecked::<AppState>();
         Ok(state.settings.report.link(&state.db, self.0.id, role, Utc::now()).await?)
     }
@@ -150,8 +152,8 @@ impl TestHistory {
         if state.lifecycle.live_dashboards(self.0.id).is_none() {
             return Ok(None);
         }
-        let role = ctx.data_opt::<Principal>().map_or(Role::Viewer, |principal| principal.role);
-        let link = state.settings.report.link(&state.db, self.0.id, role, Utc::now()).await?;
+        // Read access only, as `reportUrl`'s.
+        let link = state.settings.report.link(&state.db, self.0.id, Role::Viewer, Utc::now()).await?;
         let query = link.split_once('?').map_or("", |(_, query)| query);
         Ok(Some(format!("{}?{query}", dashboard_url(self.0.id))))
     }
@@ -171,9 +173,8 @@ impl TestHistory {
             }
         }
         // Signed like `reportUrl`, so a browser opens them as they are.
-        let role = ctx.data_opt::<Principal>().map_or(Role::Viewer, |principal| principal.role);
         if !urls.is_empty()
-            && let Ok(link) = state.settings.report.link(&state.db, self.0.id, role, Utc::now()).await
+            && let Ok(link) = state.settings.report.link(&state.db, self.0.id, Role::Viewer, Utc::now()).await
         {
             let query = link.split_once('?').map_or("", |(_, query)| query).to_owned();
             urls.iter_mut().for_each(|url| *url = format!("{url}?{query}"));

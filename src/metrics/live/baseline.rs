@@ -29,17 +29,21 @@ pub struct BaselineFigures {
 
 /// A baseline's series by elapsed time, read once per poller.
 pub(super) struct BaselineSeries {
-    test_id: i64,
+    pub(super) test_id: i64,
     /// (seconds from the baseline's start to the interval's start, the interval), in order.
     points: Vec<(f64, TimeseriesPoint)>,
 }
 
 impl BaselineSeries {
-    /// The baseline of `run`'s plan, when it has one (and it is not `run` itself).
-    pub(super) async fn load(registry: &Registry, run: &test_history::Model) -> Option<Self> {
+    /// The id of `run`'s plan's baseline now, when it has one (and it is not `run` itself).
+    pub(super) async fn current_id(registry: &Registry, run: &test_history::Model) -> Option<i64> {
         let plan = repo::plans::get(&registry.db, run.plan_id?).await.ok()??;
-        let baseline =
-            repo::runs::get(&registry.db, plan.baseline_run_id.filter(|&id| id != run.id)?).await.ok()?;
+        plan.baseline_run_id.filter(|&id| id != run.id)
+    }
+
+    /// The series of baseline run `baseline_id`, when it still exists.
+    pub(super) async fn load(registry: &Registry, baseline_id: i64) -> Option<Self> {
+        let baseline = repo::runs::get(&registry.db, baseline_id).await.ok()?;
         let started = baseline.started_at?;
         let window = run_window(started, baseline.completed_at, Utc::now());
         let series = registry.influx.timeseries(baseline.id, window, Some(1), None).await.ok()?;
@@ -52,6 +56,10 @@ impl BaselineSeries {
     pub(super) fn at(&self, elapsed: f64) -> Option<BaselineFigures> {
         let index = self.points.partition_point(|(start, _)| *start <= elapsed);
         let (start, point) = self.points.get(index.checked_sub(1)?)?;
+        // The bucket before the baseline's start holds k6's first partial second only.
+        if *start < 0.0 {
+            return None;
+        }
         Some(BaselineFigures {
             test_id: self.test_id,
             elapsed_seconds: *start,
@@ -61,7 +69,8 @@ impl BaselineSeries {
         })
     }
 
-    /// The run's p95 per interval so far against the baseline's up to the same elapsed time.
+    /// The run's p95 per interval so far against the baseline's full intervals (its first,
+    /// partial one left out) up to the same elapsed time.
     pub(super) fn verdict(
         &self,
         run_p95: &[f64],
@@ -71,8 +80,8 @@ impl BaselineSeries {
         let baseline: Vec<f64> = self
             .points
             .iter()
-            .take_while(|(start, _)| *start <= elapsed)
-            .filter(|(_, point)| point.tps > 0.0)
+            .take_while(|(start, _)| *start + 1.0 <= elapsed)
+            .filter(|(start, point)| *start >= 0.0 && point.tps > 0.0)
             .map(|(_, point)| point.p95_response_time)
             .collect();
         match regression::compare(&baseline, run_p95, Direction::HigherIsWorse, settings).verdict {

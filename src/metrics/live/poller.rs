@@ -17,6 +17,9 @@ use crate::{
     error::AppError,
 };
 
+/// How often a live run's plan is asked which run is its baseline.
+const BASELINE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What a poller remembers between intervals.
 struct Follower {
     test_id: i64,
@@ -28,8 +31,10 @@ struct Follower {
     totals: HashMap<String, i64>,
     /// The time of the latest snapshot published.
     last_time: Option<DateTime<Utc>>,
-    /// The plan's baseline; looked for once, when the run has started.
-    baseline: Option<Option<BaselineSeries>>,
+    /// The plan's baseline, and when the plan was last asked which run it is (it may change,
+    /// or be cleared or deleted, while the run is live).
+    baseline: Option<BaselineSeries>,
+    baseline_checked: Option<tokio::time::Instant>,
     /// The run's p95 of each live interval with requests so far.
     p95_so_far: Vec<f64>,
 }
@@ -48,6 +53,7 @@ pub(super) async fn follow_run(registry: Arc<Registry>, test_id: i64, feed: Feed
         totals: HashMap::new(),
         last_time: None,
         baseline: None,
+        baseline_checked: None,
         p95_so_far: Vec::new(),
     };
     loop {
@@ -129,15 +135,15 @@ impl Follower {
         }
         let elapsed = ((end - started_at).num_milliseconds() as f64 / 1000.0).max(0.0);
         let mut snapshot = self.assemble(end, elapsed, &answer, ended);
-        if self.baseline.is_none() {
-            self.baseline = Some(BaselineSeries::load(registry, run).await);
+        self.follow_baseline(registry, run).await;
+        let seconds = self.interval.num_milliseconds() as f64 / 1000.0;
+        // Full intervals only (the first covers k6's start), as the end-of-run verdict has them.
+        if !ended && snapshot.run.tps > 0.0 && elapsed >= seconds {
+            self.p95_so_far.push(snapshot.run.p95_response_time);
         }
-        if let Some(baseline) = self.baseline.as_ref().and_then(Option::as_ref) {
-            if !ended && snapshot.run.tps > 0.0 {
-                self.p95_so_far.push(snapshot.run.p95_response_time);
-            }
-            snapshot.baseline =
-                baseline.at((elapsed - self.interval.num_milliseconds() as f64 / 1000.0).max(0.0));
+        if let Some(baseline) = &self.baseline {
+            // The baseline's interval holding the middle of this snapshot's interval.
+            snapshot.baseline = baseline.at(elapsed - seconds / 2.0);
             snapshot.baseline_verdict =
                 Some(baseline.verdict(&self.p95_so_far, elapsed, &registry.regression));
         }
@@ -154,6 +160,23 @@ impl Follower {
         }
         self.last_time = Some(snapshot.time);
         Ok(snapshot)
+    }
+
+    /// Keeps the baseline in step with the plan: asked every [`BASELINE_CHECK_EVERY`], loaded
+    /// again when another run became the baseline, dropped when it was cleared or deleted.
+    async fn follow_baseline(&mut self, registry: &Registry, run: &test_history::Model) {
+        let now = tokio::time::Instant::now();
+        if self.baseline_checked.is_some_and(|checked| now - checked < BASELINE_CHECK_EVERY) {
+            return;
+        }
+        self.baseline_checked = Some(now);
+        let current = BaselineSeries::current_id(registry, run).await;
+        if current != self.baseline.as_ref().map(|baseline| baseline.test_id) {
+            self.baseline = match current {
+                Some(id) => BaselineSeries::load(registry, id).await,
+                None => None,
+            };
+        }
     }
 
     fn assemble(
