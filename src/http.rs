@@ -339,3 +339,14 @@ async fn ready(State(state): State<HttpState>) -> (StatusCode, &'static str) {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
     }
 }
+
+/// A short plain-text answer (the report page's and the dashboard proxy's refusals).
+fn plain_refusal(status: StatusCode, message: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let headers = [
+        (header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8")),
+        (header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff")),
+        (header::CACHE_CONTROL, header::HeaderValue::from_static("no-store")),
+    ];
+    (status, headers, format!("{message}\n")).into_response()
+}

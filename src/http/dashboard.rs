@@ -26,7 +26,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{HttpState, authenticate};
+use super::{HttpState, authenticate, plain_refusal as refusal};
 use crate::{
     db::{entities::test_history, repo},
     domain::{RunnerKind, TestStatus},
@@ -491,16 +491,6 @@ fn unreachable_k6(prefix: &str, why: &str) -> Response {
         StatusCode::BAD_GATEWAY,
         &format!("k6's dashboard ({prefix}/) did not answer ({why}); the run may be ending"),
     )
-}
-
-/// A short plain-text answer.
-fn refusal(status: StatusCode, message: &str) -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-    ];
-    (status, headers, format!("{message}\n")).into_response()
 }
 
 /// An internal failure: the cause is logged, the caller gets a generic line.

@@ -14,7 +14,7 @@ mod series;
 
 use std::sync::LazyLock;
 
-use super::HttpState;
+use super::{HttpState, plain_refusal as refusal};
 use crate::{
     access::{AuthError, Principal},
     db::repo,
@@ -114,16 +114,6 @@ async fn reader(
         response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         response
     })
-}
-
-/// A short plain-text answer.
-fn refusal(status: StatusCode, message: &str) -> Response {
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
-        (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-    ];
-    (status, headers, format!("{message}\n")).into_response()
 }
 
 /// An internal failure: the cause is logged, the reader gets a generic line.

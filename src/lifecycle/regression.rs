@@ -15,7 +15,7 @@ use crate::{
     metrics::{
         influx::{InfluxError, TimeWindow},
         intervals::{IntervalSamples, common_step},
-        regression::{self, Comparison, Direction, Reason, Scale, Verdict},
+        regression::{self, Comparison, Direction, Reason, Scale},
     },
 };
 
@@ -128,12 +128,7 @@ fn judge_all(
 fn metric_regression(metric: RegressionMetric, comparison: &Comparison) -> MetricRegression {
     MetricRegression {
         metric,
-        verdict: match comparison.verdict {
-            Verdict::Improved => RegressionVerdict::Improved,
-            Verdict::Unchanged => RegressionVerdict::Unchanged,
-            Verdict::Regressed => RegressionVerdict::Regressed,
-            Verdict::Inconclusive => RegressionVerdict::Inconclusive,
-        },
+        verdict: comparison.verdict.into(),
         reason: match comparison.reason {
             Reason::InvalidSettings => "INVALID_SETTINGS",
             Reason::TooFewSamples => "TOO_FEW_SAMPLES",

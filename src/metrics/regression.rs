@@ -60,6 +60,17 @@ pub enum Verdict {
     Inconclusive,
 }
 
+impl From<Verdict> for crate::domain::regression::RegressionVerdict {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Improved => Self::Improved,
+            Verdict::Unchanged => Self::Unchanged,
+            Verdict::Regressed => Self::Regressed,
+            Verdict::Inconclusive => Self::Inconclusive,
+        }
+    }
+}
+
 /// Which way a metric gets worse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

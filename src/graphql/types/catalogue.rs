@@ -400,7 +400,7 @@ fn optional_string(value: &Option<String>) -> Value {
     value.as_ref().map_or(Value::Null, |text| Value::String(text.clone()))
 }
 
-fn history_window(last: Option<i32>, default: i32) -> Result<u64, AppError> {
+pub(super) fn history_window(last: Option<i32>, default: i32) -> Result<u64, AppError> {
     page_size(last, default).map_err(|_| {
         AppError::bad_input("last", format!("`last` must be between 0 and {}", super::MAX_PAGE_SIZE))
     })

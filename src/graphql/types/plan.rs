@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
-    catalogue::{Endpoint, Project, required},
+    catalogue::{Endpoint, Project, history_window, required},
     connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
     db, decode_cursor,
     history::{TestHistory, TrendPoint, sees_secrets},
@@ -103,9 +103,7 @@ impl TestPlan {
         ctx: &Context<'_>,
         #[graphql(default = 30)] last: Option<i32>,
     ) -> Result<Vec<TrendPoint>> {
-        let last = page_size(last, 30).map_err(|_| {
-            AppError::bad_input("last", format!("`last` must be between 0 and {}", super::MAX_PAGE_SIZE))
-        })?;
+        let last = history_window(last, 30)?;
         let runs = repo::plans::recent_runs(db(ctx), self.0.id, last, true).await?;
         Ok(runs.into_iter().rev().map(TrendPoint::from).collect())
     }
@@ -313,9 +311,7 @@ impl TestSchedule {
         ctx: &Context<'_>,
         #[graphql(default = 20)] last: Option<i32>,
     ) -> Result<Vec<ScheduleFiring>> {
-        let last = page_size(last, 20).map_err(|_| {
-            AppError::bad_input("last", format!("`last` must be between 0 and {}", super::MAX_PAGE_SIZE))
-        })?;
+        let last = history_window(last, 20)?;
         let rows = repo::schedules::firings_of(db(ctx), &[self.0.id], last).await?;
         Ok(rows.into_iter().map(ScheduleFiring).collect())
     }

@@ -11,7 +11,7 @@ use crate::{
     db::{entities::test_history, repo},
     domain::regression::RegressionVerdict,
     metrics::{
-        regression::{self, Direction, Verdict},
+        regression::{self, Direction},
         timeseries::{TimeseriesPoint, run_window},
     },
 };
@@ -84,12 +84,7 @@ impl BaselineSeries {
             .filter(|(start, point)| *start >= 0.0 && point.tps > 0.0)
             .map(|(_, point)| point.p95_response_time)
             .collect();
-        match regression::compare(&baseline, run_p95, Direction::HigherIsWorse, settings).verdict {
-            Verdict::Improved => RegressionVerdict::Improved,
-            Verdict::Unchanged => RegressionVerdict::Unchanged,
-            Verdict::Regressed => RegressionVerdict::Regressed,
-            Verdict::Inconclusive => RegressionVerdict::Inconclusive,
-        }
+        regression::compare(&baseline, run_p95, Direction::HigherIsWorse, settings).verdict.into()
     }
 }
 
