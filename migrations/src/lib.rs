@@ -19,6 +19,7 @@ mod m20261207_000009_create_test_plans;
 mod m20261207_000010_create_webhooks;
 mod m20261208_000011_create_server_secrets;
 mod m20261208_000012_add_baselines;
+mod m20261209_000013_add_k6_processes;
 
 /// Applies every migration in order; `Migrator::up(db, None)` at start-up.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_create_webhooks::Migration),
             Box::new(m20261208_000011_create_server_secrets::Migration),
             Box::new(m20261208_000012_add_baselines::Migration),
+            Box::new(m20261209_000013_add_k6_processes::Migration),
         ]
     }
 }

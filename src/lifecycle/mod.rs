@@ -2,10 +2,12 @@
 //! status changes, results read from InfluxDB when k6 ends, cancellation, and recovery of
 //! runs a server restart interrupted.
 
+mod backfill;
 mod cleanup;
 pub mod events;
 pub mod launch;
 pub mod lease;
+mod ownership;
 pub mod plans;
 mod regression;
 mod results;
@@ -34,12 +36,12 @@ use crate::{
         counts::{InstanceReports, sum_reports},
         runner::{
             RunOutcome, RunRequest, Runner, RunnerEvent,
-            kubernetes::{InterruptedRun, KubernetesRunner, KubernetesSettings, manifests, status::PodPhase},
+            kubernetes::{KubernetesRunner, KubernetesSettings, manifests, status::PodPhase},
             local::LocalRunner,
         },
         script::{render_script, script_secrets},
     },
-    metrics::influx::{InfluxClient, InfluxError, TimeWindow},
+    metrics::influx::InfluxClient,
     notify::Notifier,
 };
 use events::{StatusBus, StatusChange};
@@ -93,6 +95,8 @@ enum Flight {
 /// How long a cancel waits for a launch to hand its run to a runner, or for an end being
 /// recorded, before answering with the run as it is.
 const CANCEL_PATIENCE: Duration = Duration::from_secs(30);
+/// A run still going this long after its longest possible duration is stopped (timed out).
+const RUN_TIME_MARGIN: Duration = Duration::from_secs(60);
 /// The longest wait between two attempts at a run's missing results.
 const BACKFILL_MAX_DELAY: Duration = Duration::from_secs(600);
 
@@ -109,7 +113,8 @@ impl Lifecycle {
         let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let influx = InfluxClient::new(http, settings.influxdb_url(), settings.influxdb_database.clone());
         let local = LocalRunner::new(settings.k6_binary.clone(), events_tx.clone())
-            .with_web_dashboard(settings.k6_web_dashboard);
+            .with_web_dashboard(settings.k6_web_dashboard)
+            .with_ledger(Arc::new(ownership::RunLedger(db.clone())));
         let dashboards = local.dashboards();
         let local: Arc<dyn Runner> = Arc::new(local);
         let kubernetes = cluster.map(|client| {
@@ -146,6 +151,7 @@ impl Lifecycle {
         tracing::info!(instance = %lifecycle.instance, "this server's instance id (the owner of the runs it launches)");
         let recovering = lifecycle.clone();
         tokio::spawn(async move {
+            recovering.stop_strays().await;
             let mut every = tokio::time::interval(recovering.settings.scheduler_poll_interval);
             loop {
                 every.tick().await;
@@ -314,7 +320,7 @@ impl Lifecycle {
             script,
             parallelism: validated.parallelism,
             influxdb_out: format!("{}/{}", self.settings.influxdb_url(), self.settings.influxdb_database),
-            timeout: limits.max_test_duration + Duration::from_secs(60),
+            timeout: limits.max_test_duration + RUN_TIME_MARGIN,
             work_dir: folder,
             secrets,
         };
@@ -403,20 +409,24 @@ impl Lifecycle {
             return self.recorded_end(id).await;
         }
         let now = Utc::now();
-        let owned_elsewhere = run.owner_instance.as_deref().is_some_and(|owner| owner != self.instance)
-            && run.lease_expires_at.is_some_and(|expiry| expiry >= now);
-        if owned_elsewhere {
-            // Another live instance runs it: ask it through the database, and answer with the
-            // end it records.
-            repo::runs::request_cancel(&self.db, id, now).await?;
-            return self.recorded_end(id).await;
-        }
-        if run.owner_instance.as_deref().is_some_and(|owner| owner != self.instance) {
-            // Its owner is gone (lease expired), and its k6 with it: this instance ends it.
-            let until = lease::expiry(now, self.settings.run_lease);
-            if !repo::runs::take_over(&self.db, id, &self.instance, until, now).await? {
+        if let Some(owner) = run.owner_instance.as_deref().filter(|owner| *owner != self.instance) {
+            let gone = lease::is_gone(owner);
+            if !gone && run.lease_expires_at.is_some_and(|expiry| expiry >= now) {
+                // Another live instance runs it: ask it through the database, and answer with
+                // the end it records.
+                repo::runs::request_cancel(&self.db, id, now).await?;
                 return self.recorded_end(id).await;
             }
+            // Its owner is gone: this instance takes the run over — and its k6, where that
+            // still runs — and cancels it through its runner.
+            let until = lease::expiry(now, self.settings.run_lease);
+            if repo::runs::take_over(&self.db, id, &self.instance, until, now, gone.then_some(owner)).await? {
+                self.adopt(vec![run]).await;
+                if runner.is_running(id) {
+                    runner.cancel(id).await;
+                }
+            }
+            return self.recorded_end(id).await;
         }
         match self.flight(id) {
             // k6 has ended and its end is on its way or being recorded: that end stands (a
@@ -561,260 +571,6 @@ impl Lifecycle {
             // Another instance recorded the end first; it published it.
             Ok(None) => tracing::info!(test_id, "the run's end was recorded elsewhere first"),
             Err(err) => tracing::error!(test_id, error = ?err, "could not record the end of the run"),
-        }
-    }
-
-    /// The run-wide and per-scenario summaries, retried while InfluxDB is unreachable.
-    async fn read_results(
-        &self,
-        run: &test_history::Model,
-        ended_at: DateTime<Utc>,
-    ) -> Result<StoredResults, InfluxError> {
-        let window = TimeWindow {
-            start: run.started_at.unwrap_or(run.tested_at) - WINDOW_MARGIN,
-            end: ended_at + WINDOW_MARGIN,
-        };
-        let scenarios = repo::runs::scenario_tags(&self.db, run.id).await.unwrap_or_default();
-        let mut attempt = 0;
-        loop {
-            match self.read_once(run.id, window, &scenarios).await {
-                Err(InfluxError::Unreachable { .. }) if attempt < self.settings.scheduler_max_retry => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_secs(attempt as u64)).await;
-                }
-                result => return result,
-            }
-        }
-    }
-
-    async fn read_once(
-        &self,
-        test_id: i64,
-        window: TimeWindow,
-        scenarios: &[String],
-    ) -> Result<StoredResults, InfluxError> {
-        let run_wide = self.influx.summary(test_id, window, None);
-        let per_scenario = futures_util::future::try_join_all(scenarios.iter().map(|key| async move {
-            Ok((key.clone(), self.influx.summary(test_id, window, Some(key)).await?))
-        }));
-        let stored = self.influx.stored_requests_by_instance(test_id, window);
-        let (summary, scenario_summaries, stored) = tokio::try_join!(run_wide, per_scenario, stored)?;
-        let scenario_summaries =
-            scenario_summaries.into_iter().filter_map(|(key, summary)| summary.map(|s| (key, s))).collect();
-        Ok(StoredResults { summary, scenario_summaries, stored })
-    }
-
-    /// Runs that ended while InfluxDB was unreachable get their results once it answers again,
-    /// however long that takes. While InfluxDB is down this costs one ping per pass; a run that
-    /// InfluxDB answers for but whose results still cannot be read (no samples yet, a failing
-    /// query) is tried again after a delay that doubles each time, up to 10 minutes.
-    async fn fill_in_missing_results(&self) {
-        let runs = match repo::runs::runs_missing_results(&self.db).await {
-            Ok(runs) => runs,
-            Err(err) => {
-                tracing::warn!(error = ?err, "could not look for runs without results");
-                return;
-            }
-        };
-        // Runs filled in by another replica, or deleted, are no longer tried.
-        self.backfill.lock().expect("backfill lock").retain(|id, _| runs.iter().any(|run| run.id == *id));
-        if runs.is_empty() || !self.influx.ping().await {
-            return;
-        }
-        let now = tokio::time::Instant::now();
-        for run in runs {
-            let due =
-                self.backfill.lock().expect("backfill lock").get(&run.id).is_none_or(|(_, at)| *at <= now);
-            if !due {
-                continue;
-            }
-            let ended_at = run.completed_at.unwrap_or(run.updated_at);
-            let filled = self.fill_in(&run, ended_at).await;
-            let mut backfill = self.backfill.lock().expect("backfill lock");
-            if filled {
-                backfill.remove(&run.id);
-            } else {
-                let attempts = backfill.get(&run.id).map_or(0, |(attempts, _)| *attempts) + 1;
-                let delay = self.settings.scheduler_poll_interval.saturating_mul(1 << attempts.min(16));
-                backfill.insert(run.id, (attempts, now + delay.min(BACKFILL_MAX_DELAY)));
-            }
-        }
-    }
-
-    /// One attempt at a run's missing results; true when they are stored now.
-    async fn fill_in(&self, run: &test_history::Model, ended_at: DateTime<Utc>) -> bool {
-        match self.read_results(run, ended_at).await {
-            Ok(mut results @ StoredResults { summary: Some(_), .. }) => {
-                let reported = repo::runs::integrity_of(run);
-                let integrity = match &reported {
-                    Some(integrity) => integrity.with_stored(&results.stored),
-                    None => Integrity::new(run.parallelism.max(1) as u32, &[], Some(&results.stored)),
-                };
-                let counts = repo::runs::k6_counts(&self.db, run).await.unwrap_or_default();
-                results::apply_counts(&mut results, counts.as_ref());
-                let summary = results.summary.expect("matched Some");
-                let scenarios = results.scenario_summaries;
-                let regression = match run.status {
-                    TestStatus::Completed => self.judge_regression(run, ended_at).await,
-                    _ => None,
-                };
-                let regression =
-                    regression.map(|judged| serde_json::to_string(&judged).expect("verdicts are JSON"));
-                let notify =
-                    async |txn: &_, stored: &_| self.notifier.enqueue_late_verdict(txn, stored).await;
-                let stored = repo::runs::store_late_results_with(
-                    &self.db,
-                    run.id,
-                    &summary,
-                    &scenarios,
-                    Some(&integrity),
-                    regression,
-                    notify,
-                );
-                match stored.await {
-                    Ok(()) => {
-                        self.notifier.wake();
-                        tracing::info!(test_id = run.id, "results filled in after InfluxDB came back");
-                        if let Ok(run) = repo::runs::get(&self.db, run.id).await {
-                            let note = "results filled in after InfluxDB came back; the verdict is known";
-                            self.publish(&run, Some(run.status), Some(note.to_owned()));
-                        }
-                        true
-                    }
-                    Err(err) => {
-                        tracing::warn!(test_id = run.id, error = ?err, "could not store late results");
-                        false
-                    }
-                }
-            }
-            Ok(_) => false,
-            Err(err) => {
-                tracing::debug!(test_id = run.id, %err, "results still unreadable");
-                false
-            }
-        }
-    }
-
-    /// Active runs whose owner stopped renewing their lease — a server that was stopped,
-    /// killed or cut off — are taken over, one instance each: a Kubernetes run is re-attached
-    /// to its Jobs if they are still there; any other run had its k6 die with its server and
-    /// ends FAILED, with whatever InfluxDB holds of it.
-    async fn recover_orphaned_runs(&self) {
-        let now = Utc::now();
-        let orphans = match repo::runs::orphaned(&self.db, now).await {
-            Ok(runs) => runs,
-            Err(err) => {
-                tracing::error!(error = ?err, "could not look for runs whose server stopped");
-                return;
-            }
-        };
-        let until = lease::expiry(now, self.settings.run_lease);
-        let mut taken = Vec::new();
-        for run in orphans {
-            match repo::runs::take_over(&self.db, run.id, &self.instance, until, now).await {
-                Ok(true) => taken.push(run),
-                Ok(false) => {}
-                Err(err) => tracing::warn!(test_id = run.id, error = ?err, "could not take over a run"),
-            }
-        }
-        // The cluster may still run what the previous owner launched there.
-        let mut lost_in_cluster = HashMap::new();
-        if let Ok(kubernetes) = &self.kubernetes {
-            let interrupted: Vec<InterruptedRun> = taken
-                .iter()
-                .filter(|run| run.runner == RunnerKind::Kubernetes && !kubernetes.is_running(run.id))
-                .map(|run| InterruptedRun {
-                    test_id: run.id,
-                    parallelism: run.parallelism.max(1) as u32,
-                    started: run.status == TestStatus::Running,
-                })
-                .collect();
-            if !interrupted.is_empty() {
-                lost_in_cluster = kubernetes.reattach_runs(&interrupted).await;
-            }
-        }
-        for run in taken {
-            if self.runner(run.runner).is_ok_and(|runner| runner.is_running(run.id)) {
-                continue;
-            }
-            let reason = lost_in_cluster.remove(&run.id).unwrap_or_else(|| match &run.owner_instance {
-                Some(owner) => format!(
-                    "interrupted by server restart: server {owner} stopped renewing the run's lease, and its k6 stopped with it"
-                ),
-                None => "interrupted by server restart".to_owned(),
-            });
-            tracing::warn!(test_id = run.id, %reason, "ending a run whose server stopped");
-            self.end_run(run.id, RunOutcome::Failed { reason }, Utc::now()).await;
-        }
-    }
-
-    /// Renews this instance's leases, and acts on the cancels other instances asked of it.
-    /// When renewing has failed for a whole lease, another instance may have ended this
-    /// instance's local runs already: their k6 processes are stopped so the record stays true.
-    async fn keep_leases(self: Arc<Self>) {
-        let lease = self.settings.run_lease;
-        let renew_every = lease::renew_every(lease);
-        let mut ticker = tokio::time::interval(lease::CANCEL_CHECK_EVERY.min(renew_every));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut renewed_at = tokio::time::Instant::now();
-        let mut next_renewal = tokio::time::Instant::now();
-        loop {
-            ticker.tick().await;
-            let now = tokio::time::Instant::now();
-            if now >= next_renewal {
-                next_renewal = now + renew_every;
-                match repo::runs::renew_leases(&self.db, &self.instance, lease::expiry(Utc::now(), lease))
-                    .await
-                {
-                    Ok(_) => renewed_at = now,
-                    Err(err) => {
-                        tracing::warn!(error = ?err, "could not renew this server's run leases");
-                        if now.duration_since(renewed_at) >= lease {
-                            self.fence_local_runs().await;
-                        }
-                    }
-                }
-            }
-            match repo::runs::cancel_requests(&self.db, &self.instance).await {
-                Ok(ids) => {
-                    for id in ids {
-                        if let Ok(run) = repo::runs::get(&self.db, id).await
-                            && let Ok(runner) = self.runner(run.runner)
-                            && runner.is_running(id)
-                        {
-                            tracing::info!(test_id = id, "cancelling a run at another instance's request");
-                            runner.cancel(id).await;
-                        }
-                    }
-                }
-                Err(err) => tracing::debug!(error = ?err, "could not look for cancel requests"),
-            }
-        }
-    }
-
-    /// On shutdown (SIGTERM, a rolling update): this instance's runs are handed over at once
-    /// rather than when their leases lapse. A Kubernetes run is re-attached by the next
-    /// instance that looks; a local run's k6 stops with this process, and whoever looks next
-    /// (another replica, or this server restarted) records its end.
-    pub async fn hand_over(&self) {
-        self.notifier.stop().await;
-        match repo::runs::release_leases(&self.db, &self.instance, Utc::now()).await {
-            Ok(0) => {}
-            Ok(runs) => tracing::info!(runs, "shutting down: this server's runs are handed over"),
-            Err(err) => {
-                tracing::warn!(error = ?err, "could not hand this server's runs over; their leases will lapse")
-            }
-        }
-    }
-
-    /// Stops every local k6 of this instance (its leases have lapsed).
-    async fn fence_local_runs(&self) {
-        let running: Vec<i64> = self.flights.lock().expect("flights lock").keys().copied().collect();
-        for id in running {
-            if self.local.is_running(id) {
-                tracing::error!(test_id = id, "stopping a local run: this server could not renew its lease");
-                self.local.cancel(id).await;
-            }
         }
     }
 }

@@ -35,13 +35,13 @@ const EVENTS: &str = "subscription($run: ID) { testStatusChanged(testHistoryId: 
 
 /// Requests served, per path.
 #[derive(Clone, Default)]
-struct Served {
-    a: Arc<AtomicI64>,
-    b: Arc<AtomicI64>,
+pub(crate) struct Served {
+    pub a: Arc<AtomicI64>,
+    pub b: Arc<AtomicI64>,
 }
 
 /// A target that answers at once and counts every request it served, on two paths.
-async fn counting_target() -> (String, Served) {
+pub(crate) async fn counting_target() -> (String, Served) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let served = Served::default();

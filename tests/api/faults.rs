@@ -4,15 +4,17 @@
 use std::{process::Stdio, time::Duration};
 
 use metric_vault::metrics::test_influxd::InfluxServer;
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::{
     helpers::{ADMIN_TOKEN, TestApp, client_with_token, spawn_app_with, spawn_with, test_settings_with},
+    subscriptions::support::{METRICS, Protocol, connect},
     target::project_with_target,
 };
 
-const RUN: &str =
-    "query($id: ID!) { testHistory(id: $id) { id status failureReason summary { totalRequests } } }";
+const RUN: &str = "query($id: ID!) { testHistory(id: $id) { id status failureReason
+    summary { totalRequests } totals { requests } } }";
 const LAUNCH: &str = "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }";
 
 fn steady_load(endpoint: &str, duration: &str) -> Value {
@@ -121,32 +123,56 @@ async fn influxdb_stopped_mid_run_and_back_later_loses_no_recorded_sample() {
 }
 
 #[tokio::test]
-async fn a_server_restarted_mid_run_finalises_it_with_every_recorded_sample() {
-    restart_mid_run("-TERM").await;
+async fn a_server_stopped_mid_run_hands_it_over_and_the_restarted_one_completes_it() {
+    restart_mid_run("-TERM", Afterwards::Restart).await;
 }
 
-/// The server killed alone (`kill -9`, as the OOM killer does): its k6 must not go on loading
-/// the target for a run the restarted server records as ended.
+/// The server killed alone (`kill -9`, as the OOM killer does): its k6 goes on, and the
+/// restarted server takes it back and completes the run with what the target served.
 #[tokio::test]
-async fn a_server_killed_mid_run_takes_its_k6_with_it_and_the_record_says_so() {
-    restart_mid_run("-KILL").await;
+async fn a_server_killed_mid_run_is_restarted_and_completes_the_run_its_k6_went_on_with() {
+    restart_mid_run("-KILL", Afterwards::Restart).await;
 }
 
-/// Stops the server process with `signal` during a run, checks that no k6 of the run is left,
-/// and that a server restarted on the same database ends the run with what was recorded.
-async fn restart_mid_run(signal: &str) {
+/// The server and its k6 both killed: the restarted server finds k6 gone without its
+/// end-of-test counts and ends the run FAILED with that reason, keeping what was recorded.
+#[tokio::test]
+async fn a_server_killed_with_its_k6_is_restarted_and_ends_the_run_with_the_reason() {
+    restart_mid_run("-KILL", Afterwards::KillK6AndRestart).await;
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Afterwards {
+    Restart,
+    KillK6AndRestart,
+}
+
+/// The pids of the k6 processes running run `id`'s script.
+fn k6_pids_of(scripts: &std::path::Path, id: &str) -> Vec<String> {
+    let script = scripts.join(format!("test-{id}.js"));
+    let found = std::process::Command::new("pgrep").arg("-f").arg(script.as_os_str()).output().unwrap();
+    String::from_utf8_lossy(&found.stdout).split_whitespace().map(str::to_owned).collect()
+}
+
+/// Stops the server process with `signal` during a run. k6 goes on — the record says RUNNING,
+/// and so it is — and a server restarted on the same database takes the run back: it completes
+/// with k6's counts equal to what the target served, and a live subscriber that reconnects to
+/// the restarted server gets snapshots again. With `KillK6AndRestart`, k6 is killed too
+/// while no server runs, and the run ends FAILED with the reason.
+async fn restart_mid_run(signal: &str, afterwards: Afterwards) {
     let influx = InfluxServer::start().await;
     let influx_port = influx.port().to_string();
     let data_dir = tempfile::tempdir().unwrap();
-    // A server stopped with SIGTERM hands its runs over as it goes: with a long lease, only
-    // that lets the restarted server end the run soon.
-    let lease = if signal == "-TERM" { "120" } else { "15" };
+    // A server stopped with SIGTERM hands its runs over as it goes, and one killed on this host
+    // is seen to be gone: with a lease far longer than the test, only that lets the restarted
+    // server take the run back in time.
+    let lease = "600";
     let settings =
         test_settings_with(data_dir.path(), &[("INFLUXDB_PORT", &influx_port), ("RUN_LEASE_SECONDS", lease)])
             .await;
     let scripts = settings.k6_script_file_folder.clone();
 
-    // The first server is a real process, stopped the way a deployment stops it (SIGTERM).
+    // The first server is a real process, stopped the way a deployment (or the OOM killer) does.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut first = tokio::process::Command::new(env!("CARGO_BIN_EXE_metric-vault"))
         .env("DATABASE_URL", &settings.database_url)
@@ -178,7 +204,7 @@ async fn restart_mid_run(signal: &str) {
     while call("{ health { status } }", json!({})).await.is_err() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let target = crate::target::start_target().await;
+    let (target, served) = crate::exact_totals::counting_target().await;
     let project =
         call("mutation { createProject(input: {title: \"Restarted\"}) { id } }", json!({})).await.unwrap();
     let project = project["data"]["createProject"]["id"].as_str().unwrap().to_owned();
@@ -192,12 +218,13 @@ async fn restart_mid_run(signal: &str) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["operationId"] == "getItem")
+        .find(|e| e["operationId"] == "hitA")
         .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let launched = call(LAUNCH, json!({ "input": steady_load(&endpoint, "2m") })).await.unwrap();
+    let seconds = if afterwards == Afterwards::Restart { "14s" } else { "2m" };
+    let launched = call(LAUNCH, json!({ "input": steady_load(&endpoint, seconds) })).await.unwrap();
     let id = launched["data"]["launchLoadTest"]["id"].as_str().unwrap().to_owned();
     loop {
         let run = call(RUN, json!({ "id": id })).await.unwrap();
@@ -206,40 +233,65 @@ async fn restart_mid_run(signal: &str) {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let address = format!("127.0.0.1:{port}");
+    let mut watcher = connect(&address, Protocol::Modern).await;
+    watcher.subscribe("metrics", METRICS, json!({ "id": id })).await;
+    let before = watcher.next_payload("metrics").await["data"]["testMetrics"].clone();
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let pid = first.id().expect("the server runs");
     std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
     let stopped = tokio::time::timeout(Duration::from_secs(30), first.wait()).await;
     assert!(stopped.is_ok(), "the server stops on kill {signal}");
-    // k6 stops as on Ctrl-C (it flushes its samples first): give it a moment.
-    let stopping = std::time::Instant::now();
-    while k6_processes_of(&scripts, &id) && stopping.elapsed() < Duration::from_secs(15) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let k6 = k6_pids_of(&scripts, &id);
+    assert!(!k6.is_empty(), "k6 goes on without its server (kill {signal})");
+    let served_while_down = served.a.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if afterwards == Afterwards::KillK6AndRestart {
+        std::process::Command::new("kill").arg("-KILL").args(&k6).status().unwrap();
+    } else {
+        assert!(served.a.load(std::sync::atomic::Ordering::SeqCst) > served_while_down, "the load goes on");
     }
-    assert!(!k6_processes_of(&scripts, &id), "no k6 of the run outlives the server (kill {signal})");
 
-    // The restarted server finalises the run with what was recorded.
     let restarted = std::time::Instant::now();
     let second = spawn_with(settings, data_dir).await;
-    let run = wait_for(&second, &id, "an end", finished).await;
-    if signal == "-TERM" {
-        assert!(restarted.elapsed() < Duration::from_secs(60), "handed over, not left to its 120 s lease");
+    if afterwards == Afterwards::Restart {
+        // A subscriber that reconnects, to the restarted server, follows the run on.
+        let mut watcher = connect(&second.address, Protocol::Modern).await;
+        watcher.subscribe("metrics", METRICS, json!({ "id": id })).await;
+        let after = watcher.next_payload("metrics").await["data"]["testMetrics"].clone();
+        assert_eq!(after["testHistoryId"], before["testHistoryId"]);
+        assert!(after["totalRequests"].as_i64() > before["totalRequests"].as_i64(), "{before} then {after}");
+        let last = watcher.payloads_until_complete("metrics").await;
+        assert_eq!(last.last().unwrap()["data"]["testMetrics"]["final"], true, "{last:?}");
     }
-    assert_eq!(run["status"], "FAILED", "{run}");
-    assert!(run["failureReason"].as_str().unwrap().starts_with("interrupted by server restart"), "{run}");
-    let run = wait_for(&second, &id, "its results", |run| !run["summary"].is_null()).await;
-    let recorded = recorded_requests(&influx, &id).await;
-    assert!(recorded > 0);
-    assert_eq!(run["summary"]["totalRequests"], recorded, "{run}");
+    let run = wait_for(&second, &id, "an end", finished).await;
+    assert!(restarted.elapsed() < Duration::from_secs(60), "taken back at once, not after its 600 s lease");
+    assert!(k6_pids_of(&scripts, &id).is_empty(), "no k6 of the run is left");
+    if afterwards == Afterwards::KillK6AndRestart {
+        assert_eq!(run["status"], "FAILED", "{run}");
+        let reason = run["failureReason"].as_str().unwrap();
+        assert!(reason.starts_with("interrupted by server restart"), "{run}");
+        assert!(reason.contains("without writing its end-of-test counts"), "{run}");
+        let run = wait_for(&second, &id, "its results", |run| !run["summary"].is_null()).await;
+        let recorded = recorded_requests(&influx, &id).await;
+        assert!(recorded > 0);
+        assert_eq!(run["summary"]["totalRequests"], recorded, "{run}");
+        return;
+    }
+    assert_eq!(run["status"], "COMPLETED", "{run}");
+    let run = wait_for(&second, &id, "its totals", |run| !run["totals"]["requests"].is_null()).await;
+    let served = served.a.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(served > 0);
+    assert_eq!(run["totals"]["requests"], served, "k6's counts are what the target served: {run}");
 }
 
-/// Two servers on one database, as two replicas: one a real process that can be killed, one in
-/// this process. A cancel sent to the replica that does not own a run stops it; killing the
-/// owner of a run leaves the other replica's run untouched, and the survivor ends the dead
-/// one's run once its lease expires, with no k6 of it left.
+/// Two servers on one database, as two replicas: one a real process that can be frozen and
+/// killed, one in this process. A cancel sent to the replica that does not own a run stops it;
+/// an owner cut off leaves the other replica's run untouched, and the other one takes its run
+/// over once the lease expires and completes it with the k6 that went on.
 #[tokio::test]
-async fn two_replicas_cancel_each_others_runs_and_the_survivor_ends_a_dead_ones_run() {
+async fn two_replicas_cancel_each_others_runs_and_one_adopts_the_run_of_one_cut_off() {
     let influx = InfluxServer::start().await;
     let influx_port = influx.port().to_string();
     let data_dir = tempfile::tempdir().unwrap();
@@ -304,25 +356,43 @@ async fn two_replicas_cancel_each_others_runs_and_the_survivor_ends_a_dead_ones_
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!k6_processes_of(&scripts_a, &on_a_run), "the owner stopped its k6");
 
-    // A dies with a run of its own going; B's run goes on untouched and B ends A's run.
-    let dying = launch_on_a("2m").await;
+    // A is cut off (frozen: its process is there, it renews nothing) with a run of its own
+    // going; B's run goes on untouched, and B takes A's run over once its lease has expired,
+    // re-attaches to its k6, and completes it.
+    let cut_off = launch_on_a("14s").await;
     let on_b_run = replica_b.launch(steady_load(&endpoint, "6s")).await;
-    running(dying.clone()).await;
+    running(cut_off.clone()).await;
     running(on_b_run.clone()).await;
-    let killed_at = std::time::Instant::now();
-    std::process::Command::new("kill")
-        .arg("-KILL")
-        .arg(replica_a.id().unwrap().to_string())
-        .status()
-        .unwrap();
+    let owner = |id: String| {
+        let db = replica_b.db.clone();
+        async move {
+            let run =
+                metric_vault::db::entities::test_history::Entity::find_by_id(id.parse::<i64>().unwrap())
+                    .one(&db)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            run.owner_instance
+        }
+    };
+    let owner_a = owner(cut_off.clone()).await;
+    let frozen_at = std::time::Instant::now();
+    let pid_a = replica_a.id().unwrap().to_string();
+    std::process::Command::new("kill").args(["-STOP", &pid_a]).status().unwrap();
+    while owner(cut_off.clone()).await == owner_a {
+        assert!(frozen_at.elapsed() < Duration::from_secs(30), "B never took the run over");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let taken_after = frozen_at.elapsed();
+    // The last renewal came at most a second (a third of the lease) before the freeze.
+    assert!(taken_after >= Duration::from_millis(1500), "not before the lease expired: {taken_after:?}");
+    std::process::Command::new("kill").args(["-KILL", &pid_a]).status().unwrap();
     replica_a.wait().await.unwrap();
 
-    let ended = wait_for(&replica_b, &dying, "an end", finished).await;
-    let adopted_after = killed_at.elapsed();
-    assert_eq!(ended["status"], "FAILED", "{ended}");
-    assert!(ended["failureReason"].as_str().unwrap().contains("stopped renewing the run's lease"), "{ended}");
-    assert!(!k6_processes_of(&scripts_a, &dying), "the dead replica's k6 died with it");
+    let ended = wait_for(&replica_b, &cut_off, "an end", finished).await;
+    assert_eq!(ended["status"], "COMPLETED", "{ended}");
+    assert!(!ended["totals"]["requests"].is_null(), "with k6's own counts: {ended}");
+    assert!(!k6_processes_of(&scripts_a, &cut_off), "no k6 of it is left");
     let survivor = wait_for(&replica_b, &on_b_run, "an end", finished).await;
     assert_eq!(survivor["status"], "COMPLETED", "{survivor}");
-    eprintln!("a dead replica's run was ended by the survivor {adopted_after:?} after the kill (lease 3 s)");
 }

@@ -68,6 +68,10 @@ pub struct Model {
     /// Regression verdicts against the plan's baseline (`domain::regression::RunRegression` as JSON).
     #[sea_orm(column_type = "Text", nullable)]
     pub regression: Option<String>,
+    /// Where a local run's k6 processes are (`k6::runner::local::LocalProcesses` as JSON), so a
+    /// server taking the run over can re-attach to them.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub k6_processes: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -101,7 +101,7 @@ summary_table_by_index!(RUN_COLUMNS, decode_run, test_history:
     IsCompleted is_completed, CreatedAt created_at, UpdatedAt updated_at,
     InstanceSamples instance_samples, ResultsComplete results_complete,
     OwnerInstance owner_instance, LeaseExpiresAt lease_expires_at, CancelRequestedAt cancel_requested_at,
-    PlanId plan_id, PlanVersion plan_version, Regression regression);
+    PlanId plan_id, PlanVersion plan_version, Regression regression, K6Processes k6_processes);
 
 /// A `test_history` row selected as [`RUN_COLUMNS`].
 struct RunByIndex(test_history::Model);

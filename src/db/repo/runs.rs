@@ -189,44 +189,76 @@ pub async fn release_leases(db: &DatabaseConnection, owner: &str, now: DateTime<
     Ok(released.rows_affected)
 }
 
-/// Active runs whose owner stopped renewing their lease before `now` (or that never had one:
-/// runs recorded before leases existed).
-pub async fn orphaned(db: &DatabaseConnection, now: DateTime<Utc>) -> AppResult<Vec<test_history::Model>> {
+/// Active runs that are not `owner`'s: the candidates for a take-over (the caller checks their
+/// leases, and whether their owners are still alive).
+pub async fn owned_by_others(db: &DatabaseConnection, owner: &str) -> AppResult<Vec<test_history::Model>> {
     Ok(test_history::Entity::find()
         .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
         .filter(
             sea_orm::Condition::any()
-                .add(test_history::Column::LeaseExpiresAt.is_null())
-                .add(test_history::Column::LeaseExpiresAt.lt(now)),
+                .add(test_history::Column::OwnerInstance.is_null())
+                .add(test_history::Column::OwnerInstance.ne(owner)),
         )
         .all(db)
         .await?)
 }
 
-/// Makes `owner` the owner of active run `id` until `until` — if its lease expired before `now`
-/// (or `owner` holds it already). Conditional, so of several instances taking over one orphan,
-/// exactly one wins.
+/// Makes `owner` the owner of active run `id` until `until` — if its lease expired before `now`,
+/// or it still belongs to `dead_owner` (an instance known to be gone), or `owner` holds it
+/// already. Conditional, so of several instances taking over one orphan, exactly one wins.
 pub async fn take_over(
     db: &DatabaseConnection,
     id: i64,
     owner: &str,
     until: DateTime<Utc>,
     now: DateTime<Utc>,
+    dead_owner: Option<&str>,
 ) -> AppResult<bool> {
+    let mut takeable = sea_orm::Condition::any()
+        .add(test_history::Column::LeaseExpiresAt.is_null())
+        .add(test_history::Column::LeaseExpiresAt.lt(now))
+        .add(test_history::Column::OwnerInstance.eq(owner));
+    if let Some(dead) = dead_owner {
+        takeable = takeable.add(test_history::Column::OwnerInstance.eq(dead));
+    }
     let taken = test_history::Entity::update_many()
         .col_expr(test_history::Column::OwnerInstance, Expr::value(owner))
         .col_expr(test_history::Column::LeaseExpiresAt, Expr::value(until))
         .filter(test_history::Column::Id.eq(id))
         .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
-        .filter(
-            sea_orm::Condition::any()
-                .add(test_history::Column::LeaseExpiresAt.is_null())
-                .add(test_history::Column::LeaseExpiresAt.lt(now))
-                .add(test_history::Column::OwnerInstance.eq(owner)),
-        )
+        .filter(takeable)
         .exec(db)
         .await?;
     Ok(taken.rows_affected == 1)
+}
+
+/// Runs that ended after `since` with local k6 processes recorded: (id, the record).
+pub async fn ended_with_k6_processes(
+    db: &DatabaseConnection,
+    since: DateTime<Utc>,
+) -> AppResult<Vec<(i64, String)>> {
+    use sea_orm::QuerySelect;
+    Ok(test_history::Entity::find()
+        .select_only()
+        .columns([test_history::Column::Id, test_history::Column::K6Processes])
+        .filter(test_history::Column::Status.is_not_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::K6Processes.is_not_null())
+        .filter(test_history::Column::CompletedAt.gt(since))
+        .into_tuple()
+        .all(db)
+        .await?)
+}
+
+/// Records where active run `id`'s local k6 processes are (JSON); false when the run is no
+/// longer active (a cancel ended it while k6 started).
+pub async fn set_k6_processes(db: &DatabaseConnection, id: i64, processes: &str) -> AppResult<bool> {
+    let recorded = test_history::Entity::update_many()
+        .col_expr(test_history::Column::K6Processes, Expr::value(processes))
+        .filter(test_history::Column::Id.eq(id))
+        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .exec(db)
+        .await?;
+    Ok(recorded.rows_affected == 1)
 }
 
 /// Asks the owner of active run `id` to cancel it; false when the run is no longer active.

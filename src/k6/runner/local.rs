@@ -5,8 +5,10 @@
 //! split run begins at once instead of one segment ahead of another. Each also serves k6's web
 //! dashboard on a loopback port of its own unless `K6_WEB_DASHBOARD=false` ([`dashboard`]).
 
+mod adopt;
 mod dashboard;
 
+pub use adopt::{LocalProcess, LocalProcesses, ProcessLedger, stop_strays, this_machine};
 pub use dashboard::{
     LiveDashboards, MAX_VIEWERS_PER_RUN, RunDashboards, dashboard_url, k6_report_url, report_file,
 };
@@ -28,7 +30,9 @@ use tokio::{
     sync::{mpsc, watch},
 };
 
-use super::{K6ApiError, RunOutcome, RunRequest, Runner, RunnerError, RunnerEvent, execution_segment};
+use super::{
+    InterruptedRun, K6ApiError, RunOutcome, RunRequest, Runner, RunnerError, RunnerEvent, execution_segment,
+};
 use crate::{
     domain::RunnerKind,
     k6::counts::{COUNTS_FILE_VARIABLE, InstanceReports, parse_report},
@@ -45,16 +49,21 @@ const PORT_ATTEMPTS: u32 = 3;
 /// Lines of k6's stderr kept for a failure reason.
 const STDERR_LINES: usize = 20;
 
-/// Runs k6 as child processes.
+/// Stop switches of the runs in progress, by run id.
+type RunningRuns = Arc<Mutex<HashMap<i64, watch::Sender<bool>>>>;
+
+/// Runs k6 as processes of their own on this machine ([`adopt`]: they outlive the server).
 pub struct LocalRunner {
     k6_binary: String,
     http: reqwest::Client,
     events: mpsc::UnboundedSender<RunnerEvent>,
-    /// Stop switches of the runs in progress.
-    running: Arc<Mutex<HashMap<i64, watch::Sender<bool>>>>,
+    running: RunningRuns,
     /// Whether instances serve k6's web dashboard (`K6_WEB_DASHBOARD`).
     web_dashboard: bool,
     dashboards: LiveDashboards,
+    /// Where each run's processes are recorded before its load begins; None: not recorded
+    /// (a run cannot then be re-attached after a restart).
+    ledger: Option<Arc<dyn ProcessLedger>>,
 }
 
 impl LocalRunner {
@@ -71,7 +80,14 @@ impl LocalRunner {
             running: Arc::default(),
             web_dashboard: true,
             dashboards: LiveDashboards::default(),
+            ledger: None,
         }
+    }
+
+    /// Records every run's processes in `ledger`, so a restarted server can take them back.
+    pub fn with_ledger(mut self, ledger: Arc<dyn ProcessLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Whether instances serve k6's web dashboard and export its report (on by default).
@@ -100,6 +116,7 @@ impl Runner for LocalRunner {
             http: self.http.clone(),
             events: self.events.clone(),
             dashboards: self.web_dashboard.then(|| self.dashboards.clone()),
+            ledger: self.ledger.clone(),
         };
         let running = self.running.clone();
         tokio::spawn(async move {
@@ -108,7 +125,7 @@ impl Runner for LocalRunner {
             if let Some(dashboards) = &run.dashboards {
                 dashboards.close(test_id);
             }
-            let reports = read_reports(&request).await;
+            let reports = read_reports(&request.work_dir, test_id, request.parallelism).await;
             running.lock().expect("runner lock").remove(&test_id);
             let _ = run.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
         });
@@ -124,6 +141,16 @@ impl Runner for LocalRunner {
 
     fn is_running(&self, test_id: i64) -> bool {
         self.running.lock().expect("runner lock").contains_key(&test_id)
+    }
+
+    async fn reattach(&self, runs: &[InterruptedRun]) -> HashMap<i64, String> {
+        let mut lost = HashMap::new();
+        for run in runs {
+            if let Err(reason) = self.reattach_run(run).await {
+                lost.insert(run.test_id, reason);
+            }
+        }
+        lost
     }
 }
 
@@ -151,6 +178,7 @@ struct LocalRun {
     events: mpsc::UnboundedSender<RunnerEvent>,
     /// Where the run's dashboards are published; None when instances serve none.
     dashboards: Option<LiveDashboards>,
+    ledger: Option<Arc<dyn ProcessLedger>>,
 }
 
 enum Ending {
@@ -180,6 +208,12 @@ impl LocalRun {
         if let Some(dashboards) = &self.dashboards {
             dashboards
                 .open(request.test_id, instances.iter().filter_map(|instance| instance.dashboard).collect());
+        }
+        if let Some(ledger) = &self.ledger
+            && let Err(err) = ledger.record(request.test_id, &processes_of(request, &instances)).await
+        {
+            kill_all(&mut instances).await;
+            return RunOutcome::Failed { reason: format!("could not record where k6 runs: {err}") };
         }
         let mut unpause_failure = None;
         for instance in &instances {
@@ -242,7 +276,7 @@ impl LocalRun {
         let [port, dashboard_port] = free_ports().map_err(SpawnError::NoPort)?;
         let address = format!("127.0.0.1:{port}");
         let summary = request.work_dir.join(format!("summary-{}-{index}.json", request.test_id));
-        let counts = counts_path(request, index);
+        let counts = counts_path(&request.work_dir, request.test_id, index);
         let report = report_file(&request.work_dir, request.test_id, index);
         // Files left by an earlier server with the same run id must not pass for this run's.
         let _ = std::fs::remove_file(&counts);
@@ -275,8 +309,11 @@ impl LocalRun {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        die_with_this_process(&mut command);
+            // k6 outlives this server (to be re-attached after a restart, [`adopt`]): its own
+            // process group keeps a Ctrl-C meant for the server away from it.
+            .process_group(0)
+            .kill_on_drop(false);
+        survive_this_process(&mut command);
         let mut child =
             command.spawn().map_err(|source| SpawnError::Start { binary: self.k6_binary.clone(), source })?;
         let stderr = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_LINES)));
@@ -397,17 +434,35 @@ fn outcome_of(instances: &[Instance], statuses: &[ExitStatus]) -> RunOutcome {
     RunOutcome::Completed { thresholds_crossed }
 }
 
-/// Where instance `index` writes its end-of-test counts ([`crate::k6::counts`]).
-pub fn counts_path(request: &RunRequest, index: u32) -> std::path::PathBuf {
-    request.work_dir.join(format!("counts-{}-{index}.json", request.test_id))
+/// Where instance `index` of run `test_id` writes its end-of-test counts ([`crate::k6::counts`]).
+pub fn counts_path(work_dir: &Path, test_id: i64, index: u32) -> std::path::PathBuf {
+    work_dir.join(format!("counts-{test_id}-{index}.json"))
+}
+
+/// Where a run's instances are, for the ledger.
+fn processes_of(request: &RunRequest, instances: &[Instance]) -> LocalProcesses {
+    LocalProcesses {
+        machine: this_machine(),
+        script: request.script.clone(),
+        work_dir: request.work_dir.clone(),
+        instances: instances
+            .iter()
+            .map(|instance| LocalProcess {
+                index: instance.index,
+                pid: instance.child.id().unwrap_or_default(),
+                api: instance.api.clone(),
+                dashboard: instance.dashboard,
+            })
+            .collect(),
+    }
 }
 
 /// Every instance's end-of-test counts, None for one that wrote none (killed, never started)
 /// or an unreadable one.
-async fn read_reports(request: &RunRequest) -> InstanceReports {
-    let mut reports = Vec::with_capacity(request.parallelism as usize);
-    for index in 0..request.parallelism {
-        let path = counts_path(request, index);
+async fn read_reports(work_dir: &Path, test_id: i64, parallelism: u32) -> InstanceReports {
+    let mut reports = Vec::with_capacity(parallelism as usize);
+    for index in 0..parallelism {
+        let path = counts_path(work_dir, test_id, index);
         let report = match tokio::fs::read_to_string(&path).await {
             Ok(text) => parse_report(&text)
                 .inspect_err(|err| tracing::warn!(index, %err, "k6's end-of-test counts are unreadable"))
@@ -441,30 +496,18 @@ enum SpawnError {
     Start { binary: String, source: std::io::Error },
 }
 
-/// k6 ends when this server does, however it ends (`kill -9`, the OOM killer): on Linux the
-/// kernel sends k6 SIGTERM when the thread that started it exits — a tokio worker, which lives
-/// as long as the runtime — and k6 stops its test as on Ctrl-C, flushing its samples. A
-/// restarted server then records the run as interrupted, and that is what happened: no k6 goes
-/// on loading a target for a run the database says is over. (Re-adopting a running k6 after a
-/// restart is the other way to keep the two in step; this one needs no state across processes.)
-#[cfg(target_os = "linux")]
-fn die_with_this_process(command: &mut Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and calls only async-signal-safe
-    // functions (prctl, getppid), touching no memory of the parent's.
+/// k6 must not die with this server: the Rust runtime ignores SIGPIPE and `Command` sets it back
+/// to the default for the child, under which k6 (Go) exits on its first write to a stderr pipe
+/// whose reader — this server — is gone. Ignored, the write fails and k6 goes on.
+fn survive_this_process(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only signal(2), which
+    // is async-signal-safe, touching no memory of the parent's.
     unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+        command.pre_exec(|| {
+            if libc::signal(libc::SIGPIPE, libc::SIG_IGN) == libc::SIG_ERR {
                 return Err(std::io::Error::last_os_error());
-            }
-            // The server may have died between the fork and the line above.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::other("the server exited while k6 was starting"));
             }
             Ok(())
         });
     }
 }
-
-#[cfg(not(target_os = "linux"))]
-fn die_with_this_process(_command: &mut Command) {}

@@ -4,7 +4,7 @@
 pub mod kubernetes;
 pub mod local;
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use chrono::{DateTime, Utc};
 
@@ -54,6 +54,25 @@ pub enum RunOutcome {
     TimedOut,
 }
 
+/// A run whose server stopped (killed, restarted, or handing over on SIGTERM), to be taken back
+/// by the instance that took over its lease.
+#[derive(Clone, Debug)]
+pub struct InterruptedRun {
+    pub test_id: i64,
+    pub parallelism: u32,
+    /// k6 was un-paused already (the run is RUNNING).
+    pub started: bool,
+    /// When the run's time limit began (its start, or its record when it never started).
+    pub since: DateTime<Utc>,
+    /// Its time limit, as at launch.
+    pub timeout: Duration,
+    /// Where a local run's k6 processes are, as recorded at launch
+    /// ([`local::LocalProcesses`] as JSON); None for other runs, or before k6 was up.
+    pub local_processes: Option<String>,
+    /// A local run's script, where this server would have written it.
+    pub script: Option<PathBuf>,
+}
+
 /// Why a run could not be handed to a runner at all.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -78,6 +97,11 @@ pub trait Runner: Send + Sync {
 
     /// Whether the runner is running `test_id` now.
     fn is_running(&self, test_id: i64) -> bool;
+
+    /// Takes back runs that a stopped server had, where their k6 still runs, and follows them to
+    /// their end as if this runner had started them. Returns, for each run it could not take
+    /// back, why not: those are over, and the caller ends them with that reason.
+    async fn reattach(&self, runs: &[InterruptedRun]) -> HashMap<i64, String>;
 }
 
 /// `--execution-segment` and `--execution-segment-sequence` values for instance `index` of `count`.

@@ -24,6 +24,7 @@ use kube::{
 };
 use tokio::sync::{mpsc, watch};
 
+pub use super::InterruptedRun;
 use super::{RunRequest, Runner, RunnerError, RunnerEvent};
 use crate::domain::RunnerKind;
 use manifests::{ManifestSettings, RunManifest, ScriptDelivery};
@@ -85,15 +86,6 @@ impl KubernetesSettings {
             stop_grace: STOP_GRACE,
         }
     }
-}
-
-/// A run a previous server process left pending or running.
-#[derive(Clone, Debug)]
-pub struct InterruptedRun {
-    pub test_id: i64,
-    pub parallelism: u32,
-    /// k6 was un-paused already (the run is RUNNING).
-    pub started: bool,
 }
 
 struct RunHandle {
@@ -304,5 +296,9 @@ impl Runner for KubernetesRunner {
 
     fn is_running(&self, test_id: i64) -> bool {
         self.running.lock().expect("runner lock").contains_key(&test_id)
+    }
+
+    async fn reattach(&self, runs: &[InterruptedRun]) -> HashMap<i64, String> {
+        self.reattach_runs(runs).await
     }
 }

@@ -1003,13 +1003,7 @@ async fn after_a_restart_runs_with_jobs_are_followed_to_their_end_and_vanished_o
         (vec![job.clone()], vec![ended]),
     );
 
-    let lost = lab
-        .runner
-        .reattach_runs(&[
-            InterruptedRun { test_id: 46, parallelism: 1, started: true },
-            InterruptedRun { test_id: 47, parallelism: 2, started: false },
-        ])
-        .await;
+    let lost = lab.runner.reattach_runs(&[interrupted(46, 1, true), interrupted(47, 2, false)]).await;
 
     assert_eq!(
         lost.get(&47).map(String::as_str),
@@ -1361,4 +1355,16 @@ async fn two_pods_segments_are_summarised_as_one_run_with_the_exact_p95_across_t
         "p95 over every sample of both pods"
     );
     assert_eq!(summary.max_response_time, *durations.last().unwrap());
+}
+
+fn interrupted(test_id: i64, parallelism: u32, started: bool) -> InterruptedRun {
+    InterruptedRun {
+        test_id,
+        parallelism,
+        started,
+        since: chrono::Utc::now(),
+        timeout: Duration::from_secs(3600),
+        local_processes: None,
+        script: None,
+    }
 }

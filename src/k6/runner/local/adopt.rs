@@ -1,0 +1,336 @@
+//! Local k6 processes outlive the server that started them, and are taken back after a restart.
+//!
+//! Each instance runs in a process group of its own, ignoring SIGPIPE (its stderr pipe breaks
+//! when the server dies; k6 must not die of it), with its REST API on a loopback port. Before the
+//! instances are un-paused, the runner has the lifecycle record where they are
+//! ([`LocalProcesses`]: machine, pids, API addresses, work folder) with the run. A server that
+//! takes the run over — the same one restarted, or another on the same machine — re-attaches:
+//! every instance must either still run (the pid shows the run's script, its REST API answers)
+//! or have ended after writing its end-of-test counts. It then follows the run through the
+//! REST API and `/proc` as the original runner would have (cancel, time limit, the end with
+//! k6's counts). When that is not so, the instances left are stopped, and the run ends with the
+//! reason. A server on another machine cannot reach the processes; it ends the run, and the
+//! machine's own server stops what is left of it when it starts ([`stop_strays`]).
+//!
+//! Linux only: liveness and identity come from `/proc`.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::{LocalRunner, STOP_GRACE, read_reports};
+use crate::k6::runner::{InterruptedRun, RunOutcome, RunnerEvent, set_k6_status};
+
+/// How often an adopted run's processes are looked at.
+const WATCH_EVERY: Duration = Duration::from_millis(500);
+
+/// Where one local run's k6 processes are: recorded with the run before they are un-paused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalProcesses {
+    /// The machine they run on ([`this_machine`]): pids and loopback ports mean something only there.
+    pub machine: String,
+    /// The script every instance runs; a pid whose command line does not name it is not ours.
+    pub script: PathBuf,
+    /// Where the instances write their end-of-test counts.
+    pub work_dir: PathBuf,
+    pub instances: Vec<LocalProcess>,
+}
+
+/// One k6 instance of a local run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalProcess {
+    pub index: u32,
+    pub pid: u32,
+    /// Its REST API's status resource, `http://127.0.0.1:port/v1/status`.
+    pub api: String,
+    /// Its web dashboard, when it serves one.
+    pub dashboard: Option<SocketAddr>,
+}
+
+/// Where the lifecycle records a run's [`LocalProcesses`].
+#[async_trait::async_trait]
+pub trait ProcessLedger: Send + Sync {
+    /// Records where run `test_id`'s k6 processes are; an error (the run cannot be found again
+    /// after a restart) stops the run before its load begins.
+    async fn record(&self, test_id: i64, processes: &LocalProcesses) -> Result<(), String>;
+}
+
+/// This machine, as this boot of it: the host name and the kernel's boot id (a pid from before
+/// a reboot names nothing).
+pub fn this_machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).map(|text| text.trim().to_owned()).ok();
+    let host = read("/proc/sys/kernel/hostname").or_else(|| read("/etc/hostname")).unwrap_or_default();
+    let boot = read("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    format!("{host}/{boot}")
+}
+
+impl LocalProcess {
+    /// Whether the process still runs the run's `script` (not a zombie, not a reused pid).
+    pub fn is_running(&self, script: &Path) -> bool {
+        runs_script(self.pid, script)
+    }
+}
+
+/// Whether process `pid` is alive and was started with `script` among its arguments.
+fn runs_script(pid: u32, script: &Path) -> bool {
+    let Ok(command_line) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let script = script.as_os_str().as_encoded_bytes();
+    command_line.split(|byte| *byte == 0).any(|argument| argument == script)
+}
+
+/// Sends `signal` to process `pid` if it still runs `script`.
+fn signal(pid: u32, script: &Path, signal: libc::c_int) {
+    if runs_script(pid, script) {
+        // SAFETY: kill(2) with a pid just checked to be one of the run's k6 processes.
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+}
+
+impl LocalProcesses {
+    fn running(&self) -> impl Iterator<Item = &LocalProcess> {
+        self.instances.iter().filter(|instance| instance.is_running(&self.script))
+    }
+
+    /// Asks every instance still running to stop (k6 flushes its samples on SIGTERM), and kills
+    /// what is left after [`STOP_GRACE`].
+    async fn stop(&self, http: &reqwest::Client) {
+        for instance in self.running() {
+            if set_k6_status(http, &instance.api, json!({ "stopped": true })).await.is_err() {
+                signal(instance.pid, &self.script, libc::SIGTERM);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while self.running().next().is_some() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for instance in self.running() {
+            tracing::warn!(
+                pid = instance.pid,
+                "an adopted k6 did not stop within {STOP_GRACE:?}; killing it"
+            );
+            signal(instance.pid, &self.script, libc::SIGKILL);
+        }
+    }
+}
+
+/// Stops every k6 process of `processes` still running on this machine: what an ended run
+/// left behind when a server elsewhere ended it. Returns how many there were.
+pub fn stop_strays(processes: &LocalProcesses) -> usize {
+    if processes.machine != this_machine() {
+        return 0;
+    }
+    let strays: Vec<_> = processes.running().collect();
+    for instance in &strays {
+        tracing::warn!(pid = instance.pid, "stopping a k6 left running by a run that has ended");
+        signal(instance.pid, &processes.script, libc::SIGTERM);
+    }
+    strays.len()
+}
+
+/// Stops every process on this machine started with `script` among its arguments: the k6 of
+/// a run whose server died before it could record them (they wait, paused, for ever).
+fn stop_unrecorded(script: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let pids: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid| *pid != std::process::id() && runs_script(*pid, script))
+        .collect();
+    for pid in &pids {
+        tracing::warn!(pid, script = %script.display(), "stopping an unrecorded k6 of an interrupted run");
+        signal(*pid, script, libc::SIGKILL);
+    }
+    pids.len()
+}
+
+impl LocalRunner {
+    /// Takes one interrupted run back, or says why it cannot be.
+    pub(super) async fn reattach_run(&self, run: &InterruptedRun) -> Result<(), String> {
+        let Some(recorded) = &run.local_processes else {
+            if let Some(script) = &run.script {
+                stop_unrecorded(script);
+            }
+            return Err("interrupted by server restart before its k6 processes were up".to_owned());
+        };
+        let processes: LocalProcesses = serde_json::from_str(recorded).map_err(|err| {
+            format!("interrupted by server restart; its k6 processes' record is unreadable: {err}")
+        })?;
+        if processes.machine != this_machine() {
+            return Err(format!(
+                "interrupted by server restart: its k6 ran on another machine ({}), which this server cannot reach",
+                processes.machine
+            ));
+        }
+        if let Err(problem) = self.check_instances(run, &processes).await {
+            processes.stop(&self.http).await;
+            return Err(format!("interrupted by server restart: {problem}; the rest of it was stopped"));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        self.running.lock().expect("runner lock").insert(run.test_id, stop_tx);
+        let dashboards = self.web_dashboard.then(|| self.dashboards.clone());
+        if let Some(dashboards) = &dashboards {
+            let addresses: Option<Vec<_>> =
+                processes.instances.iter().map(|instance| instance.dashboard).collect();
+            if let Some(addresses) =
+                addresses.filter(|_| processes.running().count() == processes.instances.len())
+            {
+                dashboards.open(run.test_id, addresses);
+            }
+        }
+        let follower = Adopted {
+            run: run.clone(),
+            processes,
+            http: self.http.clone(),
+            events: self.events.clone(),
+            running: self.running.clone(),
+            dashboards,
+        };
+        tokio::spawn(follower.follow(stop_rx));
+        Ok(())
+    }
+
+    /// Each instance either still runs and answers on its REST API, or ended having written
+    /// its end-of-test counts; otherwise, what is wrong.
+    async fn check_instances(&self, run: &InterruptedRun, processes: &LocalProcesses) -> Result<(), String> {
+        for instance in &processes.instances {
+            if instance.is_running(&processes.script) {
+                let answer = self.http.get(&instance.api).send().await.and_then(|r| r.error_for_status());
+                if let Err(err) = answer {
+                    return Err(format!(
+                        "k6 instance {} (pid {}) no longer answered on its REST API ({err})",
+                        instance.index, instance.pid
+                    ));
+                }
+            } else {
+                let counts = super::counts_path(&processes.work_dir, run.test_id, instance.index);
+                if !counts.is_file() {
+                    return Err(format!(
+                        "k6 instance {} (pid {}) had ended without writing its end-of-test counts",
+                        instance.index, instance.pid
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An adopted run, followed to its end.
+struct Adopted {
+    run: InterruptedRun,
+    processes: LocalProcesses,
+    http: reqwest::Client,
+    events: tokio::sync::mpsc::UnboundedSender<RunnerEvent>,
+    running: super::RunningRuns,
+    dashboards: Option<super::LiveDashboards>,
+}
+
+impl Adopted {
+    #[tracing::instrument(skip_all, fields(test_id = self.run.test_id))]
+    async fn follow(self, mut stop: watch::Receiver<bool>) {
+        let test_id = self.run.test_id;
+        tracing::info!(pids = ?self.processes.instances.iter().map(|i| i.pid).collect::<Vec<_>>(),
+            "re-attached to a local run's k6 after a restart");
+        if !self.run.started {
+            // Stopped while its instances were paused: start them now, together.
+            for instance in self.processes.running() {
+                if let Err(err) = set_k6_status(&self.http, &instance.api, json!({ "paused": false })).await {
+                    tracing::warn!(instance = instance.index, %err, "could not un-pause an adopted k6");
+                }
+            }
+            let _ = self.events.send(RunnerEvent::Started { test_id, at: Utc::now() });
+        }
+        let limit = chrono::Duration::from_std(self.run.timeout).unwrap_or(chrono::Duration::days(1));
+        let left = (self.run.since + limit - Utc::now()).to_std().unwrap_or_default();
+        let deadline = tokio::time::sleep(left);
+        tokio::pin!(deadline);
+        let mut thresholds_crossed = false;
+        let ending = loop {
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_EVERY) => {}
+                _ = stop.wait_for(|stop| *stop) => break Some(RunOutcome::Cancelled),
+                () = &mut deadline => break Some(RunOutcome::TimedOut),
+            }
+            let running: Vec<_> = self.processes.running().collect();
+            if running.is_empty() {
+                break None;
+            }
+            for instance in running {
+                thresholds_crossed |= self.tainted(&instance.api).await;
+            }
+        };
+        if let Some(outcome) = &ending {
+            tracing::info!(?outcome, "stopping an adopted run");
+            self.processes.stop(&self.http).await;
+        }
+        if let Some(dashboards) = &self.dashboards {
+            dashboards.close(test_id);
+        }
+        let reports =
+            read_reports(&self.processes.work_dir, test_id, self.processes.instances.len() as u32).await;
+        let outcome = ending.unwrap_or_else(|| match reports.iter().position(Option::is_none) {
+            // Not a child of this process: its exit status is unknown, its counts file tells.
+            Some(index) => RunOutcome::Failed {
+                reason: format!(
+                    "k6 instance {index} ended without writing its end-of-test counts (it was re-attached \
+                     after a server restart, so its exit status is unknown; it was probably killed)"
+                ),
+            },
+            None => RunOutcome::Completed { thresholds_crossed },
+        });
+        self.running.lock().expect("runner lock").remove(&test_id);
+        let _ = self.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
+    }
+
+    /// Whether k6 says a threshold has been crossed (its status resource's `tainted`).
+    async fn tainted(&self, api: &str) -> bool {
+        let Ok(response) = self.http.get(api).send().await else {
+            return false;
+        };
+        let status: serde_json::Value = response.json().await.unwrap_or_default();
+        status["data"]["attributes"]["tainted"].as_bool().unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_is_ours_only_while_it_runs_the_script() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        // Until it has exec'd, the child shows this test's command line.
+        let spawned = std::time::Instant::now();
+        while !runs_script(child.id(), Path::new("30")) {
+            assert!(spawned.elapsed() < Duration::from_secs(5), "the child runs `sleep 30`");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!runs_script(child.id(), Path::new("/tmp/test-1.js")), "another script");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!runs_script(child.id(), Path::new("30")), "ended");
+        assert!(!runs_script(std::process::id(), Path::new("30")), "not this test's script");
+    }
+
+    #[test]
+    fn the_machine_names_host_and_boot() {
+        let machine = this_machine();
+        assert_eq!(machine, this_machine());
+        let (host, boot) = machine.split_once('/').unwrap();
+        assert!(!host.is_empty() && boot.len() >= 32, "{machine}");
+    }
+}
