@@ -382,13 +382,8 @@ impl Env<'_> {
         valid: impl Fn(f64) -> bool,
         expected: &'static str,
     ) -> Result<f64, ConfigError> {
-        match self.optional(variable) {
-            None => Ok(default),
-            Some(value) => match value.parse::<f64>() {
-                Ok(n) if n.is_finite() && valid(n) => Ok(n),
-                _ => Err(Self::error(variable, value, expected)),
-            },
-        }
+        let read = |value: &str| value.parse::<f64>().ok().filter(|n| n.is_finite() && valid(*n));
+        self.read_or(variable, default, read, expected)
     }
 
     fn positive(
@@ -428,14 +423,25 @@ impl Env<'_> {
         choices: &[(&str, T)],
         expected: &'static str,
     ) -> Result<T, ConfigError> {
-        let Some(value) = self.optional(variable) else {
-            return Ok(default);
+        let read = |value: &str| {
+            choices.iter().find(|(name, _)| name.eq_ignore_ascii_case(value)).map(|(_, choice)| *choice)
         };
-        choices
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(&value))
-            .map(|(_, choice)| *choice)
-            .ok_or_else(|| Self::error(variable, value, expected))
+        self.read_or(variable, default, read, expected)
+    }
+
+    /// What `read` makes of the value, or `default` when unset; `read` gives None for a value
+    /// it does not accept.
+    fn read_or<T>(
+        &self,
+        variable: &'static str,
+        default: T,
+        read: impl Fn(&str) -> Option<T>,
+        expected: &'static str,
+    ) -> Result<T, ConfigError> {
+        match self.optional(variable) {
+            None => Ok(default),
+            Some(value) => read(&value).ok_or_else(|| Self::error(variable, value, expected)),
+        }
     }
 }
 

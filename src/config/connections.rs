@@ -95,22 +95,18 @@ impl ConnectionSettings {
             max_sockets_per_address: count("WS_MAX_SOCKETS_PER_ADDRESS", "256")?,
             max_sockets_per_token: count("WS_MAX_SOCKETS_PER_TOKEN", "100")?,
             max_subscriptions_per_socket: count("WS_MAX_SUBSCRIPTIONS_PER_SOCKET", "20")?,
-            allowed_origins: match env.optional("ALLOWED_ORIGINS") {
-                None => AllowedOrigins::Listed(Vec::new()),
-                Some(list) => parse_origins(&list).ok_or(ConfigError {
-                    variable: "ALLOWED_ORIGINS",
-                    value: list,
-                    expected: "a comma-separated list of origins such as https://grafana.example.com, or *",
-                })?,
-            },
-            allowed_hosts: match env.optional("ALLOWED_HOSTS") {
-                None => AllowedHosts::Listed(Vec::new()),
-                Some(list) => parse_hosts(&list).ok_or(ConfigError {
-                    variable: "ALLOWED_HOSTS",
-                    value: list,
-                    expected: "a comma-separated list of host names such as metric-vault.lan, or *",
-                })?,
-            },
+            allowed_origins: env.read_or(
+                "ALLOWED_ORIGINS",
+                AllowedOrigins::Listed(Vec::new()),
+                parse_origins,
+                "a comma-separated list of origins such as https://grafana.example.com, or *",
+            )?,
+            allowed_hosts: env.read_or(
+                "ALLOWED_HOSTS",
+                AllowedHosts::Listed(Vec::new()),
+                parse_hosts,
+                "a comma-separated list of host names such as metric-vault.lan, or *",
+            )?,
         })
     }
 }

@@ -55,14 +55,12 @@ impl SecuritySettings {
                 expected: "a secret of at least 24 characters (e.g. `openssl rand -base64 32`)",
             });
         }
-        let allowed = match env.optional("ALLOWED_TARGETS") {
-            None => None,
-            Some(list) => Some(list.parse::<TargetList>().map_err(|_| ConfigError {
-                variable: "ALLOWED_TARGETS",
-                value: list.clone(),
-                expected: TARGET_FORMS,
-            })?),
-        };
+        let allowed = env.read_or(
+            "ALLOWED_TARGETS",
+            None,
+            |list| list.parse::<TargetList>().ok().map(Some),
+            TARGET_FORMS,
+        )?;
         let blocked = env.optional("BLOCKED_TARGETS").unwrap_or_else(|| DEFAULT_BLOCKED.to_owned());
         let blocked = blocked.parse::<TargetList>().map_err(|_| ConfigError {
             variable: "BLOCKED_TARGETS",

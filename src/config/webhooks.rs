@@ -37,21 +37,16 @@ impl WebhookSettings {
 
     pub(super) fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let defaults = Self::default();
-        let public_base_url = match env.optional("PUBLIC_BASE_URL") {
-            None => None,
-            Some(text) => match url::Url::parse(&text) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {
-                    Some(text.trim_end_matches('/').to_owned())
-                }
-                _ => {
-                    return Err(ConfigError {
-                        variable: "PUBLIC_BASE_URL",
-                        value: text,
-                        expected: "the http(s) URL people reach this server at, e.g. https://metric-vault.example.com",
-                    });
-                }
+        let public_base_url = env.read_or(
+            "PUBLIC_BASE_URL",
+            None,
+            |text| {
+                let url = url::Url::parse(text).ok()?;
+                (matches!(url.scheme(), "http" | "https") && url.has_host())
+                    .then(|| Some(text.trim_end_matches('/').to_owned()))
             },
-        };
+            "the http(s) URL people reach this server at, e.g. https://metric-vault.example.com",
+        )?;
         let max_attempts: u32 = env.parsed(
             "WEBHOOK_MAX_ATTEMPTS",
             &defaults.max_attempts.to_string(),

@@ -30,12 +30,12 @@
 //! nothing for a while, which is what a healthy subscriber that only listens does.
 
 mod admission;
+mod auth;
 mod budget;
+mod operations;
 mod upgrade;
 
 use std::{
-    borrow::Cow,
-    collections::{HashSet, VecDeque},
     str::FromStr,
     sync::{
         Arc, Mutex,
@@ -49,9 +49,9 @@ use async_graphql::{
     http::{WebSocket as GraphQLProtocolMachine, WebSocketProtocols, WsMessage},
 };
 use axum::http::{HeaderMap, header};
-use futures_util::{SinkExt, StreamExt, future};
+use futures_util::{SinkExt, StreamExt};
 use tokio::{
-    sync::{Notify, broadcast::error::RecvError, mpsc},
+    sync::{broadcast::error::RecvError, mpsc},
     time::Instant,
 };
 use tokio_tungstenite::tungstenite::{
@@ -61,23 +61,17 @@ use tokio_tungstenite::tungstenite::{
 };
 
 pub use admission::{Admission, Admissions, TokenKey, client_key};
+pub use auth::Auth;
 pub use budget::InboundBudget;
 pub use upgrade::{Socket, handshake};
 
+use auth::{Admitted, admit_connection, revocable, revoked_close, token_revoked};
+use operations::{Operations, completed_operation};
+
 use crate::{
-    access::{AuthError, AuthMode, Authenticator, Principal},
     config::ConnectionSettings,
     graphql::{AppSchema, subscription::SubscriptionExecutor},
 };
-
-/// How a connection proves who it is.
-pub struct Auth {
-    pub authenticator: Authenticator,
-    /// The upgrade request's `Authorization` header, used when `connection_init` carries none.
-    pub upgrade_header: Option<String>,
-    /// Open sockets per API token.
-    pub tokens: Admissions<TokenKey>,
-}
 
 /// What one socket may send and hold (from [`ConnectionSettings`]).
 #[derive(Clone, Copy, Debug)]
@@ -144,22 +138,6 @@ const FORWARD_QUEUE: usize = 16;
 /// `extensions.code` of a subscription refused for the per-socket cap.
 pub const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 
-/// graphql-transport-ws: a `subscribe` whose id is already running.
-const CLOSE_DUPLICATE_ID: u16 = 4409;
-
-/// The token of a `connection_init` payload: `authorization`, `Authorization`, or either inside
-/// `headers` (some Apollo setups), as `Bearer …` or bare.
-fn payload_authorization(payload: &serde_json::Value) -> Option<String> {
-    let pick = |object: &serde_json::Value| {
-        ["authorization", "Authorization"]
-            .iter()
-            .find_map(|key| object.get(*key)?.as_str().map(str::to_owned))
-    };
-    let value = pick(payload).or_else(|| payload.get("headers").and_then(pick))?;
-    let value = value.trim();
-    Some(if value.contains(' ') { value.to_owned() } else { format!("Bearer {value}") })
-}
-
 /// The first GraphQL subprotocol the client offers that the server speaks.
 pub fn negotiate(headers: &HeaderMap) -> Option<WebSocketProtocols> {
     headers
@@ -196,43 +174,8 @@ pub async fn serve(
     let mut hearing_revocations = true;
     let admitted: Arc<Mutex<Option<Admitted>>> = Arc::default();
     let on_init = {
-        let refused = refused.clone();
-        let admitted = admitted.clone();
-        move |payload: serde_json::Value| async move {
-            let authorization = payload_authorization(&payload).or(auth.upgrade_header);
-            let principal = match auth.authenticator.authenticate(authorization.as_deref()).await {
-                Ok(principal) => principal,
-                Err(err) => {
-                    refused.store(CLOSE_FORBIDDEN, Ordering::Relaxed);
-                    return Err(async_graphql::Error::new(format!("Forbidden: {err}")));
-                }
-            };
-            let token = match (auth.authenticator.mode(), principal.token_id) {
-                (AuthMode::None, _) => None,
-                (AuthMode::Token, Some(id)) => Some(TokenKey::Stored(id)),
-                (AuthMode::Token, None) => Some(TokenKey::Bootstrap),
-            };
-            let place = match token {
-                None => None,
-                Some(key) => match auth.tokens.admit(key, limits.max_sockets_per_token) {
-                    Some(place) => Some(place),
-                    None => {
-                        refused.store(CLOSE_TOO_MANY, Ordering::Relaxed);
-                        return Err(async_graphql::Error::new(too_many_sockets(
-                            limits.max_sockets_per_token,
-                        )));
-                    }
-                },
-            };
-            *admitted.lock().expect("admitted token") = Some(Admitted {
-                token_id: principal.token_id,
-                authorization: authorization.unwrap_or_default(),
-                _place: place,
-            });
-            let mut data = Data::default();
-            data.insert::<Principal>(principal);
-            Ok(data)
-        }
+        let (refused, admitted) = (refused.clone(), admitted.clone());
+        move |payload| admit_connection(payload, auth, limits, refused, admitted)
     };
     let graphql = GraphQLProtocolMachine::new(SubscriptionExecutor(schema), messages, protocol)
         .connection_data(data)
@@ -366,156 +309,6 @@ fn too_many_sockets(cap: usize) -> String {
     format!("this API token already holds {cap} open websockets (WS_MAX_SOCKETS_PER_TOKEN)")
 }
 
-/// The operations running on one socket, counted as the protocol machine starts and ends
-/// them, and the `subscribe` messages refused for the cap, waiting to be answered.
-#[derive(Clone)]
-struct Operations {
-    state: Arc<Mutex<OperationsState>>,
-    refusals: Arc<Notify>,
-}
-
-struct OperationsState {
-    cap: usize,
-    running: HashSet<String>,
-    refused: VecDeque<String>,
-    /// A graphql-transport-ws `subscribe` reused the id of a running operation: the protocol
-    /// closes the socket with 4409 for that.
-    duplicate: Option<String>,
-}
-
-/// The part of a client or server message that says what it is about.
-#[derive(serde::Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-}
-
-impl Operations {
-    fn new(cap: usize) -> Self {
-        let state =
-            OperationsState { cap, running: HashSet::new(), refused: VecDeque::new(), duplicate: None };
-        Self { state: Arc::new(Mutex::new(state)), refusals: Arc::new(Notify::new()) }
-    }
-
-    /// The protocol machine's input: `queue`, with the operations counted as the machine
-    /// takes each message (so the count is the machine's, whatever order messages cross in),
-    /// and a `subscribe` past the cap held back and refused.
-    fn admit(self, mut queue: mpsc::Receiver<Vec<u8>>) -> impl futures_util::Stream<Item = Vec<u8>> {
-        futures_util::stream::poll_fn(move |cx| queue.poll_recv(cx)).filter(move |message| {
-            let Ok(envelope) = serde_json::from_slice::<Envelope>(message) else {
-                // The machine answers what it cannot read.
-                return future::ready(true);
-            };
-            let mut state = self.state.lock().expect("operations");
-            let pass = match (envelope.kind.as_ref(), envelope.id) {
-                ("subscribe", Some(id)) if state.running.contains(id.as_ref()) => {
-                    state.duplicate = Some(id.into_owned());
-                    self.refusals.notify_one();
-                    false
-                }
-                ("subscribe" | "start", Some(id)) => {
-                    // The legacy protocol's machine replaces an operation whose id is reused.
-                    if state.running.contains(id.as_ref()) {
-                        true
-                    } else if state.running.len() < state.cap {
-                        state.running.insert(id.into_owned());
-                        true
-                    } else {
-                        state.refused.push_back(id.into_owned());
-                        self.refusals.notify_one();
-                        false
-                    }
-                }
-                ("complete" | "stop", Some(id)) => {
-                    state.running.remove(id.as_ref());
-                    true
-                }
-                _ => true,
-            };
-            future::ready(pass)
-        })
-    }
-
-    /// The machine has sent `complete` for `id`.
-    fn ended(&self, id: &str) {
-        self.state.lock().expect("operations").running.remove(id);
-    }
-
-    /// An `error` message for each refused `subscribe`.
-    fn take_refusals(&self, protocol: WebSocketProtocols) -> Vec<Message> {
-        let mut state = self.state.lock().expect("operations");
-        let cap = state.cap;
-        let mut answers: Vec<Message> = state
-            .refused
-            .drain(..)
-            .map(|id| Message::text(too_many_operations(protocol, &id, cap)))
-            .collect();
-        if let Some(id) = state.duplicate.take() {
-            answers.push(close(CLOSE_DUPLICATE_ID, format!("Subscriber for {id} already exists")));
-        }
-        answers
-    }
-}
-
-/// graphql-transport-ws's `error` message (a list of errors) or the legacy protocol's (one).
-fn too_many_operations(protocol: WebSocketProtocols, id: &str, cap: usize) -> String {
-    let error = serde_json::json!({
-        "message": format!(
-            "this websocket already runs {cap} operations (WS_MAX_SUBSCRIPTIONS_PER_SOCKET): \
-             complete one, or open another websocket"
-        ),
-        "extensions": { "code": TOO_MANY_SUBSCRIPTIONS },
-    });
-    let payload = match protocol {
-        WebSocketProtocols::GraphQLWS => serde_json::Value::Array(vec![error]),
-        WebSocketProtocols::SubscriptionsTransportWS => error,
-    };
-    serde_json::json!({ "type": "error", "id": id, "payload": payload }).to_string()
-}
-
-/// The id of the operation a server message completes.
-fn completed_operation(text: &str) -> Option<String> {
-    // Events are nearly all the traffic: pass them without parsing their payload.
-    if text.starts_with(r#"{"type":"next""#) || text.starts_with(r#"{"type":"data""#) {
-        return None;
-    }
-    let envelope = serde_json::from_str::<Envelope>(text).ok()?;
-    (envelope.kind == "complete").then(|| envelope.id.map(Cow::into_owned)).flatten()
-}
-
-/// The token a connection was let in with, and its place among the token's sockets.
-struct Admitted {
-    /// None for the bootstrap token and `AUTH_MODE=none`, which cannot be revoked.
-    token_id: Option<i64>,
-    authorization: String,
-    _place: Option<Admission<TokenKey>>,
-}
-
-/// What a revocation check needs: a stored token (the others cannot be revoked).
-#[derive(Clone)]
-struct Revocable {
-    token_id: i64,
-    authorization: String,
-}
-
-fn revocable(admitted: &Mutex<Option<Admitted>>) -> Option<Revocable> {
-    let admitted = admitted.lock().expect("admitted token");
-    let admitted = admitted.as_ref()?;
-    Some(Revocable { token_id: admitted.token_id?, authorization: admitted.authorization.clone() })
-}
-
-/// Whether the token store now says no to the token a connection was let in with. A store
-/// that cannot be read keeps the connection open: that is an outage, not a revocation.
-async fn token_revoked(authenticator: &Authenticator, admitted: &Revocable) -> bool {
-    matches!(authenticator.authenticate(Some(&admitted.authorization)).await, Err(AuthError::Invalid))
-}
-
-fn revoked_close() -> Vec<Message> {
-    vec![close(CLOSE_FORBIDDEN, "Forbidden: the API token was revoked".to_owned())]
-}
-
 /// A close frame's reason must fit in 123 bytes.
 fn truncate_reason(mut reason: String) -> String {
     if reason.len() > 120 {
@@ -547,7 +340,7 @@ fn close(code: u16, reason: String) -> Message {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{auth::payload_authorization, *};
 
     #[test]
     fn close_frames_fit_a_control_frame_whatever_the_reason_quotes() {

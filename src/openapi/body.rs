@@ -185,14 +185,8 @@ pub(super) fn swagger_parameter_schema(parameter: &Map<String, Value>) -> Value 
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use url::Url;
 
-    use super::super::parse::{DEFAULT_TAG, ParseError, ParsedSpec, parse_document};
-
-    fn parse(text: &str) -> Result<ParsedSpec, ParseError> {
-        let document_url = Url::parse("https://example.test/specs/api.yaml").unwrap();
-        parse_document(text, Some(&document_url), None)
-    }
+    use super::super::parse::{DEFAULT_TAG, parse_example as parse};
 
     #[test]
     fn swagger_body_and_form_parameters_become_request_bodies() {

@@ -270,16 +270,8 @@ fn text_field(object: &Value, key: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
-    use url::Url;
 
-    use super::super::parse::{
-        DEFAULT_TAG, ParameterLocation, ParseError, ParsedSpec, ParsedTag, parse_document,
-    };
-
-    fn parse(text: &str) -> Result<ParsedSpec, ParseError> {
-        let document_url = Url::parse("https://example.test/specs/api.yaml").unwrap();
-        parse_document(text, Some(&document_url), None)
-    }
+    use super::super::parse::{DEFAULT_TAG, ParameterLocation, ParsedTag, parse_example as parse};
 
     #[test]
     fn merges_path_and_operation_parameters_with_refs() {

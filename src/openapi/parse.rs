@@ -255,15 +255,19 @@ fn collect_tags(root: &Map<String, Value>, endpoints: &[ParsedEndpoint]) -> Vec<
     tags
 }
 
+/// [`parse_document`] of a document fetched from `https://example.test/specs/api.yaml`, as the
+/// parsing modules' tests read theirs.
+#[cfg(test)]
+pub(super) fn parse_example(text: &str) -> Result<ParsedSpec, ParseError> {
+    let document_url = Url::parse("https://example.test/specs/api.yaml").unwrap();
+    parse_document(text, Some(&document_url), None)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::parse_example as parse;
     use super::*;
     use serde_json::json;
-
-    fn parse(text: &str) -> Result<ParsedSpec, ParseError> {
-        let document_url = Url::parse("https://example.test/specs/api.yaml").unwrap();
-        parse_document(text, Some(&document_url), None)
-    }
 
     fn error_text(text: &str) -> String {
         parse(text).unwrap_err().to_string()

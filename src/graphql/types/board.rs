@@ -25,7 +25,7 @@ use crate::{
     },
     domain::MetricSummary,
     graphql::{
-        loaders::{ScenarioWithEndpoint, ScenariosOfRun, StagesOfRun},
+        loaders::{ScenarioWithEndpoint, ScenariosOfRun, StagesOf},
         read_cache::{RunStamp, RunTree, run_trees},
     },
 };
@@ -134,7 +134,7 @@ async fn load_relations(
         },
         async {
             if with_stages {
-                loader.load_many(ids.iter().map(|&id| StagesOfRun(id))).await.map(Some)
+                loader.load_many(ids.iter().map(|&id| StagesOf::Run(id))).await.map(Some)
             } else {
                 Ok(None)
             }

@@ -36,6 +36,12 @@ pub(crate) fn required<T>(value: Option<T>, what: &str, id: i64) -> Result<T> {
     value.ok_or_else(|| AppError::Unexpected(anyhow::anyhow!("{what} {id} vanished while resolving")).into())
 }
 
+/// Project `id`, through the request's loader: one that a row being resolved names.
+pub(crate) async fn project_by_id(ctx: &Context<'_>, id: i64) -> Result<Project> {
+    let project = loader(ctx).load_one(ProjectById(id)).await?;
+    Ok(Project(required(project, "project", id)?))
+}
+
 /// A team's group of APIs.
 pub struct Project(pub project::Model);
 
@@ -98,8 +104,7 @@ impl OpenApiSpec {
         to_id(self.0.id)
     }
     async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
-        let project = loader(ctx).load_one(ProjectById(self.0.project_id)).await?;
-        Ok(Project(required(project, "project", self.0.project_id)?))
+        project_by_id(ctx, self.0.project_id).await
     }
     async fn title(&self) -> &str {
         &self.0.title

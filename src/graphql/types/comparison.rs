@@ -12,7 +12,7 @@ use crate::{
     db::entities::{HasMetrics, scenario_history, test_history},
     domain::{MetricSummary, TestStatus},
     error::AppError,
-    graphql::loaders::{EndpointById, ScenariosOfTest, TestHistoryById},
+    graphql::loaders::{EndpointById, ScenariosOfRun, TestHistoryById},
 };
 
 /// Two finished runs, scenario by scenario.
@@ -36,9 +36,13 @@ impl TestComparison {
         let base = finished_run(base_id, "baseId")?;
         let candidate = finished_run(candidate_id, "candidateId")?;
 
-        let scenarios =
-            loader(ctx).load_many([ScenariosOfTest(base_id), ScenariosOfTest(candidate_id)]).await?;
-        let scenarios_of = |id: i64| scenarios.get(&ScenariosOfTest(id)).cloned().unwrap_or_default();
+        let scenarios = loader(ctx)
+            .load_many([ScenariosOfRun::rows(base_id), ScenariosOfRun::rows(candidate_id)])
+            .await?;
+        let scenarios_of = |id: i64| -> Vec<scenario_history::Model> {
+            let rows = scenarios.get(&ScenariosOfRun::rows(id)).map(Vec::as_slice).unwrap_or_default();
+            rows.iter().map(|(scenario, _)| scenario.clone()).collect()
+        };
         let (base_scenarios, candidate_scenarios) = (scenarios_of(base_id), scenarios_of(candidate_id));
         let pairs = pair_scenarios(
             base_scenarios,

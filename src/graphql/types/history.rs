@@ -1,29 +1,37 @@
-//! TestHistory, ScenarioHistory, Stage, TrendPoint, MetricPoint, SchedulerJob.
+//! A run (TestHistory) and its series (MetricPoint); its scenarios and stages ([`scenario`]),
+//! what a caller sees of its secrets ([`secrets`]), finished results as points on a trend
+//! ([`trend`]), and the scheduler's view of active runs ([`scheduler`]).
 
-use std::borrow::Cow;
+mod scenario;
+mod scheduler;
+mod secrets;
+mod trend;
 
-use async_graphql::{Context, ID, Json, Object, PathSegment, Result, SimpleObject};
+use async_graphql::{Context, ID, Object, PathSegment, Result};
 use chrono::{DateTime, Utc};
 
+pub use scenario::{ScenarioHistory, Stage};
+pub use scheduler::{SchedulerJob, SchedulerPod};
+pub(crate) use secrets::{sees_secrets, visible_request, visible_script};
+pub use trend::TrendPoint;
+
 use super::{
-    catalogue::{Endpoint, Project, required},
+    catalogue::{Project, project_by_id, required},
     integrity::{RunIntegrity, RunTotals},
     loader, to_id,
 };
 use crate::{
     access::{Principal, Role},
     db::{
-        entities::{HasMetrics, scenario_history, stage_history, test_history},
+        entities::{HasMetrics, scenario_history, test_history},
         repo,
     },
-    domain::{Executor, MetricSummary, RunnerKind, TestStatus, Verdict, scenario_verdict, test_verdict},
+    domain::{MetricSummary, RunnerKind, TestStatus, Verdict, test_verdict},
     error::AppError,
     graphql::{
         AppState,
-        loaders::{EndpointById, ProjectById, ScenariosOfTest, StagesOfScenario, TestHistoryById},
+        loaders::{ScenariosOfRun, TestHistoryById},
     },
-    k6::is_secret_header,
-    lifecycle::launch::{MASKED, mask_secret_headers},
     metrics::timeseries::{TimeseriesPoint, run_window},
 };
 
@@ -36,8 +44,7 @@ impl TestHistory {
         to_id(self.0.id)
     }
     async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
-        let project = loader(ctx).load_one(ProjectById(self.0.project_id)).await?;
-        Ok(Project(required(project, "project", self.0.project_id)?))
+        project_by_id(ctx, self.0.project_id).await
     }
     async fn title(&self) -> &str {
         &self.0.title
@@ -186,12 +193,10 @@ impl TestHistory {
             // No summary yet: the scenarios cannot change an unknown verdict.
             return Ok(Verdict::Unknown);
         }
-        let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
-        Ok(self.verdict_with(scenarios.iter()))
+        Ok(self.verdict_with(scenarios_of_run(ctx, self.0.id).await?.iter()))
     }
     async fn scenarios(&self, ctx: &Context<'_>) -> Result<Vec<ScenarioHistory>> {
-        let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
-        Ok(scenarios.into_iter().map(ScenarioHistory).collect())
+        Ok(scenarios_of_run(ctx, self.0.id).await?.into_iter().map(ScenarioHistory).collect())
     }
     /// Per-interval series read from InfluxDB (default step: 1 s, at most 2,000 points).
     // InfluxDB being down is reported as an `UPSTREAM_UNAVAILABLE` error at this field next
@@ -251,7 +256,7 @@ impl TestHistory {
 
     /// The `scenario` tag of the run's scenario called `name` (its name or its tag).
     async fn scenario_tag(&self, ctx: &Context<'_>, name: &str) -> Result<String> {
-        let scenarios = loader(ctx).load_one(ScenariosOfTest(self.0.id)).await?.unwrap_or_default();
+        let scenarios = scenarios_of_run(ctx, self.0.id).await?;
         let found = scenarios
             .iter()
             .find(|scenario| scenario.name == name)
@@ -269,6 +274,18 @@ impl TestHistory {
             }
         }
     }
+}
+
+/// Run `id`, through the request's loader: one that a row being resolved names.
+async fn run_by_id(ctx: &Context<'_>, id: i64) -> Result<test_history::Model> {
+    let run = loader(ctx).load_one(TestHistoryById(id)).await?;
+    required(run, "test history", id)
+}
+
+/// The scenarios of run `id`, in launch order.
+async fn scenarios_of_run(ctx: &Context<'_>, id: i64) -> Result<Vec<scenario_history::Model>> {
+    let scenarios = loader(ctx).load_one(ScenariosOfRun::rows(id)).await?.unwrap_or_default();
+    Ok(scenarios.into_iter().map(|(scenario, _)| scenario).collect())
 }
 
 /// Adds `error` to the response at the current field's path while the field still answers.
@@ -313,249 +330,5 @@ impl MetricPoint {
     }
     async fn vus(&self) -> f64 {
         self.0.vus
-    }
-}
-
-/// One scenario of a run, against one endpoint.
-pub struct ScenarioHistory(pub scenario_history::Model);
-
-impl ScenarioHistory {
-    pub(super) fn verdict_of(row: &scenario_history::Model) -> Verdict {
-        scenario_verdict(row.metrics().as_ref(), row.response_time_target, row.error_rate_target)
-    }
-}
-
-#[Object]
-impl ScenarioHistory {
-    async fn id(&self) -> ID {
-        to_id(self.0.id)
-    }
-    async fn test_history(&self, ctx: &Context<'_>) -> Result<TestHistory> {
-        let run = loader(ctx).load_one(TestHistoryById(self.0.test_history_id)).await?;
-        Ok(TestHistory(required(run, "test history", self.0.test_history_id)?))
-    }
-    async fn name(&self) -> &str {
-        &self.0.name
-    }
-    /// The tag value k6 writes as `scenario` on every sample of this scenario.
-    async fn scenario_tag(&self) -> &str {
-        &self.0.scenario_tag
-    }
-    async fn endpoint(&self, ctx: &Context<'_>) -> Result<Endpoint> {
-        let endpoint = loader(ctx).load_one(EndpointById(self.0.endpoint_id)).await?;
-        Ok(Endpoint::from(required(endpoint, "endpoint", self.0.endpoint_id)?))
-    }
-    async fn executor(&self) -> Executor {
-        self.0.executor
-    }
-    async fn think_time(&self) -> f64 {
-        self.0.think_time
-    }
-    async fn response_time_target(&self) -> Option<f64> {
-        self.0.response_time_target
-    }
-    async fn error_rate_target(&self) -> Option<f64> {
-        self.0.error_rate_target
-    }
-    /// The request values the launch gave (`pathParams`, `queryParams`, `headers`, `body`,
-    /// `secretHeaders`); null when it gave none. Below OPERATOR, secret header values read `***`.
-    async fn request(&self, ctx: &Context<'_>) -> Option<Json<serde_json::Value>> {
-        visible_request(&self.0, sees_secrets(ctx.data_opt::<Principal>()))
-    }
-    async fn stages(&self, ctx: &Context<'_>) -> Result<Vec<Stage>> {
-        let stages = loader(ctx).load_one(StagesOfScenario(self.0.id)).await?.unwrap_or_default();
-        Ok(stages.into_iter().map(Stage::from).collect())
-    }
-    /// Figures from the scenario's samples in InfluxDB, with k6's own counts when `totals` has them.
-    async fn summary(&self) -> Option<MetricSummary> {
-        self.0.metrics()
-    }
-    /// What k6 itself counted for this scenario (its `scenario` sub-metrics), summed over the
-    /// instances; null when an instance did not report them.
-    async fn totals(&self) -> Option<RunTotals> {
-        RunTotals::of(&self.0)
-    }
-    async fn verdict(&self) -> Verdict {
-        Self::verdict_of(&self.0)
-    }
-}
-
-/// Whether the caller may read secret request values: OPERATOR and above (who may launch
-/// with them anyway). No principal: no.
-pub(crate) fn sees_secrets(principal: Option<&Principal>) -> bool {
-    principal.is_some_and(|principal| principal.role >= Role::Operator)
-}
-
-/// A scenario's stored request values as a caller sees them.
-pub(crate) fn visible_request(
-    row: &scenario_history::Model,
-    sees_secrets: bool,
-) -> Option<Json<serde_json::Value>> {
-    let request = row.request.as_ref()?;
-    Some(Json(if sees_secrets { request.clone() } else { mask_secret_headers(request) }))
-}
-
-/// A run's script as a caller sees it. Scripts rendered before secret values left them carry
-/// credentials as `"Name": "value",` header lines (the only lines of a generated script made of
-/// one string key and one string value): their values are masked below OPERATOR.
-pub(crate) fn visible_script(script: &str, sees_secrets: bool) -> Cow<'_, str> {
-    let masked_line = |line: &str| -> Option<String> {
-        let pair = line.trim_start().strip_suffix(',')?;
-        if !pair.starts_with('"') {
-            return None;
-        }
-        let object: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&format!("{{{pair}}}")).ok()?;
-        let (name, value) = object.iter().next().filter(|_| object.len() == 1)?;
-        (value.is_string() && is_secret_header(name)).then(|| {
-            let indent = &line[..line.len() - line.trim_start().len()];
-            format!("{indent}{}: \"{MASKED}\",", serde_json::Value::String(name.clone()))
-        })
-    };
-    if sees_secrets || !script.lines().any(|line| masked_line(line).is_some()) {
-        return Cow::Borrowed(script);
-    }
-    let mut visible = String::with_capacity(script.len());
-    for line in script.split_inclusive('\n') {
-        let (text, end) = line.strip_suffix('\n').map_or((line, ""), |text| (text, "\n"));
-        match masked_line(text) {
-            Some(masked) => visible.push_str(&masked),
-            None => visible.push_str(text),
-        }
-        visible.push_str(end);
-    }
-    Cow::Owned(visible)
-}
-
-/// One stage of a scenario: ramp to `target` over `duration`.
-#[derive(SimpleObject)]
-pub struct Stage {
-    pub(super) id: ID,
-    pub(super) duration: String,
-    pub(super) target: i32,
-}
-
-impl From<stage_history::Model> for Stage {
-    fn from(row: stage_history::Model) -> Self {
-        Self { id: to_id(row.id), duration: row.duration, target: row.target }
-    }
-}
-
-/// One finished result (a scenario's against its endpoint, or a plan's run), as a point on a trend.
-pub struct TrendPoint {
-    test_history_id: i64,
-    avg_tps: Option<f64>,
-    avg_response_time: Option<f64>,
-    p95_response_time: Option<f64>,
-    avg_error_rate: Option<f64>,
-}
-
-impl From<scenario_history::Model> for TrendPoint {
-    fn from(row: scenario_history::Model) -> Self {
-        Self {
-            test_history_id: row.test_history_id,
-            avg_tps: row.avg_tps,
-            avg_response_time: row.avg_response_time,
-            p95_response_time: row.p95_response_time,
-            avg_error_rate: row.avg_error_rate,
-        }
-    }
-}
-
-impl From<test_history::Model> for TrendPoint {
-    fn from(run: test_history::Model) -> Self {
-        Self {
-            test_history_id: run.id,
-            avg_tps: run.avg_tps,
-            avg_response_time: run.avg_response_time,
-            p95_response_time: run.p95_response_time,
-            avg_error_rate: run.avg_error_rate,
-        }
-    }
-}
-
-#[Object]
-impl TrendPoint {
-    async fn test_history(&self, ctx: &Context<'_>) -> Result<TestHistory> {
-        let run = loader(ctx).load_one(TestHistoryById(self.test_history_id)).await?;
-        Ok(TestHistory(required(run, "test history", self.test_history_id)?))
-    }
-    async fn tested_at(&self, ctx: &Context<'_>) -> Result<DateTime<Utc>> {
-        let run = loader(ctx).load_one(TestHistoryById(self.test_history_id)).await?;
-        Ok(required(run, "test history", self.test_history_id)?.tested_at)
-    }
-    async fn avg_tps(&self) -> Option<f64> {
-        self.avg_tps
-    }
-    async fn avg_response_time(&self) -> Option<f64> {
-        self.avg_response_time
-    }
-    async fn p95_response_time(&self) -> Option<f64> {
-        self.p95_response_time
-    }
-    async fn avg_error_rate(&self) -> Option<f64> {
-        self.avg_error_rate
-    }
-}
-
-/// A run that is pending or running now.
-pub struct SchedulerJob {
-    pub run: test_history::Model,
-    pub warning_hours: f64,
-    pub pods: Vec<crate::k6::runner::kubernetes::status::PodPhase>,
-}
-
-/// One k6 pod of a Kubernetes run.
-#[derive(async_graphql::SimpleObject)]
-pub struct SchedulerPod {
-    pub name: String,
-    /// Kubernetes' pod phase: Pending, Running, Succeeded, Failed.
-    pub phase: String,
-    /// Why it is waiting or ended, when Kubernetes says (ImagePullBackOff, Unschedulable, OOMKilled…).
-    pub reason: Option<String>,
-}
-
-#[Object]
-impl SchedulerJob {
-    async fn test_history(&self) -> TestHistory {
-        TestHistory(self.run.clone())
-    }
-    async fn job_name(&self) -> &str {
-        &self.run.job_name
-    }
-    async fn runner(&self) -> RunnerKind {
-        self.run.runner
-    }
-    async fn status(&self) -> TestStatus {
-        self.run.status
-    }
-    async fn started_at(&self) -> Option<DateTime<Utc>> {
-        self.run.started_at
-    }
-    /// Seconds since the run started (or was launched, while pending).
-    async fn elapsed_seconds(&self) -> f64 {
-        self.elapsed_seconds_now()
-    }
-    /// True once the run has gone past SCHEDULER_JOB_WARNING_HOURS.
-    async fn overdue(&self) -> bool {
-        self.elapsed_seconds_now() > self.warning_hours * 3600.0
-    }
-    /// The Kubernetes runner's pods of this run with their phases; empty for local runs.
-    async fn pods(&self) -> Vec<SchedulerPod> {
-        self.pods
-            .iter()
-            .map(|pod| SchedulerPod {
-                name: pod.name.clone(),
-                phase: pod.phase.clone(),
-                reason: pod.reason.clone(),
-            })
-            .collect()
-    }
-}
-
-impl SchedulerJob {
-    fn elapsed_seconds_now(&self) -> f64 {
-        let since = self.run.started_at.unwrap_or(self.run.tested_at);
-        (Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{
-    catalogue::{Endpoint, Project, history_window, required},
+    catalogue::{Endpoint, Project, history_window, project_by_id, required},
     connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
     db, decode_cursor,
     history::{TestHistory, TrendPoint, sees_secrets},
@@ -22,7 +22,7 @@ use crate::{
         regression::{MetricRegression, RegressionVerdict, RunRegression, ScenarioRegression},
     },
     error::AppError,
-    graphql::loaders::{EndpointById, ProjectById, TestHistoryById},
+    graphql::loaders::{EndpointById, TestHistoryById},
     k6::parse_k6_duration,
     lifecycle::{
         launch::{LaunchRequest, ScenarioRequest},
@@ -39,8 +39,7 @@ impl TestPlan {
         to_id(self.0.id)
     }
     async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
-        let project = loader(ctx).load_one(ProjectById(self.0.project_id)).await?;
-        Ok(Project(required(project, "project", self.0.project_id)?))
+        project_by_id(ctx, self.0.project_id).await
     }
     /// Unique among the project's live plans.
     async fn title(&self) -> &str {

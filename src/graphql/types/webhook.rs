@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::{
-    catalogue::{Project, required},
+    catalogue::{Project, project_by_id},
     history::{TestHistory, sees_secrets},
     loader, to_id,
 };
@@ -13,7 +13,7 @@ use crate::{
     access::Principal,
     db::entities::{webhook, webhook_delivery},
     domain::webhook::{DeliveryStatus, WebhookEvent},
-    graphql::loaders::{ProjectById, TestHistoryById},
+    graphql::loaders::TestHistoryById,
     notify::target::origin,
 };
 
@@ -26,8 +26,7 @@ impl Webhook {
         to_id(self.0.id)
     }
     async fn project(&self, ctx: &Context<'_>) -> Result<Project> {
-        let project = loader(ctx).load_one(ProjectById(self.0.project_id)).await?;
-        Ok(Project(required(project, "project", self.0.project_id)?))
+        project_by_id(ctx, self.0.project_id).await
     }
     /// Where deliveries are POSTed. Below OPERATOR only its origin (scheme, host and port): the
     /// rest of a webhook URL may be a credential (Slack's incoming-webhook URLs are).
