@@ -34,12 +34,12 @@ impl From<&openapi_spec::Model> for SpecStamp {
 /// What makes a run's scenarios and stages current: every write to them also writes the
 /// run's `updated_at` (`db::repo::runs`); with its creation time, for ids SQLite reuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RunStamp {
+pub struct ScenariosStamp {
     updated_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
 }
 
-impl From<&test_history::Model> for RunStamp {
+impl From<&test_history::Model> for ScenariosStamp {
     fn from(run: &test_history::Model) -> Self {
         Self { updated_at: run.updated_at, created_at: run.created_at }
     }
@@ -62,12 +62,12 @@ impl RunTree {
 /// What makes the count of a project's runs current: its `runs_revision`, bumped by every
 /// launch and every deleted run (`db::repo::project::runs_changed`); with its creation time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RunsStamp {
+pub struct RunCountStamp {
     runs_revision: i64,
     created_at: DateTime<Utc>,
 }
 
-impl From<&project::Model> for RunsStamp {
+impl From<&project::Model> for RunCountStamp {
     fn from(project: &project::Model) -> Self {
         Self { runs_revision: project.runs_revision, created_at: project.created_at }
     }
@@ -76,10 +76,10 @@ impl From<&project::Model> for RunsStamp {
 /// The read caches, as schema data.
 pub struct ReadCaches {
     pub catalogue: StampedCache<i64, SpecStamp, SpecCatalogue>,
-    pub runs: StampedCache<i64, RunStamp, RunTree>,
+    pub runs: StampedCache<i64, ScenariosStamp, RunTree>,
     /// How many runs each project has: counting 10,000 index entries costs the database more
     /// than the rest of a board page.
-    pub run_counts: StampedCache<i64, RunsStamp, i64>,
+    pub run_counts: StampedCache<i64, RunCountStamp, i64>,
 }
 
 impl ReadCaches {
@@ -107,7 +107,7 @@ pub fn enabled(ctx: &Context<'_>) -> bool {
 /// (batched with sibling projects) and filed.
 pub async fn run_count(ctx: &Context<'_>, project: &project::Model) -> Result<i64> {
     let cache = caches(ctx).map(|caches| &caches.run_counts).filter(|counts| counts.enabled());
-    let stamp = RunsStamp::from(project);
+    let stamp = RunCountStamp::from(project);
     if let Some(count) = cache.and_then(|counts| counts.get(&project.id, &stamp)) {
         return Ok(*count);
     }
@@ -123,7 +123,7 @@ fn caches<'a>(ctx: &Context<'a>) -> Option<&'a ReadCaches> {
 }
 
 /// The cache of runs' scenarios and stages, when it is on.
-pub fn run_trees<'a>(ctx: &Context<'a>) -> Option<&'a StampedCache<i64, RunStamp, RunTree>> {
+pub fn run_trees<'a>(ctx: &Context<'a>) -> Option<&'a StampedCache<i64, ScenariosStamp, RunTree>> {
     caches(ctx).map(|caches| &caches.runs).filter(|runs| runs.enabled())
 }
 

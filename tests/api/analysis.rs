@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{GraphQlResponse, TestApp, spawn_app_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 /// The InfluxDB database the lab's server (and its k6 runs) use.

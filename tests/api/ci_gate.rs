@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::{
     helpers::{ADMIN_TOKEN, TestApp, spawn_app, spawn_app_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 /// Long enough for any of these runs (a few seconds of load) on a busy machine.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, client_with_token, spawn_app, spawn_app_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const RUN: &str = r#"query($id: ID!) { testHistory(id: $id) {

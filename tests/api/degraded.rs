@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::{
     helpers::{TestApp, spawn_app},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 async fn wait_until(

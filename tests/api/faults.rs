@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     helpers::{ADMIN_TOKEN, TestApp, client_with_token, spawn_app_with, spawn_with, test_settings_with},
     subscriptions::support::{METRICS, Protocol, connect},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const RUN: &str = "query($id: ID!) { testHistory(id: $id) { id status failureReason

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, spawn_app_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const RESULT: &str = r#"query($id: ID!) { testHistory(id: $id) {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{NO_CLUSTER, spawn_app, spawn_with_cluster, test_settings},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const RENDERED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/k8s-rendered.yaml");

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, spawn_app_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const LAUNCH: &str = r#"mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) {

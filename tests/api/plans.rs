@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, client_with_token, spawn_app_with, spawn_with, test_settings_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const CREATE: &str = r#"mutation($input: LaunchLoadTestInput!) { createTestPlan(input: $input) {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::{
     helpers::spawn_app,
     subscriptions::support::{Protocol, connect},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const TERMINAL: [&str; 3] = ["COMPLETED", "FAILED", "CANCELLED"];

@@ -15,7 +15,7 @@ use crate::{
     helpers::{
         ADMIN_TOKEN, TestApp, client_with_token, spawn_app, spawn_app_with, spawn_with, test_settings_with,
     },
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 /// A title that would run a script if it reached the markup or the data block unescaped.

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     degraded::k6_lines,
     helpers::{TestApp, client_with_token, serve, spawn_app_with, spawn_with, test_settings_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const CREATE: &str = "mutation($input: CreateWebhookInput!) {

@@ -9,7 +9,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use super::alike::AskedFor;
+use super::asked_for::AskedFor;
 use crate::{
     domain::regression::RegressionVerdict,
     error::AppError,

@@ -3,11 +3,11 @@
 //! Served over websocket on `/graphql` (`graphql-transport-ws` and the legacy `graphql-ws`
 //! subprotocol; see `http::websocket`).
 
-mod alike;
+mod asked_for;
 mod metrics;
 mod status;
 
-pub use alike::SubscriptionExecutor;
+pub use asked_for::SubscriptionExecutor;
 
 /// Every subscription of the API.
 #[derive(async_graphql::MergedSubscription, Default)]

@@ -26,7 +26,7 @@ use crate::{
     domain::MetricSummary,
     graphql::{
         loaders::{ScenarioWithEndpoint, ScenariosOfRun, StagesOf},
-        read_cache::{RunStamp, RunTree, run_trees},
+        read_cache::{RunTree, ScenariosStamp, run_trees},
     },
 };
 
@@ -150,13 +150,13 @@ async fn load_relations(
 /// under the run's stamp, the others read in two statements and filed.
 async fn cached_trees(
     ctx: &Context<'_>,
-    cache: &StampedCache<i64, RunStamp, RunTree>,
+    cache: &StampedCache<i64, ScenariosStamp, RunTree>,
     rows: &[test_history::Model],
 ) -> Result<HashMap<i64, Arc<RunTree>>> {
     let mut trees = HashMap::with_capacity(rows.len());
     let mut missing = Vec::new();
     for row in rows {
-        match cache.get(&row.id, &RunStamp::from(row)) {
+        match cache.get(&row.id, &ScenariosStamp::from(row)) {
             Some(tree) => {
                 trees.insert(row.id, tree);
             }
@@ -183,7 +183,7 @@ async fn cached_trees(
             scenarios: scenarios.remove(&id).unwrap_or_default(),
             stages: stages_of_run.remove(&id).unwrap_or_default(),
         });
-        cache.put(id, RunStamp::from(row), tree.clone(), tree.rows());
+        cache.put(id, ScenariosStamp::from(row), tree.clone(), tree.rows());
         trees.insert(id, tree);
     }
     Ok(trees)

@@ -18,7 +18,7 @@ use tokio_tungstenite::{
 
 use crate::{
     helpers::{TestApp, spawn_app_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 /// Long enough for anything the server owes us, on a busy machine.

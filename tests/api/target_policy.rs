@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     helpers::{TestApp, spawn_app_with},
-    target::project_with_target,
+    target_api::project_with_target,
 };
 
 const IMPORT_URL: &str =
