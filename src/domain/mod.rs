@@ -278,6 +278,20 @@ pub fn scenario_verdict(
     if p95_ok && errors_ok { Verdict::Passed } else { Verdict::Failed }
 }
 
+/// A run's verdict: judged ([`test_verdict`]) only once it has COMPLETED. A run that FAILED or
+/// was CANCELLED did not run its plan, so its figures cannot pass or fail its targets: `Unknown`.
+pub fn run_verdict(
+    status: TestStatus,
+    summary: Option<&MetricSummary>,
+    target_tps: Option<f64>,
+    scenario_verdicts: impl IntoIterator<Item = Verdict>,
+) -> Verdict {
+    match (status, summary) {
+        (TestStatus::Failed | TestStatus::Cancelled, _) | (_, None) => Verdict::Unknown,
+        (_, summary) => test_verdict(summary, target_tps, scenario_verdicts),
+    }
+}
+
 /// A run fails when any scenario failed or its average TPS stayed under `target_tps`;
 /// it passes when everything that had a target met it; otherwise it is `Unknown`.
 pub fn test_verdict(
@@ -347,6 +361,16 @@ mod tests {
         assert_eq!(test_verdict(Some(&s), Some(60.0), [Verdict::Passed]), Verdict::Failed);
         assert_eq!(test_verdict(Some(&s), Some(40.0), [Verdict::Unknown]), Verdict::Passed);
         assert_eq!(test_verdict(None, Some(40.0), [Verdict::Unknown]), Verdict::Unknown);
+    }
+
+    #[test]
+    fn only_a_completed_run_is_judged() {
+        let s = summary(120.0, 0.0, 50.0);
+        let judged = |status| run_verdict(status, Some(&s), None, [Verdict::Passed]);
+        assert_eq!(judged(TestStatus::Completed), Verdict::Passed);
+        assert_eq!(judged(TestStatus::Failed), Verdict::Unknown, "it did not run its plan");
+        assert_eq!(judged(TestStatus::Cancelled), Verdict::Unknown);
+        assert_eq!(run_verdict(TestStatus::Completed, None, None, [Verdict::Passed]), Verdict::Unknown);
     }
 }
 

@@ -9,8 +9,13 @@
 //! counts document to the file named by `MV_COUNTS_FILE` in k6's environment:
 //!
 //! ```json
-//! {"metricVaultCounts":1,"run":[requests,failed,iterations,sent,received],"scenarios":[[…],…]}
+//! {"metricVaultCounts":1,"run":[requests,failed,iterations,sent,received],"scenarios":[[…],…],"ranMs":…,"plannedMs":…}
 //! ```
+//!
+//! `ranMs` (k6's `state.testRunDurationMs`) against `plannedMs` (the longest scenario's stages)
+//! tells a run that went to its planned end from one stopped early (through its REST API, or a
+//! signal): what a server that re-attached to a k6 it did not start cannot learn from an exit
+//! status.
 //!
 //! `scenarios` follows the plan's scenario order (keys are left out to keep the document small)
 //! and is `null` when the whole document would not fit [`COUNTS_LIMIT_BYTES`].
@@ -40,6 +45,9 @@ pub struct InstanceReport {
     pub run: K6Counts,
     /// Per scenario, in the plan's order; None when the instance left them out (too large).
     pub scenarios: Option<Vec<K6Counts>>,
+    /// How long it ran when it stopped before its planned end; None when it ran its whole
+    /// plan (or did not say).
+    pub stopped_early_after: Option<std::time::Duration>,
 }
 
 /// Each instance's report by index; None where an instance wrote none (killed, crashed, or
@@ -53,7 +61,14 @@ struct Document {
     run: [f64; 5],
     #[serde(default)]
     scenarios: Option<Vec<[f64; 5]>>,
+    #[serde(default, rename = "ranMs")]
+    ran_ms: Option<f64>,
+    #[serde(default, rename = "plannedMs")]
+    planned_ms: Option<f64>,
 }
+
+/// A run that stopped within this much of its planned end counts as having reached it.
+const END_TOLERANCE_MS: f64 = 250.0;
 
 /// Reads a counts document; the error says what is wrong with it.
 pub fn parse_report(text: &str) -> Result<InstanceReport, String> {
@@ -84,6 +99,12 @@ pub fn parse_report(text: &str) -> Result<InstanceReport, String> {
             .scenarios
             .map(|scenarios| scenarios.into_iter().map(counts).collect::<Result<Vec<_>, _>>())
             .transpose()?,
+        stopped_early_after: match (document.ran_ms, document.planned_ms) {
+            (Some(ran), Some(planned)) if ran.is_finite() && ran + END_TOLERANCE_MS < planned => {
+                Some(std::time::Duration::from_millis(ran.max(0.0) as u64))
+            }
+            _ => None,
+        },
     })
 }
 
@@ -129,8 +150,9 @@ pub(crate) fn never_crossed(metric: &str) -> &'static str {
     if metric == "http_req_failed" { "rate>=0" } else { "count>=0" }
 }
 
-/// The script's `handleSummary`, given the scenario keys as JS string literals.
-pub(crate) fn handle_summary_source(scenario_literals: &[String]) -> String {
+/// The script's `handleSummary`, given the scenario keys as JS string literals and how long
+/// the plan runs (its longest scenario) in milliseconds.
+pub(crate) fn handle_summary_source(scenario_literals: &[String], planned_ms: u128) -> String {
     let metrics: Vec<String> =
         COUNTED_METRICS.iter().map(|(metric, figure)| format!("[\"{metric}\", \"{figure}\"]")).collect();
     format!(
@@ -138,6 +160,7 @@ pub(crate) fn handle_summary_source(scenario_literals: &[String]) -> String {
 // The counts of k6 itself, read by Metric Vault for exact totals (written only when {COUNTS_FILE_VARIABLE} is set).
 const COUNTED_SCENARIOS = [{scenarios}];
 const COUNTED_METRICS = [{metrics}];
+const PLANNED_MS = {planned_ms};
 
 function countsOf(metrics, suffix) {{
   return COUNTED_METRICS.map(([name, figure]) => {{
@@ -155,6 +178,8 @@ export function handleSummary(data) {{
     {MARKER}: 1,
     run: countsOf(data.metrics, \"\"),
     scenarios: COUNTED_SCENARIOS.map((key) => countsOf(data.metrics, \"{{scenario:\" + key + \"}}\")),
+    ranMs: Math.round((data.state && data.state.testRunDurationMs) || 0),
+    plannedMs: PLANNED_MS,
   }};
   let text = JSON.stringify(counts);
   if (text.length > {COUNTS_LIMIT_BYTES}) {{
@@ -202,13 +227,25 @@ mod tests {
             assert!(parse_report(text).is_err(), "{text}");
         }
         assert!(is_counts_document(r#"{"metricVaultCounts":1,"run":[1,0,1,0,0]}"#));
+        let stopped = |ran: u32| {
+            let text =
+                format!(r#"{{"metricVaultCounts":1,"run":[1,0,1,0,0],"ranMs":{ran},"plannedMs":20000}}"#);
+            parse_report(&text).unwrap().stopped_early_after
+        };
+        assert_eq!(stopped(5000), Some(std::time::Duration::from_secs(5)), "stopped after 5 s of 20");
+        assert_eq!(stopped(19_900), None, "at its end, within the tolerance");
+        assert_eq!(stopped(31_000), None, "its end and a graceful stop");
         assert!(!is_counts_document("level=error msg=boom"));
     }
 
     #[test]
     fn totals_need_every_instance() {
         let keys = vec!["a_0".to_owned(), "b_1".to_owned()];
-        let report = |n| InstanceReport { run: counts(n), scenarios: Some(vec![counts(n - 1), counts(1)]) };
+        let report = |n| InstanceReport {
+            run: counts(n),
+            scenarios: Some(vec![counts(n - 1), counts(1)]),
+            stopped_early_after: None,
+        };
         let (run, scenarios) = sum_reports(&[Some(report(5)), Some(report(7))], &keys).unwrap();
         assert_eq!(run.requests, 12);
         assert_eq!(run.failed_requests, 2);
@@ -219,7 +256,7 @@ mod tests {
         assert_eq!(sum_reports(&[Some(report(5)), None], &keys), None);
         assert_eq!(sum_reports(&[], &keys), None);
         // An instance without per-scenario counts leaves the scenarios out, not the run.
-        let partial = InstanceReport { run: counts(3), scenarios: None };
+        let partial = InstanceReport { run: counts(3), scenarios: None, stopped_early_after: None };
         let (run, scenarios) = sum_reports(&[Some(report(5)), Some(partial)], &keys).unwrap();
         assert_eq!((run.requests, scenarios.len()), (8, 0));
     }

@@ -82,7 +82,9 @@ pub fn render_script(plan: &TestPlan) -> String {
         render_exec_function(&mut out, index, scenario, &headers);
     }
     let keys: Vec<String> = plan.scenarios.iter().map(|scenario| js_string(&scenario.key)).collect();
-    out.push_str(&super::counts::handle_summary_source(&keys));
+    let planned =
+        plan.scenarios.iter().map(|scenario| total_duration(&scenario.stages)).max().unwrap_or_default();
+    out.push_str(&super::counts::handle_summary_source(&keys, planned.as_millis()));
     out
 }
 

@@ -404,6 +404,9 @@ impl Lifecycle {
         }
         let runner = self.runner(run.runner)?;
         if runner.is_running(id) {
+            // Written first: should this server die before the end is recorded, the instance
+            // that takes the run over knows it was cancelled (the runner may have stopped k6).
+            repo::runs::request_cancel(&self.db, id, Utc::now()).await?;
             runner.cancel(id).await;
             // The runner reports the end; wait for it to be recorded so the answer shows it.
             return self.recorded_end(id).await;

@@ -101,6 +101,12 @@ impl Lifecycle {
                 None => {
                     tracing::info!(test_id = run.id, previous_owner = ?run.owner_instance, "took a run over");
                     self.set_flight(run.id, Some(Flight::WithRunner));
+                    // A cancel asked of the previous owner is carried out here.
+                    if run.cancel_requested_at.is_some()
+                        && let Ok(runner) = self.runner(run.runner)
+                    {
+                        runner.cancel(run.id).await;
+                    }
                 }
             }
         }
@@ -116,6 +122,7 @@ impl Lifecycle {
             timeout: self.launch_limits().max_test_duration + RUN_TIME_MARGIN,
             local_processes: run.k6_processes.clone(),
             script: Some(self.settings.k6_script_file_folder.join(&run.k6_script_file_name)),
+            cancel_requested: run.cancel_requested_at.is_some(),
         }
     }
 

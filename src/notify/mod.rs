@@ -37,7 +37,7 @@ use crate::{
         entities::{HasMetrics, test_history},
         repo,
     },
-    domain::{TestStatus, Verdict, scenario_verdict, test_verdict, webhook::WebhookEvent},
+    domain::{TestStatus, Verdict, run_verdict, scenario_verdict, webhook::WebhookEvent},
     error::AppResult,
 };
 use payload::RunFacts;
@@ -205,7 +205,7 @@ async fn verdict(conn: &impl ConnectionTrait, run: &test_history::Model) -> AppR
     let scenario_verdicts = scenarios
         .iter()
         .map(|s| scenario_verdict(s.metrics().as_ref(), s.response_time_target, s.error_rate_target));
-    Ok(test_verdict(Some(&summary), run.target_tps, scenario_verdicts))
+    Ok(run_verdict(run.status, Some(&summary), run.target_tps, scenario_verdicts))
 }
 
 /// What regressed against the baseline, in one line, when the run's recorded verdicts say

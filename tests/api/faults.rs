@@ -141,10 +141,28 @@ async fn a_server_killed_with_its_k6_is_restarted_and_ends_the_run_with_the_reas
     restart_mid_run("-KILL", Afterwards::KillK6AndRestart).await;
 }
 
+/// k6 stopped by a signal while no server runs writes its counts, but ran only part of its
+/// plan: the restarted server records it FAILED, not as a run that went to its end.
+#[tokio::test]
+async fn a_k6_signalled_while_no_server_runs_fails_the_run_when_a_server_returns() {
+    restart_mid_run("-KILL", Afterwards::TermK6AndRestart).await;
+}
+
+/// A cancel the owner took, then the owner killed before it recorded the end: the run that
+/// is taken over ends CANCELLED, whether or not the cancel reached k6 in time.
+#[tokio::test]
+async fn a_cancel_taken_by_a_server_killed_right_after_stands() {
+    restart_mid_run("-KILL", Afterwards::CancelThenKill).await;
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Afterwards {
     Restart,
     KillK6AndRestart,
+    /// k6 stopped with SIGTERM while no server runs: it writes its counts, having run part of its plan.
+    TermK6AndRestart,
+    /// A cancel asked of the server, which is killed right after it has taken it.
+    CancelThenKill,
 }
 
 /// The pids of the k6 processes running run `id`'s script.
@@ -239,18 +257,53 @@ async fn restart_mid_run(signal: &str, afterwards: Afterwards) {
     let before = watcher.next_payload("metrics").await["data"]["testMetrics"].clone();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    if afterwards == Afterwards::CancelThenKill {
+        // The server is killed as soon as the cancel is on record, before it records the end.
+        let cancel = call("mutation($id: ID!) { cancelLoadTest(id: $id) { status } }", json!({ "id": id }));
+        tokio::spawn(cancel);
+        let db = sea_orm::Database::connect(&settings.database_url).await.unwrap();
+        let asked = std::time::Instant::now();
+        loop {
+            let run =
+                metric_vault::db::entities::test_history::Entity::find_by_id(id.parse::<i64>().unwrap())
+                    .one(&db)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            if run.cancel_requested_at.is_some() {
+                break;
+            }
+            assert!(asked.elapsed() < Duration::from_secs(10), "the cancel is never recorded");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let pid = first.id().expect("the server runs");
     std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
     let stopped = tokio::time::timeout(Duration::from_secs(30), first.wait()).await;
     assert!(stopped.is_ok(), "the server stops on kill {signal}");
     let k6 = k6_pids_of(&scripts, &id);
-    assert!(!k6.is_empty(), "k6 goes on without its server (kill {signal})");
-    let served_while_down = served.a.load(std::sync::atomic::Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    if afterwards == Afterwards::KillK6AndRestart {
-        std::process::Command::new("kill").arg("-KILL").args(&k6).status().unwrap();
-    } else {
-        assert!(served.a.load(std::sync::atomic::Ordering::SeqCst) > served_while_down, "the load goes on");
+    match afterwards {
+        Afterwards::Restart => {
+            assert!(!k6.is_empty(), "k6 goes on without its server (kill {signal})");
+            let served_while_down = served.a.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(
+                served.a.load(std::sync::atomic::Ordering::SeqCst) > served_while_down,
+                "the load goes on"
+            );
+        }
+        Afterwards::KillK6AndRestart | Afterwards::TermK6AndRestart => {
+            assert!(!k6.is_empty(), "k6 goes on without its server (kill {signal})");
+            let k6_signal = if afterwards == Afterwards::KillK6AndRestart { "-KILL" } else { "-TERM" };
+            std::process::Command::new("kill").arg(k6_signal).args(&k6).status().unwrap();
+            let stopping = std::time::Instant::now();
+            while !k6_pids_of(&scripts, &id).is_empty() {
+                assert!(stopping.elapsed() < Duration::from_secs(20), "k6 stops on kill {k6_signal}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        // The cancel may or may not have reached k6 before the server died.
+        Afterwards::CancelThenKill => {}
     }
 
     let restarted = std::time::Instant::now();
@@ -268,6 +321,16 @@ async fn restart_mid_run(signal: &str, afterwards: Afterwards) {
     let run = wait_for(&second, &id, "an end", finished).await;
     assert!(restarted.elapsed() < Duration::from_secs(60), "taken back at once, not after its 600 s lease");
     assert!(k6_pids_of(&scripts, &id).is_empty(), "no k6 of the run is left");
+    if afterwards == Afterwards::CancelThenKill {
+        assert_eq!(run["status"], "CANCELLED", "the cancel the dead server took stands: {run}");
+        return;
+    }
+    if afterwards == Afterwards::TermK6AndRestart {
+        assert_eq!(run["status"], "FAILED", "{run}");
+        let reason = run["failureReason"].as_str().unwrap();
+        assert!(reason.contains("before the end of its plan"), "{run}");
+        return;
+    }
     if afterwards == Afterwards::KillK6AndRestart {
         assert_eq!(run["status"], "FAILED", "{run}");
         let reason = run["failureReason"].as_str().unwrap();

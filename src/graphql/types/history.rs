@@ -26,7 +26,7 @@ use crate::{
         entities::{HasMetrics, scenario_history, test_history},
         repo,
     },
-    domain::{MetricSummary, RunnerKind, TestStatus, Verdict, test_verdict},
+    domain::{MetricSummary, RunnerKind, TestStatus, Verdict, run_verdict},
     error::AppError,
     graphql::{
         AppState,
@@ -188,8 +188,10 @@ impl TestHistory {
         }
         urls
     }
+    /// Whether the run met its targets: judged once it has COMPLETED; UNKNOWN before, and for
+    /// a run that FAILED or was CANCELLED (it did not run its plan; see `status`).
     async fn verdict(&self, ctx: &Context<'_>) -> Result<Verdict> {
-        if self.0.metrics().is_none() {
+        if self.0.metrics().is_none() || !matches!(self.0.status, TestStatus::Completed) {
             // No summary yet: the scenarios cannot change an unknown verdict.
             return Ok(Verdict::Unknown);
         }
@@ -246,12 +248,13 @@ impl TestHistory {
         &self,
         scenarios: impl Iterator<Item = &'a scenario_history::Model>,
     ) -> Verdict {
-        match self.0.metrics() {
-            None => Verdict::Unknown,
-            summary => {
-                test_verdict(summary.as_ref(), self.0.target_tps, scenarios.map(ScenarioHistory::verdict_of))
-            }
-        }
+        let summary = self.0.metrics();
+        run_verdict(
+            self.0.status,
+            summary.as_ref(),
+            self.0.target_tps,
+            scenarios.map(ScenarioHistory::verdict_of),
+        )
     }
 
     /// The `scenario` tag of the run's scenario called `name` (its name or its tag).

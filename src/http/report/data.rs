@@ -15,7 +15,7 @@ use crate::{
         entities::{HasMetrics, scenario_history, stage_history, test_history},
         repo,
     },
-    domain::{MetricSummary, TestStatus, Verdict, counts::K6Counts, scenario_verdict, test_verdict},
+    domain::{MetricSummary, TestStatus, Verdict, counts::K6Counts, run_verdict, scenario_verdict},
     error::AppResult,
     graphql::types::history::{sees_secrets, visible_request, visible_script},
     metrics::{influx::InfluxClient, timeseries::run_window},
@@ -215,10 +215,8 @@ pub async fn load(
             scenario_verdict(row.metrics().as_ref(), row.response_time_target, row.error_rate_target)
         })
         .collect();
-    let verdict = match run.metrics() {
-        None => Verdict::Unknown,
-        summary => test_verdict(summary.as_ref(), run.target_tps, scenario_verdicts.iter().copied()),
-    };
+    let verdict =
+        run_verdict(run.status, run.metrics().as_ref(), run.target_tps, scenario_verdicts.iter().copied());
     let scenarios = scenarios
         .into_iter()
         .zip(scenario_verdicts)

@@ -190,6 +190,14 @@ enum Ending {
 impl LocalRun {
     #[tracing::instrument(skip_all, fields(test_id = request.test_id, parallelism = request.parallelism))]
     async fn execute(&self, request: &RunRequest, mut stop: watch::Receiver<bool>) -> RunOutcome {
+        // Where its processes will be, before there are any: a server that takes the run over
+        // after this one died while they started finds them by their script, wherever its own
+        // script folder is.
+        if let Some(ledger) = &self.ledger
+            && let Err(err) = ledger.record(request.test_id, &processes_of(request, &[])).await
+        {
+            return RunOutcome::Failed { reason: format!("could not record where k6 runs: {err}") };
+        }
         let mut attempt = 1;
         let mut instances = loop {
             match self.start_paused(request, &mut stop).await {

@@ -71,6 +71,9 @@ pub struct InterruptedRun {
     pub local_processes: Option<String>,
     /// A local run's script, where this server would have written it.
     pub script: Option<PathBuf>,
+    /// A cancel was asked for before the run was taken over (it may have been carried out
+    /// already, by the server that stopped): the run is stopped, and ends CANCELLED.
+    pub cancel_requested: bool,
 }
 
 /// Why a run could not be handed to a runner at all.

@@ -733,7 +733,7 @@ async fn each_pods_counts_come_back_from_its_termination_message_with_the_end_of
     let port = free_port();
     let ips = [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
     // The generated script's `handleSummary`, here with no scenario of its own.
-    let script = format!("{SHORT_SCRIPT}{}", crate::k6::counts::handle_summary_source(&[]));
+    let script = format!("{SHORT_SCRIPT}{}", crate::k6::counts::handle_summary_source(&[], 0));
     let mut lab = lab(45, 2, port, &script, launch_calls, (vec![], vec![]));
     let folder = tempfile::tempdir().unwrap();
     // What each pod's termination-message file would be.
@@ -1366,5 +1366,6 @@ fn interrupted(test_id: i64, parallelism: u32, started: bool) -> InterruptedRun 
         timeout: Duration::from_secs(3600),
         local_processes: None,
         script: None,
+        cancel_requested: false,
     }
 }

@@ -26,7 +26,10 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::{LocalRunner, STOP_GRACE, read_reports};
-use crate::k6::runner::{InterruptedRun, RunOutcome, RunnerEvent, set_k6_status};
+use crate::k6::{
+    counts::InstanceReports,
+    runner::{InterruptedRun, RunOutcome, RunnerEvent, set_k6_status},
+};
 
 /// How often an adopted run's processes are looked at.
 const WATCH_EVERY: Duration = Duration::from_millis(500);
@@ -175,11 +178,16 @@ impl LocalRunner {
                 processes.machine
             ));
         }
+        if processes.instances.len() < run.parallelism as usize {
+            // Recorded before its instances were up: whatever of them started waits, paused.
+            stop_unrecorded(&processes.script);
+            return Err("interrupted by server restart before its k6 processes were up".to_owned());
+        }
         if let Err(problem) = self.check_instances(run, &processes).await {
             processes.stop(&self.http).await;
             return Err(format!("interrupted by server restart: {problem}; the rest of it was stopped"));
         }
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(run.cancel_requested);
         self.running.lock().expect("runner lock").insert(run.test_id, stop_tx);
         let dashboards = self.web_dashboard.then(|| self.dashboards.clone());
         if let Some(dashboards) = &dashboards {
@@ -260,17 +268,17 @@ impl Adopted {
         tokio::pin!(deadline);
         let mut thresholds_crossed = false;
         let ending = loop {
-            tokio::select! {
-                () = tokio::time::sleep(WATCH_EVERY) => {}
-                _ = stop.wait_for(|stop| *stop) => break Some(RunOutcome::Cancelled),
-                () = &mut deadline => break Some(RunOutcome::TimedOut),
-            }
             let running: Vec<_> = self.processes.running().collect();
             if running.is_empty() {
                 break None;
             }
             for instance in running {
                 thresholds_crossed |= self.tainted(&instance.api).await;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(WATCH_EVERY) => {}
+                _ = stop.wait_for(|stop| *stop) => break Some(RunOutcome::Cancelled),
+                () = &mut deadline => break Some(RunOutcome::TimedOut),
             }
         };
         if let Some(outcome) = &ending {
@@ -282,18 +290,46 @@ impl Adopted {
         }
         let reports =
             read_reports(&self.processes.work_dir, test_id, self.processes.instances.len() as u32).await;
-        let outcome = ending.unwrap_or_else(|| match reports.iter().position(Option::is_none) {
-            // Not a child of this process: its exit status is unknown, its counts file tells.
-            Some(index) => RunOutcome::Failed {
+        let outcome =
+            ending.unwrap_or_else(|| self.outcome_of_ended(&reports, *stop.borrow(), thresholds_crossed));
+        self.running.lock().expect("runner lock").remove(&test_id);
+        let _ = self.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
+    }
+
+    /// How a run ended whose k6 processes had all exited on their own — not children of this
+    /// process, so without an exit status: their end-of-test counts say whether each one ran
+    /// its whole plan. One that stopped early was stopped: by the cancel a server carried out
+    /// before it went (`cancelled`), or by someone else, with a signal or through its REST API.
+    fn outcome_of_ended(
+        &self,
+        reports: &InstanceReports,
+        cancelled: bool,
+        thresholds_crossed: bool,
+    ) -> RunOutcome {
+        if let Some(index) = reports.iter().position(Option::is_none) {
+            return RunOutcome::Failed {
                 reason: format!(
                     "k6 instance {index} ended without writing its end-of-test counts (it was re-attached \
                      after a server restart, so its exit status is unknown; it was probably killed)"
                 ),
+            };
+        }
+        let stopped_early = reports
+            .iter()
+            .enumerate()
+            .find_map(|(index, report)| Some((index, report.as_ref()?.stopped_early_after?)));
+        match stopped_early {
+            Some(_) if cancelled => RunOutcome::Cancelled,
+            Some((index, ran)) => RunOutcome::Failed {
+                reason: format!(
+                    "k6 instance {index} stopped after {:.1} s, before the end of its plan, while no server \
+                     was following it (a signal, or a stop through its REST API)",
+                    ran.as_secs_f64()
+                ),
             },
+            // Every instance ran its whole plan: a cancel, if one was asked, came too late.
             None => RunOutcome::Completed { thresholds_crossed },
-        });
-        self.running.lock().expect("runner lock").remove(&test_id);
-        let _ = self.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
+        }
     }
 
     /// Whether k6 says a threshold has been crossed (its status resource's `tainted`).
@@ -324,6 +360,47 @@ mod tests {
         child.wait().unwrap();
         assert!(!runs_script(child.id(), Path::new("30")), "ended");
         assert!(!runs_script(std::process::id(), Path::new("30")), "not this test's script");
+    }
+
+    /// The server died after recording where its k6 would be but before they were up (or
+    /// recorded): whatever started of them waits, paused, and is stopped by its script — the
+    /// one on record, not where the adopting server would put it.
+    #[tokio::test]
+    async fn a_run_recorded_before_its_k6_was_up_has_what_started_stopped() {
+        use std::os::unix::process::ExitStatusExt;
+
+        use crate::k6::runner::Runner;
+
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("test-7.js");
+        // Stands for a paused k6: a process with the script among its arguments.
+        let mut waiting =
+            std::process::Command::new("sh").args(["-c", "sleep 30; true"]).arg(&script).spawn().unwrap();
+        let spawned = std::time::Instant::now();
+        while !runs_script(waiting.id(), &script) {
+            assert!(spawned.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let record = LocalProcesses {
+            machine: this_machine(),
+            script: script.clone(),
+            work_dir: dir.path().to_owned(),
+            instances: Vec::new(),
+        };
+        let run = InterruptedRun {
+            test_id: 7,
+            parallelism: 1,
+            started: false,
+            since: Utc::now(),
+            timeout: Duration::from_secs(60),
+            local_processes: Some(serde_json::to_string(&record).unwrap()),
+            script: Some(dir.path().join("another-folder").join("test-7.js")),
+            cancel_requested: false,
+        };
+        let (events, _reports) = tokio::sync::mpsc::unbounded_channel();
+        let lost = LocalRunner::new("k6", events).reattach(&[run]).await;
+        assert!(lost[&7].contains("before its k6 processes were up"), "{lost:?}");
+        assert_eq!(waiting.wait().unwrap().signal(), Some(libc::SIGKILL), "stopped");
     }
 
     #[test]
