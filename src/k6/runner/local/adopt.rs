@@ -288,12 +288,15 @@ impl Adopted {
         if let Some(dashboards) = &self.dashboards {
             dashboards.close(test_id);
         }
+        let unwatched_end = ending.is_none();
         let reports =
             read_reports(&self.processes.work_dir, test_id, self.processes.instances.len() as u32).await;
         let outcome =
             ending.unwrap_or_else(|| self.outcome_of_ended(&reports, *stop.borrow(), thresholds_crossed));
         self.running.lock().expect("runner lock").remove(&test_id);
-        let _ = self.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
+        // k6 writes its counts as it ends: for a run that ended unwatched, that is when it ended.
+        let at = if unwatched_end { self.last_counts_written().unwrap_or_else(Utc::now) } else { Utc::now() };
+        let _ = self.events.send(RunnerEvent::Finished { test_id, at, outcome, reports });
     }
 
     /// How a run ended whose k6 processes had all exited on their own — not children of this
@@ -330,6 +333,23 @@ impl Adopted {
             // Every instance ran its whole plan: a cancel, if one was asked, came too late.
             None => RunOutcome::Completed { thresholds_crossed },
         }
+    }
+
+    /// When the last instance wrote its end-of-test counts; None unless every one did.
+    fn last_counts_written(&self) -> Option<chrono::DateTime<Utc>> {
+        self.processes
+            .instances
+            .iter()
+            .map(|instance| {
+                let path = super::counts_path(&self.processes.work_dir, self.run.test_id, instance.index);
+                std::fs::metadata(path)
+                    .and_then(|meta| meta.modified())
+                    .ok()
+                    .map(chrono::DateTime::<Utc>::from)
+            })
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
     }
 
     /// Whether k6 says a threshold has been crossed (its status resource's `tainted`).
