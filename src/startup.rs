@@ -27,7 +27,7 @@ impl Application {
     /// Connects and migrates the database, builds the schema and binds `settings.bind_addr`
     /// (port 0 picks a free port; see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let cluster = crate::k6::runner::kubernetes::cluster_client().await;
+        let cluster = crate::k6::runner::kubernetes::cluster_client().await.map_err(|err| err.to_string());
         if let Err(why) = &cluster {
             tracing::info!(%why, "the Kubernetes runner is off");
         }

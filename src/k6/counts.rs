@@ -13,7 +13,7 @@
 //! ```
 //!
 //! `ranMs` (k6's `state.testRunDurationMs`) against `plannedMs` (the longest scenario's stages)
-//! tells a run that went to its planned end from one stopped early (through its REST API, or a
+//! tells a run that went to its planned end (it lasts at least the plan) from one stopped early (through its REST API, or a
 //! signal): what a server that re-attached to a k6 it did not start cannot learn from an exit
 //! status.
 //!
@@ -67,22 +67,29 @@ struct Document {
     planned_ms: Option<f64>,
 }
 
-/// A run that stopped within this much of its planned end counts as having reached it.
-const END_TOLERANCE_MS: f64 = 250.0;
+/// What is wrong with a counts document.
+#[derive(Debug, thiserror::Error)]
+pub enum CountsError {
+    #[error("not a k6 counts document: {0}")]
+    NotADocument(#[from] serde_json::Error),
+    #[error("unknown k6 counts document version {0}")]
+    UnknownVersion(u32),
+    #[error("a k6 count is not a whole non-negative number: {0}")]
+    NotACount(f64),
+}
 
-/// Reads a counts document; the error says what is wrong with it.
-pub fn parse_report(text: &str) -> Result<InstanceReport, String> {
-    let document: Document =
-        serde_json::from_str(text.trim()).map_err(|err| format!("not a k6 counts document: {err}"))?;
+/// Reads a counts document.
+pub fn parse_report(text: &str) -> Result<InstanceReport, CountsError> {
+    let document: Document = serde_json::from_str(text.trim())?;
     if document.version != 1 {
-        return Err(format!("unknown k6 counts document version {}", document.version));
+        return Err(CountsError::UnknownVersion(document.version));
     }
-    let counts = |figures: [f64; 5]| -> Result<K6Counts, String> {
+    let counts = |figures: [f64; 5]| -> Result<K6Counts, CountsError> {
         let whole = |value: f64| {
             if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < 9.0e15 {
                 Ok(value as i64)
             } else {
-                Err(format!("a k6 count is not a whole non-negative number: {value}"))
+                Err(CountsError::NotACount(value))
             }
         };
         Ok(K6Counts {
@@ -100,7 +107,9 @@ pub fn parse_report(text: &str) -> Result<InstanceReport, String> {
             .map(|scenarios| scenarios.into_iter().map(counts).collect::<Result<Vec<_>, _>>())
             .transpose()?,
         stopped_early_after: match (document.ran_ms, document.planned_ms) {
-            (Some(ran), Some(planned)) if ran.is_finite() && ran + END_TOLERANCE_MS < planned => {
+            // A plan run to its end lasts at least the plan (then up to the graceful stop): any
+            // shortfall is a stop.
+            (Some(ran), Some(planned)) if ran.is_finite() && ran < planned => {
                 Some(std::time::Duration::from_millis(ran.max(0.0) as u64))
             }
             _ => None,
@@ -233,7 +242,8 @@ mod tests {
             parse_report(&text).unwrap().stopped_early_after
         };
         assert_eq!(stopped(5000), Some(std::time::Duration::from_secs(5)), "stopped after 5 s of 20");
-        assert_eq!(stopped(19_900), None, "at its end, within the tolerance");
+        assert_eq!(stopped(19_900), Some(std::time::Duration::from_millis(19_900)), "100 ms short is a stop");
+        assert_eq!(stopped(20_000), None, "at its end");
         assert_eq!(stopped(31_000), None, "its end and a graceful stop");
         assert!(!is_counts_document("level=error msg=boom"));
     }

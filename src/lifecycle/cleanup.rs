@@ -80,19 +80,32 @@ impl Lifecycle {
 
     /// Drops the samples of every run id InfluxDB has and the database does not.
     #[tracing::instrument(skip(self))]
-    async fn sweep_samples(&self) -> Result<(), String> {
-        let in_influx: Vec<i64> =
-            self.influx.run_ids_with_samples().await.map_err(|err| err.to_string())?.into_iter().collect();
+    async fn sweep_samples(&self) -> Result<(), SweepError> {
+        let in_influx: Vec<i64> = self.influx.run_ids_with_samples().await?.into_iter().collect();
         if in_influx.is_empty() {
             return Ok(());
         }
-        let existing =
-            repo::history::existing_ids(&self.db, &in_influx).await.map_err(|err| format!("{err:?}"))?;
+        let existing = repo::history::existing_ids(&self.db, &in_influx).await?;
         let orphans: Vec<i64> = in_influx.into_iter().filter(|id| !existing.contains(id)).collect();
         if !orphans.is_empty() {
-            self.influx.drop_runs_samples(&orphans).await.map_err(|err| err.to_string())?;
+            self.influx.drop_runs_samples(&orphans).await?;
             tracing::info!(runs = orphans.len(), "dropped the samples of deleted runs");
         }
         Ok(())
+    }
+}
+
+/// Why deleted runs' samples could not be swept this time.
+#[derive(Debug, thiserror::Error)]
+enum SweepError {
+    #[error(transparent)]
+    Influx(#[from] crate::metrics::influx::InfluxError),
+    #[error("{}", .0.message())]
+    Database(crate::error::AppError),
+}
+
+impl From<crate::error::AppError> for SweepError {
+    fn from(err: crate::error::AppError) -> Self {
+        Self::Database(err)
     }
 }

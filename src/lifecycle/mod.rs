@@ -14,7 +14,12 @@ mod results;
 pub mod schedule;
 mod targets;
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use sea_orm::DatabaseConnection;
@@ -242,7 +247,7 @@ impl Lifecycle {
                 scenarios: validated.scenarios.iter().map(|s| s.plan.clone()).collect(),
             };
             manifests::check_script_size(&render_script(&widest))
-                .map_err(|message| AppError::bad_input("input.scenarios", message))?;
+                .map_err(|err| AppError::bad_input("input.scenarios", err.to_string()))?;
         }
         Ok(validated)
     }
@@ -312,7 +317,7 @@ impl Lifecycle {
         let script = folder.join(&run.k6_script_file_name);
         if let Err(err) = write_script(&script, &run.k6_script).await {
             self.set_flight(run.id, None);
-            self.end_run(run.id, RunOutcome::Failed { reason: err }, Utc::now()).await;
+            self.end_run(run.id, RunOutcome::Failed { reason: err.to_string() }, Utc::now()).await;
             return repo::runs::get(&self.db, run.id).await;
         }
         let request = RunRequest {
@@ -592,13 +597,22 @@ impl Lifecycle {
     }
 }
 
-async fn write_script(path: &PathBuf, script: &str) -> Result<(), String> {
+/// Why a run's script could not be written (the run then fails with this as its reason).
+#[derive(Debug, thiserror::Error)]
+enum ScriptWriteError {
+    #[error("could not create {}: {source}", .folder.display())]
+    Folder { folder: PathBuf, source: std::io::Error },
+    #[error("could not write the script {}: {source}", .path.display())]
+    File { path: PathBuf, source: std::io::Error },
+}
+
+async fn write_script(path: &Path, script: &str) -> Result<(), ScriptWriteError> {
     if let Some(folder) = path.parent() {
         tokio::fs::create_dir_all(folder)
             .await
-            .map_err(|e| format!("could not create {}: {e}", folder.display()))?;
+            .map_err(|source| ScriptWriteError::Folder { folder: folder.to_owned(), source })?;
     }
     tokio::fs::write(path, script)
         .await
-        .map_err(|e| format!("could not write the script {}: {e}", path.display()))
+        .map_err(|source| ScriptWriteError::File { path: path.to_owned(), source })
 }

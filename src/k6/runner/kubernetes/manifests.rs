@@ -344,17 +344,22 @@ pub fn secret(
     }
 }
 
-/// Whether a script fits in a ConfigMap; the message says what to do otherwise.
-pub fn check_script_size(script: &str) -> Result<(), String> {
+/// A script too large for a ConfigMap; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the generated k6 script is {bytes} bytes; a Kubernetes ConfigMap holds at most \
+     {MAX_CONFIGMAP_SCRIPT_BYTES} (the API server's 1 MiB object limit): send smaller request \
+     bodies or fewer scenarios, or deliver scripts through K6_DEFAULT_PVC (K8S_SCRIPT_DELIVERY=pvc)"
+)]
+pub struct ScriptTooLarge {
+    pub bytes: usize,
+}
+
+/// Whether a script fits in a ConfigMap.
+pub fn check_script_size(script: &str) -> Result<(), ScriptTooLarge> {
     if script.len() <= MAX_CONFIGMAP_SCRIPT_BYTES {
         Ok(())
     } else {
-        Err(format!(
-            "the generated k6 script is {} bytes; a Kubernetes ConfigMap holds at most {} \
-             (the API server's 1 MiB object limit): send smaller request bodies or fewer scenarios, \
-             or deliver scripts through K6_DEFAULT_PVC (K8S_SCRIPT_DELIVERY=pvc)",
-            script.len(),
-            MAX_CONFIGMAP_SCRIPT_BYTES
-        ))
+        Err(ScriptTooLarge { bytes: script.len() })
     }
 }

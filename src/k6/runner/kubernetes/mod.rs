@@ -102,10 +102,18 @@ pub struct KubernetesRunner {
     running: Arc<Mutex<HashMap<i64, RunHandle>>>,
 }
 
+/// Why there is no Kubernetes client.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("no Kubernetes configuration: {0}")]
+    NoConfiguration(#[from] kube::config::InferConfigError),
+    #[error("could not build a Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+}
+
 /// Builds a client from the in-cluster service account or, outside a cluster, the kubeconfig.
-pub async fn cluster_client() -> Result<Client, String> {
-    let config = kube::Config::infer().await.map_err(|err| format!("no Kubernetes configuration: {err}"))?;
-    Client::try_from(config).map_err(|err| format!("could not build a Kubernetes client: {err}"))
+pub async fn cluster_client() -> Result<Client, ClusterError> {
+    Ok(Client::try_from(kube::Config::infer().await?)?)
 }
 
 impl KubernetesRunner {
@@ -276,7 +284,7 @@ impl Runner for KubernetesRunner {
                         request.script.display()
                     ))
                 })?;
-                manifests::check_script_size(&script).map_err(RunnerError::Refused)?;
+                manifests::check_script_size(&script).map_err(|err| RunnerError::Refused(err.to_string()))?;
                 Some(script)
             }
             ScriptDelivery::Pvc { .. } => None,

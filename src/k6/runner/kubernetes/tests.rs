@@ -1149,7 +1149,7 @@ fn with_pvc_delivery_the_pods_mount_the_claim_read_only_and_no_config_map_is_nee
 #[test]
 fn scripts_over_the_config_map_limit_are_refused_with_what_to_do() {
     assert!(manifests::check_script_size(&"x".repeat(manifests::MAX_CONFIGMAP_SCRIPT_BYTES)).is_ok());
-    let refused = manifests::check_script_size(&"x".repeat(1024 * 1024)).unwrap_err();
+    let refused = manifests::check_script_size(&"x".repeat(1024 * 1024)).unwrap_err().to_string();
     assert!(refused.starts_with("the generated k6 script is 1048576 bytes"), "{refused}");
     assert!(refused.contains("K8S_SCRIPT_DELIVERY=pvc"), "{refused}");
 }

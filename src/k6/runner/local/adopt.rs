@@ -325,8 +325,8 @@ impl Adopted {
             Some(_) if cancelled => RunOutcome::Cancelled,
             Some((index, ran)) => RunOutcome::Failed {
                 reason: format!(
-                    "k6 instance {index} stopped after {:.1} s, before the end of its plan, while no server \
-                     was following it (a signal, or a stop through its REST API)",
+                    "k6 instance {index} stopped after {:.1} s, before the end of its plan, and not at a \
+                     server's request (a signal, or a stop through its REST API)",
                     ran.as_secs_f64()
                 ),
             },
