@@ -127,6 +127,11 @@ const VARIANTS: &[(&str, &[(&str, &str)])] = &[
     // Not a k6 variable: influxd runs at `nice 10` for this one, so k6 gets the CPU first and
     // InfluxDB catches up with what k6's writes queued.
     (NICE_INFLUXD, &[]),
+    ("influxd at nice 10, 3 s push", &[("K6_INFLUXDB_PUSH_INTERVAL", "3s")]),
+    (
+        "influxd at nice 10, 3 s push, 2 writes",
+        &[("K6_INFLUXDB_PUSH_INTERVAL", "3s"), ("K6_INFLUXDB_CONCURRENT_WRITES", "2")],
+    ),
 ];
 
 /// The variant that lowers influxd's CPU priority instead of changing k6's settings.
@@ -225,11 +230,11 @@ async fn main() -> anyhow::Result<()> {
             println!("      output settings explored (k6 alone: {alone:.0}/s):");
             for (index, (name, variant)) in VARIANTS.iter().enumerate() {
                 let testid = format!("explore-{vus}-{index}");
-                if *name == NICE_INFLUXD {
+                if name.starts_with(NICE_INFLUXD) {
                     renice(influx.pid(), 10)?;
                 }
                 let explored = k6_with_output(script, &influx, &client, &testid, variant).await;
-                if *name == NICE_INFLUXD {
+                if name.starts_with(NICE_INFLUXD) {
                     // Back to where it was (renice needs no privilege to lower a priority only).
                     let _ = renice(influx.pid(), 0);
                 }
