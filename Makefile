@@ -20,6 +20,6 @@ fuzz:  ## fuzz the OpenAPI parser and the k6 duration parser for FUZZ_SECONDS ea
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} cargo test --lib fuzz_ -- --ignored --nocapture --test-threads 1
 
 bench-postgraphile:  ## our server vs PostGraphile 4 and 5 vs a hand-written baseline (BENCHMARKS.md); ARGS="--seconds 10 --vus 1,8,32"
-	test -d bench/postgraphile/node_modules || npm ci --prefix bench/postgraphile
-	test -d bench/postgraphile/v5/node_modules || npm ci --prefix bench/postgraphile/v5
+	test -d competitors/postgraphile/node_modules || npm ci --prefix competitors/postgraphile
+	test -d competitors/postgraphile/v5/node_modules || npm ci --prefix competitors/postgraphile/v5
 	nice -n 10 cargo bench --bench postgraphile -- $(ARGS)

@@ -11,7 +11,7 @@
 //! project per iteration so every import is a full create. Peak memory comes from a child process
 //! per document (this executable again, in the hidden `--single` mode) that imports once and
 //! reports its `VmHWM`, so one document's allocations never inflate another's figure.
-//! swagger-parser runs under Node from `bench/swagger-parser/` (installed with npm on first run).
+//! swagger-parser runs under Node from `competitors/swagger-parser/` (installed with npm on first run).
 //! All database traffic stays on 127.0.0.1.
 
 mod common;
@@ -526,7 +526,7 @@ struct ValidateReport {
 
 /// The Node project next to this benchmark that holds the pinned swagger-parser.
 fn swagger_parser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench").join("swagger-parser")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("competitors").join("swagger-parser")
 }
 
 /// Installs swagger-parser when `node_modules` is missing: `npm ci` from the kept lock file,

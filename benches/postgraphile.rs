@@ -3,16 +3,16 @@
 //! in the same run.
 //!
 //! Run: `cargo bench --bench postgraphile [-- --seconds 10 --vus 1,8,32 --queries a,b,c --skip-sqlite --reseed]`
-//! (or `make bench-postgraphile`); `npm ci --prefix bench/postgraphile` and
-//! `npm ci --prefix bench/postgraphile/v5` once before.
+//! (or `make bench-postgraphile`); `npm ci --prefix competitors/postgraphile` and
+//! `npm ci --prefix competitors/postgraphile/v5` once before.
 //!
 //! 1. Seeds (once; a marker table `bench_dataset` makes reruns skip it) the PostgreSQL database
 //!    `mv_pgbench` on 127.0.0.1:5432 and a SQLite file under `target/bench-postgraphile/`:
 //!    20 projects × 5 specs × 20 tags, 2,000 endpoints per project (40,000), and 10,000 runs ×
 //!    4 scenarios × 3 stages with summaries in project 1.
 //! 2. Starts the release `metric-vault` (PostgreSQL, and SQLite), PostGraphile 4 (the machine's
-//!    Node, from `bench/postgraphile/`) and PostGraphile 5 (the Node 22 installed beside it in
-//!    `bench/postgraphile/v5/`) on the same PostgreSQL database, and the baseline (in this
+//!    Node, from `competitors/postgraphile/`) and PostGraphile 5 (the Node 22 installed beside it in
+//!    `competitors/postgraphile/v5/`) on the same PostgreSQL database, and the baseline (in this
 //!    process, axum + sqlx, three or four statements per answer), all on 127.0.0.1.
 //! 3. Checks every server's answer has the same row counts, then drives each with k6
 //!    (`constant-vus`, a fixed time per cell), alternating the servers within each
@@ -441,7 +441,7 @@ fn start_ours(
 }
 
 fn postgraphile_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/postgraphile")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("competitors/postgraphile")
 }
 
 /// A Node command with nothing inherited from the shell but `PATH`, in production mode.
@@ -457,7 +457,7 @@ fn node_command(node: &Path, workdir: &Path) -> Command {
 
 fn start_postgraphile4(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::Result<Server> {
     let cli = postgraphile_dir().join("node_modules/postgraphile/cli.js");
-    ensure!(cli.is_file(), "{} missing: run `npm ci --prefix bench/postgraphile`", cli.display());
+    ensure!(cli.is_file(), "{} missing: run `npm ci --prefix competitors/postgraphile`", cli.display());
     let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let mut command = node_command(Path::new("node"), workdir);
     command
@@ -488,13 +488,13 @@ fn node_version(node: &Path) -> String {
 }
 
 /// PostGraphile 5 under the Node 22 it requires, installed beside it; the options v4 gets on its
-/// command line are in `bench/postgraphile/v5/graphile.config.mjs`.
+/// command line are in `competitors/postgraphile/v5/graphile.config.mjs`.
 fn start_postgraphile5(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::Result<Server> {
     let dir = postgraphile_dir().join("v5");
     let node = node22();
     let cli = dir.join("node_modules/postgraphile/dist/cli-run.js");
     for file in [&node, &cli] {
-        ensure!(file.is_file(), "{} missing: run `npm ci --prefix bench/postgraphile/v5`", file.display());
+        ensure!(file.is_file(), "{} missing: run `npm ci --prefix competitors/postgraphile/v5`", file.display());
     }
     let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let mut command = node_command(&node, workdir);
