@@ -494,7 +494,11 @@ fn start_postgraphile5(workdir: &Path, name: &str, debug_sql: bool) -> anyhow::R
     let node = node22();
     let cli = dir.join("node_modules/postgraphile/dist/cli-run.js");
     for file in [&node, &cli] {
-        ensure!(file.is_file(), "{} missing: run `npm ci --prefix competitors/postgraphile/v5`", file.display());
+        ensure!(
+            file.is_file(),
+            "{} missing: run `npm ci --prefix competitors/postgraphile/v5`",
+            file.display()
+        );
     }
     let address: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
     let mut command = node_command(&node, workdir);
