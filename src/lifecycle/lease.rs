@@ -34,10 +34,9 @@ pub fn instance_id() -> String {
 
 /// This host's name as instance ids carry it.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|name| name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect())
-        .unwrap_or_else(|_| "host".to_owned())
+    crate::k6::runner::local::host_name()
+        .map(|name| name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect())
+        .unwrap_or_else(|| "host".to_owned())
 }
 
 /// Whether instance `owner` is known to be gone: it ran on this host, in another process, and

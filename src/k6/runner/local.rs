@@ -8,7 +8,7 @@
 mod adopt;
 mod dashboard;
 
-pub use adopt::{LocalProcess, LocalProcesses, ProcessLedger, stop_strays, this_machine};
+pub use adopt::{LocalProcess, LocalProcesses, ProcessLedger, host_name, stop_strays, this_machine};
 pub use dashboard::{
     LiveDashboards, MAX_VIEWERS_PER_RUN, RunDashboards, dashboard_url, k6_report_url, report_file,
 };

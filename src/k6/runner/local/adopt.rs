@@ -70,10 +70,14 @@ pub trait ProcessLedger: Send + Sync {
 /// This machine, as this boot of it: the host name and the kernel's boot id (a pid from before
 /// a reboot names nothing).
 pub fn this_machine() -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    format!("{}/{}", host_name().unwrap_or_default(), boot.trim())
+}
+
+/// This host's name, as the kernel has it; None when it cannot be read.
+pub fn host_name() -> Option<String> {
     let read = |path: &str| std::fs::read_to_string(path).map(|text| text.trim().to_owned()).ok();
-    let host = read("/proc/sys/kernel/hostname").or_else(|| read("/etc/hostname")).unwrap_or_default();
-    let boot = read("/proc/sys/kernel/random/boot_id").unwrap_or_default();
-    format!("{host}/{boot}")
+    read("/proc/sys/kernel/hostname").or_else(|| read("/etc/hostname"))
 }
 
 impl LocalProcess {
