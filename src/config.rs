@@ -95,6 +95,10 @@ pub struct Settings {
     pub k8s_unschedulable_grace: Duration,
     /// Rows' worth of catalogues and runs each read cache keeps (`READ_CACHE_ROWS`; 0: none).
     pub read_cache_rows: usize,
+    /// `GRAPHQL_FAST_PATHS`: whether the GraphQL fast paths (`graphql::fast`: read caches,
+    /// eager answers, SQLite-written JSON lists, shared subscription renderings) are taken.
+    /// Off, every answer is resolved the general way: the same answers, slower.
+    pub fast_paths: bool,
     /// `MAX_VUS_PER_TEST`, `MAX_RATE_PER_TEST`: the most load one launch may ask for.
     pub load_budget: LoadBudget,
     /// `INFLUXDB_RAW_RETENTION`: how long InfluxDB keeps raw samples (unset: untouched).
@@ -265,6 +269,7 @@ impl Settings {
                 120.0,
                 "a positive number of seconds",
             )?),
+            fast_paths: env.choice("GRAPHQL_FAST_PATHS", true, SWITCHES, "on or off")?,
             read_cache_rows: env.parsed("READ_CACHE_ROWS", "200000", "a whole number of rows (0 turns the caches off)")?,
             load_budget: LoadBudget::read(&env)?,
             raw_retention: RawRetention::read(&env)?,
@@ -303,6 +308,8 @@ pub const DEFAULT_K6_IMAGE: &str = "grafana/k6:1.1.0";
 
 const BOOLEANS: &[(&str, bool)] =
     &[("true", true), ("1", true), ("yes", true), ("false", false), ("0", false), ("no", false)];
+
+const SWITCHES: &[(&str, bool)] = &[("on", true), ("off", false), ("true", true), ("false", false)];
 
 fn is_image(value: &str) -> bool {
     !value.is_empty() && !value.chars().any(char::is_whitespace)

@@ -30,7 +30,7 @@ use axum::{
 
 use crate::access::{AuthError, Principal};
 use crate::graphql::{
-    AppSchema, AppState, loaders::request_loader, schema::ReadOnlyTransport, types::eager::RawJsonWriter,
+    AppSchema, AppState, fast::eager::RawJsonWriter, loaders::request_loader, schema::ReadOnlyTransport,
 };
 use response::{MediaType, graphql_response};
 

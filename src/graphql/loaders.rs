@@ -5,10 +5,9 @@
 //! the loader, the statements every relation shares, and the plain loaders its macros write
 //! (rows by id, a parent's children, a parent's count); the other relations by what they hold:
 //! the catalogue ([`catalogue`]), runs and their scenarios and stages ([`runs`]), endpoint
-//! lists that SQLite writes as JSON ([`endpoints_json`]).
+//! lists that SQLite writes as JSON (`super::fast::endpoints_json`).
 
 mod catalogue;
-mod endpoints_json;
 mod runs;
 
 use std::{collections::HashMap, hash::Hash};
@@ -24,7 +23,6 @@ pub use catalogue::{
     BodyOfEndpoint, CatalogueOfSpec, EndpointRow, EndpointsOfSpec, EndpointsOfTag, ParametersOfEndpoint,
     SpecCatalogue, TagsOfEndpoint,
 };
-pub use endpoints_json::{EndpointParent, EndpointsJson, endpoint_json_object};
 pub use runs::{RecentScenariosOfEndpoint, RunsOfProject, ScenarioWithEndpoint, ScenariosOfRun, StagesOf};
 
 use super::batch::Batcher;
@@ -47,12 +45,12 @@ pub fn request_loader(db: DatabaseConnection) -> AppLoader {
 
 /// Loads rows by key from the metadata database.
 pub struct DbLoader {
-    db: DatabaseConnection,
+    pub(crate) db: DatabaseConnection,
 }
 
-type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
+pub(crate) type LoadResult<K, V> = Result<HashMap<K, V>, async_graphql::Error>;
 
-fn db_error(err: sea_orm::DbErr) -> async_graphql::Error {
+pub(crate) fn db_error(err: sea_orm::DbErr) -> async_graphql::Error {
     AppError::from(err).into()
 }
 

@@ -2,11 +2,11 @@
 
 /// Level batching of relation loads, per request.
 pub mod batch;
+pub mod fast;
 pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
-pub mod read_cache;
 pub mod schema;
 pub mod subscription;
 pub mod types;

@@ -12,7 +12,12 @@ use async_graphql::{
 };
 use sea_orm::DatabaseConnection;
 
-use super::{mutation::Mutation, query::Query, subscription::Subscription};
+use super::{
+    fast::{FastPaths, read_cache::ReadCaches},
+    mutation::Mutation,
+    query::Query,
+    subscription::Subscription,
+};
 use crate::{
     access::{Authenticator, Principal},
     config::Settings,
@@ -74,11 +79,13 @@ pub fn build_schema(state: AppState) -> AppSchema {
     if !limits.introspection {
         builder = builder.disable_introspection();
     }
+    let fast = state.settings.fast_paths;
     builder
         .data(state.db.clone())
         .data(live)
         .data(state.auth.clone())
-        .data(Arc::new(super::read_cache::ReadCaches::new(state.settings.read_cache_rows)))
+        .data(Arc::new(ReadCaches::new(if fast { state.settings.read_cache_rows } else { 0 })))
+        .data(FastPaths(fast))
         .data(state)
         .extension(ApolloErrorCodes { introspection: limits.introspection })
         .finish()

@@ -18,8 +18,8 @@ use axum::{
 };
 
 use crate::graphql::{
+    fast::eager::write_response,
     schema::{METHOD_NOT_ALLOWED, PARSE_FAILED, VALIDATION_FAILED},
-    types::eager::write_response,
 };
 
 /// The two media types a GraphQL answer can be written in.

@@ -8,6 +8,7 @@ mod dashboard;
 mod degraded;
 mod demo;
 mod exact_totals;
+mod fast_paths;
 mod faults;
 mod helpers;
 mod history;

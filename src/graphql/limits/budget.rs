@@ -10,7 +10,7 @@ use async_graphql::{Context, ErrorExtensions, Value};
 
 use super::COST_TOO_EXPENSIVE;
 
-/// A JSON text the database wrote (see `types::eager::raw_json`) counts one value per this many
+/// A JSON text the database wrote (see `fast::eager::raw_json`) counts one value per this many
 /// bytes.
 const RAW_JSON_BYTES_PER_VALUE: usize = 16;
 

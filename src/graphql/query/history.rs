@@ -7,8 +7,8 @@ use crate::{
     domain::TestStatus,
     graphql::{
         AppState,
+        fast::read_cache,
         loaders::{ProjectById, TestHistoryById},
-        read_cache,
         types::{
             comparison::TestComparison,
             connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},

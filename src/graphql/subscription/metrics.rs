@@ -9,7 +9,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt};
 
-use super::asked_for::AskedFor;
+use crate::graphql::fast::asked_for::{AskedFor, shared_rendering};
 use crate::{
     domain::regression::RegressionVerdict,
     error::AppError,
@@ -66,16 +66,9 @@ impl OutputType for SharedSnapshot {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        let Some(asked) = &self.asked else { return self.render(ctx, field).await };
-        let renderings = &self.snapshot.renderings;
-        if let Some(rendered) = renderings.get::<Value>(asked) {
-            return Ok(Value::clone(&rendered));
-        }
         // Every field of `MetricSnapshot` is plain data that cannot fail: a rendering holds
         // all a subscriber would have got, errors included (none).
-        let rendered = self.render(ctx, field).await?;
-        renderings.insert(asked.clone(), Arc::new(rendered.clone()));
-        Ok(rendered)
+        shared_rendering(ctx, self.asked.as_ref(), &self.snapshot.renderings, self.render(ctx, field)).await
     }
 }
 

@@ -3,11 +3,10 @@
 //! Served over websocket on `/graphql` (`graphql-transport-ws` and the legacy `graphql-ws`
 //! subprotocol; see `http::websocket`).
 
-mod asked_for;
 mod metrics;
 mod status;
 
-pub use asked_for::SubscriptionExecutor;
+pub use super::fast::asked_for::SubscriptionExecutor;
 
 /// Every subscription of the API.
 #[derive(async_graphql::MergedSubscription, Default)]

@@ -7,15 +7,10 @@ use async_graphql::{
     parser::types::Field,
 };
 use chrono::{DateTime, Utc};
-use sea_orm::DbBackend;
 
 use super::{
     connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
-    db, decode_cursor,
-    eager::{
-        Eager, EagerList, EagerObject, ListAnswer, enum_value, raw_json_allowed, resolve_list_now,
-        resolve_now, with_sub_selection,
-    },
+    decode_cursor,
     history::{ScenarioHistory, TrendPoint},
     loader, page_size, to_id,
 };
@@ -23,12 +18,20 @@ use crate::{
     db::entities::{endpoint, openapi_spec, project, tag},
     domain::{HttpMethod, ParameterLocation},
     error::AppError,
-    graphql::loaders::{
-        BodyOfEndpoint, EndpointCountOfProject, EndpointParent, EndpointRow, EndpointsJson, EndpointsOfSpec,
-        EndpointsOfTag, ParametersOfEndpoint, ProjectById, RecentScenariosOfEndpoint, RunsOfProject,
-        SpecById, SpecCatalogue, SpecsOfProject, TagsOfEndpoint, TagsOfSpec, endpoint_json_object,
+    graphql::{
+        fast::{
+            self,
+            eager::{
+                Eager, EagerList, EagerObject, ListAnswer, enum_value, resolve_list_now, resolve_now,
+                with_sub_selection,
+            },
+        },
+        loaders::{
+            BodyOfEndpoint, EndpointCountOfProject, EndpointRow, EndpointsOfSpec, EndpointsOfTag,
+            ParametersOfEndpoint, ProjectById, RecentScenariosOfEndpoint, RunsOfProject, SpecById,
+            SpecCatalogue, SpecsOfProject, TagsOfEndpoint, TagsOfSpec,
+        },
     },
-    graphql::read_cache::catalogue_of,
 };
 
 /// A loaded parent that must exist (foreign keys guarantee it); a miss is an internal error.
@@ -127,25 +130,17 @@ impl OpenApiSpec {
         self.0.imported_at
     }
     async fn tags(&self, ctx: &Context<'_>) -> Result<Vec<Tag>> {
-        // Tags whose endpoints are asked for come with the spec's whole catalogue, from the
-        // read cache when the spec has not changed since.
-        if ctx.look_ahead().field("endpoints").exists()
-            && let Some(catalogue) = catalogue_of(ctx, &self.0).await?
-        {
-            let tags = catalogue.tags.iter().map(|tag| Tag(tag.clone(), Some(catalogue.clone())));
-            return Ok(tags.collect());
+        if let Some(tags) = fast::catalogue::tags(ctx, &self.0).await? {
+            return Ok(tags);
         }
         let tags = loader(ctx).load_one(TagsOfSpec(self.0.id)).await?.unwrap_or_default();
         Ok(tags.into_iter().map(Tag::from).collect())
     }
     async fn endpoints(&self, ctx: &Context<'_>) -> Result<ListAnswer<Endpoint>> {
-        if let Some(catalogue) = catalogue_of(ctx, &self.0).await? {
-            return Ok(ListAnswer::Items(
-                Endpoint::from_catalogue(ctx, &catalogue, &catalogue.endpoints).await?,
-            ));
-        }
-        if let Some(json) = Endpoint::json_list(ctx, EndpointParent::Spec(self.0.id)).await? {
-            return Ok(ListAnswer::Json(json));
+        if let Some(endpoints) =
+            fast::catalogue::endpoints(ctx, fast::catalogue::Parent::Spec(&self.0)).await?
+        {
+            return Ok(endpoints);
         }
         let endpoints = loader(ctx).load_one(EndpointsOfSpec(self.0.id)).await?.unwrap_or_default();
         Ok(ListAnswer::Items(Endpoint::list(ctx, endpoints).await?))
@@ -154,7 +149,7 @@ impl OpenApiSpec {
 
 /// An OpenAPI tag; `default` holds the operations that have none. Listed under a spec whose
 /// catalogue was read whole, it carries that catalogue for its endpoints.
-pub struct Tag(pub tag::Model, Option<Arc<SpecCatalogue>>);
+pub struct Tag(pub tag::Model, pub(crate) Option<Arc<SpecCatalogue>>);
 
 impl From<tag::Model> for Tag {
     fn from(row: tag::Model) -> Self {
@@ -178,12 +173,9 @@ impl Tag {
         Ok(OpenApiSpec(required(spec, "spec", self.0.spec_id)?))
     }
     async fn endpoints(&self, ctx: &Context<'_>) -> Result<ListAnswer<Endpoint>> {
-        if let Some(catalogue) = &self.1 {
-            let rows = catalogue.endpoints_of_tag.get(&self.0.id).map_or(&[][..], Vec::as_slice);
-            return Ok(ListAnswer::Items(Endpoint::from_catalogue(ctx, catalogue, rows).await?));
-        }
-        if let Some(json) = Endpoint::json_list(ctx, EndpointParent::Tag(self.0.id)).await? {
-            return Ok(ListAnswer::Json(json));
+        let parent = fast::catalogue::Parent::Tag(&self.0, self.1.as_ref());
+        if let Some(endpoints) = fast::catalogue::endpoints(ctx, parent).await? {
+            return Ok(endpoints);
         }
         let endpoints = loader(ctx).load_one(EndpointsOfTag(self.0.id)).await?.unwrap_or_default();
         Ok(ListAnswer::Items(Endpoint::list(ctx, endpoints).await?))
@@ -193,10 +185,10 @@ impl Tag {
 /// One operation: a method on a path, with the relations a list resolver already loaded for
 /// the whole level (see [`Endpoint::list`]).
 pub struct Endpoint {
-    row: Arc<EndpointRow>,
-    parameters: Option<Arc<[Parameter]>>,
+    pub(crate) row: Arc<EndpointRow>,
+    pub(crate) parameters: Option<Arc<[Parameter]>>,
     /// `Some` when the body was prefetched: `Some(None)` for an endpoint without one.
-    body: Option<Option<RequestBody>>,
+    pub(crate) body: Option<Option<RequestBody>>,
 }
 
 impl From<EndpointRow> for Endpoint {
@@ -212,51 +204,11 @@ impl From<endpoint::Model> for Endpoint {
 }
 
 /// Whether a request-body selection asks for the body's (possibly large) schema.
-fn wants_schema(body: &async_graphql::Lookahead<'_>) -> bool {
+pub(crate) fn wants_schema(body: &async_graphql::Lookahead<'_>) -> bool {
     body.field("schema").exists()
 }
 
 impl Endpoint {
-    /// The answer of a list field of `parent`'s endpoints as JSON that SQLite writes, when
-    /// the answer is written by the HTTP handler, the database is SQLite and the selection is
-    /// one [`endpoint_json_object`] can write (otherwise `None`: resolve with [`Self::list`]).
-    /// One statement per level, like the loaders it replaces; no endpoint, parameter or body
-    /// row crosses into Rust. Not on PostgreSQL: there `json_build_object` / `json_agg` took
-    /// longer than sending the rows (44 against 19 ms of SQL for the 2,000-endpoint catalogue
-    /// of `benches/server.rs`), and the answer got slower.
-    async fn json_list(ctx: &Context<'_>, parent: EndpointParent) -> Result<Option<String>> {
-        if !raw_json_allowed(ctx) || db(ctx).get_database_backend() != DbBackend::Sqlite {
-            return Ok(None);
-        }
-        let Some(object) = endpoint_json_object(&ctx.item.node.selection_set.node) else {
-            return Ok(None);
-        };
-        let key = EndpointsJson { parent, object: object.into() };
-        Ok(Some(loader(ctx).load_one(key).await?.unwrap_or_else(|| "[]".to_owned())))
-    }
-
-    /// Endpoints for a list field from a spec's whole catalogue: parameters and bodies come
-    /// with it, except a body schema, which the catalogue does not hold (then the usual
-    /// loaders read the relations, see [`Self::list`]).
-    async fn from_catalogue(
-        ctx: &Context<'_>,
-        catalogue: &SpecCatalogue,
-        rows: &[Arc<EndpointRow>],
-    ) -> Result<EagerList<Endpoint>> {
-        if wants_schema(&ctx.look_ahead().field("requestBody")) {
-            return Self::list(ctx, rows.to_vec()).await;
-        }
-        let endpoints: Vec<Endpoint> = rows
-            .iter()
-            .map(|row| Endpoint {
-                parameters: Some(catalogue.parameters.get(&row.id).cloned().unwrap_or_else(|| Arc::new([]))),
-                body: Some(catalogue.bodies.get(&row.id).cloned()),
-                row: row.clone(),
-            })
-            .collect();
-        Ok(endpoints.into())
-    }
-
     /// Endpoints for a list field: the parameters and request bodies the query selects are
     /// loaded here for the whole list (one statement per relation and level, batched with the
     /// sibling lists), so the endpoints, their parameters and bodies answer from memory.

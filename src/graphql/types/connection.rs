@@ -2,20 +2,20 @@
 
 use async_graphql::{Context, Object, Result, SimpleObject};
 
-use super::{
-    board::{BoardRun, board_runs},
-    catalogue::Endpoint,
-    db,
-    eager::EagerList,
-    encode_cursor,
-    history::TestHistory,
-};
+use super::{catalogue::Endpoint, db, encode_cursor, history::TestHistory};
 use crate::{
     db::{
         entities::{endpoint, project, test_history},
         repo::{self, Page, catalogue::EndpointFilter, history::TestHistoryFilter},
     },
-    graphql::loaders::EndpointRow,
+    graphql::{
+        fast::{
+            board::{BoardRun, board_runs},
+            eager::EagerList,
+            read_cache,
+        },
+        loaders::EndpointRow,
+    },
 };
 
 /// Where a page stands in its list.
@@ -139,7 +139,7 @@ impl TestHistoryConnection {
         Ok(match &self.total {
             RunTotal::Counted(total) => *total as i64,
             RunTotal::Filter(filter) => repo::history::count(db(ctx), filter).await? as i64,
-            RunTotal::Project(project) => crate::graphql::read_cache::run_count(ctx, project).await?,
+            RunTotal::Project(project) => read_cache::run_count(ctx, project).await?,
         })
     }
 }

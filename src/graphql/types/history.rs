@@ -244,7 +244,7 @@ impl TestHistory {
 
 impl TestHistory {
     /// The run's verdict, given its scenarios.
-    pub(super) fn verdict_with<'a>(
+    pub(in crate::graphql) fn verdict_with<'a>(
         &self,
         scenarios: impl Iterator<Item = &'a scenario_history::Model>,
     ) -> Verdict {

@@ -3,7 +3,7 @@
 
 use async_graphql::{ContextSelectionSet, Object, Positioned, Value, parser::types::Field};
 
-use super::eager::{EagerObject, resolve_list_now, with_sub_selection};
+use crate::graphql::fast::eager::{EagerObject, resolve_list_now, with_sub_selection};
 use crate::{
     db::{
         entities::{HasMetrics, test_history},

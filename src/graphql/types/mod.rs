@@ -1,11 +1,9 @@
 //! API types: thin wrappers over database rows whose relations resolve through DataLoaders.
 
 pub mod access;
-pub mod board;
 pub mod catalogue;
 pub mod comparison;
 pub mod connection;
-pub mod eager;
 pub mod health;
 pub mod history;
 pub mod integrity;

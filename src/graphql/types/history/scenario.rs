@@ -21,7 +21,7 @@ use crate::{
 pub struct ScenarioHistory(pub scenario_history::Model);
 
 impl ScenarioHistory {
-    pub(in crate::graphql::types) fn verdict_of(row: &scenario_history::Model) -> Verdict {
+    pub(in crate::graphql) fn verdict_of(row: &scenario_history::Model) -> Verdict {
         scenario_verdict(row.metrics().as_ref(), row.response_time_target, row.error_rate_target)
     }
 }
@@ -83,9 +83,9 @@ impl ScenarioHistory {
 /// One stage of a scenario: ramp to `target` over `duration`.
 #[derive(SimpleObject)]
 pub struct Stage {
-    pub(in crate::graphql::types) id: ID,
-    pub(in crate::graphql::types) duration: String,
-    pub(in crate::graphql::types) target: i32,
+    pub(in crate::graphql) id: ID,
+    pub(in crate::graphql) duration: String,
+    pub(in crate::graphql) target: i32,
 }
 
 impl From<stage_history::Model> for Stage {

@@ -1,5 +1,5 @@
 //! A spec's or tag's endpoints as one JSON array that SQLite writes, for answers the HTTP
-//! handler copies as they are (see `types::eager::raw_json`).
+//! handler copies as they are (see [`super::eager::raw_json`]).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -9,7 +9,7 @@ use async_graphql::{
 };
 use sea_orm::{ConnectionTrait, DbBackend};
 
-use super::{DbLoader, LoadResult, db_error};
+use crate::graphql::loaders::{DbLoader, LoadResult, db_error};
 
 /// Whose endpoints a [`EndpointsJson`] list holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use async_graphql::{Context, Result};
 use chrono::{DateTime, Utc};
 
-use super::{
-    loaders::{CatalogueOfSpec, RunCountOfProject, ScenarioWithEndpoint, SpecCatalogue},
-    types::loader,
-};
 use crate::db::{
     cache::StampedCache,
     entities::{openapi_spec, project, stage_history, test_history},
+};
+use crate::graphql::{
+    loaders::{CatalogueOfSpec, RunCountOfProject, ScenarioWithEndpoint, SpecCatalogue},
+    types::loader,
 };
 
 /// What makes a spec's catalogue current: its revision, and its creation time, because SQLite

@@ -9,10 +9,12 @@
 
 use std::{fmt::Write, sync::Arc};
 
-use async_graphql::{Data, Executor, Request, Response, parser::Pos};
+use async_graphql::{
+    ContextSelectionSet, Data, Executor, Request, Response, ServerResult, Value, parser::Pos,
+};
 use futures_util::stream::BoxStream;
 
-use crate::graphql::AppSchema;
+use crate::{graphql::AppSchema, metrics::live::Renderings};
 
 /// What one subscription asked for: its document, operation and variables, written out
 /// so that two requests get the same mark exactly when those three are the same.
@@ -69,6 +71,24 @@ impl Executor for SubscriptionExecutor {
         };
         self.0.execute_stream_with_session_data(request, session_data.unwrap_or_default())
     }
+}
+
+/// The answer of an event to a subscription that `asked`: the rendering an earlier subscriber
+/// with the same mark got, or `render`'s, filed for the next ones. Without a mark (or with the
+/// fast paths off) every subscriber renders its own.
+pub async fn shared_rendering(
+    ctx: &ContextSelectionSet<'_>,
+    asked: Option<&Arc<str>>,
+    renderings: &Renderings,
+    render: impl Future<Output = ServerResult<Value>>,
+) -> ServerResult<Value> {
+    let Some(asked) = asked.filter(|_| super::on(ctx)) else { return render.await };
+    if let Some(rendered) = renderings.get::<Value>(asked) {
+        return Ok(Value::clone(&rendered));
+    }
+    let rendered = render.await?;
+    renderings.insert(asked.clone(), Arc::new(rendered.clone()));
+    Ok(rendered)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //! added later takes the fallback.
 //!
 //! What the eager path does not do is call extensions' `resolve` hook per field: the schema's
-//! only extension ([`super::super::schema`]) hooks parsing and validation, not resolution.
+//! only extension ([`crate::graphql::schema`]) hooks parsing and validation, not resolution.
 //!
 //! A list can also answer with JSON text the database wrote ([`ListAnswer::Json`]), when the
 //! HTTP handler writes the answer ([`RawJsonWriter`], [`write_response`]): the text is then
@@ -192,7 +192,7 @@ impl<T: EagerObject> OutputType for EagerList<T> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        match resolve_list_now(&self.0, ctx) {
+        match super::on(ctx).then(|| resolve_list_now(&self.0, ctx)).flatten() {
             Some(value) => {
                 // Built from rows already in memory; what it holds counts all the same.
                 if let Some(budget) = crate::graphql::limits::budget(ctx) {
@@ -240,7 +240,7 @@ impl<T: EagerObject> OutputType for Eager<T> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        match resolve_now(&self.0, ctx) {
+        match super::on(ctx).then(|| resolve_now(&self.0, ctx)).flatten() {
             Some(value) => Ok(value),
             None => self.0.resolve(ctx, field).await,
         }
@@ -285,7 +285,7 @@ impl<T: OutputType, D: LoadedFields<T>> OutputType for WithLoaded<T, D> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
-        match resolve_now(self, ctx) {
+        match super::on(ctx).then(|| resolve_now(self, ctx)).flatten() {
             Some(value) => Ok(value),
             None => self.object.resolve(ctx, field).await,
         }

@@ -9,13 +9,10 @@ use async_graphql::{
 };
 
 use super::{
-    catalogue::Endpoint,
     eager::{
         EagerList, EagerObject, LoadedFields, WithLoaded, resolve_list_now, resolve_now, with_sub_selection,
     },
-    history::{ScenarioHistory, Stage, TestHistory, sees_secrets, visible_request, visible_script},
-    integrity::{RunIntegrity, RunTotals},
-    loader,
+    read_cache::{RunTree, ScenariosStamp, run_trees},
 };
 use crate::{
     access::Principal,
@@ -26,7 +23,12 @@ use crate::{
     domain::MetricSummary,
     graphql::{
         loaders::{ScenarioWithEndpoint, ScenariosOfRun, StagesOf},
-        read_cache::{RunTree, ScenariosStamp, run_trees},
+        types::{
+            catalogue::Endpoint,
+            history::{ScenarioHistory, Stage, TestHistory, sees_secrets, visible_request, visible_script},
+            integrity::{RunIntegrity, RunTotals},
+            loader,
+        },
     },
 };
 
