@@ -199,9 +199,15 @@ pub struct Endpoint {
     body: Option<Option<RequestBody>>,
 }
 
+impl From<Arc<EndpointRow>> for Endpoint {
+    fn from(row: Arc<EndpointRow>) -> Self {
+        Self { row, parameters: None, body: None }
+    }
+}
+
 impl From<EndpointRow> for Endpoint {
     fn from(row: EndpointRow) -> Self {
-        Self { row: Arc::new(row), parameters: None, body: None }
+        Arc::new(row).into()
     }
 }
 
