@@ -9,7 +9,7 @@ use crate::{
         loaders::{EndpointById, ProjectById, SpecById},
         types::{
             catalogue::{Endpoint, OpenApiSpec, Project},
-            connection::{ENDPOINT_CURSOR, EndpointConnection},
+            connection::{ENDPOINT_CURSOR, EndpointConnection, endpoint_connection},
             db, decode_cursor, loader, page_size, parse_id,
         },
     },
@@ -75,7 +75,7 @@ impl CatalogueQuery {
         let first = page_size(first, 50)?;
         let after_id = after.as_deref().map(|c| decode_cursor(ENDPOINT_CURSOR, c)).transpose()?;
         let page = repo::catalogue::endpoints_page(db(ctx), &filter, first, after_id).await?;
-        Ok(EndpointConnection::new(page, after_id.is_some(), filter))
+        Ok(endpoint_connection(page, after_id.is_some(), filter))
     }
 
     async fn endpoint(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Endpoint>> {

@@ -11,7 +11,7 @@ use crate::{
         loaders::{ProjectById, TestHistoryById},
         types::{
             comparison::TestComparison,
-            connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
+            connection::{RUN_CURSOR, RunTotal, TestHistoryConnection, run_connection},
             db, decode_cursor,
             history::{SchedulerJob, TestHistory},
             loader, page_size, parse_id,
@@ -81,7 +81,7 @@ impl HistoryQuery {
         })
         .await?;
         let total = total.unwrap_or(RunTotal::Filter(filter));
-        Ok(TestHistoryConnection::new(page, before.is_some(), total))
+        Ok(run_connection(page, before.is_some(), total))
     }
 
     async fn test_history(&self, ctx: &Context<'_>, id: ID) -> Result<Option<TestHistory>> {

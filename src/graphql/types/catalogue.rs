@@ -9,7 +9,7 @@ use async_graphql::{
 use chrono::{DateTime, Utc};
 
 use super::{
-    connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
+    connection::{RUN_CURSOR, RunTotal, TestHistoryConnection, run_connection},
     decode_cursor,
     history::{ScenarioHistory, TrendPoint},
     loader, page_size, to_id,
@@ -89,7 +89,7 @@ impl Project {
             .load_one(key)
             .await?
             .unwrap_or_else(|| crate::db::repo::Page::from_probe(Vec::new(), 0));
-        Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Project(self.0.clone())))
+        Ok(run_connection(page, before.is_some(), RunTotal::Project(self.0.clone())))
     }
     /// This project's live test plans, newest first.
     async fn test_plans(&self, ctx: &Context<'_>) -> Result<Vec<super::plan::TestPlan>> {
@@ -191,9 +191,15 @@ pub struct Endpoint {
     pub(crate) body: Option<Option<RequestBody>>,
 }
 
+impl From<Arc<EndpointRow>> for Endpoint {
+    fn from(row: Arc<EndpointRow>) -> Self {
+        Self { row, parameters: None, body: None }
+    }
+}
+
 impl From<EndpointRow> for Endpoint {
     fn from(row: EndpointRow) -> Self {
-        Self { row: Arc::new(row), parameters: None, body: None }
+        Arc::new(row).into()
     }
 }
 

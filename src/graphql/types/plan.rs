@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::{
     catalogue::{Endpoint, Project, history_window, project_by_id, required},
-    connection::{RUN_CURSOR, RunTotal, TestHistoryConnection},
+    connection::{RUN_CURSOR, RunTotal, TestHistoryConnection, run_connection},
     db, decode_cursor,
     history::{TestHistory, TrendPoint, sees_secrets},
     loader, page_size, to_id,
@@ -94,7 +94,7 @@ impl TestPlan {
         let before = after.as_deref().map(|c| decode_cursor(RUN_CURSOR, c)).transpose()?;
         let filter = TestHistoryFilter { plan_id: Some(self.0.id), ..Default::default() };
         let page = repo::history::page(db(ctx), &filter, first, before).await?;
-        Ok(TestHistoryConnection::new(page, before.is_some(), RunTotal::Filter(filter)))
+        Ok(run_connection(page, before.is_some(), RunTotal::Filter(filter)))
     }
     /// p95 / avg / TPS / error rate of this plan's COMPLETED runs, oldest first.
     async fn trend(
