@@ -33,6 +33,16 @@ pub enum RunnerSetting {
     Kubernetes,
 }
 
+impl RunnerSetting {
+    /// The runner it names.
+    pub fn kind(self) -> crate::domain::RunnerKind {
+        match self {
+            Self::Local => crate::domain::RunnerKind::Local,
+            Self::Kubernetes => crate::domain::RunnerKind::Kubernetes,
+        }
+    }
+}
+
 /// What a schedule does with due times that passed while no server was running.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MissedRuns {

@@ -12,7 +12,8 @@ use crate::{
     db::{self, StatementCounter},
     graphql::{AppState, build_schema},
     http::{ArenaTrimmer, HttpState, router},
-    lifecycle::Lifecycle,
+    k6::runner::{Runners, kubernetes::ClusterError},
+    lifecycle::{Lifecycle, RunLedger},
 };
 
 /// A bound, migrated, ready-to-serve server.
@@ -27,7 +28,7 @@ impl Application {
     /// Connects and migrates the database, builds the schema and binds `settings.bind_addr`
     /// (port 0 picks a free port; see [`Application::port`]).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let cluster = crate::k6::runner::kubernetes::cluster_client().await.map_err(|err| err.to_string());
+        let cluster = crate::k6::runner::kubernetes::cluster_client().await;
         if let Err(why) = &cluster {
             tracing::info!(%why, "the Kubernetes runner is off");
         }
@@ -38,7 +39,7 @@ impl Application {
     /// so that tests never reach a cluster a kubeconfig on the machine might name.
     pub async fn build_with_cluster(
         mut settings: Settings,
-        cluster: Result<kube::Client, String>,
+        cluster: Result<kube::Client, impl Into<ClusterError>>,
     ) -> anyhow::Result<Self> {
         // Bound first: with PUBLIC_BASE_URL unset, links in notifications name this address.
         let listener = TcpListener::bind(settings.bind_addr)
@@ -59,7 +60,10 @@ impl Application {
             &settings.import.tls_roots,
         );
         let settings = Arc::new(settings);
-        let lifecycle = Lifecycle::start(db.clone(), settings.clone(), http.clone(), cluster).await;
+        // The runners, once: Kubernetes without a cluster is among them, saying why.
+        let ledger = Arc::new(RunLedger::new(db.clone()));
+        let (runners, reports) = Runners::build(&settings, cluster.map_err(Into::into), ledger);
+        let lifecycle = Lifecycle::start(db.clone(), settings.clone(), http.clone(), runners, reports).await;
         let auth = Authenticator::new(
             settings.security.auth_mode,
             db.clone(),

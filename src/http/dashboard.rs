@@ -34,7 +34,7 @@ use crate::{
     db::{entities::test_history, repo},
     domain::{RunnerKind, TestStatus},
     error::AppError,
-    k6::runner::local::{dashboard_url, k6_report_url, report_file},
+    k6::runner::{dashboard_url, k6_report_url},
 };
 
 /// k6's report is one file: its scripts, styles and data are inline, and it fetches nothing.
@@ -229,7 +229,9 @@ pub async fn k6_report(
             &format!("run {id} had {} k6 instance(s), numbered from 0", run.parallelism),
         );
     }
-    let file = report_file(&state.app.settings.k6_script_file_folder, id, index);
+    let Some(file) = state.app.lifecycle.k6_report_file(&run, index) else {
+        return refusal(StatusCode::NOT_FOUND, &format!("run {id}'s runner keeps no k6 report here"));
+    };
     match tokio::fs::read(&file).await {
         Ok(html) => {
             let mut response = html.into_response();

@@ -10,7 +10,7 @@ pub mod duration;
 pub mod influx_output;
 /// Validated test plans, scenario keys and arrival-rate VU sizing.
 pub mod plan;
-/// Where k6 runs: the Runner trait and the local runner.
+/// Where k6 runs: the Runner trait, the local and Kubernetes runners, the set built at startup.
 pub mod runner;
 /// Rendering a plan as a k6 script.
 pub mod script;

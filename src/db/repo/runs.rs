@@ -232,15 +232,15 @@ pub async fn take_over(
     Ok(taken.rows_affected == 1)
 }
 
-/// Runs that ended after `since` with local k6 processes recorded: (id, the record).
+/// Runs that ended after `since` with where their k6 ran recorded: (id, runner, the record).
 pub async fn ended_with_k6_processes(
     db: &DatabaseConnection,
     since: DateTime<Utc>,
-) -> AppResult<Vec<(i64, String)>> {
+) -> AppResult<Vec<(i64, RunnerKind, String)>> {
     use sea_orm::QuerySelect;
     Ok(test_history::Entity::find()
         .select_only()
-        .columns([test_history::Column::Id, test_history::Column::K6Processes])
+        .columns([test_history::Column::Id, test_history::Column::Runner, test_history::Column::K6Processes])
         .filter(test_history::Column::Status.is_not_in([TestStatus::Pending, TestStatus::Running]))
         .filter(test_history::Column::K6Processes.is_not_null())
         .filter(test_history::Column::CompletedAt.gt(since))

@@ -110,7 +110,7 @@ impl HistoryQuery {
         Ok(runs
             .into_iter()
             .map(|run| {
-                let pods = state.lifecycle.pod_phases(run.id);
+                let pods = state.lifecycle.instances(&run);
                 SchedulerJob { run, warning_hours, pods }
             })
             .collect())

@@ -154,7 +154,7 @@ impl TestHistory {
     /// with a signed query (as `reportUrl`'s) a browser can open as is; the API's token in an
     /// `Authorization` header works too. Null unless the run's k6 runs on this server now.
     async fn dashboard_url(&self, ctx: &Context<'_>) -> Result<Option<String>> {
-        use crate::k6::runner::local::dashboard_url;
+        use crate::k6::runner::dashboard_url;
         let state = ctx.data_unchecked::<AppState>();
         if state.lifecycle.live_dashboards(self.0.id).is_none() {
             return Ok(None);
@@ -167,15 +167,17 @@ impl TestHistory {
     /// k6's own HTML report of each k6 instance that wrote one (`/runs/{id}/k6-report/{instance}`,
     /// relative to this server), once a local run has ended.
     async fn k6_report_urls(&self, ctx: &Context<'_>) -> Vec<String> {
-        use crate::k6::runner::local::{k6_report_url, report_file};
-        if self.0.runner != RunnerKind::Local || self.0.status.is_active() {
+        use crate::k6::runner::k6_report_url;
+        if self.0.status.is_active() {
             return Vec::new();
         }
         let state = ctx.data_unchecked::<AppState>();
-        let folder = &state.settings.k6_script_file_folder;
         let mut urls = Vec::new();
         for index in 0..u32::try_from(self.0.parallelism).unwrap_or(0) {
-            if tokio::fs::try_exists(report_file(folder, self.0.id, index)).await.unwrap_or(false) {
+            let Some(file) = state.lifecycle.k6_report_file(&self.0, index) else {
+                break;
+            };
+            if tokio::fs::try_exists(file).await.unwrap_or(false) {
                 urls.push(k6_report_url(self.0.id, index));
             }
         }

@@ -10,7 +10,7 @@ use axum::{
 };
 
 use super::refusal;
-use crate::k6::runner::local::{MAX_VIEWERS_PER_RUN, RunDashboards};
+use crate::k6::runner::{MAX_VIEWERS_PER_RUN, RunDashboards};
 
 /// How long k6 gets to answer a request that is not an event stream, body included.
 const UPSTREAM_LIMIT: Duration = Duration::from_secs(15);

@@ -13,7 +13,8 @@ use crate::{
 pub struct SchedulerJob {
     pub run: test_history::Model,
     pub warning_hours: f64,
-    pub pods: Vec<crate::k6::runner::kubernetes::status::PodPhase>,
+    /// The run's k6 instances as its runner sees them (a Kubernetes run's pods).
+    pub pods: Vec<crate::k6::runner::InstancePhase>,
 }
 
 /// One k6 pod of a Kubernetes run.

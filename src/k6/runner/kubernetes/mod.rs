@@ -2,6 +2,7 @@
 //! own, pods started `--paused` and un-paused together through k6's REST API once every one
 //! of them answers; watchers on the run's Jobs and pods drive its status.
 
+mod absent;
 pub mod manifests;
 mod run;
 pub mod status;
@@ -25,16 +26,21 @@ use kube::{
 use tokio::sync::{mpsc, watch};
 
 pub use super::InterruptedRun;
-use super::{RunRequest, Runner, RunnerError, RunnerEvent};
-use crate::domain::RunnerKind;
-use manifests::{ManifestSettings, RunManifest, ScriptDelivery};
-use run::{RunTask, api_message, retry};
-use status::PodPhase;
+use super::{InstancePhase, PreflightError, RunRequest, Runner, RunnerError, RunnerEvent, RunnerHealth};
+use crate::{
+    domain::RunnerKind,
+    k6::{TestPlan, script::render_script},
+};
+pub use absent::NoCluster;
+use manifests::{ManifestSettings, RunManifest, ScriptDelivery, ScriptTooLarge};
+use run::{ObjectsRefused, RunTask, api_message, retry};
 
 /// How long a ready pod's k6 gets to answer on its REST API.
 const API_ANSWER_LIMIT: Duration = Duration::from_secs(30);
 /// How often the state is looked at again without news (the unschedulable grace period).
 const RECHECK: Duration = Duration::from_secs(5);
+/// How long the cluster gets to answer a health check.
+const HEALTH_LIMIT: Duration = Duration::from_secs(5);
 /// Time allowed for image pulls and scheduling on top of the run's own time limit, in the
 /// Jobs' `activeDeadlineSeconds`.
 const START_ALLOWANCE: Duration = Duration::from_secs(600);
@@ -90,7 +96,7 @@ impl KubernetesSettings {
 
 struct RunHandle {
     stop: watch::Sender<bool>,
-    phases: Arc<Mutex<Vec<PodPhase>>>,
+    phases: Arc<Mutex<Vec<InstancePhase>>>,
 }
 
 /// Runs k6 as Jobs in one namespace.
@@ -109,11 +115,53 @@ pub enum ClusterError {
     NoConfiguration(#[from] kube::config::InferConfigError),
     #[error("could not build a Kubernetes client: {0}")]
     Client(#[from] kube::Error),
+    /// No cluster, for the reason whoever built the server gave (tests: never a real one).
+    #[error("{0}")]
+    Withheld(String),
+}
+
+impl From<String> for ClusterError {
+    fn from(why: String) -> Self {
+        Self::Withheld(why)
+    }
 }
 
 /// Builds a client from the in-cluster service account or, outside a cluster, the kubeconfig.
 pub async fn cluster_client() -> Result<Client, ClusterError> {
     Ok(Client::try_from(kube::Config::infer().await?)?)
+}
+
+/// The Kubernetes runner through `cluster`, or without one a runner that refuses runs with why.
+pub fn runner(
+    cluster: Result<Client, ClusterError>,
+    settings: &crate::config::Settings,
+    events: mpsc::UnboundedSender<RunnerEvent>,
+) -> Arc<dyn Runner> {
+    match cluster {
+        Ok(client) => {
+            Arc::new(KubernetesRunner::new(client, KubernetesSettings::from_settings(settings), events))
+        }
+        Err(why) => Arc::new(NoCluster::new(why)),
+    }
+}
+
+/// Why a run could not be handed to the cluster.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("bad script path {}", .0.display())]
+    ScriptPath(std::path::PathBuf),
+    #[error("could not read the script {}: {source}", .path.display())]
+    ScriptUnreadable { path: std::path::PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    TooLarge(#[from] ScriptTooLarge),
+    #[error(transparent)]
+    Objects(#[from] ObjectsRefused),
+}
+
+impl From<StartError> for RunnerError {
+    fn from(err: StartError) -> Self {
+        Self::Refused(Box::new(err))
+    }
 }
 
 impl KubernetesRunner {
@@ -131,14 +179,8 @@ impl KubernetesRunner {
     }
 
     /// Whether scripts travel in ConfigMaps (and so must fit in one).
-    pub fn uses_config_maps(&self) -> bool {
+    fn uses_config_maps(&self) -> bool {
         self.settings.manifests.delivery == ScriptDelivery::ConfigMap
-    }
-
-    /// The phases of a run's pods, as last seen.
-    pub fn pod_phases(&self, test_id: i64) -> Vec<PodPhase> {
-        let running = self.running.lock().expect("runner lock");
-        running.get(&test_id).map(|run| run.phases.lock().expect("phases lock").clone()).unwrap_or_default()
     }
 
     fn task(&self) -> RunTask {
@@ -202,7 +244,7 @@ impl KubernetesRunner {
     }
 
     /// Whether the cluster answers and this server's account may do what runs need.
-    pub async fn health(&self) -> (bool, String) {
+    async fn access_review(&self) -> (bool, String) {
         let namespace = &self.settings.manifests.namespace;
         let needed = [
             ("batch", "jobs", "create"),
@@ -258,13 +300,28 @@ impl Runner for KubernetesRunner {
         RunnerKind::Kubernetes
     }
 
+    /// A script that travels in a ConfigMap must fit in one.
+    fn check_plan(&self, plan: &TestPlan) -> Result<(), PreflightError> {
+        if self.uses_config_maps() {
+            manifests::check_script_size(&render_script(plan))
+                .map_err(|err| PreflightError::Plan(Box::new(err)))?;
+        }
+        Ok(())
+    }
+
+    /// Nothing to ask the cluster before a run: [`Runner::start`] reports what it refuses, and
+    /// `health` whether it answers.
+    async fn preflight(&self) -> Result<(), PreflightError> {
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(test_id = request.test_id, parallelism = request.parallelism))]
     async fn start(&self, request: RunRequest) -> Result<(), RunnerError> {
         let script_name = request
             .script
             .file_name()
             .and_then(|name| name.to_str())
-            .ok_or_else(|| RunnerError::Refused(format!("bad script path {}", request.script.display())))?
+            .ok_or_else(|| StartError::ScriptPath(request.script.clone()))?
             .to_owned();
         let deadline = request.timeout + START_ALLOWANCE;
         let secret_variables = request.secrets.variables();
@@ -278,19 +335,16 @@ impl Runner for KubernetesRunner {
         };
         let script = match self.settings.manifests.delivery {
             ScriptDelivery::ConfigMap => {
-                let script = tokio::fs::read_to_string(&request.script).await.map_err(|err| {
-                    RunnerError::Refused(format!(
-                        "could not read the script {}: {err}",
-                        request.script.display()
-                    ))
+                let script = tokio::fs::read_to_string(&request.script).await.map_err(|source| {
+                    StartError::ScriptUnreadable { path: request.script.clone(), source }
                 })?;
-                manifests::check_script_size(&script).map_err(|err| RunnerError::Refused(err.to_string()))?;
+                manifests::check_script_size(&script).map_err(StartError::from)?;
                 Some(script)
             }
             ScriptDelivery::Pvc { .. } => None,
         };
         let task = self.task();
-        task.create_objects(&run, script.as_deref(), &request.secrets).await.map_err(RunnerError::Refused)?;
+        task.create_objects(&run, script.as_deref(), &request.secrets).await.map_err(StartError::from)?;
         self.follow(request.test_id, request.parallelism, false, Some(request.timeout));
         Ok(())
     }
@@ -308,5 +362,26 @@ impl Runner for KubernetesRunner {
 
     async fn reattach(&self, runs: &[InterruptedRun]) -> HashMap<i64, String> {
         self.reattach_runs(runs).await
+    }
+
+    /// Nothing to stop: a run's Jobs are the cluster's, and the instance that takes the run over
+    /// re-attaches to them.
+    async fn fence(&self, _test_id: i64) -> bool {
+        false
+    }
+
+    /// Whether the cluster answers (within a few seconds) and RBAC allows what runs need.
+    async fn health(&self) -> RunnerHealth {
+        let (available, detail) =
+            tokio::time::timeout(HEALTH_LIMIT, self.access_review()).await.unwrap_or_else(|_| {
+                (false, format!("the Kubernetes API did not answer within {}s", HEALTH_LIMIT.as_secs()))
+            });
+        RunnerHealth { runner: RunnerKind::Kubernetes, available, detail }
+    }
+
+    /// The run's pods with their phases, as last seen.
+    fn instances(&self, test_id: i64) -> Vec<InstancePhase> {
+        let running = self.running.lock().expect("runner lock");
+        running.get(&test_id).map(|run| run.phases.lock().expect("phases lock").clone()).unwrap_or_default()
     }
 }

@@ -24,12 +24,12 @@ use tokio::sync::{mpsc, watch};
 use super::{
     API_ANSWER_LIMIT, KubernetesSettings, RECHECK,
     manifests::{self, RunManifest},
-    status::{self, Next, PodPhase, RunState},
+    status::{self, Next, RunState},
 };
 use crate::k6::{
     ScriptSecrets,
     counts::InstanceReports,
-    runner::{K6ApiError, RunOutcome, RunnerEvent},
+    runner::{InstancePhase, K6ApiError, RunOutcome, RunnerEvent},
 };
 
 /// API calls tried before a transient error counts.
@@ -72,6 +72,15 @@ pub(super) fn api_message(err: &kube::Error) -> String {
     }
 }
 
+/// The cluster refused one of a run's objects (what it had created of them is deleted).
+#[derive(Debug, thiserror::Error)]
+#[error("the Kubernetes API refused {object}: {}", api_message(.source))]
+pub(super) struct ObjectsRefused {
+    /// Its kind and name, e.g. `Job k6-7-0`.
+    object: String,
+    source: kube::Error,
+}
+
 /// What one run's task needs.
 pub(super) struct RunTask {
     pub(super) client: Client,
@@ -110,7 +119,7 @@ impl RunTask {
         run: &RunManifest<'_>,
         script: Option<&str>,
         secrets: &ScriptSecrets,
-    ) -> Result<(), String> {
+    ) -> Result<(), ObjectsRefused> {
         let settings = &self.settings.manifests;
         let mut created: Vec<Job> = Vec::new();
         for index in 0..run.parallelism {
@@ -134,7 +143,7 @@ impl RunTask {
                 Ok(job) => created.push(job),
                 Err(err) => {
                     self.delete_jobs(created.iter().map(|job| job.name_any()).collect::<Vec<_>>()).await;
-                    return Err(format!("the Kubernetes API refused Job {name}: {}", api_message(&err)));
+                    return Err(ObjectsRefused { object: format!("Job {name}"), source: err });
                 }
             }
         }
@@ -149,7 +158,7 @@ impl RunTask {
             .await
             {
                 self.delete_jobs(created.iter().map(|job| job.name_any()).collect::<Vec<_>>()).await;
-                return Err(format!("the Kubernetes API refused Secret {name}: {}", api_message(&err)));
+                return Err(ObjectsRefused { object: format!("Secret {name}"), source: err });
             }
         }
         if let Some(script) = script {
@@ -161,7 +170,7 @@ impl RunTask {
             .await
             {
                 self.delete_jobs(created.iter().map(|job| job.name_any()).collect::<Vec<_>>()).await;
-                return Err(format!("the Kubernetes API refused ConfigMap {name}: {}", api_message(&err)));
+                return Err(ObjectsRefused { object: format!("ConfigMap {name}"), source: err });
             }
         }
         Ok(())
@@ -191,7 +200,7 @@ impl RunTask {
         mut started: bool,
         timeout: Option<Duration>,
         mut stop: watch::Receiver<bool>,
-        phases: Arc<Mutex<Vec<PodPhase>>>,
+        phases: Arc<Mutex<Vec<InstancePhase>>>,
     ) -> (RunOutcome, InstanceReports) {
         let selector = manifests::run_selector(test_id);
         let config = watcher::Config::default().labels(&selector);

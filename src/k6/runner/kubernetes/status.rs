@@ -12,7 +12,7 @@ use k8s_openapi::api::{
 use super::manifests::{CONTAINER, INSTANCE_LABEL, TEST_ID_LABEL, secret_name};
 use crate::k6::{
     counts::{InstanceReports, is_counts_document, parse_report},
-    runner::RunOutcome,
+    runner::{InstancePhase, RunOutcome},
 };
 
 /// k6's exit code when a threshold was crossed: the run itself went fine.
@@ -52,15 +52,6 @@ pub enum Next {
     /// Every instance runs and answers: un-pause them.
     Start(Vec<ReadyPod>),
     Ended(RunOutcome),
-}
-
-/// One pod's phase, for `schedulerJobs`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PodPhase {
-    pub name: String,
-    pub phase: String,
-    /// Why it is not running, when Kubernetes says (e.g. `ImagePullBackOff`).
-    pub reason: Option<String>,
 }
 
 pub fn instance_of(pod: &Pod) -> Option<u32> {
@@ -313,10 +304,10 @@ impl RunState {
     }
 
     /// Each pod's phase, for `schedulerJobs`.
-    pub fn phases(&self) -> Vec<PodPhase> {
+    pub fn phases(&self) -> Vec<InstancePhase> {
         self.pods
             .values()
-            .map(|pod| PodPhase {
+            .map(|pod| InstancePhase {
                 name: pod_name(pod).to_owned(),
                 phase: pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into()),
                 reason: waiting_reason(pod)

@@ -1038,10 +1038,13 @@ async fn health_reports_a_reachable_cluster_and_names_the_permissions_missing() 
         (vec![], vec![]),
     );
 
-    let (available, detail) = lab.runner.health().await;
+    let health = lab.runner.health().await;
 
-    assert!(!available);
-    assert_eq!(detail, "cluster reachable, but not allowed to: patch jobs, create secrets (namespace load)");
+    assert!(!health.available);
+    assert_eq!(
+        health.detail,
+        "cluster reachable, but not allowed to: patch jobs, create secrets (namespace load)"
+    );
 }
 
 // ───────────────────────────── manifests and pod states ─────────────────────────────

@@ -59,14 +59,6 @@ pub struct LocalProcess {
     pub dashboard: Option<SocketAddr>,
 }
 
-/// Where the lifecycle records a run's [`LocalProcesses`].
-#[async_trait::async_trait]
-pub trait ProcessLedger: Send + Sync {
-    /// Records where run `test_id`'s k6 processes are; an error (the run cannot be found again
-    /// after a restart) stops the run before its load begins.
-    async fn record(&self, test_id: i64, processes: &LocalProcesses) -> Result<(), String>;
-}
-
 /// This machine, as this boot of it: the host name and the kernel's boot id (a pid from before
 /// a reboot names nothing).
 pub fn this_machine() -> String {
@@ -164,32 +156,51 @@ fn stop_unrecorded(script: &Path) -> usize {
     pids.len()
 }
 
+/// Why an interrupted local run could not be taken back (it then ends FAILED with this).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ReattachError {
+    #[error("interrupted by server restart before its k6 processes were up")]
+    NotUp,
+    #[error("interrupted by server restart; its k6 processes' record is unreadable: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    #[error(
+        "interrupted by server restart: its k6 ran on another machine ({0}), which this server cannot reach"
+    )]
+    OtherMachine(String),
+    #[error("interrupted by server restart: {0}; the rest of it was stopped")]
+    Broken(#[from] InstanceProblem),
+}
+
+/// What was wrong with one k6 instance of an interrupted run.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum InstanceProblem {
+    #[error("k6 instance {index} (pid {pid}) no longer answered on its REST API ({source})")]
+    NotAnswering { index: u32, pid: u32, source: reqwest::Error },
+    #[error("k6 instance {index} (pid {pid}) had ended without writing its end-of-test counts")]
+    NoCounts { index: u32, pid: u32 },
+}
+
 impl LocalRunner {
     /// Takes one interrupted run back, or says why it cannot be.
-    pub(super) async fn reattach_run(&self, run: &InterruptedRun) -> Result<(), String> {
+    pub(super) async fn reattach_run(&self, run: &InterruptedRun) -> Result<(), ReattachError> {
         let Some(recorded) = &run.local_processes else {
             if let Some(script) = &run.script {
                 stop_unrecorded(script);
             }
-            return Err("interrupted by server restart before its k6 processes were up".to_owned());
+            return Err(ReattachError::NotUp);
         };
-        let processes: LocalProcesses = serde_json::from_str(recorded).map_err(|err| {
-            format!("interrupted by server restart; its k6 processes' record is unreadable: {err}")
-        })?;
+        let processes: LocalProcesses = serde_json::from_str(recorded)?;
         if processes.machine != this_machine() {
-            return Err(format!(
-                "interrupted by server restart: its k6 ran on another machine ({}), which this server cannot reach",
-                processes.machine
-            ));
+            return Err(ReattachError::OtherMachine(processes.machine));
         }
         if processes.instances.len() < run.parallelism as usize {
             // Recorded before its instances were up: whatever of them started waits, paused.
             stop_unrecorded(&processes.script);
-            return Err("interrupted by server restart before its k6 processes were up".to_owned());
+            return Err(ReattachError::NotUp);
         }
         if let Err(problem) = self.check_instances(run, &processes).await {
             processes.stop(&self.http).await;
-            return Err(format!("interrupted by server restart: {problem}; the rest of it was stopped"));
+            return Err(problem.into());
         }
         let (stop_tx, stop_rx) = watch::channel(run.cancel_requested);
         self.running.lock().expect("runner lock").insert(run.test_id, stop_tx);
@@ -217,24 +228,20 @@ impl LocalRunner {
 
     /// Each instance either still runs and answers on its REST API, or ended having written
     /// its end-of-test counts; otherwise, what is wrong.
-    async fn check_instances(&self, run: &InterruptedRun, processes: &LocalProcesses) -> Result<(), String> {
+    async fn check_instances(
+        &self,
+        run: &InterruptedRun,
+        processes: &LocalProcesses,
+    ) -> Result<(), InstanceProblem> {
         for instance in &processes.instances {
+            let (index, pid) = (instance.index, instance.pid);
             if instance.is_running(&processes.script) {
                 let answer = self.http.get(&instance.api).send().await.and_then(|r| r.error_for_status());
-                if let Err(err) = answer {
-                    return Err(format!(
-                        "k6 instance {} (pid {}) no longer answered on its REST API ({err})",
-                        instance.index, instance.pid
-                    ));
+                if let Err(source) = answer {
+                    return Err(InstanceProblem::NotAnswering { index, pid, source });
                 }
-            } else {
-                let counts = super::counts_path(&processes.work_dir, run.test_id, instance.index);
-                if !counts.is_file() {
-                    return Err(format!(
-                        "k6 instance {} (pid {}) had ended without writing its end-of-test counts",
-                        instance.index, instance.pid
-                    ));
-                }
+            } else if !super::counts_path(&processes.work_dir, run.test_id, index).is_file() {
+                return Err(InstanceProblem::NoCounts { index, pid });
             }
         }
         Ok(())

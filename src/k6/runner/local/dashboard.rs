@@ -14,9 +14,7 @@ use std::{
 
 use tokio::sync::Semaphore;
 
-/// Event streams one run's dashboards serve at once, over all its instances. Each one is a
-/// long-lived connection to k6, which encodes every snapshot for it.
-pub const MAX_VIEWERS_PER_RUN: usize = 10;
+use crate::k6::runner::{MAX_VIEWERS_PER_RUN, RunDashboards};
 
 /// How often k6 aggregates a dashboard snapshot. k6's default (10 s) makes a live view lag, and
 /// k6 exports no report for a run with too few snapshots.
@@ -25,15 +23,6 @@ const SNAPSHOT_PERIOD: &str = "1s";
 /// The dashboards of this process's live local runs, by run id.
 #[derive(Clone, Default)]
 pub struct LiveDashboards(Arc<Mutex<HashMap<i64, RunDashboards>>>);
-
-/// One live run's dashboards.
-#[derive(Clone, Debug)]
-pub struct RunDashboards {
-    /// Each instance's dashboard, by instance index.
-    pub addresses: Vec<SocketAddr>,
-    /// Permits for event streams ([`MAX_VIEWERS_PER_RUN`]); a stream holds one while it is open.
-    pub viewers: Arc<Semaphore>,
-}
 
 impl LiveDashboards {
     /// Run `test_id`'s dashboards, while it is live.
@@ -51,16 +40,6 @@ impl LiveDashboards {
             run.viewers.close();
         }
     }
-}
-
-/// Where the server serves run `test_id`'s live dashboards (relative to the server).
-pub fn dashboard_url(test_id: i64) -> String {
-    format!("/runs/{test_id}/dashboard/")
-}
-
-/// Where the server serves instance `index`'s exported report (relative to the server).
-pub fn k6_report_url(test_id: i64, index: u32) -> String {
-    format!("/runs/{test_id}/k6-report/{index}")
 }
 
 /// Where instance `index` of run `test_id` writes k6's HTML report, in the scripts folder.
