@@ -238,28 +238,16 @@ impl LoadedFields<TestHistory> for RunRelations {
         field: &Positioned<Field>,
     ) -> Option<Value> {
         let row = &run.0;
-        Some(match field.node.name.node.as_str() {
-            "id" => Value::String(row.id.to_string()),
-            "title" => value(&row.title),
-            "description" => value(&row.description),
-            "targetTps" => value(&row.target_tps),
-            "status" => value(&row.status),
-            "runner" => value(&row.runner),
-            "parallelism" => value(&row.parallelism),
-            "jobName" => value(&row.job_name),
-            "k6ScriptFileName" => value(&row.k6_script_file_name),
+        let name = field.node.name.node.as_str();
+        if let Some(value) = run.plain_field_now(name) {
+            return Some(value);
+        }
+        Some(match name {
             "k6Script" => {
                 value(&visible_script(&row.k6_script, sees_secrets(ctx.data_opt::<Principal>())).into_owned())
             }
-            "testedAt" => value(&row.tested_at),
-            "startedAt" => value(&row.started_at),
-            "completedAt" => value(&row.completed_at),
-            "failureReason" => value(&row.failure_reason),
-            "isCompleted" => value(&row.is_completed),
             "summary" => summary_value(row.metrics(), ctx, field)?,
             "totals" => object_value(RunTotals::of(row), ctx, field)?,
-            "resultsComplete" => value(&row.results_complete),
-            "missingSamples" => value(&RunIntegrity::of_run(row).and_then(|integrity| integrity.0.missing())),
             "integrity" => object_value(RunIntegrity::of_run(row), ctx, field)?,
             "verdict" => {
                 let scenarios = self.scenarios.as_deref()?;
@@ -283,14 +271,11 @@ impl LoadedFields<ScenarioHistory> for ScenarioRelations {
         field: &Positioned<Field>,
     ) -> Option<Value> {
         let row = &scenario.0;
-        Some(match field.node.name.node.as_str() {
-            "id" => Value::String(row.id.to_string()),
-            "name" => value(&row.name),
-            "scenarioTag" => value(&row.scenario_tag),
-            "executor" => value(&row.executor),
-            "thinkTime" => value(&row.think_time),
-            "responseTimeTarget" => value(&row.response_time_target),
-            "errorRateTarget" => value(&row.error_rate_target),
+        let name = field.node.name.node.as_str();
+        if let Some(value) = scenario.plain_field_now(name) {
+            return Some(value);
+        }
+        Some(match name {
             // A JSON scalar answers as the JSON itself (its input form would be a string).
             "request" => match visible_request(row, sees_secrets(ctx.data_opt::<Principal>())) {
                 Some(request) => Value::from_json(request.0).ok()?,
@@ -298,7 +283,6 @@ impl LoadedFields<ScenarioHistory> for ScenarioRelations {
             },
             "summary" => summary_value(row.metrics(), ctx, field)?,
             "totals" => object_value(RunTotals::of(row), ctx, field)?,
-            "verdict" => value(&ScenarioHistory::verdict_of(row)),
             "stages" => {
                 let stages = self.stages.as_deref()?;
                 with_sub_selection(ctx, field, |ctx| resolve_list_now(stages, ctx))?

@@ -9,7 +9,10 @@ use async_graphql::{
 };
 use sea_orm::{ConnectionTrait, DbBackend};
 
-use crate::graphql::loaders::{DbLoader, LoadResult, db_error};
+use crate::graphql::{
+    loaders::{DbLoader, LoadResult, db_error},
+    types::catalogue::Endpoint,
+};
 
 /// Whose endpoints a [`EndpointsJson`] list holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -86,14 +89,10 @@ impl Loader<EndpointsJson> for DbLoader {
 /// keeps as it is.
 pub fn endpoint_json_object(selection: &SelectionSet) -> Option<String> {
     json_object(selection, "Endpoint", |name, field| {
+        if let Some(sql) = Endpoint::plain_field_sql(name) {
+            return Some(sql.to_owned());
+        }
         Some(match name {
-            "id" => "CAST(e.id AS TEXT)".to_owned(),
-            "method" => "e.method".to_owned(),
-            "path" => "e.path".to_owned(),
-            "operationId" => "e.operation_id".to_owned(),
-            "summary" => "e.summary".to_owned(),
-            "description" => "e.description".to_owned(),
-            "deprecated" => json_bool("e.deprecated"),
             "parameters" => {
                 let object = json_object(&field.selection_set.node, "Parameter", |name, _| {
                     Some(match name {

@@ -23,6 +23,7 @@ pub mod board;
 pub mod catalogue;
 pub mod eager;
 pub mod endpoints_json;
+pub mod plain;
 pub mod read_cache;
 
 /// Whether the fast paths are on, for every request of a schema (schema data).

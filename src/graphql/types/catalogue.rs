@@ -25,6 +25,7 @@ use crate::{
                 Eager, EagerList, EagerObject, ListAnswer, enum_value, resolve_list_now, resolve_now,
                 with_sub_selection,
             },
+            plain::graphql_object,
         },
         loaders::{
             BodyOfEndpoint, EndpointCountOfProject, EndpointRow, EndpointsOfSpec, EndpointsOfTag,
@@ -262,29 +263,17 @@ impl Endpoint {
     }
 }
 
-#[Object]
-impl Endpoint {
-    async fn id(&self) -> ID {
-        to_id(self.row.id)
-    }
-    async fn method(&self) -> HttpMethod {
-        self.row.method
-    }
-    async fn path(&self) -> &str {
-        &self.row.path
-    }
-    async fn operation_id(&self) -> Option<&str> {
-        self.row.operation_id.as_deref()
-    }
-    async fn summary(&self) -> Option<&str> {
-        self.row.summary.as_deref()
-    }
-    async fn description(&self) -> Option<&str> {
-        self.row.description.as_deref()
-    }
-    async fn deprecated(&self) -> bool {
-        self.row.deprecated
-    }
+// The plain fields carry the SQL that `fast::endpoints_json` has SQLite write them with.
+graphql_object! {
+    impl Endpoint as this {
+        plain id: ID = to_id(this.row.id), sql "CAST(e.id AS TEXT)";
+        plain method: HttpMethod = this.row.method, sql "e.method";
+        plain path: String = this.row.path.clone(), sql "e.path";
+        plain operation_id: Option<String> = this.row.operation_id.clone(), sql "e.operation_id";
+        plain summary: Option<String> = this.row.summary.clone(), sql "e.summary";
+        plain description: Option<String> = this.row.description.clone(), sql "e.description";
+        plain deprecated: bool = this.row.deprecated,
+            sql "CASE WHEN e.deprecated THEN json('true') ELSE json('false') END";
     async fn spec(&self, ctx: &Context<'_>) -> Result<OpenApiSpec> {
         let spec = loader(ctx).load_one(SpecById(self.row.spec_id)).await?;
         Ok(OpenApiSpec(required(spec, "spec", self.row.spec_id)?))
@@ -329,22 +318,16 @@ impl Endpoint {
         let rows = loader(ctx).load_one(key).await?.unwrap_or_default();
         Ok(rows.into_iter().rev().map(TrendPoint::from).collect())
     }
+    }
 }
 
 impl EagerObject for Endpoint {
     fn field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
-        let row = &self.row;
-        Some(match field.node.name.node.as_str() {
-            "id" => Value::String(row.id.to_string()),
-            "method" => {
-                static NAMES: OnceLock<Vec<Name>> = OnceLock::new();
-                enum_value(row.method, &NAMES)
-            }
-            "path" => Value::String(row.path.clone()),
-            "operationId" => optional_string(&row.operation_id),
-            "summary" => optional_string(&row.summary),
-            "description" => optional_string(&row.description),
-            "deprecated" => Value::Boolean(row.deprecated),
+        let name = field.node.name.node.as_str();
+        if let Some(value) = self.plain_field_now(name) {
+            return Some(value);
+        }
+        Some(match name {
             "parameters" => {
                 let parameters = self.parameters.as_deref()?;
                 with_sub_selection(ctx, field, |ctx| resolve_list_now(parameters, ctx))?
