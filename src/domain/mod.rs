@@ -237,28 +237,48 @@ pub enum Verdict {
     Unknown,
 }
 
-/// A run's (or a scenario's) measured figures. Times in ms, rates per second, error rates in percent.
-#[derive(Clone, Debug, PartialEq, async_graphql::SimpleObject)]
-pub struct MetricSummary {
-    pub total_requests: i64,
-    pub failed_requests: i64,
-    pub test_duration: f64,
-    pub max_tps: f64,
-    pub min_tps: f64,
-    pub avg_tps: f64,
-    pub max_response_time: f64,
-    pub min_response_time: f64,
-    pub avg_response_time: f64,
-    pub p50_response_time: f64,
-    pub p95_response_time: f64,
-    pub p99_response_time: f64,
-    pub max_error_rate: f64,
-    pub min_error_rate: f64,
-    pub avg_error_rate: f64,
-    pub max_vus: f64,
-    pub min_vus: f64,
-    pub avg_vus: f64,
+/// The summary metrics, listed once, in the order the API shows them: Rust name, database
+/// column, type. Every place that handles them all is written from this list: the
+/// [`MetricSummary`] type, the entities' summary columns and their conversions
+/// (`db::entities`), the by-index decoding (`db::repo::history`) and the board's eager answer
+/// (`graphql::fast::board`). `summary_metrics!(callback, [args])` calls `callback! { [args]
+/// name Column type, … }`.
+macro_rules! summary_metrics {
+    ($callback:path $(, [$($args:tt)*])?) => {
+        $callback! { [$($($args)*)?]
+            total_requests TotalRequests i64,
+            failed_requests FailedRequests i64,
+            test_duration TestDuration f64,
+            max_tps MaxTps f64,
+            min_tps MinTps f64,
+            avg_tps AvgTps f64,
+            max_response_time MaxResponseTime f64,
+            min_response_time MinResponseTime f64,
+            avg_response_time AvgResponseTime f64,
+            p50_response_time P50ResponseTime f64,
+            p95_response_time P95ResponseTime f64,
+            p99_response_time P99ResponseTime f64,
+            max_error_rate MaxErrorRate f64,
+            min_error_rate MinErrorRate f64,
+            avg_error_rate AvgErrorRate f64,
+            max_vus MaxVus f64,
+            min_vus MinVus f64,
+            avg_vus AvgVus f64,
+        }
+    };
 }
+pub(crate) use summary_metrics;
+
+macro_rules! metric_summary_type {
+    ([] $($name:ident $column:ident $type:ty,)*) => {
+        /// A run's (or a scenario's) measured figures. Times in ms, rates per second, error rates in percent.
+        #[derive(Clone, Debug, PartialEq, async_graphql::SimpleObject)]
+        pub struct MetricSummary {
+            $(pub $name: $type,)*
+        }
+    };
+}
+summary_metrics!(metric_summary_type);
 
 /// A scenario passes when its p95 and error rate are within the targets it has.
 /// Without targets, or before its summary is known, the verdict is `Unknown`.

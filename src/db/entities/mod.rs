@@ -29,10 +29,18 @@ pub trait HasMetrics {
     fn k6_counts(&self) -> Option<K6Counts>;
 }
 
-/// Implements [`HasMetrics`] for a model with the shared summary and count columns.
-macro_rules! impl_has_metrics {
-    ($model:ty) => {
-        impl $crate::db::entities::HasMetrics for $model {
+/// An entity `Model` with the summary columns of [`crate::domain::summary_metrics`] after its
+/// own fields (each nullable: a run's summary is unknown until its results are read), and
+/// [`HasMetrics`] for it.
+macro_rules! with_summary_columns {
+    ([$(#[$meta:meta])* pub struct Model { $($fields:tt)* }] $($name:ident $column:ident $type:ty,)*) => {
+        $(#[$meta])*
+        pub struct Model {
+            $($fields)*
+            $(pub $name: Option<$type>,)*
+        }
+
+        impl $crate::db::entities::HasMetrics for Model {
             fn k6_counts(&self) -> Option<$crate::domain::counts::K6Counts> {
                 Some($crate::domain::counts::K6Counts {
                     requests: self.k6_requests?,
@@ -43,58 +51,26 @@ macro_rules! impl_has_metrics {
                 })
             }
 
+            /// None until the request count is known; a figure not measured reads 0.
             fn metrics(&self) -> Option<$crate::domain::MetricSummary> {
-                let f = |v: Option<f64>| v.unwrap_or(0.0);
-                Some($crate::domain::MetricSummary {
-                    total_requests: self.total_requests?,
-                    failed_requests: self.failed_requests.unwrap_or(0),
-                    test_duration: f(self.test_duration),
-                    max_tps: f(self.max_tps),
-                    min_tps: f(self.min_tps),
-                    avg_tps: f(self.avg_tps),
-                    max_response_time: f(self.max_response_time),
-                    min_response_time: f(self.min_response_time),
-                    avg_response_time: f(self.avg_response_time),
-                    p50_response_time: f(self.p50_response_time),
-                    p95_response_time: f(self.p95_response_time),
-                    p99_response_time: f(self.p99_response_time),
-                    max_error_rate: f(self.max_error_rate),
-                    min_error_rate: f(self.min_error_rate),
-                    avg_error_rate: f(self.avg_error_rate),
-                    max_vus: f(self.max_vus),
-                    min_vus: f(self.min_vus),
-                    avg_vus: f(self.avg_vus),
-                })
+                self.total_requests?;
+                Some($crate::domain::MetricSummary { $($name: self.$name.unwrap_or_default(),)* })
             }
         }
     };
 }
-pub(crate) use impl_has_metrics;
+pub(crate) use with_summary_columns;
 
 /// Writes a [`MetricSummary`] into the summary columns of a run's or a scenario's active model.
 macro_rules! set_metric_columns {
-    ($model:expr, $summary:expr) => {{
+    ([@set $model:expr, $summary:expr] $($name:ident $column:ident $type:ty,)*) => {{
         use sea_orm::Set;
         let model = &mut $model;
         let s: &$crate::domain::MetricSummary = $summary;
-        model.total_requests = Set(Some(s.total_requests));
-        model.failed_requests = Set(Some(s.failed_requests));
-        model.test_duration = Set(Some(s.test_duration));
-        model.max_tps = Set(Some(s.max_tps));
-        model.min_tps = Set(Some(s.min_tps));
-        model.avg_tps = Set(Some(s.avg_tps));
-        model.max_response_time = Set(Some(s.max_response_time));
-        model.min_response_time = Set(Some(s.min_response_time));
-        model.avg_response_time = Set(Some(s.avg_response_time));
-        model.p50_response_time = Set(Some(s.p50_response_time));
-        model.p95_response_time = Set(Some(s.p95_response_time));
-        model.p99_response_time = Set(Some(s.p99_response_time));
-        model.max_error_rate = Set(Some(s.max_error_rate));
-        model.min_error_rate = Set(Some(s.min_error_rate));
-        model.avg_error_rate = Set(Some(s.avg_error_rate));
-        model.max_vus = Set(Some(s.max_vus));
-        model.min_vus = Set(Some(s.min_vus));
-        model.avg_vus = Set(Some(s.avg_vus));
+        $(model.$name = Set(Some(s.$name));)*
     }};
+    ($model:expr, $summary:expr) => {
+        $crate::domain::summary_metrics!($crate::db::entities::set_metric_columns, [@set $model, $summary])
+    };
 }
 pub(crate) use set_metric_columns;

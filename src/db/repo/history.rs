@@ -64,21 +64,19 @@ impl<'a> Cells<'a> {
 
 /// A table read by column index: `$columns`, the columns to select in order, and `$decode`,
 /// which reads the table's model from [`Cells`] in that order — both from one list of
-/// `Column field` pairs, followed by the run-summary columns that `test_history` and
-/// `scenario_history` share, so the two orders cannot drift apart.
+/// `Column field` pairs, followed by the summary columns (`domain::summary_metrics`) and k6's
+/// counts that `test_history` and `scenario_history` share, so the two orders cannot drift apart.
 macro_rules! summary_table_by_index {
-    ($columns:ident, $decode:ident, $table:ident: $($column:ident $field:ident),* $(,)?) => {
+    ([$columns:ident, $decode:ident, $table:ident: $($column:ident $field:ident,)*] $($name:ident $metric:ident $type:ty,)*) => {
         $crate::db::repo::history::summary_table_by_index!(@both $columns, $decode, $table:
             $($column $field,)*
-            TestDuration test_duration, MaxTps max_tps, MinTps min_tps, AvgTps avg_tps,
-            MaxResponseTime max_response_time, MinResponseTime min_response_time,
-            AvgResponseTime avg_response_time, P50ResponseTime p50_response_time,
-            P95ResponseTime p95_response_time, P99ResponseTime p99_response_time,
-            MaxErrorRate max_error_rate, MinErrorRate min_error_rate, AvgErrorRate avg_error_rate,
-            MaxVus max_vus, MinVus min_vus, AvgVus avg_vus,
-            TotalRequests total_requests, FailedRequests failed_requests,
+            $($metric $name,)*
             K6Requests k6_requests, K6FailedRequests k6_failed_requests, K6Iterations k6_iterations,
             K6DataSent k6_data_sent, K6DataReceived k6_data_received,);
+    };
+    ($columns:ident, $decode:ident, $table:ident: $($column:ident $field:ident),* $(,)?) => {
+        $crate::domain::summary_metrics!($crate::db::repo::history::summary_table_by_index,
+            [$columns, $decode, $table: $($column $field,)*]);
     };
     (@both $columns:ident, $decode:ident, $table:ident: $($column:ident $field:ident,)*) => {
         const $columns: &[$table::Column] = &[$($table::Column::$column),*];

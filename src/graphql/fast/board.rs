@@ -12,6 +12,7 @@ use super::{
     eager::{
         EagerList, EagerObject, LoadedFields, WithLoaded, resolve_list_now, resolve_now, with_sub_selection,
     },
+    plain::{PlainValue, is_field},
     read_cache::{RunTree, ScenariosStamp, run_trees},
 };
 use crate::{
@@ -20,7 +21,7 @@ use crate::{
         cache::StampedCache,
         entities::{HasMetrics, stage_history, test_history},
     },
-    domain::MetricSummary,
+    domain::{MetricSummary, summary_metrics},
     graphql::{
         loaders::{ScenarioWithEndpoint, ScenariosOfRun, StagesOf},
         types::{
@@ -308,28 +309,19 @@ impl EagerObject for Stage {
     }
 }
 
-impl EagerObject for MetricSummary {
-    fn field_now(&self, _ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
-        Some(match field.node.name.node.as_str() {
-            "totalRequests" => value(&self.total_requests),
-            "failedRequests" => value(&self.failed_requests),
-            "testDuration" => value(&self.test_duration),
-            "maxTps" => value(&self.max_tps),
-            "minTps" => value(&self.min_tps),
-            "avgTps" => value(&self.avg_tps),
-            "maxResponseTime" => value(&self.max_response_time),
-            "minResponseTime" => value(&self.min_response_time),
-            "avgResponseTime" => value(&self.avg_response_time),
-            "p50ResponseTime" => value(&self.p50_response_time),
-            "p95ResponseTime" => value(&self.p95_response_time),
-            "p99ResponseTime" => value(&self.p99_response_time),
-            "maxErrorRate" => value(&self.max_error_rate),
-            "minErrorRate" => value(&self.min_error_rate),
-            "avgErrorRate" => value(&self.avg_error_rate),
-            "maxVus" => value(&self.max_vus),
-            "minVus" => value(&self.min_vus),
-            "avgVus" => value(&self.avg_vus),
-            _ => return None,
-        })
-    }
+macro_rules! eager_metric_summary {
+    ([] $($name:ident $column:ident $type:ty,)*) => {
+        impl EagerObject for MetricSummary {
+            fn field_now(&self, _ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+                let name = field.node.name.node.as_str();
+                $(
+                    if is_field(name, stringify!($name)) {
+                        return Some(self.$name.now());
+                    }
+                )*
+                None
+            }
+        }
+    };
 }
+summary_metrics!(eager_metric_summary);
