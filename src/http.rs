@@ -12,10 +12,9 @@ mod origin;
 mod pages;
 mod report;
 mod response;
-mod trim;
 mod websocket;
 
-pub use trim::ArenaTrimmer;
+pub use crate::memory::ArenaTrimmer;
 
 use async_graphql::Data;
 use async_graphql_axum::GraphQLRequest;

@@ -22,6 +22,8 @@ pub mod http;
 pub mod k6;
 /// The life of a run: launch, status, results, cancellation, recovery.
 pub mod lifecycle;
+/// Giving freed memory back to the system after a crowd of websockets leaves (glibc's arenas).
+pub mod memory;
 /// Metrics: reading k6 samples back from InfluxDB.
 pub mod metrics;
 /// Notifications: webhooks told of runs' ends, signed, retried, logged.

@@ -11,7 +11,7 @@ use std::{
 /// not use each other.
 const LAYERS: &[&[&str]] = &[
     // Vocabulary and value types, the error type, logging, the fuzzing helpers of the tests.
-    &["domain", "error", "telemetry", "tls", "fuzzing", "demo_target"],
+    &["domain", "error", "telemetry", "memory", "tls", "fuzzing", "demo_target"],
     // Entities and every SQL statement.
     &["db"],
     // Fixture data for tests and benchmarks, written through `db`.
