@@ -5,6 +5,7 @@
 //! with a message naming the variable and what it accepts.
 
 mod connections;
+mod env;
 mod import;
 mod load_budget;
 mod raw_samples;
@@ -14,6 +15,11 @@ mod security;
 mod webhooks;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use env::{
+    BOOLEANS, DATABASE_URL_FORMS, Env, SWITCHES, is_database_url, is_dns_label, is_identifier, is_image,
+    is_log_level,
+};
 
 pub use connections::{AllowedHosts, AllowedOrigins, ConnectionSettings, Origin};
 pub use import::ImportSettings;
@@ -315,152 +321,6 @@ pub const MAX_JOB_TIMEOUT_HOURS: f64 = 8_760.0;
 
 /// The k6 image of the Kubernetes runner's pods: the k6 version the tests run here.
 pub const DEFAULT_K6_IMAGE: &str = "grafana/k6:1.1.0";
-
-const BOOLEANS: &[(&str, bool)] =
-    &[("true", true), ("1", true), ("yes", true), ("false", false), ("0", false), ("no", false)];
-
-const SWITCHES: &[(&str, bool)] = &[("on", true), ("off", false), ("true", true), ("false", false)];
-
-fn is_image(value: &str) -> bool {
-    !value.is_empty() && !value.chars().any(char::is_whitespace)
-}
-
-/// A Kubernetes quantity such as `500m`, `1.5`, `256Mi`, `1e3`.
-fn is_quantity(value: &str) -> bool {
-    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let suffix = &value[digits.len()..];
-    !digits.is_empty()
-        && digits.parse::<f64>().is_ok_and(|n| n >= 0.0)
-        && ["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"].contains(&suffix)
-}
-
-const DATABASE_URL_FORMS: &str =
-    "sqlite://PATH[?mode=rwc], sqlite::memory:, or postgres://USER@HOST[:PORT]/DB";
-
-fn is_database_url(value: &str) -> bool {
-    ["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| value.starts_with(scheme))
-}
-
-fn is_identifier(value: &str) -> bool {
-    !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-fn is_dns_label(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 63
-        && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !value.starts_with('-')
-        && !value.ends_with('-')
-}
-
-fn is_log_level(value: &str) -> bool {
-    matches!(value.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "warning" | "error")
-}
-
-struct Env<'a> {
-    lookup: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl Env<'_> {
-    /// The trimmed value, or None when unset or blank (blank means "use the default").
-    fn optional(&self, variable: &str) -> Option<String> {
-        (self.lookup)(variable).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
-    }
-
-    fn error(variable: &'static str, value: String, expected: &'static str) -> ConfigError {
-        ConfigError { variable, value, expected }
-    }
-
-    fn text(
-        &self,
-        variable: &'static str,
-        default: &str,
-        valid: impl Fn(&str) -> bool,
-        expected: &'static str,
-    ) -> Result<String, ConfigError> {
-        let value = self.optional(variable).unwrap_or_else(|| default.to_owned());
-        if valid(&value) { Ok(value) } else { Err(Self::error(variable, value, expected)) }
-    }
-
-    fn parsed<T: std::str::FromStr>(
-        &self,
-        variable: &'static str,
-        default: &str,
-        expected: &'static str,
-    ) -> Result<T, ConfigError> {
-        let value = self.optional(variable).unwrap_or_else(|| default.to_owned());
-        value.parse().map_err(|_| Self::error(variable, value, expected))
-    }
-
-    fn number(
-        &self,
-        variable: &'static str,
-        default: f64,
-        valid: impl Fn(f64) -> bool,
-        expected: &'static str,
-    ) -> Result<f64, ConfigError> {
-        let read = |value: &str| value.parse::<f64>().ok().filter(|n| n.is_finite() && valid(*n));
-        self.read_or(variable, default, read, expected)
-    }
-
-    fn positive(
-        &self,
-        variable: &'static str,
-        default: f64,
-        expected: &'static str,
-    ) -> Result<f64, ConfigError> {
-        self.number(variable, default, |n| n > 0.0, expected)
-    }
-
-    fn non_negative(
-        &self,
-        variable: &'static str,
-        default: f64,
-        expected: &'static str,
-    ) -> Result<f64, ConfigError> {
-        self.number(variable, default, |n| n >= 0.0, expected)
-    }
-
-    /// A resource quantity, or None for `none` (leave the request or limit out).
-    fn quantity(&self, variable: &'static str, default: &str) -> Result<Option<String>, ConfigError> {
-        let value = self.optional(variable).unwrap_or_else(|| default.to_owned());
-        if value.eq_ignore_ascii_case("none") {
-            Ok(None)
-        } else if is_quantity(&value) {
-            Ok(Some(value))
-        } else {
-            Err(Self::error(variable, value, "a Kubernetes quantity such as 500m, 2, 256Mi or 1Gi, or none"))
-        }
-    }
-
-    fn choice<T: Copy>(
-        &self,
-        variable: &'static str,
-        default: T,
-        choices: &[(&str, T)],
-        expected: &'static str,
-    ) -> Result<T, ConfigError> {
-        let read = |value: &str| {
-            choices.iter().find(|(name, _)| name.eq_ignore_ascii_case(value)).map(|(_, choice)| *choice)
-        };
-        self.read_or(variable, default, read, expected)
-    }
-
-    /// What `read` makes of the value, or `default` when unset; `read` gives None for a value
-    /// it does not accept.
-    fn read_or<T>(
-        &self,
-        variable: &'static str,
-        default: T,
-        read: impl Fn(&str) -> Option<T>,
-        expected: &'static str,
-    ) -> Result<T, ConfigError> {
-        match self.optional(variable) {
-            None => Ok(default),
-            Some(value) => read(&value).ok_or_else(|| Self::error(variable, value, expected)),
-        }
-    }
-}
 
 /// Settings read from `pairs` alone, for tests.
 #[cfg(test)]
