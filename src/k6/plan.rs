@@ -93,6 +93,21 @@ pub struct RequestPlan {
 }
 
 impl RequestPlan {
+    /// A bare `GET base_url + path_template`, for tests.
+    #[cfg(test)]
+    pub(crate) fn get(base_url: &str, path_template: &str) -> Self {
+        Self {
+            method: "GET".to_owned(),
+            base_url: base_url.to_owned(),
+            path_template: path_template.to_owned(),
+            path_params: vec![],
+            query: vec![],
+            headers: vec![],
+            secret_headers: vec![],
+            body: None,
+        }
+    }
+
     /// Whether the value of header `name` is a secret, kept out of the script.
     pub fn is_secret(&self, name: &str) -> bool {
         is_secret_header(name) || self.secret_headers.iter().any(|secret| secret.eq_ignore_ascii_case(name))
@@ -284,14 +299,8 @@ mod tests {
             assert!(!is_secret_header(name), "{name}");
         }
         let request = RequestPlan {
-            method: "GET".to_owned(),
-            base_url: "http://127.0.0.1".to_owned(),
-            path_template: "/".to_owned(),
-            path_params: vec![],
-            query: vec![],
-            headers: vec![],
             secret_headers: vec!["X-Tenant".to_owned()],
-            body: None,
+            ..RequestPlan::get("http://127.0.0.1", "/")
         };
         assert!(request.is_secret("x-tenant") && request.is_secret("Cookie") && !request.is_secret("Accept"));
     }
@@ -346,16 +355,7 @@ mod tests {
             max_vus: None,
             response_time_target: None,
             error_rate_target: None,
-            request: RequestPlan {
-                method: "GET".to_owned(),
-                base_url: "http://127.0.0.1:8080".to_owned(),
-                path_template: "/".to_owned(),
-                path_params: vec![],
-                query: vec![],
-                headers: vec![],
-                secret_headers: vec![],
-                body: None,
-            },
+            request: RequestPlan::get("http://127.0.0.1:8080", "/"),
         };
         assert_eq!(scenario.resolved_arrival_rate_vus(), (150, 300));
         scenario.pre_allocated_vus = Some(40);

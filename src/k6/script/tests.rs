@@ -12,14 +12,8 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
 
 fn get(path_template: &str) -> RequestPlan {
     RequestPlan {
-        method: "GET".to_owned(),
-        base_url: "http://127.0.0.1:8080/api/".to_owned(),
-        path_template: path_template.to_owned(),
-        path_params: vec![],
-        query: vec![],
         headers: pairs(&[("Accept", "application/json")]),
-        secret_headers: vec![],
-        body: None,
+        ..RequestPlan::get("http://127.0.0.1:8080/api/", path_template)
     }
 }
 

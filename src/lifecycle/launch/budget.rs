@@ -72,16 +72,7 @@ mod tests {
                 max_vus,
                 response_time_target: None,
                 error_rate_target: None,
-                request: RequestPlan {
-                    method: "GET".to_owned(),
-                    base_url: "http://127.0.0.1:1".to_owned(),
-                    path_template: "/".to_owned(),
-                    path_params: vec![],
-                    query: vec![],
-                    headers: vec![],
-                    secret_headers: vec![],
-                    body: None,
-                },
+                request: RequestPlan::get("http://127.0.0.1:1", "/"),
             },
         }
     }
