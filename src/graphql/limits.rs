@@ -43,7 +43,7 @@ use async_graphql::{
 use futures_util::StreamExt;
 
 use budget::json_cost;
-pub use budget::{ResponseBudget, budget, count_values, spend_upstream};
+pub use budget::{ResponseBudget, budget, count_values, json_text_cost, spend_upstream};
 pub use expansion::{ExpansionRefusal, check_expansion};
 pub use text::{TextRefusal, scan_document};
 

@@ -156,6 +156,28 @@ pub fn resolve_list_now<T: EagerObject>(items: &[T], ctx: &ContextSelectionSet<'
     Some(Value::List(values))
 }
 
+/// `value`, built from memory for `field`, once the request's budget has paid for what it holds
+/// (as the general path pays for each value it resolves, and for the text of JSON scalars,
+/// which [`json_now`] charged as it made them): refused once the budget is spent, so one
+/// request builds at most one object or list past its limit.
+fn spent(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>, value: Value) -> ServerResult<Value> {
+    if let Some(budget) = crate::graphql::limits::budget(ctx) {
+        let values = crate::graphql::limits::count_values(&value);
+        budget.spend(values).map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
+    }
+    Ok(value)
+}
+
+/// A JSON scalar's value made from memory: its text is charged to the request's budget now
+/// (a long string is one value but many bytes), its values where the answer is [`spent`].
+pub fn json_now(ctx: &ContextSelectionSet<'_>, value: Value) -> Value {
+    if let Some(budget) = crate::graphql::limits::budget(ctx) {
+        // Past the limit, the answer this value is part of is refused where it is spent.
+        let _ = budget.spend(crate::graphql::limits::json_text_cost(&value));
+    }
+    value
+}
+
 /// A list field of eager objects: answered from memory when every item can, otherwise
 /// resolved item by item as async-graphql resolves a `Vec<T>`. The schema sees `[T!]!`.
 pub struct EagerList<T>(pub Arc<[T]>);
@@ -193,16 +215,7 @@ impl<T: EagerObject> OutputType for EagerList<T> {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match super::on(ctx).then(|| resolve_list_now(&self.0, ctx)).flatten() {
-            Some(value) => {
-                // Built from rows already in memory; what it holds counts all the same.
-                if let Some(budget) = crate::graphql::limits::budget(ctx) {
-                    let values = crate::graphql::limits::count_values(&value);
-                    budget
-                        .spend(values)
-                        .map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
-                }
-                Ok(value)
-            }
+            Some(value) => spent(ctx, field, value),
             None => {
                 // Spent before async-graphql makes a future per item: that future is what an item
                 // costs here (~1.5 KB each in flight), on top of the item counted again as it
@@ -241,7 +254,7 @@ impl<T: EagerObject> OutputType for Eager<T> {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match super::on(ctx).then(|| resolve_now(&self.0, ctx)).flatten() {
-            Some(value) => Ok(value),
+            Some(value) => spent(ctx, field, value),
             None => self.0.resolve(ctx, field).await,
         }
     }
@@ -286,7 +299,7 @@ impl<T: OutputType, D: LoadedFields<T>> OutputType for WithLoaded<T, D> {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         match super::on(ctx).then(|| resolve_now(self, ctx)).flatten() {
-            Some(value) => Ok(value),
+            Some(value) => spent(ctx, field, value),
             None => self.object.resolve(ctx, field).await,
         }
     }

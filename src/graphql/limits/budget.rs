@@ -102,14 +102,21 @@ pub fn budget<'a>(ctx: &'a async_graphql::ContextBase<'_, impl Sized>) -> Option
 /// What a JSON scalar's contents cost: one value for each value inside it, and strings by
 /// their length as the database-written JSON is charged ([`RAW_JSON_BYTES_PER_VALUE`] bytes a value).
 pub(super) fn json_cost(value: &Value) -> usize {
-    sum_over(value, |value| {
-        let text = match value {
-            Value::Object(fields) => fields.keys().map(|key| key.len() / RAW_JSON_BYTES_PER_VALUE).sum(),
-            Value::String(text) => text.len() / RAW_JSON_BYTES_PER_VALUE,
-            _ => 0,
-        };
-        text.saturating_add(1)
-    })
+    sum_over(value, |value| text_cost(value).saturating_add(1))
+}
+
+/// What a JSON scalar's text costs beyond the values it holds (which [`count_values`] counts):
+/// for a JSON scalar answered from memory, where the values are counted with the rest.
+pub fn json_text_cost(value: &Value) -> usize {
+    sum_over(value, text_cost)
+}
+
+fn text_cost(value: &Value) -> usize {
+    match value {
+        Value::Object(fields) => fields.keys().map(|key| key.len() / RAW_JSON_BYTES_PER_VALUE).sum(),
+        Value::String(text) => text.len() / RAW_JSON_BYTES_PER_VALUE,
+        _ => 0,
+    }
 }
 
 /// The sum of `cost` over `value` and every list item and object field inside it, walked

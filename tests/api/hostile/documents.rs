@@ -240,6 +240,67 @@ async fn the_answer_limit_is_a_setting_and_counts_every_path() {
     assert_eq!(body["data"]["openApiSpec"]["endpoints"].as_array().unwrap().len(), 40, "{body}");
 }
 
+/// A spec whose two endpoints' bodies have examples far larger than the answer limit:
+/// a 2,000,000-character string and an array of 150,000 numbers (red team, issue 15).
+async fn spec_with_huge_examples(app: &TestApp) -> (String, Vec<String>) {
+    let project = app.create_project("huge examples").await;
+    let body = |example: Value| json!({ "required": true, "content": { "application/json": { "example": example } } });
+    let document = json!({
+        "openapi": "3.0.3", "info": { "title": "Huge", "version": "1" },
+        "servers": [{ "url": "http://127.0.0.1:9" }],
+        "paths": {
+            "/text": { "post": { "requestBody": body(json!("x".repeat(2_000_000))), "responses": { "200": { "description": "ok" } } } },
+            "/numbers": { "post": { "requestBody": body(json!(vec![1; 150_000])), "responses": { "200": { "description": "ok" } } } }
+        }
+    });
+    let imported = app
+        .graphql(
+            "mutation($input: AnalyzeOpenApiInput!) { analyzeOpenApi(input: $input) { spec { id endpoints { id } } } }",
+            json!({ "input": { "projectId": project, "document": document.to_string() } }),
+        )
+        .await;
+    let spec = &imported.data()["analyzeOpenApi"]["spec"];
+    let endpoints =
+        spec["endpoints"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned());
+    (spec["id"].as_str().unwrap().to_owned(), endpoints.collect())
+}
+
+#[tokio::test]
+async fn large_json_examples_count_against_the_answer_limit_on_every_path() {
+    let app = spawn_app().await;
+    let (spec, endpoints) = spec_with_huge_examples(&app).await;
+    let before = rss_kib();
+    let aliased: String = (0..300)
+        .map(|i| format!("e{i}: endpoint(id: \"{}\") {{ requestBody {{ example }} }} ", endpoints[0]))
+        .collect();
+    let queries = [
+        format!("{{ endpoint(id: \"{}\") {{ id requestBody {{ example }} }} }}", endpoints[0]),
+        format!("{{ endpoint(id: \"{}\") {{ id requestBody {{ example }} }} }}", endpoints[1]),
+        format!(
+            "{{ endpoints(filter: {{specId: \"{spec}\"}}, first: 1) {{ nodes {{ id requestBody {{ example }} }} }} }}"
+        ),
+        format!(
+            "{{ openApiSpec(id: \"{spec}\") {{ endpoints {{ id path requestBody {{ example }} spec {{ id }} }} }} }}"
+        ),
+        format!("{{ openApiSpec(id: \"{spec}\") {{ endpoints {{ id requestBody {{ example }} }} }} }}"),
+        format!("{{ {aliased} }}"),
+    ];
+    for query in &queries {
+        let started = Instant::now();
+        let (status, body) = post(&app, json!({ "query": query })).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(code(&body), "COST_ACTUAL_TOO_EXPENSIVE", "{}: {body}", &query[..query.len().min(200)]);
+        assert!(body["data"].is_null(), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 200, "the server grew by {grown_mib} MiB");
+    // Without the examples, the same endpoints answer.
+    let (_, body) = post(&app, json!({ "query": format!("{{ endpoint(id: \"{}\") {{ id requestBody {{ contentType }} }} }}", endpoints[0]) })).await;
+    assert_eq!(body["data"]["endpoint"]["requestBody"]["contentType"], "application/json", "{body}");
+    assert_healthy(&app).await;
+}
+
 #[tokio::test]
 async fn upstream_calls_are_bounded_per_request_however_they_are_aliased() {
     let app = spawn_app().await;
