@@ -35,6 +35,16 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     .await
 }
 
+/// Sends `payload` to the listeners of the PostgreSQL `channel` (`NOTIFY`).
+pub async fn pg_notify(
+    pool: &sea_orm::sqlx::PgPool,
+    channel: &str,
+    payload: &str,
+) -> Result<(), sea_orm::sqlx::Error> {
+    sea_orm::sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(pool).await?;
+    Ok(())
+}
+
 /// Counts every SQL statement the server sends, so tests and benchmarks can check
 /// that a nested query costs a number of statements that does not grow with the data.
 #[derive(Clone, Debug, Default)]

@@ -24,7 +24,10 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::domain::{TestStatus, integrity::Integrity};
+use crate::{
+    db::pg_notify,
+    domain::{TestStatus, integrity::Integrity},
+};
 
 /// Events kept for a slow subscriber before it starts skipping.
 const BUFFER: usize = 1024;
@@ -191,8 +194,7 @@ async fn notify(pool: &PgPool, change: &StatusChange) -> Result<(), sqlx::Error>
         serde_json::to_string(&Notification::from_change(change)).expect("a status change always serialises");
     let mut attempt = 1;
     loop {
-        let sent =
-            sqlx::query("SELECT pg_notify($1, $2)").bind(NOTIFY_CHANNEL).bind(&payload).execute(pool).await;
+        let sent = pg_notify(pool, NOTIFY_CHANNEL, &payload).await;
         match sent {
             Ok(_) => return Ok(()),
             Err(err) if attempt < NOTIFY_ATTEMPTS && !pool.is_closed() => {

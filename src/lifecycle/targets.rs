@@ -1,12 +1,12 @@
 //! The last check before load leaves the server: every scenario's host must be one the
 //! configuration lets load go to (see [`crate::access::targets`]).
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::DatabaseConnection;
 
 use super::launch::{LaunchEndpoint, ValidatedLaunch};
 use crate::{
     access::targets::{Host, TargetPolicy, resolve},
-    db::entities::openapi_spec,
+    db::repo::catalogue::spec_base_urls,
     error::{AppError, AppResult},
 };
 
@@ -17,16 +17,8 @@ pub async fn check_launch_targets(
     launch: &ValidatedLaunch,
     endpoints: &[LaunchEndpoint],
 ) -> AppResult<()> {
-    let imported: Vec<String> = openapi_spec::Entity::find()
-        .select_only()
-        .column(openapi_spec::Column::BaseUrl)
-        .filter(openapi_spec::Column::ProjectId.eq(launch.project_id))
-        .into_tuple::<String>()
-        .all(db)
-        .await?
-        .iter()
-        .filter_map(|base| host_of(base))
-        .collect();
+    let imported: Vec<String> =
+        spec_base_urls(db, launch.project_id).await?.iter().filter_map(|base| host_of(base)).collect();
     for (index, scenario) in launch.scenarios.iter().enumerate() {
         let Some(endpoint) = endpoints.iter().find(|e| e.endpoint.id == scenario.endpoint_id) else {
             continue;

@@ -132,3 +132,97 @@ fn the_reader_sees_groups_paths_and_macros_and_skips_comments() {
     let named: Vec<String> = modules_named(text).into_iter().collect();
     assert_eq!(named, ["db", "domain", "k6", "metrics"]);
 }
+
+/// What builds, writes or sends a statement: SeaORM's and sea-query's builders, raw SQL,
+/// sqlx's queries, the traits that add filters and columns to a select, and the SQL text of
+/// hand-written statements.
+const SQL_BUILDING: &[&str] = &[
+    // SeaORM selects and their decoding.
+    "::find()",
+    "::find_by_id(",
+    "find_by_statement",
+    "find_related",
+    "find_also_related",
+    "find_with_related",
+    "into_tuple",
+    "into_model",
+    "select_only",
+    "QueryFilter",
+    "QuerySelect",
+    "QueryOrder",
+    "PaginatorTrait",
+    // Writes.
+    "ActiveModelTrait",
+    "ActiveValue",
+    "::insert(",
+    "::insert_many(",
+    "::update_many(",
+    "::delete_many(",
+    "::delete_by_id(",
+    // sea-query.
+    "sea_query",
+    "Query::select",
+    "Query::insert",
+    "Query::update",
+    "Query::delete",
+    "Expr::cust",
+    "Expr::col",
+    // Raw statements.
+    "Statement::from",
+    "from_sql_and_values",
+    "query_all",
+    "query_one",
+    "execute_unprepared",
+    "execute_raw",
+    "sqlx::query",
+    // SQL text.
+    "SELECT ",
+    " FROM ",
+    "GROUP BY",
+    "json_group_array",
+];
+
+/// Files of the layers above `db` that may hold some of [`SQL_BUILDING`], with why.
+const SQL_ALLOWED: &[(&str, &[&str], &str)] = &[(
+    "http/report/series.rs",
+    &["SELECT ", " FROM ", "GROUP BY"],
+    "InfluxQL sent to InfluxDB (the metrics store), not a statement of the metadata database",
+)];
+
+/// The layers above the capabilities that talk to the metadata database only through `db`.
+const NO_SQL_IN: &[&str] = &["graphql", "http", "lifecycle"];
+
+#[test]
+fn every_statement_of_the_metadata_database_is_written_in_db() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut checked = 0;
+    let mut found = Vec::new();
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let module = relative.components().next().unwrap().as_os_str().to_string_lossy();
+        if !NO_SQL_IN.contains(&module.trim_end_matches(".rs")) {
+            continue;
+        }
+        checked += 1;
+        let shown = relative.display().to_string().replace('\\', "/");
+        let text = std::fs::read_to_string(file).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for pattern in SQL_BUILDING {
+                let allowed =
+                    SQL_ALLOWED.iter().any(|(path, what, _)| *path == shown && what.contains(pattern));
+                if code.contains(pattern) && !allowed {
+                    found.push(format!("{shown}:{}: `{pattern}` in `{}`", number + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(checked > 30, "checked only {checked} files of {NO_SQL_IN:?}");
+    assert!(
+        found.is_empty(),
+        "statements built above `db` (move them to src/db/repo/, or allow them in SQL_ALLOWED with a reason):\n{}",
+        found.join("\n")
+    );
+}

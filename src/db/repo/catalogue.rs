@@ -176,3 +176,14 @@ pub async fn launch_endpoints(db: &DatabaseConnection, ids: &[i64]) -> AppResult
         })
         .collect())
 }
+
+/// The base URLs of a project's imported specs.
+pub async fn spec_base_urls(db: &DatabaseConnection, project_id: i64) -> AppResult<Vec<String>> {
+    Ok(openapi_spec::Entity::find()
+        .select_only()
+        .column(openapi_spec::Column::BaseUrl)
+        .filter(openapi_spec::Column::ProjectId.eq(project_id))
+        .into_tuple::<String>()
+        .all(db)
+        .await?)
+}

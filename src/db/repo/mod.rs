@@ -2,10 +2,14 @@
 
 pub mod api_tokens;
 pub mod catalogue;
+pub mod catalogue_rows;
+pub mod endpoints_json;
 pub mod history;
 pub mod import;
 pub mod plans;
 pub mod project;
+pub mod relations;
+pub mod run_rows;
 pub mod runs;
 pub mod schedules;
 pub mod secrets;

@@ -1,5 +1,6 @@
 //! A spec's or tag's endpoints as one JSON array that SQLite writes, for answers the HTTP
-//! handler copies as they are (see [`super::eager::raw_json`]).
+//! handler copies as they are (see [`super::eager::raw_json`]): the selection made into the
+//! description of one endpoint's JSON object, which `db::repo::endpoints_json` writes.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -7,11 +8,15 @@ use async_graphql::{
     dataloader::Loader,
     parser::types::{Field, Selection, SelectionSet},
 };
-use sea_orm::{ConnectionTrait, DbBackend};
 
-use crate::graphql::{
-    loaders::{DbLoader, LoadResult, db_error},
-    types::catalogue::Endpoint,
+use crate::{
+    db::repo::endpoints_json::{
+        BodyColumn, EndpointColumn, EndpointsOf, JsonEntry, JsonObject, ParameterColumn, endpoints_json,
+    },
+    graphql::{
+        loaders::{DbLoader, LoadResult, db_error},
+        types::catalogue::Endpoint,
+    },
 };
 
 /// Whose endpoints a [`EndpointsJson`] list holds.
@@ -22,12 +27,12 @@ pub enum EndpointParent {
 }
 
 /// A spec's or tag's current endpoints, in id order, as one JSON array that SQLite writes:
-/// `object` is the SQL of one endpoint's JSON object (from [`endpoint_json_object`]).
+/// `object` describes one endpoint's JSON object (from [`endpoint_json_object`]).
 /// Parents asking with the same `object` share one statement, whatever their number.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EndpointsJson {
     pub parent: EndpointParent,
-    pub object: Arc<str>,
+    pub object: Arc<JsonObject<EndpointColumn>>,
 }
 
 impl Loader<EndpointsJson> for DbLoader {
@@ -35,7 +40,7 @@ impl Loader<EndpointsJson> for DbLoader {
     type Error = async_graphql::Error;
 
     async fn load(&self, keys: &[EndpointsJson]) -> LoadResult<EndpointsJson, String> {
-        let mut shapes: HashMap<(bool, &Arc<str>), Vec<i64>> = HashMap::new();
+        let mut shapes: HashMap<(bool, &Arc<JsonObject<EndpointColumn>>), Vec<i64>> = HashMap::new();
         for key in keys {
             let (by_tag, id) = match key.parent {
                 EndpointParent::Spec(id) => (false, id),
@@ -45,28 +50,8 @@ impl Loader<EndpointsJson> for DbLoader {
         }
         let mut lists = HashMap::with_capacity(keys.len());
         for ((by_tag, object), ids) in shapes {
-            let placeholders = vec!["?"; ids.len()].join(",");
-            let sql = if by_tag {
-                format!(
-                    "SELECT te.tag_id, json_group_array({object} ORDER BY e.id) FROM endpoint e \
-                     JOIN tag_endpoint te ON te.endpoint_id = e.id \
-                     WHERE te.tag_id IN ({placeholders}) AND e.removed_at IS NULL GROUP BY te.tag_id"
-                )
-            } else {
-                format!(
-                    "SELECT e.spec_id, json_group_array({object} ORDER BY e.id) FROM endpoint e \
-                     WHERE e.spec_id IN ({placeholders}) AND e.removed_at IS NULL GROUP BY e.spec_id"
-                )
-            };
-            let values = ids.iter().map(|id| sea_orm::Value::from(*id));
-            let statement = sea_orm::Statement::from_sql_and_values(DbBackend::Sqlite, sql, values);
-            let rows = self.db.query_all_raw(statement).await.map_err(db_error)?;
-            let mut found = HashMap::with_capacity(rows.len());
-            for row in rows {
-                let id: i64 = row.try_get_by_index(0).map_err(db_error)?;
-                let json: String = row.try_get_by_index(1).map_err(db_error)?;
-                found.insert(id, json);
-            }
+            let of = if by_tag { EndpointsOf::Tag } else { EndpointsOf::Spec };
+            let mut found = endpoints_json(&self.db, of, object, &ids).await.map_err(db_error)?;
             for id in ids {
                 let parent = if by_tag { EndpointParent::Tag(id) } else { EndpointParent::Spec(id) };
                 // A parent without endpoints has no group: an empty list.
@@ -78,74 +63,54 @@ impl Loader<EndpointsJson> for DbLoader {
     }
 }
 
-/// The SQL (SQLite) of the JSON object that answers `selection` on an endpoint `e`, or `None`
-/// when the selection asks for something this does not write exactly as async-graphql would:
-/// a fragment, a directive, an argument, a response key given twice, a relation other than
-/// `parameters` and `requestBody`, a request body's `schema` (its text is not normalised).
-///
-/// What it writes reads byte for byte as serde_json writes the resolved answer: SQLite's JSON
-/// strings use the same escapes, booleans and nulls are written as such, and the `example`
-/// columns hold JSON that serde_json wrote (sorted keys, its number format), which `json()`
-/// keeps as it is.
-pub fn endpoint_json_object(selection: &SelectionSet) -> Option<String> {
+/// The JSON object that answers `selection` on an endpoint, or `None` when the selection asks
+/// for something SQLite does not write exactly as async-graphql would: a fragment, a
+/// directive, an argument, a response key given twice, a relation other than `parameters`
+/// and `requestBody`, a request body's `schema` (its text is not normalised).
+pub fn endpoint_json_object(selection: &SelectionSet) -> Option<JsonObject<EndpointColumn>> {
     json_object(selection, "Endpoint", |name, field| {
         if let Some(sql) = Endpoint::plain_field_sql(name) {
-            return Some(sql.to_owned());
+            return Some(EndpointColumn::Expression(sql));
         }
         Some(match name {
             "parameters" => {
-                let object = json_object(&field.selection_set.node, "Parameter", |name, _| {
+                EndpointColumn::Parameters(json_object(&field.selection_set.node, "Parameter", |name, _| {
                     Some(match name {
-                        "name" => "p.name".to_owned(),
-                        "location" => "p.location".to_owned(),
-                        "required" => json_bool("p.required"),
-                        "schemaType" => "p.schema_type".to_owned(),
-                        "description" => "p.description".to_owned(),
-                        "example" => "json(p.example)".to_owned(),
+                        "name" => ParameterColumn::Name,
+                        "location" => ParameterColumn::Location,
+                        "required" => ParameterColumn::Required,
+                        "schemaType" => ParameterColumn::SchemaType,
+                        "description" => ParameterColumn::Description,
+                        "example" => ParameterColumn::Example,
                         _ => return None,
                     })
-                })?;
-                // The subquery's result keeps its JSON subtype, so it is embedded, not quoted.
-                // SQLite does not document that; wrapping it in json() would re-parse every
-                // array, a quarter of the statement's time. The bundled SQLite is pinned by
-                // Cargo.lock, and the byte-for-byte test in tests/api/catalogue.rs fails when
-                // an upgrade quotes it.
-                format!(
-                    "(SELECT json_group_array({object} ORDER BY p.position, p.id) \
-                     FROM endpoint_parameter p WHERE p.endpoint_id = e.id)"
-                )
+                })?)
             }
-            "requestBody" => {
-                let object = json_object(&field.selection_set.node, "RequestBody", |name, _| {
+            "requestBody" => EndpointColumn::RequestBody(json_object(
+                &field.selection_set.node,
+                "RequestBody",
+                |name, _| {
                     Some(match name {
-                        "contentType" => "b.content_type".to_owned(),
-                        "required" => json_bool("b.required"),
-                        "example" => "json(b.example)".to_owned(),
+                        "contentType" => BodyColumn::ContentType,
+                        "required" => BodyColumn::Required,
+                        "example" => BodyColumn::Example,
                         _ => return None,
                     })
-                })?;
-                format!("(SELECT {object} FROM request_body b WHERE b.endpoint_id = e.id)")
-            }
+                },
+            )?),
             _ => return None,
         })
     })
 }
 
-/// A boolean column (SQLite stores 0 / 1) as a JSON `true` / `false`: the two constants are
-/// parsed once per statement, and CASE passes their JSON subtype on (as the subqueries above).
-fn json_bool(column: &str) -> String {
-    format!("CASE WHEN {column} THEN json('true') ELSE json('false') END")
-}
-
-/// `json_object('key', expression, …)` for the plain fields of `selection`; `column` gives a
-/// field's expression (`None`: not supported).
-fn json_object(
+/// The object of the plain fields of `selection`, under their response keys; `column` gives
+/// a field's column (`None`: not supported).
+fn json_object<C>(
     selection: &SelectionSet,
     type_name: &str,
-    column: impl Fn(&str, &Field) -> Option<String>,
-) -> Option<String> {
-    let mut keys = Vec::with_capacity(selection.items.len());
-    let mut sql = String::from("json_object(");
+    column: impl Fn(&str, &Field) -> Option<C>,
+) -> Option<JsonObject<C>> {
+    let mut entries: Vec<(String, JsonEntry<C>)> = Vec::with_capacity(selection.items.len());
     for item in &selection.items {
         let Selection::Field(field) = &item.node else {
             return None;
@@ -155,18 +120,16 @@ fn json_object(
             return None;
         }
         let key = field.response_key().node.as_str();
-        if keys.contains(&key) {
+        if entries.iter().any(|(known, _)| known == key) {
             return None;
         }
-        keys.push(key);
         let name = field.name.node.as_str();
-        let expression = if name == "__typename" { format!("'{type_name}'") } else { column(name, field)? };
-        if keys.len() > 1 {
-            sql.push_str(", ");
-        }
-        // GraphQL names are letters, digits and underscores: nothing to escape in a literal.
-        sql.push_str(&format!("'{key}', {expression}"));
+        let entry = if name == "__typename" {
+            JsonEntry::Text(type_name.to_owned())
+        } else {
+            JsonEntry::Column(column(name, field)?)
+        };
+        entries.push((key.to_owned(), entry));
     }
-    sql.push(')');
-    (!keys.is_empty()).then_some(sql)
+    (!entries.is_empty()).then_some(JsonObject(entries))
 }
