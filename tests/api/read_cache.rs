@@ -3,9 +3,14 @@
 //! warm answer is the same as one read without any cache.
 
 use metric_vault::{
-    db::repo::runs,
+    db::{
+        entities::openapi_spec,
+        repo::{import, runs},
+    },
+    openapi::parse_document,
     seed::{self, Figures, Run, ScenarioSeed},
 };
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, fixture, spawn_app, spawn_with, test_settings_with};
@@ -206,4 +211,78 @@ async fn the_count_of_runs_follows_launches_and_deletes_on_every_replica() {
     deleted.data();
     assert_eq!(totals(answer(&app, count, &project).await), (Some(1), Some(1)));
     assert_eq!(totals(answer(&other, count, &project).await), (Some(1), Some(1)));
+}
+
+/// One document under one base URL, every text of it marked with `mark`.
+fn marked_document(mark: &str) -> String {
+    json!({
+        "openapi": "3.0.3", "info": { "title": format!("race {mark}"), "version": "1" },
+        "servers": [{ "url": "http://127.0.0.1:9000" }],
+        "tags": [{ "name": format!("tag-{mark}") }],
+        "paths": { "/p0": { "get": {
+            "tags": [format!("tag-{mark}")], "summary": mark,
+            "parameters": [{ "name": format!("q{mark}"), "in": "query", "schema": { "type": "string" } }],
+            "responses": { "200": { "description": "ok" } }
+        } } }
+    })
+    .to_string()
+}
+
+const MARKED: &str = r#"query($id: ID!) { openApiSpec(id: $id) { title tags { name endpoints { summary } }
+    endpoints { summary parameters { name } } } }"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn imports_racing_through_two_replicas_leave_every_cache_showing_what_the_database_holds() {
+    let app = spawn_app().await;
+    let other = replica(&app, "200000").await;
+    let uncached = replica(&app, "0").await;
+    let project = app.create_project("Race").await;
+    let imported = app
+        .graphql(
+            "mutation($input: AnalyzeOpenApiInput!) { analyzeOpenApi(input: $input) { spec { id } } }",
+            json!({ "input": { "projectId": project, "document": marked_document("first") } }),
+        )
+        .await;
+    let spec = imported.data()["analyzeOpenApi"]["spec"]["id"].as_str().unwrap().to_owned();
+    let revision = || async {
+        let spec = openapi_spec::Entity::find_by_id(spec.parse::<i64>().unwrap()).one(&app.db).await.unwrap();
+        spec.unwrap().revision
+    };
+    for round in 0..10 {
+        let before = revision().await;
+        // Readers on both caching servers for as long as the two imports take.
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let reader = |server: &'static str| {
+            let (done, spec) = (&done, &spec);
+            let app = if server == "app" { &app } else { &other };
+            async move {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    answer(app, MARKED, spec).await;
+                }
+            }
+        };
+        // Straight to the store, each through its own server's pool: a server lets one import
+        // run at a time, and two servers are two processes in production.
+        let store = |db: &'static str, mark: String| {
+            let db = if db == "app" { &app.db } else { &other.db };
+            let parsed = parse_document(&marked_document(&mark), None, None).unwrap();
+            let project = project.parse().unwrap();
+            async move { import::import_spec(db, project, &parsed, None).await.unwrap() }
+        };
+        let imports = async {
+            tokio::join!(store("app", format!("a{round}")), store("other", format!("b{round}")));
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        };
+        tokio::join!(imports, reader("app"), reader("app"), reader("other"), reader("other"));
+        // Each import is a revision of its own, or a cache could file one under the other's.
+        assert_eq!(revision().await, before + 2, "round {round}");
+        let truth = answer(&uncached, MARKED, &spec).await;
+        // One whole document won: nothing of the other is left in the database.
+        let mark = truth["openApiSpec"]["title"].as_str().unwrap().trim_start_matches("race ").to_owned();
+        assert_eq!(truth["openApiSpec"]["endpoints"][0]["summary"], json!(mark), "{truth}");
+        assert_eq!(truth["openApiSpec"]["endpoints"][0]["parameters"][0]["name"], json!(format!("q{mark}")));
+        assert_eq!(truth["openApiSpec"]["tags"][0]["name"], json!(format!("tag-{mark}")), "{truth}");
+        assert_eq!(answer(&app, MARKED, &spec).await, truth, "round {round}");
+        assert_eq!(answer(&other, MARKED, &spec).await, truth, "round {round}");
+    }
 }

@@ -49,7 +49,7 @@ pub async fn import_spec(
     source_url: Option<String>,
 ) -> AppResult<ImportOutcome> {
     let txn = crate::db::begin_write(db).await?;
-    project::get(&txn, project_id).await?;
+    project::lock(&txn, project_id).await?;
     let (spec, created) = upsert_spec(&txn, project_id, parsed, source_url).await?;
     let tag_ids = sync_tags(&txn, spec.id, parsed).await?;
     let sync = sync_endpoints(&txn, &spec, &parsed.endpoints).await?;

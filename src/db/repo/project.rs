@@ -34,6 +34,18 @@ pub async fn get(db: &impl ConnectionTrait, id: i64) -> AppResult<project::Model
     project::Entity::find_by_id(id).one(db).await?.ok_or_else(|| AppError::not_found("Project", id))
 }
 
+/// Project `id`, its row locked until `txn` ends: writes that read a project's catalogue to
+/// change it (imports) take turns. SQLite's write transactions already do
+/// ([`crate::db::begin_write`]); PostgreSQL's, at READ COMMITTED, would both read the same
+/// state and write over each other (the same spec revision for two different catalogues).
+pub async fn lock(txn: &sea_orm::DatabaseTransaction, id: i64) -> AppResult<project::Model> {
+    let mut find = project::Entity::find_by_id(id);
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        find = find.lock_exclusive();
+    }
+    find.one(txn).await?.ok_or_else(|| AppError::not_found("Project", id))
+}
+
 #[tracing::instrument(skip(db, fields))]
 pub async fn create(db: &DatabaseConnection, fields: ProjectFields) -> AppResult<project::Model> {
     let now = Utc::now();
