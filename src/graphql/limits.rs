@@ -134,6 +134,10 @@ impl Extension for RequestGuard {
         if let Err(refusal) = scan_document(&request.query, self.limits.max_nesting, self.limits.max_tokens) {
             return Err(refuse(refusal.to_string(), PARSE_FAILED));
         }
+        if text::names_nul(&request.query) || text::holds_nul(&request.variables) {
+            let message = "text may not hold a NUL character (\\u0000): no database stores it";
+            return Err(refuse(message.to_owned(), "BAD_USER_INPUT"));
+        }
         // Parsed here (once: async-graphql keeps the document) so that fragments are measured
         // before anything walks them: async-graphql's own recursion-depth check, which runs
         // right after parsing, follows every spread as often as it is spread.

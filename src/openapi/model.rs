@@ -18,6 +18,10 @@ pub enum ParseError {
         /// The parser's message, shortened.
         reason: String,
     },
+    /// A NUL character (`\u0000`) in a name or a text: PostgreSQL cannot store it in text or
+    /// JSON, so no backend takes it.
+    #[error("the document holds a NUL character (\\u0000) in a text, which cannot be stored; remove it")]
+    NulCharacter,
     /// Typically a login page or a documentation site instead of the raw document.
     #[error("this looks like an HTML page, not an OpenAPI document")]
     Html,

@@ -54,6 +54,9 @@ pub(crate) fn read_document(text: &str, budget: &Budget<'_>) -> Result<SyntaxTre
     } else {
         read_yaml(text, budget).map_err(|error| refusal_or(&error))?
     };
+    if holds_nul(&root) {
+        return Err(ParseError::NulCharacter);
+    }
     let found = match root {
         Value::Object(root) => return Ok(SyntaxTree { root, path_order }),
         Value::Null => return Err(ParseError::Empty),
@@ -63,6 +66,25 @@ pub(crate) fn read_document(text: &str, budget: &Budget<'_>) -> Result<SyntaxTre
         Value::Number(_) => "a number",
     };
     Err(ParseError::NotAnObject { found })
+}
+
+/// Whether a key or a string anywhere in `value` holds a NUL character (walked without recursion).
+fn holds_nul(value: &Value) -> bool {
+    let mut pending = vec![value];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(text) if text.contains('\0') => return true,
+            Value::Array(items) => pending.extend(items),
+            Value::Object(fields) => {
+                if fields.keys().any(|key| key.contains('\0')) {
+                    return true;
+                }
+                pending.extend(fields.values());
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 fn read_json(text: &str, budget: &Budget<'_>) -> Result<(Value, Vec<String>), serde_json::Error> {
@@ -321,6 +343,19 @@ mod tests {
 
     fn read_document(text: &str) -> Result<SyntaxTree, ParseError> {
         super::read_document(text, &Budget::new(&ParseLimits::DEFAULT))
+    }
+
+    #[test]
+    fn a_nul_character_anywhere_is_refused() {
+        for text in [
+            r#"{"openapi":"3.0.0","info":{"title":"a\u0000b"},"paths":{}}"#,
+            r#"{"openapi":"3.0.0","paths":{"/x\u0000":{}}}"#,
+            "openapi: 3.0.0\ninfo:\n  title: \"a\\0b\"\npaths: {}\n",
+            r#"{"openapi":"3.0.0","paths":{},"x":[[{"e":"\u0000"}]]}"#,
+        ] {
+            assert!(matches!(read_document(text), Err(ParseError::NulCharacter)), "{text}");
+        }
+        assert!(read_document(r#"{"openapi":"3.0.0","info":{"title":"a\\u0000b"},"paths":{}}"#).is_ok());
     }
 
     #[test]

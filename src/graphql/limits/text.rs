@@ -8,6 +8,42 @@ pub enum TextRefusal {
     TooManyTokens { limit: usize },
 }
 
+/// Whether a GraphQL document holds a NUL character, as itself or as an escape in a string
+/// (`\u0000`, `\u{0}`).
+pub fn names_nul(source: &str) -> bool {
+    if source.contains('\0') || source.contains("\\u0000") {
+        return true;
+    }
+    source.match_indices("\\u{").any(|(at, escape)| {
+        let digits = &source[at + escape.len()..];
+        let zeros = digits.bytes().take_while(|byte| *byte == b'0').count();
+        zeros > 0 && digits[zeros..].starts_with('}')
+    })
+}
+
+/// Whether a key or a string anywhere in `variables` holds a NUL character.
+pub fn holds_nul(variables: &async_graphql::Variables) -> bool {
+    use async_graphql::Value;
+    let mut pending: Vec<&Value> = variables.values().collect();
+    if variables.keys().any(|key| key.contains('\0')) {
+        return true;
+    }
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::String(text) if text.contains('\0') => return true,
+            Value::List(items) => pending.extend(items),
+            Value::Object(fields) => {
+                if fields.keys().any(|key| key.contains('\0')) {
+                    return true;
+                }
+                pending.extend(fields.values());
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 impl std::fmt::Display for TextRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -302,6 +302,32 @@ async fn large_json_examples_count_against_the_answer_limit_on_every_path() {
 }
 
 #[tokio::test]
+async fn a_nul_character_is_refused_wherever_it_comes_and_writes_nothing() {
+    // PostgreSQL stores no NUL in text or JSON: every backend refuses it the same way.
+    let app = spawn_app().await;
+    let project = app.create_project("kept").await;
+    let create = "mutation($title: String!) { createProject(input: {title: $title}) { id } }";
+    let document = r#"{"openapi":"3.0.3","info":{"title":"t","version":"1"},"servers":[{"url":"http://127.0.0.1:9"}],
+        "paths":{"/p":{"get":{"summary":"a\u0000b","responses":{"200":{"description":"ok"}}}}}}"#;
+    let import = "mutation($input: AnalyzeOpenApiInput!) { analyzeOpenApi(input: $input) { spec { id } } }";
+    let attempts = [
+        json!({ "query": create, "variables": { "title": "a\u{0}b" } }),
+        json!({ "query": "mutation { createProject(input: {title: \"a\\u0000b\"}) { id } }" }),
+        json!({ "query": "mutation { createProject(input: {title: \"a\\u{00}b\"}) { id } }" }),
+        json!({ "query": import, "variables": { "input": { "projectId": project, "document": document } } }),
+    ];
+    for attempt in attempts {
+        let (status, body) = post(&app, attempt.clone()).await;
+        assert!(status == 200 || status == 400, "{status} {body}");
+        assert_eq!(code(&body), "BAD_USER_INPUT", "{attempt}: {body}");
+        assert!(message(&body).contains("NUL"), "{body}");
+    }
+    let (_, body) = post(&app, json!({ "query": "{ projects { title specs { id } } }" })).await;
+    assert_eq!(body["data"]["projects"], json!([{ "title": "kept", "specs": [] }]), "{body}");
+    assert_healthy(&app).await;
+}
+
+#[tokio::test]
 async fn upstream_calls_are_bounded_per_request_however_they_are_aliased() {
     let app = spawn_app().await;
     let aliased: String = (0..200).map(|i| format!("h{i}: health {{ status }} ")).collect();
