@@ -168,6 +168,16 @@ fn spent(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>, value: Value)
     Ok(value)
 }
 
+/// Refuses to build anything more for an answer already past its limit (as the general path
+/// refuses each field past it): a request that asks for one huge value many times over
+/// builds it once, not every time.
+fn not_spent_out(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<()> {
+    match crate::graphql::limits::budget(ctx).and_then(|budget| budget.spent_out()) {
+        Some(error) => Err(ctx.set_error_path(error.into_server_error(field.pos))),
+        None => Ok(()),
+    }
+}
+
 /// A JSON scalar's value made from memory: its text is charged to the request's budget now
 /// (a long string is one value but many bytes), its values where the answer is [`spent`].
 pub fn json_now(ctx: &ContextSelectionSet<'_>, value: Value) -> Value {
@@ -214,6 +224,7 @@ impl<T: EagerObject> OutputType for EagerList<T> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        not_spent_out(ctx, field)?;
         match super::on(ctx).then(|| resolve_list_now(&self.0, ctx)).flatten() {
             Some(value) => spent(ctx, field, value),
             None => {
@@ -253,6 +264,7 @@ impl<T: EagerObject> OutputType for Eager<T> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        not_spent_out(ctx, field)?;
         match super::on(ctx).then(|| resolve_now(&self.0, ctx)).flatten() {
             Some(value) => spent(ctx, field, value),
             None => self.0.resolve(ctx, field).await,
@@ -298,6 +310,7 @@ impl<T: OutputType, D: LoadedFields<T>> OutputType for WithLoaded<T, D> {
     }
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
+        not_spent_out(ctx, field)?;
         match super::on(ctx).then(|| resolve_now(self, ctx)).flatten() {
             Some(value) => spent(ctx, field, value),
             None => self.object.resolve(ctx, field).await,

@@ -46,6 +46,11 @@ impl ResponseBudget {
         self.values.load(Ordering::Relaxed)
     }
 
+    /// The error of an answer past its limit, once it is: what is still to be built need not be.
+    pub fn spent_out(&self) -> Option<async_graphql::Error> {
+        (self.values.load(Ordering::Relaxed) > self.max_values).then(|| self.too_large())
+    }
+
     /// Why the request must answer with one error and no data, if it must.
     pub(super) fn refusal(&self) -> Option<async_graphql::Error> {
         if self.values.load(Ordering::Relaxed) > self.max_values {
