@@ -47,7 +47,10 @@ pub use budget::{ResponseBudget, budget, count_values, json_text_cost, spend_ups
 pub use expansion::{ExpansionRefusal, check_expansion};
 pub use text::{TextRefusal, scan_document};
 
-use super::schema::{PARSE_FAILED, VALIDATION_FAILED, with_code};
+use super::{
+    field_order::in_selection_order,
+    schema::{PARSE_FAILED, VALIDATION_FAILED, with_code},
+};
 
 /// The code of a request refused for what it would cost to answer (Apollo Router's demand
 /// control uses the same one when a query's actual cost passes its limit).
@@ -102,13 +105,16 @@ pub struct LimitsExtension(pub RequestLimits);
 
 impl ExtensionFactory for LimitsExtension {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestGuard { limits: self.0, budget: OnceLock::new() })
+        Arc::new(RequestGuard { limits: self.0, budget: OnceLock::new(), selected: OnceLock::new() })
     }
 }
 
 struct RequestGuard {
     limits: RequestLimits,
     budget: OnceLock<Arc<ResponseBudget>>,
+    /// The request's document and operation, to put its answers in selection order
+    /// (`super::field_order`: async-graphql files fields as they finish).
+    selected: OnceLock<Arc<(ExecutableDocument, Option<String>)>>,
 }
 
 /// The answer of a request refused for its cost: one error, no data (the fields that failed past
@@ -147,6 +153,7 @@ impl Extension for RequestGuard {
             if let Some(message) = operation_missing(document, operation_name.as_deref()) {
                 return Err(refuse(message, VALIDATION_FAILED));
             }
+            let _ = self.selected.set(Arc::new((document.clone(), operation_name.clone())));
             let max_selections = self.limits.max_complexity.saturating_mul(2);
             let limits = &self.limits;
             if let Err(refusal) =
@@ -178,10 +185,15 @@ impl Extension for RequestGuard {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        let response = next.run(ctx, operation_name).await;
+        let mut response = next.run(ctx, operation_name).await;
         match self.budget.get().and_then(|budget| budget.refusal()) {
             Some(error) => refused(error),
-            None => response,
+            None => {
+                if let Some(selected) = self.selected.get() {
+                    in_selection_order(&selected.0, selected.1.as_deref(), &mut response.data);
+                }
+                response
+            }
         }
     }
 
@@ -192,9 +204,13 @@ impl Extension for RequestGuard {
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
         let budget = self.budget.get().cloned();
+        let selected = self.selected.get().cloned();
         // Each event of a subscription has the budget of a request of its own.
         next.run(ctx, stream)
-            .map(move |response| {
+            .map(move |mut response| {
+                if let Some(selected) = &selected {
+                    in_selection_order(&selected.0, selected.1.as_deref(), &mut response.data);
+                }
                 let Some(budget) = &budget else { return response };
                 let refusal = budget.refusal();
                 budget.reset();

@@ -3,6 +3,7 @@
 /// Level batching of relation loads, per request.
 pub mod batch;
 pub mod fast;
+pub mod field_order;
 pub mod limits;
 pub mod loaders;
 pub mod mutation;

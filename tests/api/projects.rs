@@ -139,3 +139,34 @@ async fn a_project_with_an_active_run_cannot_be_deleted() {
     assert!(response.error_message().contains("active run"));
     assert_eq!(project::Entity::find().count(&app.db).await.unwrap(), 1);
 }
+
+/// The raw body of `query`'s answer, as the server wrote it (a parsed `Value` would sort keys).
+async fn raw_answer(app: &crate::helpers::TestApp, query: &str) -> String {
+    let response = app
+        .client
+        .post(app.url("/graphql"))
+        .header("accept", crate::helpers::GRAPHQL_ACCEPT)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .expect("POST /graphql");
+    response.text().await.expect("a body")
+}
+
+#[tokio::test]
+async fn answers_list_fields_in_the_order_the_query_selected_them() {
+    let app = spawn_app().await;
+    let id = app.create_project("Ordered").await;
+    // `endpointCount` waits on the database and `specs` on a loader: async-graphql files fields
+    // as they finish, which put them in either order (red team, issue 15).
+    let query = format!(
+        "{{ project(id: \"{id}\") {{ id endpointCount specs {{ id }} ...F title }} }}
+         fragment F on Project {{ testHistories {{ totalCount }} summary }}"
+    );
+    for _ in 0..20 {
+        let body = raw_answer(&app, &query).await;
+        let at = |key: &str| body.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key} in {body}"));
+        let keys = ["id", "endpointCount", "specs", "testHistories", "summary", "title"];
+        assert!(keys.windows(2).all(|pair| at(pair[0]) < at(pair[1])), "{body}");
+    }
+}
