@@ -42,8 +42,8 @@ use async_graphql::{
 };
 use futures_util::StreamExt;
 
-use budget::json_cost;
-pub use budget::{ResponseBudget, budget, count_values, json_text_cost, spend_upstream};
+pub use budget::{ResponseBudget, answer_cost, budget, count_values, spend_upstream};
+use budget::{json_cost, text_cost};
 pub use expansion::{ExpansionRefusal, check_expansion};
 pub use text::{TextRefusal, scan_document};
 
@@ -236,9 +236,13 @@ impl Extension for RequestGuard {
         let is_json = info.return_type.trim_end_matches('!') == "JSON";
         let position = info.field.name.pos;
         let value = next.run(ctx, info).await?;
-        // A JSON scalar is one field with all its contents inside: they count as what they hold.
-        if is_json && let (Some(budget), Some(value)) = (self.budget.get(), value.as_ref()) {
-            budget.spend(json_cost(value)).map_err(|err| err.into_server_error(position))?;
+        if let (Some(budget), Some(value)) = (self.budget.get(), value.as_ref()) {
+            // A JSON scalar is one field with all its contents inside: they count as what they
+            // hold. Text counts by its length (a 10 MB string is not one value's worth).
+            let cost = if is_json { json_cost(value) } else { text_cost(value) };
+            if cost > 0 {
+                budget.spend(cost).map_err(|err| err.into_server_error(position))?;
+            }
         }
         Ok(value)
     }

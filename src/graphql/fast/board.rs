@@ -10,8 +10,7 @@ use async_graphql::{
 
 use super::{
     eager::{
-        EagerList, EagerObject, LoadedFields, WithLoaded, json_now, resolve_list_now, resolve_now,
-        with_sub_selection,
+        EagerList, EagerObject, LoadedFields, WithLoaded, resolve_list_now, resolve_now, with_sub_selection,
     },
     plain::{PlainValue, is_field},
     read_cache::{RunTree, ScenariosStamp, run_trees},
@@ -280,7 +279,7 @@ impl LoadedFields<ScenarioHistory> for ScenarioRelations {
         Some(match name {
             // A JSON scalar answers as the JSON itself (its input form would be a string).
             "request" => match visible_request(row, sees_secrets(ctx.data_opt::<Principal>())) {
-                Some(request) => json_now(ctx, Value::from_json(request.0).ok()?),
+                Some(request) => Value::from_json(request.0).ok()?,
                 None => Value::Null,
             },
             "summary" => summary_value(row.metrics(), ctx, field)?,

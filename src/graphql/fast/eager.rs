@@ -157,13 +157,12 @@ pub fn resolve_list_now<T: EagerObject>(items: &[T], ctx: &ContextSelectionSet<'
 }
 
 /// `value`, built from memory for `field`, once the request's budget has paid for what it holds
-/// (as the general path pays for each value it resolves, and for the text of JSON scalars,
-/// which [`json_now`] charged as it made them): refused once the budget is spent, so one
-/// request builds at most one object or list past its limit.
+/// (as the general path pays for each value it resolves, text by its length): refused once the
+/// budget is spent, so one request builds at most one object or list past its limit.
 fn spent(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>, value: Value) -> ServerResult<Value> {
     if let Some(budget) = crate::graphql::limits::budget(ctx) {
-        let values = crate::graphql::limits::count_values(&value);
-        budget.spend(values).map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
+        let cost = crate::graphql::limits::answer_cost(&value);
+        budget.spend(cost).map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
     }
     Ok(value)
 }
@@ -176,16 +175,6 @@ fn not_spent_out(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Se
         Some(error) => Err(ctx.set_error_path(error.into_server_error(field.pos))),
         None => Ok(()),
     }
-}
-
-/// A JSON scalar's value made from memory: its text is charged to the request's budget now
-/// (a long string is one value but many bytes), its values where the answer is [`spent`].
-pub fn json_now(ctx: &ContextSelectionSet<'_>, value: Value) -> Value {
-    if let Some(budget) = crate::graphql::limits::budget(ctx) {
-        // Past the limit, the answer this value is part of is refused where it is spent.
-        let _ = budget.spend(crate::graphql::limits::json_text_cost(&value));
-    }
-    value
 }
 
 /// A list field of eager objects: answered from memory when every item can, otherwise

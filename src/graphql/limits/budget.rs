@@ -107,16 +107,26 @@ pub fn budget<'a>(ctx: &'a async_graphql::ContextBase<'_, impl Sized>) -> Option
 /// What a JSON scalar's contents cost: one value for each value inside it, and strings by
 /// their length as the database-written JSON is charged ([`RAW_JSON_BYTES_PER_VALUE`] bytes a value).
 pub(super) fn json_cost(value: &Value) -> usize {
-    sum_over(value, |value| text_cost(value).saturating_add(1))
+    sum_over(value, |value| own_text_cost(value).saturating_add(1))
 }
 
-/// What a JSON scalar's text costs beyond the values it holds (which [`count_values`] counts):
-/// for a JSON scalar answered from memory, where the values are counted with the rest.
-pub fn json_text_cost(value: &Value) -> usize {
-    sum_over(value, text_cost)
+/// What a part of an answer built at once (from memory) costs: as the fields that make it up
+/// cost one by one on the general path — one for each value, and text by its length.
+pub fn answer_cost(value: &Value) -> usize {
+    json_cost(value)
 }
 
-fn text_cost(value: &Value) -> usize {
+/// What the text of a plain field's value costs beyond the field itself: a string by its
+/// length, a list's strings each by theirs ([`RAW_JSON_BYTES_PER_VALUE`] bytes a value).
+pub(super) fn text_cost(value: &Value) -> usize {
+    match value {
+        Value::String(text) => text.len() / RAW_JSON_BYTES_PER_VALUE,
+        Value::List(items) => items.iter().map(text_cost).sum(),
+        _ => 0,
+    }
+}
+
+fn own_text_cost(value: &Value) -> usize {
     match value {
         Value::Object(fields) => fields.keys().map(|key| key.len() / RAW_JSON_BYTES_PER_VALUE).sum(),
         Value::String(text) => text.len() / RAW_JSON_BYTES_PER_VALUE,

@@ -22,8 +22,8 @@ use crate::{
         fast::{
             self,
             eager::{
-                Eager, EagerList, EagerObject, ListAnswer, enum_value, json_now, resolve_list_now,
-                resolve_now, with_sub_selection,
+                Eager, EagerList, EagerObject, ListAnswer, enum_value, resolve_list_now, resolve_now,
+                with_sub_selection,
             },
             plain::graphql_object,
         },
@@ -365,7 +365,7 @@ pub struct Parameter {
 }
 
 impl EagerObject for Parameter {
-    fn field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+    fn field_now(&self, _ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
         Some(match field.node.name.node.as_str() {
             "name" => Value::String(self.name.clone()),
             "location" => {
@@ -375,17 +375,15 @@ impl EagerObject for Parameter {
             "required" => Value::Boolean(self.required),
             "schemaType" => optional_string(&self.schema_type),
             "description" => optional_string(&self.description),
-            "example" => json_value(ctx, &self.example),
+            "example" => json_value(&self.example),
             _ => return None,
         })
     }
 }
 
 /// A JSON column as the `JSON` scalar answers it (async-graphql's `Json<T>`).
-fn json_value(ctx: &ContextSelectionSet<'_>, value: &Option<Json<serde_json::Value>>) -> Value {
-    value
-        .as_ref()
-        .map_or(Value::Null, |json| json_now(ctx, async_graphql::to_value(&json.0).unwrap_or_default()))
+fn json_value(value: &Option<Json<serde_json::Value>>) -> Value {
+    value.as_ref().map_or(Value::Null, |json| async_graphql::to_value(&json.0).unwrap_or_default())
 }
 
 /// The body an endpoint takes.
@@ -427,14 +425,14 @@ impl RequestBody {
 }
 
 impl EagerObject for RequestBody {
-    fn field_now(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
+    fn field_now(&self, _ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> Option<Value> {
         Some(match field.node.name.node.as_str() {
             "contentType" => Value::String(self.content_type.clone()),
             "required" => Value::Boolean(self.required),
-            "schema" if self.schema_loaded => self.schema_value().map_or(Value::Null, |schema| {
-                json_now(ctx, async_graphql::to_value(&schema).unwrap_or_default())
-            }),
-            "example" => json_value(ctx, &self.example),
+            "schema" if self.schema_loaded => self
+                .schema_value()
+                .map_or(Value::Null, |schema| async_graphql::to_value(&schema).unwrap_or_default()),
+            "example" => json_value(&self.example),
             _ => return None,
         })
     }

@@ -241,7 +241,8 @@ async fn the_answer_limit_is_a_setting_and_counts_every_path() {
 }
 
 /// A spec whose two endpoints' bodies have examples far larger than the answer limit:
-/// a 2,000,000-character string and an array of 150,000 numbers (red team, issue 15).
+/// a 2,000,000-character string and an array of 150,000 numbers, and whose first endpoint has a
+/// 2,000,000-character description (red team, issue 15).
 async fn spec_with_huge_examples(app: &TestApp) -> (String, Vec<String>) {
     let project = app.create_project("huge examples").await;
     let body = |example: Value| json!({ "required": true, "content": { "application/json": { "example": example } } });
@@ -249,7 +250,9 @@ async fn spec_with_huge_examples(app: &TestApp) -> (String, Vec<String>) {
         "openapi": "3.0.3", "info": { "title": "Huge", "version": "1" },
         "servers": [{ "url": "http://127.0.0.1:9" }],
         "paths": {
-            "/text": { "post": { "requestBody": body(json!("x".repeat(2_000_000))), "responses": { "200": { "description": "ok" } } } },
+            "/text": { "post": {
+                "description": "d".repeat(2_000_000),
+                "requestBody": body(json!("x".repeat(2_000_000))), "responses": { "200": { "description": "ok" } } } },
             "/numbers": { "post": { "requestBody": body(json!(vec![1; 150_000])), "responses": { "200": { "description": "ok" } } } }
         }
     });
@@ -266,9 +269,15 @@ async fn spec_with_huge_examples(app: &TestApp) -> (String, Vec<String>) {
 }
 
 #[tokio::test]
-async fn large_json_examples_count_against_the_answer_limit_on_every_path() {
-    let app = spawn_app().await;
-    let (spec, endpoints) = spec_with_huge_examples(&app).await;
+async fn large_texts_count_against_the_answer_limit_on_every_path() {
+    for fast_paths in ["on", "off"] {
+        let app = spawn_app_with(&[("GRAPHQL_FAST_PATHS", fast_paths)]).await;
+        large_texts_are_refused(&app).await;
+    }
+}
+
+async fn large_texts_are_refused(app: &TestApp) {
+    let (spec, endpoints) = spec_with_huge_examples(app).await;
     let before = rss_kib();
     let aliased: String = (0..300)
         .map(|i| format!("e{i}: endpoint(id: \"{}\") {{ requestBody {{ example }} }} ", endpoints[0]))
@@ -284,6 +293,20 @@ async fn large_json_examples_count_against_the_answer_limit_on_every_path() {
         ),
         format!("{{ openApiSpec(id: \"{spec}\") {{ endpoints {{ id requestBody {{ example }} }} }} }}"),
         format!("{{ {aliased} }}"),
+        // Plain text, not JSON: a description counts by its length too.
+        format!("{{ endpoints(filter: {{specId: \"{spec}\"}}) {{ nodes {{ description }} }} }}"),
+        format!(
+            "{{ {} }}",
+            (0..300)
+                .map(|i| format!("d{i}: openApiSpec(id: \"{spec}\") {{ endpoints {{ description }} }} "))
+                .collect::<String>()
+        ),
+        format!(
+            "{{ {} }}",
+            (0..300)
+                .map(|i| format!("d{i}: endpoint(id: \"{}\") {{ description }} ", endpoints[i % 2]))
+                .collect::<String>()
+        ),
     ];
     for query in &queries {
         let started = Instant::now();
