@@ -140,7 +140,8 @@ impl Extension for RequestGuard {
         if let Err(refusal) = scan_document(&request.query, self.limits.max_nesting, self.limits.max_tokens) {
             return Err(refuse(refusal.to_string(), PARSE_FAILED));
         }
-        if text::names_nul(&request.query) || text::holds_nul(&request.variables) {
+        let named_nul = request.operation_name.as_deref().is_some_and(|name| name.contains('\0'));
+        if named_nul || text::names_nul(&request.query) || text::holds_nul(&request.variables) {
             let message = "text may not hold a NUL character (\\u0000): no database stores it";
             return Err(refuse(message.to_owned(), "BAD_USER_INPUT"));
         }

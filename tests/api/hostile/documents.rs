@@ -310,7 +310,7 @@ async fn large_texts_are_refused(app: &TestApp) {
     ];
     for query in &queries {
         let started = Instant::now();
-        let (status, body) = post(&app, json!({ "query": query })).await;
+        let (status, body) = post(app, json!({ "query": query })).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(code(&body), "COST_ACTUAL_TOO_EXPENSIVE", "{}: {body}", &query[..query.len().min(200)]);
         assert!(body["data"].is_null(), "{body}");
@@ -319,9 +319,9 @@ async fn large_texts_are_refused(app: &TestApp) {
     let grown_mib = rss_kib().saturating_sub(before) / 1024;
     assert!(grown_mib < 200, "the server grew by {grown_mib} MiB");
     // Without the examples, the same endpoints answer.
-    let (_, body) = post(&app, json!({ "query": format!("{{ endpoint(id: \"{}\") {{ id requestBody {{ contentType }} }} }}", endpoints[0]) })).await;
+    let (_, body) = post(app, json!({ "query": format!("{{ endpoint(id: \"{}\") {{ id requestBody {{ contentType }} }} }}", endpoints[0]) })).await;
     assert_eq!(body["data"]["endpoint"]["requestBody"]["contentType"], "application/json", "{body}");
-    assert_healthy(&app).await;
+    assert_healthy(app).await;
 }
 
 #[tokio::test]
@@ -338,6 +338,7 @@ async fn a_nul_character_is_refused_wherever_it_comes_and_writes_nothing() {
         json!({ "query": "mutation { createProject(input: {title: \"a\\u0000b\"}) { id } }" }),
         json!({ "query": "mutation { createProject(input: {title: \"a\\u{00}b\"}) { id } }" }),
         json!({ "query": import, "variables": { "input": { "projectId": project, "document": document } } }),
+        json!({ "query": "mutation M { createProject(input: {title: \"x\"}) { id } }", "operationName": "M\u{0}" }),
     ];
     for attempt in attempts {
         let (status, body) = post(&app, attempt.clone()).await;
