@@ -28,11 +28,19 @@ pub enum JsonEntry<C> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EndpointColumn {
     /// An SQL expression over the endpoint `e`, as the API's plain fields declare them.
-    Expression(&'static str),
+    Expression(SqlColumn),
     /// The endpoint's parameters, in document order, as an array of objects.
     Parameters(JsonObject<ParameterColumn>),
     /// The endpoint's request body as an object, `null` when it takes none.
     RequestBody(JsonObject<BodyColumn>),
+}
+
+/// An SQL expression over a row, and whether it is a boolean (SQLite's 0 / 1, written as JSON
+/// `false` / `true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SqlColumn {
+    pub sql: &'static str,
+    pub boolean: bool,
 }
 
 /// A column of `endpoint_parameter`.
@@ -98,7 +106,8 @@ pub async fn endpoints_json(
 /// The SQL of one endpoint `e`'s JSON object.
 fn endpoint_object(object: &JsonObject<EndpointColumn>) -> String {
     json_object(object, |column| match column {
-        EndpointColumn::Expression(sql) => (*sql).to_owned(),
+        EndpointColumn::Expression(column) if column.boolean => json_bool(column.sql),
+        EndpointColumn::Expression(column) => column.sql.to_owned(),
         EndpointColumn::Parameters(parameter) => {
             let object = json_object(parameter, |column| {
                 match column {
@@ -171,7 +180,11 @@ mod tests {
     fn an_object_is_written_key_by_key_with_its_relations_as_subqueries() {
         let column = |key: &str, column| (key.to_owned(), JsonEntry::Column(column));
         let object = JsonObject(vec![
-            column("id", EndpointColumn::Expression("CAST(e.id AS TEXT)")),
+            column("id", EndpointColumn::Expression(SqlColumn { sql: "CAST(e.id AS TEXT)", boolean: false })),
+            column(
+                "deprecated",
+                EndpointColumn::Expression(SqlColumn { sql: "e.deprecated", boolean: true }),
+            ),
             ("__typename".to_owned(), JsonEntry::Text("Endpoint".to_owned())),
             column(
                 "parameters",
@@ -190,7 +203,8 @@ mod tests {
         ]);
         assert_eq!(
             endpoint_object(&object),
-            "json_object('id', CAST(e.id AS TEXT), '__typename', 'Endpoint', 'parameters', \
+            "json_object('id', CAST(e.id AS TEXT), 'deprecated', \
+             CASE WHEN e.deprecated THEN json('true') ELSE json('false') END, '__typename', 'Endpoint', 'parameters', \
              (SELECT json_group_array(json_object('name', p.name, 'required', \
              CASE WHEN p.required THEN json('true') ELSE json('false') END) ORDER BY p.position, p.id) \
              FROM endpoint_parameter p WHERE p.endpoint_id = e.id), 'body', \

@@ -31,6 +31,9 @@ pub fn is_field(field: &str, snake: &str) -> bool {
 /// A plain field's value as async-graphql would answer it, made without a future.
 pub trait PlainValue {
     fn now(&self) -> Value;
+
+    /// Whether SQLite stores it as 0 / 1 that JSON must write as `false` / `true`.
+    const BOOLEAN: bool = false;
 }
 
 impl PlainValue for ID {
@@ -49,6 +52,8 @@ impl PlainValue for bool {
     fn now(&self) -> Value {
         Value::Boolean(*self)
     }
+
+    const BOOLEAN: bool = true;
 }
 
 impl PlainValue for i32 {
@@ -110,8 +115,8 @@ plain_enums!(Executor, HttpMethod, ParameterLocation, RunnerKind, TestStatus, Ve
 ///
 /// A plain field is one async-graphql resolves without context: `this` is the object. The
 /// macro adds `plain_field_now(&self, name) -> Option<Value>` (the value of the plain field
-/// `name`, `None` for any other field) and `plain_field_sql(name) -> Option<&'static str>`
-/// (the SQL expression of a plain field that has one).
+/// `name`, `None` for any other field) and `plain_field_sql(name) -> Option<SqlColumn>` (the
+/// SQL expression of a plain field that has one, and whether it is a boolean).
 macro_rules! graphql_object {
     (impl $ty:ident as $this:ident { $($body:tt)* }) => {
         $crate::graphql::fast::plain::graphql_object!(@munch $ty, $this, [], [], $($body)*);
@@ -154,10 +159,13 @@ macro_rules! graphql_object {
 
             /// The SQL expression of the plain field `field`, when it has one.
             #[allow(dead_code, unused_variables)]
-            pub(crate) fn plain_field_sql(field: &str) -> Option<&'static str> {
+            pub(crate) fn plain_field_sql(field: &str) -> Option<$crate::db::repo::endpoints_json::SqlColumn> {
                 $($(
                     if $crate::graphql::fast::plain::is_field(field, stringify!($name)) {
-                        return Some($sql);
+                        return Some($crate::db::repo::endpoints_json::SqlColumn {
+                            sql: $sql,
+                            boolean: <$out as $crate::graphql::fast::plain::PlainValue>::BOOLEAN,
+                        });
                     }
                 )?)*
                 None

@@ -272,8 +272,7 @@ graphql_object! {
         plain operation_id: Option<String> = this.row.operation_id.clone(), sql "e.operation_id";
         plain summary: Option<String> = this.row.summary.clone(), sql "e.summary";
         plain description: Option<String> = this.row.description.clone(), sql "e.description";
-        plain deprecated: bool = this.row.deprecated,
-            sql "CASE WHEN e.deprecated THEN json('true') ELSE json('false') END";
+        plain deprecated: bool = this.row.deprecated, sql "e.deprecated";
     async fn spec(&self, ctx: &Context<'_>) -> Result<OpenApiSpec> {
         let spec = loader(ctx).load_one(SpecById(self.row.spec_id)).await?;
         Ok(OpenApiSpec(required(spec, "spec", self.row.spec_id)?))
