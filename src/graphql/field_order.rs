@@ -34,27 +34,41 @@ fn find_operation<'d>(
     .map(|(_, operation)| &operation.node)
 }
 
-/// Orders `value` (an object, a list of them, or a leaf) by `selections`.
+/// Orders `value` (an object, a list of them, or a leaf) by `selections`. The items of a list
+/// share one selection: its keys are worked out once for the whole list.
 fn order(document: &ExecutableDocument, selections: &[&SelectionSet], value: &mut Value) {
     match value {
-        Value::List(items) => items.iter_mut().for_each(|item| order(document, selections, item)),
-        Value::Object(fields) => order_object(document, selections, fields),
+        Value::List(items) => {
+            let mut keys = None;
+            for item in items {
+                match item {
+                    Value::Object(fields) => {
+                        let keys = keys.get_or_insert_with(|| keys_of(document, selections));
+                        order_object(document, keys, fields);
+                    }
+                    other => order(document, selections, other),
+                }
+            }
+        }
+        Value::Object(fields) => order_object(document, &keys_of(document, selections), fields),
         _ => {}
     }
 }
 
-fn order_object(
-    document: &ExecutableDocument,
-    selections: &[&SelectionSet],
-    fields: &mut IndexMap<Name, Value>,
-) {
-    let mut keys: Vec<(&str, Vec<&SelectionSet>)> = Vec::with_capacity(fields.len());
+/// The response keys `selections` ask for, in order, each with its fields' selection sets.
+type Keys<'d> = Vec<(&'d str, Vec<&'d SelectionSet>)>;
+
+fn keys_of<'d>(document: &'d ExecutableDocument, selections: &[&'d SelectionSet]) -> Keys<'d> {
+    let mut keys = Vec::new();
     for selection_set in selections {
         collect(document, selection_set, &mut keys);
     }
+    keys
+}
+
+fn order_object(document: &ExecutableDocument, keys: &Keys<'_>, fields: &mut IndexMap<Name, Value>) {
     let position = |key: &str| keys.iter().position(|(name, _)| *name == key).unwrap_or(usize::MAX);
-    let in_order = fields.keys().map(|key| position(key)).is_sorted();
-    if !in_order {
+    if !fields.keys().map(|key| position(key)).is_sorted() {
         fields.sort_by_cached_key(|key, _| position(key));
     }
     for (key, value) in fields.iter_mut() {
