@@ -7,7 +7,10 @@
 //! [`in_selection_order`] puts every object of an answer back in order: its keys in the order
 //! of their first appearance in the selection (fragments and inline fragments where they are
 //! spread), then its fields' values, with the selections of every field of that response key.
-//! An object already in order (most are: the eager answers are built in order) is only read.
+//! An object already in order (most are: the eager answers are built in order) is only read:
+//! on a 2,000-endpoint catalogue answer the pass costs 0.16 ms when it is in order and 1.4 ms
+//! when every object is out of order (release build, `order_cost` below), next to 3.8 ms to
+//! merely copy that answer.
 
 use async_graphql::{
     Name, Value,
@@ -139,5 +142,49 @@ mod tests {
         let query = "{ a: node { z } b: node { y } a: node { x } }";
         let answer = serde_json::json!({ "a": { "x": 1, "z": 2 }, "b": { "y": 3 } });
         assert_eq!(ordered(query, answer), r#"{"a":{"z":2,"x":1},"b":{"y":3}}"#);
+    }
+
+    /// What the pass costs on the benchmarks' catalogue answer (2,000 endpoints with two
+    /// parameters each), out of order everywhere: `cargo test --release --lib order_cost --
+    /// --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn order_cost() {
+        let query = "{ project { specs { tags { endpoints { id method path operationId summary deprecated
+                     parameters { name location required schemaType example } } } } } }";
+        let endpoint = |i: usize| {
+            serde_json::json!({ "summary": "List pets", "path": format!("/pets/{i}"), "parameters": [
+                { "schemaType": "integer", "required": false, "name": "limit", "location": "QUERY", "example": 10 },
+                { "schemaType": "string", "required": true, "name": "id", "location": "PATH", "example": "a" }],
+                "operationId": format!("op{i}"), "method": "GET", "id": i.to_string(), "deprecated": false })
+        };
+        let tags: Vec<_> = (0..100).map(|t| serde_json::json!({ "endpoints": (0..20).map(|e| endpoint(t * 20 + e)).collect::<Vec<_>>() })).collect();
+        let answer =
+            Value::from_json(serde_json::json!({ "project": { "specs": [{ "tags": tags }] } })).unwrap();
+        let document = parse_query(query).unwrap();
+        let runs = 50;
+        let started = std::time::Instant::now();
+        for _ in 0..runs {
+            let mut value = answer.clone();
+            in_selection_order(&document, None, &mut value);
+        }
+        let with_order = started.elapsed() / runs;
+        let started = std::time::Instant::now();
+        for _ in 0..runs {
+            std::hint::black_box(answer.clone());
+        }
+        let clone_only = started.elapsed() / runs;
+        let mut ordered = answer.clone();
+        in_selection_order(&document, None, &mut ordered);
+        let started = std::time::Instant::now();
+        for _ in 0..runs {
+            let mut value = ordered.clone();
+            in_selection_order(&document, None, &mut value);
+        }
+        let in_order = started.elapsed() / runs;
+        println!(
+            "catalogue of 2,000 endpoints: clone alone {clone_only:?}; clone + order: all out of order \
+             {with_order:?}, all in order {in_order:?}"
+        );
     }
 }

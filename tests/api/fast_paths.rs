@@ -326,7 +326,7 @@ async fn compare(
     }
     let mut answered = HashSet::new();
     for (role, client) in clients {
-        let (status, expected_text) = raw(general, client, query).await;
+        let (status, expected_text) = general.graphql_text(client, query, json!({})).await;
         let expected: Value = serde_json::from_str(&expected_text).unwrap();
         assert_eq!(status, 200, "{label} as {role}: {expected}");
         // A VIEWER is refused some roots (tokens): the refusal must then be the same too.
@@ -334,7 +334,7 @@ async fn compare(
             assert!(expected.get("errors").is_none(), "{label}: {expected}");
         }
         for (server, warmth) in [(0, "cold"), (0, "warm"), (1, "without read caches")] {
-            let (_, text) = raw(fast[server], client, query).await;
+            let (_, text) = fast[server].graphql_text(client, query, json!({})).await;
             if text == expected_text {
                 continue;
             }
@@ -352,18 +352,6 @@ async fn compare(
         collect_fields(&expected["data"], &mut answered);
     }
     answered
-}
-
-/// The status and the body of `query`'s answer as the server wrote it.
-async fn raw(app: &TestApp, client: &reqwest::Client, query: &str) -> (u16, String) {
-    let response = client
-        .post(app.url("/graphql"))
-        .header("accept", crate::helpers::GRAPHQL_ACCEPT)
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .expect("POST /graphql");
-    (response.status().as_u16(), response.text().await.expect("a body"))
 }
 
 /// Every key of every object in `value`, to show the seeded data reached deep enough.

@@ -78,6 +78,19 @@ impl TestApp {
         query: &str,
         variables: Value,
     ) -> GraphQlResponse {
+        let (status, text) = self.graphql_text(client, query, variables).await;
+        let body = serde_json::from_str(&text).expect("a JSON answer");
+        GraphQlResponse { status, body }
+    }
+
+    /// As [`Self::graphql_with`], with the body as the server wrote it (parsed, a `Value`
+    /// would sort its keys).
+    pub async fn graphql_text(
+        &self,
+        client: &reqwest::Client,
+        query: &str,
+        variables: Value,
+    ) -> (u16, String) {
         let response = client
             .post(self.url("/graphql"))
             .header("accept", GRAPHQL_ACCEPT)
@@ -85,9 +98,7 @@ impl TestApp {
             .send()
             .await
             .expect("POST /graphql");
-        let status = response.status().as_u16();
-        let body = response.json().await.expect("a JSON answer");
-        GraphQlResponse { status, body }
+        (response.status().as_u16(), response.text().await.expect("a body"))
     }
 
     /// SQL statements the server sends to answer `query`. The counter is server-wide and the

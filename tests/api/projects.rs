@@ -140,19 +140,6 @@ async fn a_project_with_an_active_run_cannot_be_deleted() {
     assert_eq!(project::Entity::find().count(&app.db).await.unwrap(), 1);
 }
 
-/// The raw body of `query`'s answer, as the server wrote it (a parsed `Value` would sort keys).
-async fn raw_answer(app: &crate::helpers::TestApp, query: &str) -> String {
-    let response = app
-        .client
-        .post(app.url("/graphql"))
-        .header("accept", crate::helpers::GRAPHQL_ACCEPT)
-        .json(&json!({ "query": query }))
-        .send()
-        .await
-        .expect("POST /graphql");
-    response.text().await.expect("a body")
-}
-
 #[tokio::test]
 async fn answers_list_fields_in_the_order_the_query_selected_them() {
     let app = spawn_app().await;
@@ -164,7 +151,7 @@ async fn answers_list_fields_in_the_order_the_query_selected_them() {
          fragment F on Project {{ testHistories {{ totalCount }} summary }}"
     );
     for _ in 0..20 {
-        let body = raw_answer(&app, &query).await;
+        let (_, body) = app.graphql_text(&app.client, &query, json!({})).await;
         let at = |key: &str| body.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key} in {body}"));
         let keys = ["id", "endpointCount", "specs", "testHistories", "summary", "title"];
         assert!(keys.windows(2).all(|pair| at(pair[0]) < at(pair[1])), "{body}");
