@@ -42,8 +42,8 @@ use async_graphql::{
 };
 use futures_util::StreamExt;
 
-pub use budget::{ResponseBudget, answer_cost, budget, count_values, spend_upstream};
-use budget::{json_cost, text_cost};
+use budget::text_cost;
+pub use budget::{ResponseBudget, budget, spend_upstream, value_cost};
 pub use expansion::{ExpansionRefusal, check_expansion};
 pub use text::{TextRefusal, scan_document};
 
@@ -240,7 +240,7 @@ impl Extension for RequestGuard {
         if let (Some(budget), Some(value)) = (self.budget.get(), value.as_ref()) {
             // A JSON scalar is one field with all its contents inside: they count as what they
             // hold. Text counts by its length (a 10 MB string is not one value's worth).
-            let cost = if is_json { json_cost(value) } else { text_cost(value) };
+            let cost = if is_json { value_cost(value) } else { text_cost(value) };
             if cost > 0 {
                 budget.spend(cost).map_err(|err| err.into_server_error(position))?;
             }

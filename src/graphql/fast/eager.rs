@@ -161,7 +161,7 @@ pub fn resolve_list_now<T: EagerObject>(items: &[T], ctx: &ContextSelectionSet<'
 /// budget is spent, so one request builds at most one object or list past its limit.
 fn spent(ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>, value: Value) -> ServerResult<Value> {
     if let Some(budget) = crate::graphql::limits::budget(ctx) {
-        let cost = crate::graphql::limits::answer_cost(&value);
+        let cost = crate::graphql::limits::value_cost(&value);
         budget.spend(cost).map_err(|err| ctx.set_error_path(err.into_server_error(field.pos)))?;
     }
     Ok(value)

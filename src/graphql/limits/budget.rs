@@ -94,26 +94,17 @@ pub fn spend_upstream(ctx: &Context<'_>) -> async_graphql::Result<()> {
     if calls > budget.max_upstream { Err(budget.too_many_upstream_calls()) } else { Ok(()) }
 }
 
-/// How many values `value` holds: itself, and every list item and object field inside it.
-pub fn count_values(value: &Value) -> usize {
-    sum_over(value, |_| 1)
-}
-
 /// The budget of the request `ctx` belongs to, for resolvers that build many values at once.
 pub fn budget<'a>(ctx: &'a async_graphql::ContextBase<'_, impl Sized>) -> Option<&'a Arc<ResponseBudget>> {
     ctx.data_opt::<Arc<ResponseBudget>>()
 }
 
-/// What a JSON scalar's contents cost: one value for each value inside it, and strings by
-/// their length as the database-written JSON is charged ([`RAW_JSON_BYTES_PER_VALUE`] bytes a value).
-pub(super) fn json_cost(value: &Value) -> usize {
+/// What `value` costs, built at once (a JSON scalar's contents, or a part of an answer built
+/// from memory): one for each value inside it, and text by its length as the database-written
+/// JSON is charged ([`RAW_JSON_BYTES_PER_VALUE`] bytes a value) — what its fields would cost
+/// one by one on the general path.
+pub fn value_cost(value: &Value) -> usize {
     sum_over(value, |value| own_text_cost(value).saturating_add(1))
-}
-
-/// What a part of an answer built at once (from memory) costs: as the fields that make it up
-/// cost one by one on the general path — one for each value, and text by its length.
-pub fn answer_cost(value: &Value) -> usize {
-    json_cost(value)
 }
 
 /// What the text of a plain field's value costs beyond the field itself: a string by its
