@@ -3,12 +3,13 @@
 //!
 //! Run: `cargo bench --bench ingest [-- --seconds S --vus 10,50,100 --explore]`.
 //!
-//! `--explore` then runs the same script with k6 directly (no server) under variants of the
-//! output settings, to show what each costs: the rate k6 reached and the samples lost.
+//! `--explore` then runs the same script with k6 directly (no server) writing to InfluxDB
+//! itself — k6's InfluxDB output, as the Kubernetes runner's pods write — under variants of
+//! its settings, to show what each costs: the rate k6 reached and the samples lost.
 //!
-//! For each VU count: a run launched through the server (the local runner, so with exactly the
-//! InfluxDB output settings of `k6::influx_output` and the InfluxDB of
-//! `scripts/influxdb.conf.template`), CONSTANT_VUS without think time against a target that
+//! For each VU count: a run launched through the server (the local runner: k6 writes its samples
+//! to a file the server ships to the InfluxDB of `scripts/influxdb.conf.template`,
+//! `k6::runner::local::samples`), CONSTANT_VUS without think time against a target that
 //! answers at once; then the very same script run by `k6 run` with no output. Reported: k6's
 //! own request count and rate (its `--summary-export`), the samples InfluxDB stored for the run
 //! (`http_reqs` and `http_req_duration`), and the loss. Everything runs on 127.0.0.1: the
@@ -115,7 +116,7 @@ async fn run_k6(script: &str, output: Option<Output<'_>>) -> anyhow::Result<(f64
     k6_requests(&export)
 }
 
-/// Output settings to compare with the shipped ones (`k6::influx_output::environment`): each
+/// k6's InfluxDB output settings to compare with the shipped ones (`k6::influx_output::environment`): each
 /// variant replaces or adds the variables it names.
 const VARIANTS: &[(&str, &[(&str, &str)])] = &[
     ("as shipped", &[]),
@@ -227,7 +228,9 @@ async fn main() -> anyhow::Result<()> {
         );
         if options.explore {
             let script = run["k6Script"].as_str().context("the script")?;
-            println!("      output settings explored (k6 alone: {alone:.0}/s):");
+            println!(
+                "      k6's own InfluxDB output (the Kubernetes pods' way), settings explored (k6 alone: {alone:.0}/s):"
+            );
             for (index, (name, variant)) in VARIANTS.iter().enumerate() {
                 let testid = format!("explore-{vus}-{index}");
                 if name.starts_with(NICE_INFLUXD) {

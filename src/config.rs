@@ -88,6 +88,9 @@ pub struct Settings {
     pub k6_binary: String,
     /// Local k6 instances serve k6's web dashboard on loopback, proxied at `/runs/{id}/dashboard/` (`K6_WEB_DASHBOARD`).
     pub k6_web_dashboard: bool,
+    /// `INFLUXDB_SAMPLES=all`: local runs store every sample k6 takes, not only the
+    /// measurements the server reads (`read`, the default).
+    pub influxdb_all_samples: bool,
     /// Authentication, request limits, allowed and blocked targets.
     pub security: SecuritySettings,
     /// Where documents may be imported from and what parsing one may cost (`IMPORT_*`).
@@ -256,6 +259,7 @@ impl Settings {
             )?,
             k6_binary: env.text("K6_BINARY", "k6", |v| !v.is_empty(), "a path to the k6 executable")?,
             k6_web_dashboard: env.choice("K6_WEB_DASHBOARD", true, BOOLEANS, "true or false")?,
+            influxdb_all_samples: env.choice("INFLUXDB_SAMPLES", false, &[("read", false), ("all", true)], "read or all")?,
             security: SecuritySettings::read(&env)?,
             import: ImportSettings::read(&env)?,
             connections: ConnectionSettings::read(&env)?,

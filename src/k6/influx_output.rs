@@ -1,6 +1,10 @@
-//! How every k6 instance writes its samples to InfluxDB (k6 v1's built-in `influxdb` output),
-//! set explicitly and together with the InfluxDB the project starts
+//! How a Kubernetes pod's k6 writes its samples to InfluxDB (k6 v1's built-in `influxdb`
+//! output), set explicitly and together with the InfluxDB the project starts
 //! (`scripts/influxdb.conf.template`, `k8s/influxdb.yaml`), so that no sample is refused.
+//! Local instances write a file instead, which the server ships (`k6::runner::local::samples`:
+//! nothing dropped while InfluxDB stalls, and a third more requests per second on two shared
+//! cores); the system tags and the garbage collector's target below apply to both
+//! ([`k6_environment`]).
 //!
 //! What k6 v1.1's InfluxDB v1 output does (its `output/influxdb` package):
 //! - every push interval it takes all samples buffered since the last push and POSTs them as
@@ -69,7 +73,14 @@ pub const SYSTEM_TAGS: &str = "scenario,name,method,status,expected_response,err
 /// k6's garbage-collection target (see the module documentation).
 pub const GO_GC: &str = "400";
 
-/// The environment every k6 instance gets for its InfluxDB output, local and in Kubernetes.
+/// What every k6 instance gets, whatever its output: the system tags it puts on samples and
+/// its garbage collector's target.
+pub fn k6_environment() -> [(&'static str, &'static str); 2] {
+    [("GOGC", GO_GC), ("K6_SYSTEM_TAGS", SYSTEM_TAGS)]
+}
+
+/// The environment of a k6 instance writing to InfluxDB itself (the Kubernetes runner's pods;
+/// local instances write a file the server ships, `k6::runner::local::samples`).
 pub fn environment() -> [(&'static str, &'static str); 6] {
     [
         ("GOGC", GO_GC),

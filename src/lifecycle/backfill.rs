@@ -29,7 +29,16 @@ impl Lifecycle {
         let scenarios = repo::runs::scenario_tags(&self.db, run.id).await.unwrap_or_default();
         let mut attempt = 0;
         loop {
-            match self.read_once(run.id, window, &scenarios).await {
+            let read = if self.runners.iter().any(|runner| runner.samples_pending(run.id)) {
+                // Read now, the results would miss samples that are on their way.
+                Err(InfluxError::Unreachable {
+                    url: self.settings.influxdb_url(),
+                    reason: "the run's last samples are still being written to it".into(),
+                })
+            } else {
+                self.read_once(run.id, window, &scenarios).await
+            };
+            match read {
                 Err(InfluxError::Unreachable { .. }) if attempt < self.settings.scheduler_max_retry => {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_secs(attempt as u64)).await;

@@ -64,6 +64,9 @@ pub enum InfluxError {
     /// InfluxDB answered with an error, e.g. a syntax error or an unknown database.
     #[error("InfluxDB refused the query: {0}")]
     Query(String),
+    /// InfluxDB refused points as such (a 4xx answer to a write): sending them again cannot help.
+    #[error("InfluxDB refused the points: {0}")]
+    Refused(String),
     /// The answer was not the JSON InfluxDB 1.x sends.
     #[error("InfluxDB answered something unexpected: {0}")]
     Malformed(String),
@@ -132,6 +135,25 @@ impl InfluxClient {
         Ok(series)
     }
 
+    /// Writes `lines` (line protocol, timestamps in nanoseconds) to this database. A write InfluxDB
+    /// answers with 5xx, or not at all, is `Unreachable` (worth trying again); a 4xx is `Refused`.
+    #[tracing::instrument(level = "debug", skip_all, fields(db = %self.database, bytes = lines.len()))]
+    pub async fn write_lines(&self, lines: Vec<u8>) -> Result<(), InfluxError> {
+        let url = self.endpoint("write", &[("db", &self.database), ("precision", "ns")])?;
+        let response = self.http.post(url).body(lines).timeout(QUERY_TIMEOUT).send().await;
+        let (status, body) = self.read_answer(response).await?;
+        match status {
+            status if status.is_success() => Ok(()),
+            status if status.is_client_error() => {
+                Err(InfluxError::Refused(format!("{status}: {}", body.trim())))
+            }
+            status => Err(InfluxError::Unreachable {
+                url: self.base_url.clone(),
+                reason: format!("{status}: {}", body.trim()),
+            }),
+        }
+    }
+
     /// `<base_url>/<path>?<params>`, with every parameter form-encoded.
     fn endpoint(&self, path: &str, params: &[(&str, &str)]) -> Result<url::Url, InfluxError> {
         let mut url = url::Url::parse(&format!("{}/{path}", self.base_url)).map_err(|error| {
@@ -168,6 +190,13 @@ impl InfluxClient {
             source = cause.source();
         }
         InfluxError::Unreachable { url: self.base_url.clone(), reason }
+    }
+}
+
+impl InfluxError {
+    /// Whether InfluxDB refused what it was sent (trying again cannot help).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, InfluxError::Refused(_))
     }
 }
 

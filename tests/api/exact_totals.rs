@@ -249,7 +249,8 @@ async fn totals_are_what_the_target_served_for_one_and_three_instances() {
 }
 
 #[tokio::test]
-async fn an_influxdb_frozen_mid_run_yields_exact_totals_or_an_admitted_shortfall() {
+/// k6 writes its samples to a file the server ships: a stalled InfluxDB delays them, loses none.
+async fn an_influxdb_frozen_mid_run_loses_no_sample() {
     let lab = lab().await;
     let before = lab.served();
     let id = lab.launch(2, 30, 7).await;
@@ -271,9 +272,8 @@ async fn an_influxdb_frozen_mid_run_yields_exact_totals_or_an_admitted_shortfall
         "frozen InfluxDB: {served:?} served, {missing} samples missing, complete: {}",
         run["resultsComplete"]
     );
-    if run["resultsComplete"] == false {
-        assert!(missing > 0 || run["integrity"]["reported"] != run["integrity"]["stored"], "{run}");
-    }
+    assert_eq!(missing, 0, "{run}");
+    assert_eq!(run["resultsComplete"], true, "{run}");
 }
 
 #[tokio::test]

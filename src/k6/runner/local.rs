@@ -8,11 +8,13 @@
 mod adopt;
 mod dashboard;
 mod run;
+pub mod samples;
 
 use adopt::{LocalProcess, stop_strays, this_machine};
 pub use adopt::{LocalProcesses, host_name};
 use dashboard::{LiveDashboards, report_file};
 use run::LocalRun;
+use samples::{SampleSink, ShippingRuns, lines::Kept};
 
 use std::{
     collections::HashMap,
@@ -62,6 +64,9 @@ pub struct LocalRunner {
     /// Where each run's processes are recorded before its load begins; None: not recorded
     /// (a run cannot then be re-attached after a restart).
     ledger: Option<Arc<dyn ProcessLedger>>,
+    /// Where instances' samples go; None: where each run's request says (`influxdb_out`), all kept.
+    samples: Option<SampleSink>,
+    shipping: ShippingRuns,
 }
 
 impl LocalRunner {
@@ -79,7 +84,15 @@ impl LocalRunner {
             web_dashboard: true,
             dashboards: LiveDashboards::default(),
             ledger: None,
+            samples: None,
+            shipping: ShippingRuns::default(),
         }
+    }
+
+    /// Ships every instance's samples to `sink` (and follows those of re-attached runs).
+    pub fn with_samples(mut self, sink: SampleSink) -> Self {
+        self.samples = Some(sink);
+        self
     }
 
     /// Records every run's processes in `ledger`, so a restarted server can take them back.
@@ -123,17 +136,26 @@ impl Runner for LocalRunner {
             events: self.events.clone(),
             dashboards: self.web_dashboard.then(|| self.dashboards.clone()),
             ledger: self.ledger.clone(),
+            samples: self
+                .samples
+                .clone()
+                .unwrap_or_else(|| SampleSink::from_output_address(&request.influxdb_out, Kept::Read)),
         };
         let running = self.running.clone();
+        let shipping_runs = self.shipping.clone();
         tokio::spawn(async move {
             let test_id = request.test_id;
-            let outcome = run.execute(&request, stop_rx).await;
+            let mut shipping = Vec::new();
+            let outcome = run.execute(&request, stop_rx, &mut shipping).await;
+            let at = Utc::now();
             if let Some(dashboards) = &run.dashboards {
                 dashboards.close(test_id);
             }
+            // Every sample stored before the run ends, so its summary counts them all.
+            samples::settle(shipping, test_id, &shipping_runs).await;
             let reports = read_reports(&request.work_dir, test_id, request.parallelism).await;
             running.lock().expect("runner lock").remove(&test_id);
-            let _ = run.events.send(RunnerEvent::Finished { test_id, at: Utc::now(), outcome, reports });
+            let _ = run.events.send(RunnerEvent::Finished { test_id, at, outcome, reports });
         });
         Ok(())
     }
@@ -169,9 +191,15 @@ impl Runner for LocalRunner {
         self.cancel(test_id).await
     }
 
-    /// `record` is the run's [`LocalProcesses`]; those still running on this machine are stopped.
-    fn stop_strays(&self, _test_id: i64, record: &str) -> usize {
-        serde_json::from_str::<LocalProcesses>(record).map_or(0, |processes| stop_strays(&processes))
+    /// `record` is the run's [`LocalProcesses`]; those still running on this machine are stopped,
+    /// and their sample files (no server ships them any more) removed.
+    fn stop_strays(&self, test_id: i64, record: &str) -> usize {
+        let Ok(processes) = serde_json::from_str::<LocalProcesses>(record) else { return 0 };
+        let stopped = stop_strays(&processes);
+        for instance in &processes.instances {
+            let _ = std::fs::remove_file(samples::samples_path(&processes.work_dir, test_id, instance.index));
+        }
+        stopped
     }
 
     /// Whether the k6 executable is found.
@@ -187,6 +215,10 @@ impl Runner for LocalRunner {
             ),
         };
         RunnerHealth { runner: RunnerKind::Local, available, detail }
+    }
+
+    fn samples_pending(&self, test_id: i64) -> bool {
+        self.shipping.lock().expect("shipping lock").contains(&test_id)
     }
 
     fn live_dashboards(&self, test_id: i64) -> Option<RunDashboards> {

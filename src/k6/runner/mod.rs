@@ -214,6 +214,12 @@ pub trait Runner: Send + Sync {
         Vec::new()
     }
 
+    /// Whether run `test_id` ended with samples not yet in InfluxDB, still being written by this
+    /// runner: its results must wait. Default: never, for a runner whose k6 writes its own.
+    fn samples_pending(&self, _test_id: i64) -> bool {
+        false
+    }
+
     /// k6's web dashboards of run `test_id`, while it runs and serves them on this machine.
     /// Default: none, for a runner whose k6 runs elsewhere.
     fn live_dashboards(&self, _test_id: i64) -> Option<RunDashboards> {

@@ -8,7 +8,10 @@ use tokio::sync::mpsc;
 use super::{
     ProcessLedger, Runner, RunnerEvent, RunnerHealth,
     kubernetes::{self, ClusterError},
-    local::LocalRunner,
+    local::{
+        LocalRunner,
+        samples::{SampleSink, lines::Kept},
+    },
 };
 use crate::{config::Settings, domain::RunnerKind};
 
@@ -29,7 +32,11 @@ impl Runners {
         let (events, reports) = mpsc::unbounded_channel();
         let local = LocalRunner::new(settings.k6_binary.clone(), events.clone())
             .with_web_dashboard(settings.k6_web_dashboard)
-            .with_ledger(ledger);
+            .with_ledger(ledger)
+            .with_samples(SampleSink::from_output_address(
+                &format!("{}/{}", settings.influxdb_url(), settings.influxdb_database),
+                if settings.influxdb_all_samples { Kept::All } else { Kept::Read },
+            ));
         let runners = Self::new(vec![Arc::new(local), kubernetes::runner(cluster, settings, events)]);
         (runners, reports)
     }

@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::{LocalRunner, STOP_GRACE, read_reports};
+use super::{
+    LocalRunner, STOP_GRACE, read_reports,
+    samples::{SampleSink, Shipping, samples_path, settle},
+};
 use crate::k6::{
     counts::InstanceReports,
     runner::{InterruptedRun, RunOutcome, RunnerEvent, set_k6_status},
@@ -221,6 +224,8 @@ impl LocalRunner {
             events: self.events.clone(),
             running: self.running.clone(),
             dashboards,
+            samples: self.samples.clone(),
+            shipping_runs: self.shipping.clone(),
         };
         tokio::spawn(follower.follow(stop_rx));
         Ok(())
@@ -256,6 +261,9 @@ struct Adopted {
     events: tokio::sync::mpsc::UnboundedSender<RunnerEvent>,
     running: super::RunningRuns,
     dashboards: Option<super::LiveDashboards>,
+    /// Where the instances' samples go (what is left of their files, and what they still write).
+    samples: Option<SampleSink>,
+    shipping_runs: super::ShippingRuns,
 }
 
 impl Adopted {
@@ -273,6 +281,21 @@ impl Adopted {
             }
             let _ = self.events.send(RunnerEvent::Started { test_id, at: Utc::now() });
         }
+        let shipping: Vec<Shipping> = match &self.samples {
+            Some(sink) => self
+                .processes
+                .instances
+                .iter()
+                .map(|instance| {
+                    let path = samples_path(&self.processes.work_dir, test_id, instance.index);
+                    Shipping::start(path, sink.clone(), test_id, instance.index, true)
+                })
+                .collect(),
+            None => {
+                tracing::warn!("no InfluxDB to ship an adopted run's samples to");
+                Vec::new()
+            }
+        };
         let limit = chrono::Duration::from_std(self.run.timeout).unwrap_or(chrono::Duration::days(1));
         let left = (self.run.since + limit - Utc::now()).to_std().unwrap_or_default();
         let deadline = tokio::time::sleep(left);
@@ -296,9 +319,11 @@ impl Adopted {
             tracing::info!(?outcome, "stopping an adopted run");
             self.processes.stop(&self.http).await;
         }
+        let ended_at = Utc::now();
         if let Some(dashboards) = &self.dashboards {
             dashboards.close(test_id);
         }
+        settle(shipping, test_id, &self.shipping_runs).await;
         let unwatched_end = ending.is_none();
         let reports =
             read_reports(&self.processes.work_dir, test_id, self.processes.instances.len() as u32).await;
@@ -306,7 +331,7 @@ impl Adopted {
             ending.unwrap_or_else(|| self.outcome_of_ended(&reports, *stop.borrow(), thresholds_crossed));
         self.running.lock().expect("runner lock").remove(&test_id);
         // k6 writes its counts as it ends: for a run that ended unwatched, that is when it ended.
-        let at = if unwatched_end { self.last_counts_written().unwrap_or_else(Utc::now) } else { Utc::now() };
+        let at = if unwatched_end { self.last_counts_written().unwrap_or(ended_at) } else { ended_at };
         let _ = self.events.send(RunnerEvent::Finished { test_id, at, outcome, reports });
     }
 

@@ -20,7 +20,9 @@ use tokio::{
 
 use super::{
     LiveDashboards, LocalProcess, LocalProcesses, PORT_ATTEMPTS, STARTUP_LIMIT, STDERR_LINES, STOP_GRACE,
-    THRESHOLDS_CROSSED, counts_path, report_file, this_machine,
+    THRESHOLDS_CROSSED, counts_path, report_file,
+    samples::{SampleSink, Shipping, samples_path},
+    this_machine,
 };
 use crate::k6::{
     counts::COUNTS_FILE_VARIABLE,
@@ -55,6 +57,7 @@ pub(super) struct LocalRun {
     /// Where the run's dashboards are published; None when instances serve none.
     pub(super) dashboards: Option<LiveDashboards>,
     pub(super) ledger: Option<Arc<dyn ProcessLedger>>,
+    pub(super) samples: SampleSink,
 }
 
 enum Ending {
@@ -65,7 +68,14 @@ enum Ending {
 
 impl LocalRun {
     #[tracing::instrument(skip_all, fields(test_id = request.test_id, parallelism = request.parallelism))]
-    pub(super) async fn execute(&self, request: &RunRequest, mut stop: watch::Receiver<bool>) -> RunOutcome {
+    /// Runs `request` to its end; `shipping` gets the instances' samples being shipped, to be
+    /// finished once they ended.
+    pub(super) async fn execute(
+        &self,
+        request: &RunRequest,
+        mut stop: watch::Receiver<bool>,
+        shipping: &mut Vec<Shipping>,
+    ) -> RunOutcome {
         // Where its processes will be, before there are any: a server that takes the run over
         // after this one died while they started finds them by their script, wherever its own
         // script folder is.
@@ -87,6 +97,10 @@ impl LocalRun {
                 Err(outcome) => return outcome,
             }
         };
+        shipping.extend(instances.iter().map(|instance| {
+            let path = samples_path(&request.work_dir, request.test_id, instance.index);
+            Shipping::start(path, self.samples.clone(), request.test_id, instance.index, false)
+        }));
         if let Some(dashboards) = &self.dashboards {
             dashboards
                 .open(request.test_id, instances.iter().filter_map(|instance| instance.dashboard).collect());
@@ -158,17 +172,20 @@ impl LocalRun {
         let summary = request.work_dir.join(format!("summary-{}-{index}.json", request.test_id));
         let counts = counts_path(&request.work_dir, request.test_id, index);
         let report = report_file(&request.work_dir, request.test_id, index);
+        let samples = samples_path(&request.work_dir, request.test_id, index);
         // Files left by an earlier server with the same run id must not pass for this run's.
         let _ = std::fs::remove_file(&counts);
         let _ = std::fs::remove_file(&report);
+        let _ = std::fs::remove_file(&samples);
         let dashboard = self.dashboards.is_some().then(|| SocketAddr::from(([127, 0, 0, 1], dashboard_port)));
         let mut command = Command::new(&self.k6_binary);
         command
             .arg("run")
             .arg("--paused")
             .args(["--address", &address])
-            .args(["--out", &format!("influxdb={}", request.influxdb_out)])
-            .args(crate::k6::influx_output::tag_arguments(request.test_id, index))
+            // Every sample to a file the server ships to InfluxDB ([`super::samples`]).
+            .arg("--out")
+            .arg(format!("csv={}", samples.display()))
             .arg("--summary-export")
             .arg(&summary)
             .args(["--quiet", "--no-color"]);
@@ -179,7 +196,8 @@ impl LocalRun {
             .arg(&request.script)
             .env("K6_NO_USAGE_REPORT", "true")
             .env(COUNTS_FILE_VARIABLE, &counts)
-            .envs(crate::k6::influx_output::environment())
+            .envs(crate::k6::influx_output::k6_environment())
+            .envs(super::samples::environment())
             // Set either way: k6 would read the server's own `K6_WEB_DASHBOARD`, which may say `no`.
             .env("K6_WEB_DASHBOARD", if dashboard.is_some() { "true" } else { "false" })
             .envs(
