@@ -415,7 +415,9 @@ mod tests {
         let mut text = String::new();
         for request in from..from + count {
             let stamp = 1_700_000_000_000_000_000 + (request - request % 5 / 4) * 1_000;
-            text.push_str(&format!("http_reqs,{stamp},1.000000,,true,GET,GET /a,s_0,200,testid=1,vu=3\n"));
+            // Every third request's name holds what line protocol and CSV escape: it must be stored all the same.
+            let name = if request % 3 == 0 { "\"GET /x,y \"\"q\"\"\nz=w \\\"" } else { "GET /a" };
+            text.push_str(&format!("http_reqs,{stamp},1.000000,,true,GET,{name},s_0,200,testid=1,vu=3\n"));
             text.push_str(&format!(
                 "http_req_blocked,{stamp},0.010000,,true,GET,GET /a,s_0,200,testid=1,vu=3\n"
             ));

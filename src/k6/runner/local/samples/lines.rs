@@ -266,8 +266,8 @@ impl Points {
 }
 
 /// Writes `text` with a backslash before each byte of `special`; a line break (which line
-/// protocol cannot carry) becomes an escaped space, and a trailing backslash is doubled so it
-/// does not escape what follows.
+/// protocol cannot carry) becomes an escaped space, and so does a trailing backslash (it would
+/// escape what follows; InfluxDB 1.x refuses every other way of writing it).
 fn escape(text: &[u8], special: &[u8], out: &mut Vec<u8>) {
     if !text.iter().any(|byte| special.contains(byte) || matches!(byte, b'\n' | b'\r' | b'\\')) {
         out.extend_from_slice(text);
@@ -276,7 +276,8 @@ fn escape(text: &[u8], special: &[u8], out: &mut Vec<u8>) {
     for (at, &byte) in text.iter().enumerate() {
         match byte {
             b'\n' | b'\r' => out.extend_from_slice(b"\\ "),
-            b'\\' if at + 1 == text.len() => out.extend_from_slice(b"\\\\"),
+            // InfluxDB 1.x reads no way of ending a tag value with a backslash: it becomes a space.
+            b'\\' if at + 1 == text.len() => out.extend_from_slice(b"\\ "),
             _ if special.contains(&byte) => {
                 out.push(b'\\');
                 out.push(byte);
@@ -382,6 +383,6 @@ mod tests {
     fn escaping_keeps_line_protocol_whole() {
         let mut out = Vec::new();
         escape(b"a b,c=d\\", b", =", &mut out);
-        assert_eq!(out, b"a\\ b\\,c\\=d\\\\");
+        assert_eq!(out, b"a\\ b\\,c\\=d\\ ");
     }
 }
