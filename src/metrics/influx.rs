@@ -135,12 +135,12 @@ impl InfluxClient {
         Ok(series)
     }
 
-    /// Writes `lines` (line protocol, timestamps in nanoseconds) to this database. A write InfluxDB
-    /// answers with 5xx, or not at all, is `Unreachable` (worth trying again); a 4xx is `Refused`.
+    /// Writes `lines` (line protocol, timestamps in nanoseconds) to this database, waiting at most
+    /// `limit` for the answer. A write InfluxDB answers with 5xx, or not at all, is `Unreachable` (worth trying again); a 4xx is `Refused`.
     #[tracing::instrument(level = "debug", skip_all, fields(db = %self.database, bytes = lines.len()))]
-    pub async fn write_lines(&self, lines: Vec<u8>) -> Result<(), InfluxError> {
+    pub async fn write_lines(&self, lines: Vec<u8>, limit: Duration) -> Result<(), InfluxError> {
         let url = self.endpoint("write", &[("db", &self.database), ("precision", "ns")])?;
-        let response = self.http.post(url).body(lines).timeout(QUERY_TIMEOUT).send().await;
+        let response = self.http.post(url).body(lines).timeout(limit).send().await;
         let (status, body) = self.read_answer(response).await?;
         match status {
             status if status.is_success() => Ok(()),

@@ -13,7 +13,7 @@ use crate::{
     target_api::project_with_target,
 };
 
-const RUN: &str = "query($id: ID!) { testHistory(id: $id) { id status failureReason
+const RUN: &str = "query($id: ID!) { testHistory(id: $id) { id status failureReason resultsComplete
     summary { totalRequests } totals { requests } } }";
 const LAUNCH: &str = "mutation($input: LaunchLoadTestInput!) { launchLoadTest(input: $input) { id } }";
 
@@ -155,6 +155,13 @@ async fn a_cancel_taken_by_a_server_killed_right_after_stands() {
     restart_mid_run("-KILL", Afterwards::CancelThenKill).await;
 }
 
+/// A run that ended while InfluxDB took no samples, its server killed before it wrote them:
+/// the next server on the machine writes them, and the run's results are complete.
+#[tokio::test]
+async fn samples_a_killed_server_had_not_written_are_written_by_the_next_one() {
+    restart_mid_run("-KILL", Afterwards::EndWithInfluxFrozenThenKill).await;
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Afterwards {
     Restart,
@@ -163,6 +170,9 @@ enum Afterwards {
     TermK6AndRestart,
     /// A cancel asked of the server, which is killed right after it has taken it.
     CancelThenKill,
+    /// InfluxDB frozen as the run ends (the server ends the run with its last samples still
+    /// in k6's files), the server killed, InfluxDB back, a server started.
+    EndWithInfluxFrozenThenKill,
 }
 
 /// The pids of the k6 processes running run `id`'s script.
@@ -241,7 +251,11 @@ async fn restart_mid_run(signal: &str, afterwards: Afterwards) {
         .as_str()
         .unwrap()
         .to_owned();
-    let seconds = if afterwards == Afterwards::Restart { "14s" } else { "2m" };
+    let seconds = match afterwards {
+        Afterwards::Restart => "14s",
+        Afterwards::EndWithInfluxFrozenThenKill => "5s",
+        _ => "2m",
+    };
     let launched = call(LAUNCH, json!({ "input": steady_load(&endpoint, seconds) })).await.unwrap();
     let id = launched["data"]["launchLoadTest"]["id"].as_str().unwrap().to_owned();
     loop {
@@ -277,6 +291,28 @@ async fn restart_mid_run(signal: &str, afterwards: Afterwards) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+    let influx_signal = |name: &str| {
+        let pid = influx.pid().to_string();
+        assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
+    };
+    if afterwards == Afterwards::EndWithInfluxFrozenThenKill {
+        influx_signal("-STOP");
+        let frozen = std::time::Instant::now();
+        loop {
+            let run = call(RUN, json!({ "id": id })).await.unwrap();
+            if run["data"]["testHistory"]["status"] == "COMPLETED" {
+                break;
+            }
+            assert!(frozen.elapsed() < Duration::from_secs(60), "the run never ended: {run}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let left: Vec<_> = std::fs::read_dir(&scripts)
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with(&format!("samples-{id}-")))
+            .collect();
+        assert!(!left.is_empty(), "the samples not yet written are in k6's file");
+    }
     let pid = first.id().expect("the server runs");
     std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
     let stopped = tokio::time::timeout(Duration::from_secs(30), first.wait()).await;
@@ -304,6 +340,7 @@ async fn restart_mid_run(signal: &str, afterwards: Afterwards) {
         }
         // The cancel may or may not have reached k6 before the server died.
         Afterwards::CancelThenKill => {}
+        Afterwards::EndWithInfluxFrozenThenKill => influx_signal("-CONT"),
     }
 
     let restarted = std::time::Instant::now();
@@ -347,6 +384,19 @@ async fn restart_mid_run(signal: &str, afterwards: Afterwards) {
     let served = served.a.load(std::sync::atomic::Ordering::SeqCst);
     assert!(served > 0);
     assert_eq!(run["totals"]["requests"], served, "k6's counts are what the target served: {run}");
+    if afterwards == Afterwards::EndWithInfluxFrozenThenKill {
+        let run = wait_for(&second, &id, "its results", |run| !run["summary"].is_null()).await;
+        assert_eq!(recorded_requests(&influx, &id).await, served, "every sample written");
+        assert_eq!(run["resultsComplete"], true, "{run}");
+        assert_eq!(run["summary"]["totalRequests"], served, "{run}");
+        let left = std::fs::read_dir(&scripts)
+            .unwrap()
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok());
+        assert!(
+            !left.into_iter().any(|name| name.starts_with(&format!("samples-{id}-"))),
+            "the file is removed"
+        );
+    }
 }
 
 /// Two servers on one database, as two replicas: one a real process that can be frozen and

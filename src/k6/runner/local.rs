@@ -191,13 +191,38 @@ impl Runner for LocalRunner {
         self.cancel(test_id).await
     }
 
-    /// `record` is the run's [`LocalProcesses`]; those still running on this machine are stopped,
-    /// and their sample files (no server ships them any more) removed.
+    /// `record` is the run's [`LocalProcesses`]; those still running on this machine are stopped.
+    /// Samples they left in their files (a server stopped before it had written them all) are
+    /// written now, in the background; the run's results wait for them.
     fn stop_strays(&self, test_id: i64, record: &str) -> usize {
         let Ok(processes) = serde_json::from_str::<LocalProcesses>(record) else { return 0 };
         let stopped = stop_strays(&processes);
-        for instance in &processes.instances {
-            let _ = std::fs::remove_file(samples::samples_path(&processes.work_dir, test_id, instance.index));
+        let leftovers: Vec<_> = processes
+            .instances
+            .iter()
+            .map(|instance| {
+                (instance.index, samples::samples_path(&processes.work_dir, test_id, instance.index))
+            })
+            .filter(|(_, path)| path.is_file())
+            .collect();
+        match &self.samples {
+            Some(sink) if !leftovers.is_empty() => {
+                tracing::info!(test_id, files = leftovers.len(), "writing the samples an ended run left");
+                let shipping: Vec<_> = leftovers
+                    .into_iter()
+                    .map(|(index, path)| samples::Shipping::start(path, sink.clone(), test_id, index, true))
+                    .collect();
+                // The run's results wait until they are written (or given up).
+                self.shipping.lock().expect("shipping lock").insert(test_id);
+                let shipping_runs = self.shipping.clone();
+                tokio::spawn(async move {
+                    samples::finish_all(shipping).await;
+                    shipping_runs.lock().expect("shipping lock").remove(&test_id);
+                });
+            }
+            _ => leftovers.iter().for_each(|(_, path)| {
+                let _ = std::fs::remove_file(path);
+            }),
         }
         stopped
     }

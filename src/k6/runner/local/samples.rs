@@ -15,7 +15,10 @@
 //!
 //! The file does not grow without bound: the part InfluxDB has taken is given back to the
 //! file system as it goes (a hole punched into it; the first block, with the header, stays).
-//! It is removed once the instance ended and all of it was written.
+//! It is removed once the instance ended and all of it was written. While InfluxDB does not
+//! answer, writes are tried again for as long as it takes (the run's results wait, as they do
+//! for an InfluxDB that is down); a server that stops meanwhile leaves the file, and the next one
+//! on this machine writes the rest when it starts.
 
 pub mod lines;
 
@@ -38,8 +41,9 @@ const POLL: Duration = Duration::from_millis(200);
 /// A write InfluxDB could not take is tried again after this, doubling up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(5);
-/// After the instance ended, how long writes are tried before the rest is given up.
-const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+/// A write not answered within this is tried again (a stalled InfluxDB); InfluxDB keeps one
+/// point per series and nanosecond, so a write that did land is harmless to repeat.
+const WRITE_LIMIT: Duration = Duration::from_secs(10);
 /// The file system's block: holes are punched in whole blocks, after the first.
 const BLOCK: u64 = 4096;
 
@@ -77,7 +81,7 @@ pub struct Shipped {
     pub moved: u64,
     /// Records that were not samples.
     pub skipped: u64,
-    /// Why the rest was given up, if it was.
+    /// Why the rest was given up, if it was (the file could not be read).
     pub gave_up: Option<String>,
 }
 
@@ -111,6 +115,11 @@ impl Shipping {
     }
 }
 
+/// Writes what is left of every file (their instances ended), at once.
+pub async fn finish_all(shipping: Vec<Shipping>) -> Vec<Shipped> {
+    futures_util::future::join_all(shipping.into_iter().map(Shipping::finish)).await
+}
+
 /// The instances of run `test_id` ended: waits until what is left of their samples is written,
 /// unless InfluxDB is not taking them — then they go on being written in the background
 /// (while `test_id` is in `shipping_runs`), and the run may end now.
@@ -119,7 +128,7 @@ pub async fn settle(shipping: Vec<Shipping>, test_id: i64, shipping_runs: &Shipp
         return;
     }
     let failing: Vec<_> = shipping.iter().map(|shipping| shipping.failing.clone()).collect();
-    let mut all = tokio::spawn(futures_util::future::join_all(shipping.into_iter().map(Shipping::finish)));
+    let mut all = tokio::spawn(finish_all(shipping));
     let stalled = async {
         while !failing.iter().any(|failing| *failing.borrow()) {
             tokio::time::sleep(POLL).await;
@@ -178,7 +187,7 @@ impl Follower {
                 Ok(file) => break file,
                 Err(_) if *ended.borrow() => return shipped,
                 Err(_) => {
-                    let _ = tokio::time::timeout(POLL, ended.changed()).await;
+                    pause(&mut ended, POLL).await;
                 }
             }
         };
@@ -194,12 +203,8 @@ impl Follower {
             test_id: self.test_id,
             index: self.index,
         });
-        let mut drain_deadline = None;
         loop {
             let was_ended = *ended.borrow();
-            if was_ended && drain_deadline.is_none() {
-                drain_deadline = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
-            }
             let Some(mut taken) = reader.take() else { break };
             let read = tokio::task::spawn_blocking(move || {
                 let body = taken.next_batch();
@@ -219,7 +224,7 @@ impl Follower {
                     if was_ended {
                         break;
                     }
-                    let _ = tokio::time::timeout(POLL, ended.changed()).await;
+                    pause(&mut ended, POLL).await;
                     continue;
                 }
                 Err(err) => {
@@ -229,12 +234,7 @@ impl Follower {
                 }
             };
             if !body.is_empty() {
-                if let Err(reason) = self.write(&body, &mut ended, drain_deadline).await {
-                    tracing::error!(%reason, "samples not stored: InfluxDB did not take them");
-                    shipped.gave_up = Some(reason);
-                    reader = Some(taken);
-                    break;
-                }
+                self.write(&body, &mut ended).await;
                 shipped.points += body.iter().filter(|&&byte| byte == b'\n').count() as u64;
             }
             taken.give_back();
@@ -256,52 +256,48 @@ impl Follower {
         shipped
     }
 
-    /// Writes one batch, trying again while InfluxDB is unreachable or busy; a batch InfluxDB
-    /// refuses as such (a 4xx) is not tried again. Gives up only after the instance ended and
-    /// [`DRAIN_LIMIT`] passed.
-    async fn write(
-        &self,
-        body: &[u8],
-        ended: &mut watch::Receiver<bool>,
-        mut drain_deadline: Option<tokio::time::Instant>,
-    ) -> Result<(), String> {
+    /// Writes one batch, trying again for as long as InfluxDB is unreachable or busy (the file
+    /// keeps the samples meanwhile; the run's results wait); a batch InfluxDB refuses as such
+    /// (a 4xx) is not tried again.
+    async fn write(&self, body: &[u8], ended: &mut watch::Receiver<bool>) {
         let mut delay = RETRY_FIRST;
         let mut failures = 0u32;
         loop {
-            let written = self.sink.influx.write_lines(body.to_vec()).await;
+            let written = self.sink.influx.write_lines(body.to_vec(), WRITE_LIMIT).await;
             self.failing.send_replace(matches!(&written, Err(err) if !err.is_refusal()));
             match written {
-                Ok(()) => return Ok(()),
+                Ok(()) => return,
                 Err(InfluxError::Refused(message)) if message.contains("database not found") => {
                     // Created by k6's own InfluxDB output; here by the first write that needs it.
                     if let Err(err) = self.sink.influx.create_database().await {
                         tracing::warn!(%err, "could not create InfluxDB's database for samples");
-                        let _ = tokio::time::timeout(delay, ended.changed()).await;
+                        pause(ended, delay).await;
                         delay = (delay * 2).min(RETRY_MAX);
                     }
                 }
                 Err(err) if err.is_refusal() => {
                     tracing::error!(%err, "InfluxDB refused a batch of samples; it is skipped");
-                    return Ok(());
+                    return;
                 }
                 Err(err) => {
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
                         tracing::warn!(%err, failures, "InfluxDB did not take a batch of samples; trying again");
                     }
-                    if *ended.borrow() && drain_deadline.is_none() {
-                        drain_deadline = Some(tokio::time::Instant::now() + DRAIN_LIMIT);
-                    }
-                    if drain_deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
-                        return Err(format!(
-                            "InfluxDB did not take samples for {DRAIN_LIMIT:?} after k6 ended: {err}"
-                        ));
-                    }
-                    let _ = tokio::time::timeout(delay, ended.changed()).await;
+                    pause(ended, delay).await;
                     delay = (delay * 2).min(RETRY_MAX);
                 }
             }
         }
+    }
+}
+
+/// Waits `delay`, or less if the instance ends meanwhile.
+async fn pause(ended: &mut watch::Receiver<bool>, delay: Duration) {
+    if *ended.borrow() || ended.has_changed().is_err() {
+        tokio::time::sleep(delay).await;
+    } else {
+        let _ = tokio::time::timeout(delay, ended.changed()).await;
     }
 }
 
