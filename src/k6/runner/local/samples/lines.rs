@@ -22,6 +22,10 @@ use std::{
 pub const READ_MEASUREMENTS: &[&str] =
     &["http_reqs", "http_req_duration", "http_req_failed", "iterations", "data_sent", "data_received", "vus"];
 
+/// The longest tag value stored, in bytes: InfluxDB refuses a point whose series key (measurement
+/// and every tag) is over 64 KiB, and an endpoint path can be longer than that.
+const MAX_TAG_VALUE: usize = 4096;
+
 /// How far back (in sample time) a point is remembered to tell same-nanosecond samples apart.
 /// Samples reach the file in about the order they were taken; this is far more than they
 /// are ever out of order.
@@ -231,7 +235,7 @@ impl Points {
             out.push(b',');
             escape(key.as_bytes(), b", =", out);
             out.push(b'=');
-            escape(value.as_bytes(), b", =", out);
+            escape(cut(value), b", =", out);
         }
         let series = {
             let mut hasher = DefaultHasher::new();
@@ -263,6 +267,15 @@ impl Points {
             self.recent.remove(&(old_series, old_timestamp));
         }
     }
+}
+
+/// `value`, cut to at most [`MAX_TAG_VALUE`] bytes at a character boundary.
+fn cut(value: &str) -> &[u8] {
+    if value.len() <= MAX_TAG_VALUE {
+        return value.as_bytes();
+    }
+    let end = (0..=MAX_TAG_VALUE).rev().find(|&at| value.is_char_boundary(at)).unwrap_or(0);
+    &value.as_bytes()[..end]
 }
 
 /// Writes `text` with a backslash before each byte of `special`; a line break (which line
@@ -377,6 +390,19 @@ mod tests {
     fn a_header_that_is_not_k6s_is_refused() {
         assert!(Columns::from_header(b"a,b,c").is_err());
         assert!(Columns::from_header(HEADER).is_ok());
+    }
+
+    #[test]
+    fn a_tag_value_longer_than_influxdb_takes_is_cut_at_a_character() {
+        let mut points = points(Kept::Read);
+        let long = format!("GET /{}é{}", "a".repeat(4090), "b".repeat(70_000));
+        let record = format!("http_reqs,1,1,,true,GET,{long},s,200,,\n");
+        let line = convert(&mut points, record.as_bytes());
+        let name = line.split(",name=").nth(1).unwrap().split(",scenario=").next().unwrap();
+        assert!(
+            name == format!("GET\\ /{}", "a".repeat(4090)),
+            "cut before the two-byte é that would pass 4 KiB"
+        );
     }
 
     #[test]
