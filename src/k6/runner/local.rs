@@ -210,7 +210,9 @@ impl Runner for LocalRunner {
                 tracing::info!(test_id, files = leftovers.len(), "writing the samples an ended run left");
                 let shipping: Vec<_> = leftovers
                     .into_iter()
-                    .map(|(index, path)| samples::Shipping::start(path, sink.clone(), test_id, index, true))
+                    .map(|(index, _)| {
+                        samples::Shipping::start(&processes.work_dir, test_id, index, sink.clone(), true)
+                    })
                     .collect();
                 // The run's results wait until they are written (or given up).
                 self.shipping.lock().expect("shipping lock").insert(test_id);

@@ -27,7 +27,7 @@ use tokio::sync::watch;
 
 use super::{
     LocalRunner, STOP_GRACE, read_reports,
-    samples::{SampleSink, Shipping, samples_path, settle},
+    samples::{SampleSink, Shipping, settle},
 };
 use crate::k6::{
     counts::InstanceReports,
@@ -287,8 +287,7 @@ impl Adopted {
                 .instances
                 .iter()
                 .map(|instance| {
-                    let path = samples_path(&self.processes.work_dir, test_id, instance.index);
-                    Shipping::start(path, sink.clone(), test_id, instance.index, true)
+                    Shipping::start(&self.processes.work_dir, test_id, instance.index, sink.clone(), true)
                 })
                 .collect(),
             None => {

@@ -98,8 +98,7 @@ impl LocalRun {
             }
         };
         shipping.extend(instances.iter().map(|instance| {
-            let path = samples_path(&request.work_dir, request.test_id, instance.index);
-            Shipping::start(path, self.samples.clone(), request.test_id, instance.index, false)
+            Shipping::start(&request.work_dir, request.test_id, instance.index, self.samples.clone(), false)
         }));
         if let Some(dashboards) = &self.dashboards {
             dashboards

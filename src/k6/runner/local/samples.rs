@@ -98,8 +98,10 @@ pub struct Shipping {
 pub type ShippingRuns = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
 
 impl Shipping {
-    /// Follows `path` from its start, or — `resume` — from where the space already given back ends.
-    pub fn start(path: PathBuf, sink: SampleSink, test_id: i64, index: u32, resume: bool) -> Self {
+    /// Follows the samples file of instance `index` of run `test_id` in `work_dir` from its
+    /// start, or — `resume` — from where the space already given back ends.
+    pub fn start(work_dir: &Path, test_id: i64, index: u32, sink: SampleSink, resume: bool) -> Self {
+        let path = samples_path(work_dir, test_id, index);
         let (ended, ended_rx) = watch::channel(false);
         let (failing_tx, failing) = watch::channel(false);
         let follower = Follower { path, sink, test_id, index, resume, failing: failing_tx };
@@ -235,13 +237,12 @@ impl Follower {
             };
             if !body.is_empty() {
                 self.write(&body, &mut ended).await;
-                shipped.points += body.iter().filter(|&&byte| byte == b'\n').count() as u64;
             }
             taken.give_back();
             reader = Some(taken);
         }
         if let Some(points) = reader.as_ref().and_then(|reader| reader.points.as_ref()) {
-            (shipped.moved, shipped.skipped) = (points.moved, points.skipped);
+            (shipped.points, shipped.moved, shipped.skipped) = (points.written, points.moved, points.skipped);
         }
         if shipped.moved > 0 || shipped.skipped > 0 {
             tracing::info!(
@@ -314,10 +315,7 @@ impl Reader {
     /// The points of the complete records read since the last call (perhaps none); None when
     /// the file had nothing new.
     fn next_batch(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
-        let start = self.pending.len();
-        self.pending.resize(start + CHUNK, 0);
-        let read = self.file.read(&mut self.pending[start..])?;
-        self.pending.truncate(start + read);
+        let read = (&mut self.file).take(CHUNK as u64).read_to_end(&mut self.pending)?;
         if read == 0 {
             return Ok(None);
         }
@@ -452,7 +450,7 @@ mod tests {
         file.flush().unwrap();
 
         // The first server ships what there is, then dies (its task stops mid-way).
-        let first = Shipping::start(path.clone(), sink.clone(), 7, 0, false);
+        let first = Shipping::start(dir.path(), 7, 0, sink.clone(), false);
         wait_for(&influx, 7, 20_000).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         first.task.abort();
@@ -463,7 +461,7 @@ mod tests {
         // instance ends.
         write!(file, "{}", records(20_000, 10_000)).unwrap();
         file.flush().unwrap();
-        let second = Shipping::start(path.clone(), sink, 7, 0, true);
+        let second = Shipping::start(dir.path(), 7, 0, sink, true);
         let shipped = second.finish().await;
         assert_eq!(shipped.gave_up, None);
         assert_eq!(
@@ -482,7 +480,7 @@ mod tests {
     async fn an_instance_that_never_wrote_a_file_ships_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let sink = SampleSink::from_output_address("http://127.0.0.1:9/k6", Kept::Read);
-        let shipped = Shipping::start(samples_path(dir.path(), 1, 0), sink, 1, 0, false).finish().await;
+        let shipped = Shipping::start(dir.path(), 1, 0, sink, false).finish().await;
         assert_eq!(shipped, Shipped::default());
     }
 }

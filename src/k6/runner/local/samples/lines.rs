@@ -15,6 +15,7 @@
 use std::{
     collections::{HashSet, VecDeque, hash_map::DefaultHasher},
     hash::{Hash, Hasher},
+    io::Write,
     ops::Range,
 };
 
@@ -160,13 +161,27 @@ fn fields(record: &[u8]) -> Vec<Field> {
     }
 }
 
+/// Where a point's tag comes from: a column of the record, or the file (the run and instance).
+enum TagValue {
+    Column(usize),
+    /// Already escaped.
+    Fixed(Vec<u8>),
+}
+
+/// One tag of every point, `,key=` escaped once.
+struct Tag {
+    prefix: Vec<u8>,
+    value: TagValue,
+}
+
 /// Turns records into points of one run's instance.
 pub struct Points {
-    columns: Columns,
+    /// The tags, sorted by key (InfluxDB indexes them so; given sorted, it has nothing to sort).
+    tags: Vec<Tag>,
+    columns: usize,
     kept: Kept,
-    /// `testid` and `instance_id`, as they go into every point.
-    test_id: String,
-    instance: String,
+    /// Complete points written.
+    pub written: u64,
     /// Points written lately, as (series hash, timestamp), to tell same-nanosecond samples apart.
     recent: HashSet<(u64, i64)>,
     order: VecDeque<(u64, i64)>,
@@ -179,11 +194,33 @@ pub struct Points {
 
 impl Points {
     pub fn new(columns: Columns, kept: Kept, test_id: i64, instance: u32) -> Self {
+        let fixed = [("instance_id", instance.to_string()), ("testid", test_id.to_string())];
+        let mut sources: Vec<(&str, TagValue)> = columns
+            .tags
+            .iter()
+            .filter(|(_, name)| !fixed.iter().any(|(key, _)| key == name))
+            .map(|(index, name)| (name.as_str(), TagValue::Column(*index)))
+            .collect();
+        for (key, value) in &fixed {
+            let mut escaped = Vec::new();
+            escape(value.as_bytes(), b", =", &mut escaped);
+            sources.push((key, TagValue::Fixed(escaped)));
+        }
+        sources.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let tags = sources
+            .into_iter()
+            .map(|(key, value)| {
+                let mut prefix = vec![b','];
+                escape(key.as_bytes(), b", =", &mut prefix);
+                prefix.push(b'=');
+                Tag { prefix, value }
+            })
+            .collect();
         Self {
-            columns,
+            tags,
+            columns: columns.count,
             kept,
-            test_id: test_id.to_string(),
-            instance: instance.to_string(),
+            written: 0,
             recent: HashSet::new(),
             order: VecDeque::new(),
             latest: i64::MIN,
@@ -202,7 +239,7 @@ impl Points {
             return false;
         }
         let fields = fields(record);
-        if fields.len() != self.columns.count {
+        if fields.len() != self.columns {
             self.skipped += 1;
             return false;
         }
@@ -219,23 +256,20 @@ impl Points {
         }
         let start = out.len();
         escape(fields[0].text(record).as_bytes(), b", ", out);
-        let fixed = [("instance_id", self.instance.as_str()), ("testid", self.test_id.as_str())];
-        let mut tags: Vec<(&str, std::borrow::Cow<'_, str>)> =
-            Vec::with_capacity(self.columns.tags.len() + 2);
-        for (index, name) in &self.columns.tags {
-            let value = fields[*index].text(record);
-            if !value.is_empty() && !fixed.iter().any(|(key, _)| key == name) {
-                tags.push((name, value));
+        for tag in &self.tags {
+            match &tag.value {
+                TagValue::Column(index) => {
+                    let value = fields[*index].text(record);
+                    if !value.is_empty() {
+                        out.extend_from_slice(&tag.prefix);
+                        escape(cut(&value), b", =", out);
+                    }
+                }
+                TagValue::Fixed(value) => {
+                    out.extend_from_slice(&tag.prefix);
+                    out.extend_from_slice(value);
+                }
             }
-        }
-        tags.extend(fixed.iter().map(|(key, value)| (*key, std::borrow::Cow::Borrowed(*value))));
-        // InfluxDB indexes tags sorted by key; given sorted, it has nothing to sort.
-        tags.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, value) in &tags {
-            out.push(b',');
-            escape(key.as_bytes(), b", =", out);
-            out.push(b'=');
-            escape(cut(value), b", =", out);
         }
         let series = {
             let mut hasher = DefaultHasher::new();
@@ -250,8 +284,8 @@ impl Points {
         out.extend_from_slice(b" value=");
         out.extend_from_slice(value);
         out.push(b' ');
-        out.extend_from_slice(timestamp.to_string().as_bytes());
-        out.push(b'\n');
+        let _ = writeln!(out, "{timestamp}");
+        self.written += 1;
         true
     }
 
