@@ -170,9 +170,12 @@ pub enum TestStatus {
 }
 
 impl TestStatus {
+    /// The statuses of a run that still has processes or pods behind it.
+    pub const ACTIVE: [TestStatus; 2] = [TestStatus::Pending, TestStatus::Running];
+
     /// Pending or running: the run still has processes or pods behind it.
     pub fn is_active(self) -> bool {
-        matches!(self, Self::Pending | Self::Running)
+        Self::ACTIVE.contains(&self)
     }
 }
 

@@ -137,7 +137,7 @@ pub async fn count(db: &DatabaseConnection, filter: &TestHistoryFilter) -> AppRe
 #[tracing::instrument(skip(db))]
 pub async fn active(db: &DatabaseConnection) -> AppResult<Vec<test_history::Model>> {
     Ok(test_history::Entity::find()
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .order_by_asc(test_history::Column::Id)
         .all(db)
         .await?)

@@ -210,7 +210,7 @@ pub async fn versions_of(
 pub async fn active_run<C: ConnectionTrait>(db: &C, plan_id: i64) -> AppResult<Option<i64>> {
     Ok(test_history::Entity::find()
         .filter(test_history::Column::PlanId.eq(plan_id))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .one(db)
         .await?
         .map(|run| run.id))

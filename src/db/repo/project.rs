@@ -102,7 +102,7 @@ pub async fn delete(db: &DatabaseConnection, id: i64) -> AppResult<()> {
         .select_only()
         .column(test_history::Column::Id)
         .filter(test_history::Column::ProjectId.eq(id))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .limit(1)
         .into_tuple::<i64>()
         .one(&txn)

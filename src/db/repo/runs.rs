@@ -217,7 +217,7 @@ pub async fn finish_with(
         .col_expr(test_history::Column::Status, Expr::value(ending.status))
         .col_expr(test_history::Column::IsCompleted, Expr::value(true))
         .filter(test_history::Column::Id.eq(id))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .exec(&txn)
         .await?;
     if claimed.rows_affected == 0 {

@@ -16,7 +16,7 @@ pub async fn renew_leases(db: &DatabaseConnection, owner: &str, until: DateTime<
     let renewed = test_history::Entity::update_many()
         .col_expr(test_history::Column::LeaseExpiresAt, Expr::value(until))
         .filter(test_history::Column::OwnerInstance.eq(owner))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .exec(db)
         .await?;
     Ok(renewed.rows_affected)
@@ -28,7 +28,7 @@ pub async fn release_leases(db: &DatabaseConnection, owner: &str, now: DateTime<
     let released = test_history::Entity::update_many()
         .col_expr(test_history::Column::LeaseExpiresAt, Expr::value(now - chrono::Duration::seconds(1)))
         .filter(test_history::Column::OwnerInstance.eq(owner))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .exec(db)
         .await?;
     Ok(released.rows_affected)
@@ -38,7 +38,7 @@ pub async fn release_leases(db: &DatabaseConnection, owner: &str, now: DateTime<
 /// leases, and whether their owners are still alive).
 pub async fn owned_by_others(db: &DatabaseConnection, owner: &str) -> AppResult<Vec<test_history::Model>> {
     Ok(test_history::Entity::find()
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .filter(
             sea_orm::Condition::any()
                 .add(test_history::Column::OwnerInstance.is_null())
@@ -70,7 +70,7 @@ pub async fn take_over(
         .col_expr(test_history::Column::OwnerInstance, Expr::value(owner))
         .col_expr(test_history::Column::LeaseExpiresAt, Expr::value(until))
         .filter(test_history::Column::Id.eq(id))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .filter(takeable)
         .exec(db)
         .await?;
@@ -86,7 +86,7 @@ pub async fn ended_with_k6_processes(
     Ok(test_history::Entity::find()
         .select_only()
         .columns([test_history::Column::Id, test_history::Column::Runner, test_history::Column::K6Processes])
-        .filter(test_history::Column::Status.is_not_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_not_in(TestStatus::ACTIVE))
         .filter(test_history::Column::K6Processes.is_not_null())
         .filter(test_history::Column::CompletedAt.gt(since))
         .into_tuple()
@@ -100,7 +100,7 @@ pub async fn set_k6_processes(db: &DatabaseConnection, id: i64, processes: &str)
     let recorded = test_history::Entity::update_many()
         .col_expr(test_history::Column::K6Processes, Expr::value(processes))
         .filter(test_history::Column::Id.eq(id))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .exec(db)
         .await?;
     Ok(recorded.rows_affected == 1)
@@ -111,7 +111,7 @@ pub async fn request_cancel(db: &DatabaseConnection, id: i64, at: DateTime<Utc>)
     let asked = test_history::Entity::update_many()
         .col_expr(test_history::Column::CancelRequestedAt, Expr::value(at))
         .filter(test_history::Column::Id.eq(id))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .exec(db)
         .await?;
     Ok(asked.rows_affected == 1)
@@ -124,7 +124,7 @@ pub async fn cancel_requests(db: &DatabaseConnection, owner: &str) -> AppResult<
         .select_only()
         .column(test_history::Column::Id)
         .filter(test_history::Column::OwnerInstance.eq(owner))
-        .filter(test_history::Column::Status.is_in([TestStatus::Pending, TestStatus::Running]))
+        .filter(test_history::Column::Status.is_in(TestStatus::ACTIVE))
         .filter(test_history::Column::CancelRequestedAt.is_not_null())
         .into_tuple()
         .all(db)
