@@ -100,15 +100,24 @@ async fn results_missing_at_the_end_are_filled_in_once_influxdb_answers_however_
     run.failure_reason = Set(Some("metrics could not be read from InfluxDB: connection refused".into()));
     run.update(&blind.db).await.unwrap();
     // The samples k6 had written are in InfluxDB.
-    let write = metric_vault::tls::client()
-        .post(format!("http://127.0.0.1:{port}/write?db=k6&precision=ms"))
-        .body(k6_lines(id, "scenario_0", started.timestamp_millis(), 5));
     metric_vault::tls::client()
         .post(format!("http://127.0.0.1:{port}/query?q=CREATE%20DATABASE%20k6"))
         .send()
         .await
         .unwrap();
-    assert!(write.send().await.unwrap().status().is_success());
+    // A just-created database may refuse a write for a moment on a busy machine.
+    let mut written = false;
+    for _ in 0..50 {
+        let write = metric_vault::tls::client()
+            .post(format!("http://127.0.0.1:{port}/write?db=k6&precision=ms"))
+            .body(k6_lines(id, "scenario_0", started.timestamp_millis(), 5));
+        written = write.send().await.unwrap().status().is_success();
+        if written {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(written, "InfluxDB takes the samples");
 
     // A server that sees InfluxDB, on the same database, fills the results in.
     let mut settings = crate::helpers::test_settings_with(
